@@ -1,0 +1,22 @@
+"""allocator: where poverty-alleviation money, projects and people should go.
+
+The pipeline, each step public: :func:`load_scenario` → :func:`load_tables` →
+:func:`build_problem` (checks) → :func:`formulate` → :func:`solve_problem` → :class:`Plan`.
+:func:`solve` runs them all.
+"""
+
+__version__ = "0.1.0"
+
+from allocator.errors import InputError, Issue, NoSolution, ScenarioError, SolverUnavailable  # noqa: E402
+from allocator.model.formulation import Formulation, formulate  # noqa: E402
+from allocator.model.problem import Problem, build_problem  # noqa: E402
+from allocator.optimize import load_tables, solve, solve_problem  # noqa: E402
+from allocator.plan import Plan  # noqa: E402
+from allocator.scenario import Policy, Scenario, SolverSettings, load_scenario, scenario_from_dict  # noqa: E402
+from allocator.tables import read_tables  # noqa: E402
+
+__all__ = [
+    "__version__", "InputError", "Issue", "NoSolution", "ScenarioError", "SolverUnavailable",
+    "Formulation", "formulate", "Problem", "build_problem", "load_tables", "solve", "solve_problem",
+    "Plan", "Policy", "Scenario", "SolverSettings", "load_scenario", "scenario_from_dict", "read_tables",
+]

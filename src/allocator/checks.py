@@ -1,0 +1,206 @@
+"""Cross-table rules of the canonical problem, each a named ``check_*`` function.
+
+Every check adds its findings to one :class:`IssueCollector`, naming the file, the row,
+the id and the column, so a planner sees all problems of a data folder at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from allocator.errors import IssueCollector
+from allocator.tables import ANY, CATEGORIES, LEVELS, split_list
+
+LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+
+
+def _report(issues: IssueCollector, file: str, frame: pd.DataFrame, mask, id_column: str | tuple,
+            column: str, message: str, expected: str, found: pd.Series | None = None) -> None:
+    """Add one issue per row flagged in ``mask`` (row numbers are 1-based data rows)."""
+    for pos in np.flatnonzero(np.asarray(mask)):
+        if issues.full:
+            issues.truncated = True
+            return
+        row = frame.iloc[pos]
+        ident = " / ".join(str(row[c]) for c in id_column) if isinstance(id_column, tuple) else str(row[id_column])
+        shown = repr(found.iloc[pos]) if found is not None else repr(row[column])
+        issues.add(file, message, row=int(pos) + 1, id=ident, column=column, expected=expected, found=shown)
+
+
+def check_region_tree(regions: pd.DataFrame, issues: IssueCollector) -> None:
+    """Parents exist, levels descend (province > prefecture > county > township), no cycle."""
+    ids = set(regions["region_id"])
+    parent = regions["parent_id"]
+    has_parent = parent != ""
+    unknown = has_parent & ~parent.isin(ids)
+    _report(issues, "regions.csv", regions, unknown, "region_id", "parent_id",
+            "parent region does not exist", "a region_id of regions.csv or empty at the root")
+    if not (~has_parent).any():
+        issues.add("regions.csv", "no root region", column="parent_id",
+                   expected="one region (the province) with an empty parent_id")
+    parent_of = dict(zip(regions["region_id"], parent, strict=True))
+    in_cycle: set[str] = set()
+    for start in regions["region_id"]:
+        seen = []
+        node = start
+        while node in parent_of and parent_of[node] != "" and node not in seen and node not in in_cycle:
+            seen.append(node)
+            node = parent_of[node]
+        if node in seen:
+            cycle = seen[seen.index(node):]
+            in_cycle.update(cycle)
+            issues.add("regions.csv", "cycle in the region tree: " + " -> ".join(cycle + [node]),
+                       id=start, column="parent_id", expected="a tree (each parent above its child)")
+    level_of = dict(zip(regions["region_id"], regions["level"], strict=True))
+    rank = regions["level"].map(LEVEL_RANK)
+    parent_rank = parent.map(lambda p: LEVEL_RANK.get(level_of.get(p, ""), -1))
+    bad_order = has_parent & ~unknown & (parent_rank >= rank) & ~regions["region_id"].isin(in_cycle)
+    _report(issues, "regions.csv", regions, bad_order, "region_id", "parent_id",
+            "parent is not at a higher level", "a parent above the region (province > prefecture > county > township)",
+            found=parent.map(lambda p: f"{p} ({level_of.get(p)})"))
+
+
+def county_of_regions(regions: pd.DataFrame) -> pd.Series:
+    """Map each region_id to its county ancestor (itself for a county; '' when none)."""
+    parent_of = dict(zip(regions["region_id"], regions["parent_id"], strict=True))
+    level_of = dict(zip(regions["region_id"], regions["level"], strict=True))
+    county = {}
+    for region in regions["region_id"]:
+        node, steps = region, 0
+        while node and level_of.get(node) != "county" and steps <= len(LEVELS):
+            node, steps = parent_of.get(node, ""), steps + 1
+        county[region] = node if level_of.get(node) == "county" else ""
+    return pd.Series(county, dtype=str)
+
+
+def check_regions_used(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
+    """Villages sit in townships under a county; counties with poor households have a population."""
+    regions, villages = tables["regions"], tables["villages"]
+    level_of = regions.set_index("region_id")["level"]
+    township_level = villages["township_id"].map(level_of)
+    missing = township_level.isna()
+    _report(issues, "villages.csv", villages, missing, "village_id", "township_id",
+            "township does not exist", "a region_id of regions.csv with level township")
+    wrong = ~missing & (township_level != "township")
+    _report(issues, "villages.csv", villages, wrong, "village_id", "township_id",
+            "region is not a township", "a region with level township", found=township_level)
+    county_of = county_of_regions(regions)
+    townships = regions[regions["level"] == "township"]
+    orphan = townships["region_id"].map(county_of) == ""
+    _report(issues, "regions.csv", townships, orphan, "region_id", "parent_id",
+            "township is not under any county", "a county among its ancestors")
+
+
+def check_households_and_packages(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
+    """Households are in known villages; packages belong to known households and require
+    projects that exist in the household's own village."""
+    villages, households = tables["villages"], tables["households"]
+    packages, projects = tables["packages"], tables["projects"]
+    unknown_village = ~households["village_id"].isin(villages["village_id"])
+    _report(issues, "households.csv", households, unknown_village, "household_id", "village_id",
+            "village does not exist", "a village_id of villages.csv")
+    village_of = households.set_index("household_id")["village_id"]
+    pkg_village = packages["household_id"].map(village_of)
+    unknown_household = pkg_village.isna()
+    _report(issues, "packages.csv", packages, unknown_household, ("household_id", "package_id"),
+            "household_id", "household does not exist", "a household_id of households.csv")
+    unknown_project_village = ~projects["village_id"].isin(villages["village_id"])
+    _report(issues, "projects.csv", projects, unknown_project_village, ("village_id", "project_id"),
+            "village_id", "village does not exist", "a village_id of villages.csv")
+    with_req = packages[(packages["requires"] != "") & ~unknown_household]
+    if with_req.empty:
+        return
+    items = with_req["requires"].map(split_list).explode()
+    needed = pd.DataFrame({"village_id": pkg_village.loc[items.index].to_numpy(),
+                           "project_id": items.to_numpy(), "row": items.index.to_numpy()})
+    known = pd.MultiIndex.from_frame(projects[["village_id", "project_id"]])
+    absent = ~pd.MultiIndex.from_frame(needed[["village_id", "project_id"]]).isin(known)
+    for village, project, row in needed[absent].itertuples(index=False):
+        if issues.full:
+            issues.truncated = True
+            return
+        pkg = packages.loc[row]
+        issues.add("packages.csv", f"requires project '{project}' which village {village} does not have",
+                   row=int(packages.index.get_loc(row)) + 1, id=f"{pkg['household_id']} / {pkg['package_id']}",
+                   column="requires", expected=f"project_ids of projects.csv in village {village}",
+                   found=repr(pkg["requires"]))
+
+
+def check_years(tables: dict[str, pd.DataFrame], years: list[int], issues: IssueCollector) -> None:
+    """Fund and personnel years lie within start_year..deadline_year."""
+    for name, id_cols in (("funds", ("source_id", "year")), ("personnel", ("region_id", "year"))):
+        frame = tables[name]
+        outside = ~frame["year"].isin(years)
+        _report(issues, f"{name}.csv", frame, outside, id_cols, "year", "year outside the scenario",
+                f"a year in {years[0]}..{years[-1]}")
+
+
+def check_funds(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
+    """Fund categories and regions exist; carry_over is the same on every row of a source."""
+    funds, regions = tables["funds"], tables["regions"]
+    region_ids = set(regions["region_id"])
+    for column, allowed, what in (("categories", set(CATEGORIES), "categories"),
+                                  ("regions", region_ids, "region_ids of regions.csv")):
+        items = funds[column].map(split_list)
+        bad = items.map(lambda xs, ok=allowed: [x for x in xs if x != ANY and x not in ok])
+        _report(issues, "funds.csv", funds, bad.map(bool), ("source_id", "year"), column,
+                f"unknown {column[:-1] if column == 'regions' else 'category'}",
+                f"'{ANY}' or {', '.join(sorted(allowed)) if column == 'categories' else what}", found=bad)
+        if column == "regions":
+            level_of = dict(zip(regions["region_id"], regions["level"], strict=True))
+            townships = items.map(lambda xs: [x for x in xs if level_of.get(x) == "township"])
+            _report(issues, "funds.csv", funds, townships.map(bool), ("source_id", "year"), column,
+                    "funds are spent per county: a township cannot receive a fund",
+                    "'*' or ids of counties or higher regions", found=townships)
+        empty = items.map(len) == 0
+        _report(issues, "funds.csv", funds, empty, ("source_id", "year"), column, "empty list",
+                f"'{ANY}' or a '{';'}'-separated list")
+    mixed = funds.groupby("source_id")["carry_over"].transform("nunique") > 1
+    _report(issues, "funds.csv", funds, mixed, ("source_id", "year"), "carry_over",
+            "carry_over differs between rows of the same source", "one value per source")
+
+
+def check_personnel(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
+    """Personnel rows name a county or a township."""
+    personnel = tables["personnel"]
+    level = personnel["region_id"].map(tables["regions"].set_index("region_id")["level"])
+    bad = ~level.isin(["county", "township"])
+    _report(issues, "personnel.csv", personnel, bad, ("region_id", "year"), "region_id",
+            "not a county or township of regions.csv", "a region_id with level county or township")
+
+
+def check_not_empty(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
+    """There is something to plan: at least one registered poor household."""
+    if not tables["households"]["registered_poor"].any():
+        issues.add("households.csv", "empty problem: no registered poor household", column="registered_poor",
+                   expected="at least one household with registered_poor true")
+
+
+def check_county_population(tables: dict[str, pd.DataFrame], county_of_household: pd.Series,
+                            issues: IssueCollector) -> None:
+    """Every county with registered poor households has a rural population to measure incidence."""
+    regions = tables["regions"]
+    households = tables["households"]
+    poor_counties = set(county_of_household[households["registered_poor"].to_numpy()])
+    counties = regions[regions["level"] == "county"]
+    bad = counties["region_id"].isin(poor_counties) & (counties["rural_population"] <= 0)
+    _report(issues, "regions.csv", counties, bad, "region_id", "rural_population",
+            "county with registered poor households has no rural population", "an integer > 0")
+
+
+def check_tables(tables: dict[str, pd.DataFrame], years: list[int]) -> None:
+    """Run every cross-table rule; raise one InputError listing all problems found."""
+    issues = IssueCollector()
+    check_region_tree(tables["regions"], issues)
+    check_regions_used(tables, issues)
+    check_households_and_packages(tables, issues)
+    check_years(tables, years, issues)
+    check_funds(tables, issues)
+    check_personnel(tables, issues)
+    check_not_empty(tables, issues)
+    if not issues.issues:
+        county_of = county_of_regions(tables["regions"])
+        village_county = tables["villages"].set_index("village_id")["township_id"].map(county_of)
+        check_county_population(tables, tables["households"]["village_id"].map(village_county), issues)
+    issues.raise_if_any()

@@ -1,0 +1,197 @@
+"""Command line: ``allocator validate | solve | generate``.
+
+Exit codes: 0 a plan (optimal or feasible) or a valid input; 1 no plan (infeasible or a
+solver error); 2 bad input or usage (the message names file, row, column and what was
+expected).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from allocator.errors import AllocatorError, InputError, Issue, SolverUnavailable
+from allocator.plan import TABLES
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
+app.add_typer(generate_app, name="generate")
+err = Console(stderr=True)
+out = Console()
+
+PLAN_FILES = {"summary.json"} | {f"{name}.csv" for name in TABLES}
+
+
+class ProgressPrinter:
+    """Prints each phase with the time elapsed and what is known (incumbent, bound, gap)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.started = time.perf_counter()
+
+    def __call__(self, phase: str, **info) -> None:
+        if self.quiet:
+            return
+        shown = []
+        for key, value in info.items():
+            if value is None:
+                continue
+            if isinstance(value, float):
+                value = f"{value:.4%}" if key == "gap" else f"{value:,.2f}" if key != "seconds" else f"{value:.2f}s"
+            elif isinstance(value, int):
+                value = f"{value:,}"
+            shown.append(f"{key.replace('_', ' ')} {value}")
+        elapsed = time.perf_counter() - self.started
+        err.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""))
+
+
+def _fail_input(error: InputError) -> None:
+    err.print(f"[red]error:[/red] {len(error.issues)} problem(s) in the input"
+              + (" (showing the first ones)" if error.truncated else ""))
+    for issue in error.issues:
+        err.print(f"  - {issue}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def _check_out_dir(folder: Path) -> None:
+    """Refuse to write into a folder holding anything but an earlier plan."""
+    if folder.exists() and not folder.is_dir():
+        _fail_input(InputError([Issue(str(folder), "exists and is not a folder", expected="a folder for the plan")]))
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in PLAN_FILES)
+        if foreign:
+            _fail_input(InputError([Issue(str(folder), "output folder holds files that are not a plan; "
+                                          "choose another --out so nothing is overwritten",
+                                          found=", ".join(foreign[:5]))]))
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML")]) -> None:
+    """Check a scenario and its tables; print what the problem holds."""
+    from allocator.model.problem import build_problem
+    from allocator.optimize import load_tables
+    from allocator.scenario import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+        problem = build_problem(load_tables(sc), name=sc.name, start_year=sc.start_year,
+                                deadline_year=sc.deadline_year, policy=sc.policy)
+    except InputError as error:
+        _fail_input(error)
+    table = Table(title=f"{sc.name}: valid", show_header=False)
+    for key, value in problem.sizes().items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    out.print(table)
+
+
+@app.command()
+def solve(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default plans/<name>)")] = None,
+    backend: Annotated[str | None, typer.Option(help="highs | ortools | pulp")] = None,
+    method: Annotated[str | None, typer.Option(help="auto | exact | lp-fix")] = None,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds")] = None,
+    gap: Annotated[float | None, typer.Option(help="relative MIP gap, e.g. 0.001")] = None,
+    threads: Annotated[int | None, typer.Option(help="solver threads")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Solve a scenario and write its plan folder."""
+    from allocator.optimize import solve as run
+    from allocator.scenario import load_scenario, scenario_from_dict
+
+    try:
+        sc = load_scenario(scenario)
+        updates = {k: v for k, v in {"backend": backend, "method": method, "time_limit": time_limit,
+                                      "mip_gap": gap, "threads": threads}.items() if v is not None}
+        if updates:
+            raw = sc.model_dump(mode="json", exclude_none=True)
+            raw["solver"].update(updates)
+            sc = scenario_from_dict(raw, file=f"{scenario.name} (with command-line options)", source=sc.source)
+        folder = out_dir or Path("plans") / sc.name
+        _check_out_dir(folder)
+        plan = run(sc, progress=ProgressPrinter(quiet))
+    except InputError as error:
+        _fail_input(error)
+    except SolverUnavailable as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    plan.write(folder)
+    _print_summary(plan.summary, folder)
+    if plan.status not in ("optimal", "feasible"):
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: dict, folder: Path) -> None:
+    table = Table(title=f"plan {summary['scenario']} → {folder}", show_header=False)
+    rows = [("status", summary["status"] + (f" (stopped by {summary['stopped_by']})" if summary["stopped_by"] else "")),
+            ("method / backend", f"{summary['method']} / {summary['backend']}")]
+    if summary.get("expected_exits") is not None:
+        rows += [
+            ("expected exits", f"{summary['expected_exits']:,.1f}"),
+            ("bound / gap", f"{summary['bound']:,.1f} / {summary['gap']:.3%}" if summary.get("gap") is not None
+             else "n/a"),
+            ("counties on schedule", f"{summary['counties_on_schedule']} of {summary['counties_total']}"),
+            ("total shortfall (households)", f"{summary['total_shortfall']:,.1f}"),
+            ("total cost (yuan)", f"{summary['total_cost']:,.0f}"),
+        ]
+    rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))
+    if summary.get("message"):
+        rows.append(("note", summary["message"]))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+@generate_app.command("canonical")
+def generate_canonical(
+    out_dir: Annotated[Path, typer.Argument(help="folder to write the tables and scenario.yaml into")],
+    households: Annotated[int, typer.Option(min=1, help="registered poor households (about)")] = 3000,
+    years: Annotated[str, typer.Option(help="START:DEADLINE, e.g. 2016:2020")] = "2016:2020",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    money_scale: Annotated[float, typer.Option("--money-scale", min=0.0, help="multiplies every fund")] = 1.0,
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+) -> None:
+    """Write a seeded synthetic canonical data set and a scenario that solves it."""
+    from allocator.synth import generate_canonical as generate
+    from allocator.synth import write_tables
+
+    try:
+        start, deadline = (int(part) for part in years.split(":"))
+    except ValueError:
+        err.print(f"[red]error:[/red] --years must be START:DEADLINE like 2016:2020 (got {years!r})")
+        raise typer.Exit(2) from None
+    if fmt not in ("csv", "parquet"):
+        err.print(f"[red]error:[/red] --format must be csv or parquet (got {fmt!r})")
+        raise typer.Exit(2)
+    tables = generate(households, start_year=start, deadline_year=deadline, seed=seed, money_scale=money_scale)
+    try:
+        write_tables(tables, out_dir, fmt=fmt)
+    except FileExistsError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    scenario = {"name": out_dir.name or "generated", "start_year": start, "deadline_year": deadline, "data": ".",
+                "policy": {"county_exit_threshold": {"default": 0.02, "western": 0.03}, "deadline": "soft"},
+                "solver": {"backend": "highs", "method": "auto", "mip_gap": 0.001}}
+    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    out.print(f"wrote {', '.join(f'{k} {len(v):,}' for k, v in tables.items())} rows and "
+              f"{out_dir / 'scenario.yaml'}")
+
+
+def main() -> None:
+    """Entry point: run the app; any allocator error becomes a message, never a traceback."""
+    try:
+        app()
+    except AllocatorError as error:
+        err.print(f"[red]error:[/red] {error}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

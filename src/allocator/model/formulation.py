@@ -1,0 +1,374 @@
+"""The sparse MIP of a :class:`Problem`: columns, then one function per constraint family.
+
+Columns (each a block of numpy index arrays):
+
+- ``x[p, t]`` binary: package p (of its household) starts in year t; only where its exit
+  counts (t + lag <= deadline), its prerequisites can be finished first, some fund may pay
+  for it and it beats the household's baseline;
+- ``y[q, t]`` binary: project q starts in year t (mandatory: t + d - 1 <= deadline;
+  others only when some package needs them);
+- ``f[r, c, g]`` >= 0: fund row r (a source in a year) pays county c for category g;
+- ``s[c]`` >= 0: shortfall of county c, in households (fixed at 0 when the deadline is hard).
+
+Objective: maximise sum (exit_p - baseline_h) x - penalty * sum s, the penalty exceeding
+every possible exit gain, so total shortfall is minimised first (lexicographic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.model.problem import Problem
+from allocator.solvers.base import LinearModel
+from allocator.tables import CATEGORIES
+
+G = len(CATEGORIES)
+
+
+@dataclass
+class RowFamily:
+    """A named constraint family: rows ``rows`` of the matrix and their domain keys."""
+
+    name: str
+    title: str
+    rows: slice
+    keys: dict[str, np.ndarray]
+
+
+@dataclass
+class Block:
+    """Triplets and bounds of one constraint family before stacking."""
+
+    name: str
+    title: str
+    row: np.ndarray
+    col: np.ndarray
+    val: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    keys: dict[str, np.ndarray]
+
+
+@dataclass
+class Formulation:
+    """The LinearModel of a problem plus the meaning of every column and row."""
+
+    problem: Problem
+    model: LinearModel
+    x_pkg: np.ndarray
+    x_year: np.ndarray
+    y_proj: np.ndarray
+    y_year: np.ndarray
+    f_fund: np.ndarray
+    f_county: np.ndarray
+    f_category: np.ndarray
+    penalty: float
+    families: list[RowFamily]
+
+    @property
+    def nx(self) -> int:
+        return len(self.x_pkg)
+
+    @property
+    def ny(self) -> int:
+        return len(self.y_proj)
+
+    @property
+    def nf(self) -> int:
+        return len(self.f_fund)
+
+    @property
+    def x_cols(self) -> slice:
+        return slice(0, self.nx)
+
+    @property
+    def y_cols(self) -> slice:
+        return slice(self.nx, self.nx + self.ny)
+
+    @property
+    def f_cols(self) -> slice:
+        return slice(self.nx + self.ny, self.nx + self.ny + self.nf)
+
+    @property
+    def s_cols(self) -> slice:
+        start = self.nx + self.ny + self.nf
+        return slice(start, start + len(self.problem.county_ids))
+
+    @property
+    def x_household(self) -> np.ndarray:
+        return self.problem.pkg_household[self.x_pkg]
+
+    @property
+    def x_county(self) -> np.ndarray:
+        return self.problem.household_county[self.x_household]
+
+    @property
+    def x_gain(self) -> np.ndarray:
+        p = self.problem
+        return p.pkg_exit[self.x_pkg] - p.household_baseline[self.x_household]
+
+    def family(self, name: str) -> RowFamily:
+        return next(f for f in self.families if f.name == name)
+
+
+def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate ranges [start, start + count): returns (owner index, value) per element."""
+    counts = np.asarray(counts, dtype=np.int64)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, np.repeat(np.asarray(starts, dtype=np.int64), counts) + offsets
+
+
+def fundable_grid(p: Problem) -> np.ndarray:
+    """fundable[g, c, t]: some fund row of year t may pay category g in county c."""
+    grid = np.zeros((G, len(p.county_ids), len(p.years)), dtype=bool)
+    for t in range(len(p.years)):
+        rows = p.fund_year == t
+        if rows.any():
+            grid[:, :, t] = (p.fund_category_ok[rows].T.astype(np.int64) @ p.fund_county_ok[rows].astype(np.int64)) > 0
+    return grid
+
+
+def package_columns(p: Problem, fundable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (package, year index) pairs worth a column."""
+    T = len(p.years)
+    req_owner, req_flat = expand_ranges(p.pkg_req_ptr[:-1], np.diff(p.pkg_req_ptr))
+    earliest = np.zeros(len(p.pkg_ids), dtype=np.int64)
+    np.maximum.at(earliest, req_owner, p.proj_duration[p.pkg_req_project[req_flat]])
+    t = np.arange(T)
+    counted = p.years[None, :] + p.pkg_lag[:, None] <= p.deadline_year
+    after_prereq = t[None, :] >= earliest[:, None]
+    county = p.household_county[p.pkg_household]
+    funded = (p.pkg_cost[:, None] == 0) | fundable[p.pkg_category, county, :]
+    gain = p.pkg_exit - p.household_baseline[p.pkg_household]
+    mask = counted & after_prereq & funded & (gain > 0)[:, None]
+    return np.nonzero(mask)
+
+
+def project_columns(p: Problem, fundable: np.ndarray, x_pkg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate (project, year index) pairs: mandatory ones, and those a package may need."""
+    needed = np.zeros(len(p.proj_ids), dtype=bool)
+    used_pkgs = np.unique(x_pkg)
+    _, req_flat = expand_ranges(p.pkg_req_ptr[used_pkgs], np.diff(p.pkg_req_ptr)[used_pkgs])
+    needed[p.pkg_req_project[req_flat]] = True
+    finish = p.years[None, :] + p.proj_duration[:, None]
+    in_time = np.where(p.proj_mandatory[:, None], finish - 1 <= p.deadline_year, finish <= p.deadline_year)
+    funded = (p.proj_cost[:, None] == 0) | fundable[p.proj_category, p.proj_county, :]
+    mask = in_time & funded & (p.proj_mandatory | needed)[:, None]
+    return np.nonzero(mask)
+
+
+def flow_columns(p: Problem, spend_possible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate flows (fund row, county, category) that could pay for something."""
+    ok = p.fund_county_ok[:, :, None] & p.fund_category_ok[:, None, :]
+    ok &= spend_possible[:, :, p.fund_year].transpose(2, 1, 0)
+    return np.nonzero(ok)
+
+
+def one_plan_per_household(fm: Formulation) -> Block:
+    """One plan per household: sum_{k,t} x[h,k,t] <= 1."""
+    hh = fm.x_household
+    households, row = np.unique(hh, return_inverse=True)
+    ones = np.ones(fm.nx)
+    return Block("one_plan_per_household", "One plan per household", row, np.arange(fm.nx), ones,
+                 np.full(len(households), -np.inf), np.ones(len(households)), {"household": households})
+
+
+def project_at_most_once(fm: Formulation) -> Block:
+    """Each project at most once; a mandatory one exactly once, finishing by the deadline."""
+    p = fm.problem
+    projects = np.union1d(fm.y_proj, np.flatnonzero(p.proj_mandatory))
+    row = np.searchsorted(projects, fm.y_proj)
+    lo = np.where(p.proj_mandatory[projects], 1.0, -np.inf)
+    return Block("project_once", "Each project at most once; mandatory projects by the deadline", row,
+                 fm.nx + np.arange(fm.ny), np.ones(fm.ny), lo, np.ones(len(projects)), {"project": projects})
+
+
+def prerequisites(fm: Formulation) -> Block:
+    """Prerequisites: for household h, required project r and year t,
+    sum_{k requires r} sum_{t' <= t} x[h,k,t'] <= sum_{t'' <= t - d_r} y[r,t'']."""
+    p = fm.problem
+    T = len(p.years)
+    Q = max(len(p.proj_ids), 1)
+    counts = np.diff(p.pkg_req_ptr)[fm.x_pkg]
+    xcol, req_flat = expand_ranges(p.pkg_req_ptr[fm.x_pkg], counts)
+    proj = p.pkg_req_project[req_flat]
+    pair_key = fm.x_household[xcol] * Q + proj
+    pairs, pair_of = np.unique(pair_key, return_inverse=True)
+    pair_proj = pairs % Q
+    # x entries: each requirement of x[p,t] enters rows (pair, t') for t' >= t
+    start = fm.x_year[xcol]
+    owner, t_row = expand_ranges(start, T - start)
+    x_rows = pair_of[owner] * T + t_row
+    x_cols = xcol[owner]
+    # y entries: y[r,t''] enters rows (pair, t') of every pair on r for t' >= t'' + d_r
+    order = np.argsort(pair_proj, kind="stable")
+    first = np.searchsorted(pair_proj[order], fm.y_proj, side="left")
+    last = np.searchsorted(pair_proj[order], fm.y_proj, side="right")
+    ycol, pos = expand_ranges(first, last - first)
+    pair_y = order[pos]
+    begin = fm.y_year[ycol] + p.proj_duration[fm.y_proj[ycol]]
+    owner_y, t_row_y = expand_ranges(begin, np.maximum(T - begin, 0))
+    y_rows = pair_y[owner_y] * T + t_row_y
+    y_cols = fm.nx + ycol[owner_y]
+    used, row_x = np.unique(x_rows, return_inverse=True)
+    keep_y = np.isin(y_rows, used)
+    row_y = np.searchsorted(used, y_rows[keep_y])
+    row = np.concatenate([row_x, row_y])
+    col = np.concatenate([x_cols, y_cols[keep_y]])
+    val = np.concatenate([np.ones(len(row_x)), -np.ones(int(keep_y.sum()))])
+    pair_idx = used // T
+    return Block("prerequisites", "Projects finished before the packages that need them", row, col, val,
+                 np.full(len(used), -np.inf), np.zeros(len(used)),
+                 {"household": pairs[pair_idx] // Q, "project": pair_proj[pair_idx], "year": used % T})
+
+
+def money_balance(fm: Formulation) -> Block:
+    """Money balance: sum_s f[s,c,g,t] = spend[c,g,t] for every county, category and year."""
+    p = fm.problem
+    T = len(p.years)
+    f_key = (fm.f_county * G + fm.f_category) * T + p.fund_year[fm.f_fund]
+    keys, f_row = np.unique(f_key, return_inverse=True)
+    x_paid = np.flatnonzero(p.pkg_cost[fm.x_pkg] > 0)
+    x_key = (fm.x_county[x_paid] * G + p.pkg_category[fm.x_pkg[x_paid]]) * T + fm.x_year[x_paid]
+    y_paid = np.flatnonzero(p.proj_cost[fm.y_proj] > 0)
+    y_key = (p.proj_county[fm.y_proj[y_paid]] * G + p.proj_category[fm.y_proj[y_paid]]) * T + fm.y_year[y_paid]
+    row = np.concatenate([f_row, np.searchsorted(keys, x_key), np.searchsorted(keys, y_key)])
+    col = np.concatenate([fm.f_cols.start + np.arange(fm.nf), x_paid, fm.nx + y_paid])
+    val = np.concatenate([np.ones(fm.nf), -p.pkg_cost[fm.x_pkg[x_paid]], -p.proj_cost[fm.y_proj[y_paid]]])
+    zeros = np.zeros(len(keys))
+    return Block("money_balance", "Spend paid by funds (county, category, year)", row, col, val, zeros, zeros,
+                 {"county": keys // (G * T), "category": (keys // T) % G, "year": keys % T})
+
+
+def source_budget(fm: Formulation) -> Block:
+    """Source budget: spend of a source in year t <= its amount (cumulatively with carry-over)."""
+    p = fm.problem
+    rows, cols, limits, fund_of_row = [], [], [], []
+    f_index = fm.f_cols.start + np.arange(fm.nf)
+    for r in range(len(p.fund_amount)):
+        s, t = p.fund_source[r], p.fund_year[r]
+        if p.source_carry_over[s]:
+            same = (p.fund_source == s) & (p.fund_year <= t)
+        else:
+            same = np.arange(len(p.fund_amount)) == r
+        members = np.flatnonzero(same[fm.f_fund])
+        rows.append(np.full(len(members), r))
+        cols.append(f_index[members])
+        limits.append(p.fund_amount[same].sum())
+        fund_of_row.append(r)
+    n = len(limits)
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    return Block("source_budget", "Source budget (cumulative with carry-over)", row, col, np.ones(len(row)),
+                 np.full(n, -np.inf), np.array(limits, dtype=float), {"fund": np.array(fund_of_row, dtype=np.int64)})
+
+
+def category_shares(fm: Formulation) -> Block:
+    """Category shares: min_g * total <= spend_g <= max_g * total over all years and counties."""
+    p = fm.problem
+    rules = [(g, share, "min") for g, share in (
+        (CATEGORIES.index(c), v) for c, v in p.policy.min_category_share.items())]
+    rules += [(g, share, "max") for g, share in (
+        (CATEGORIES.index(c), v) for c, v in p.policy.max_category_share.items())]
+    rows, vals = [], []
+    for i, (g, share, _kind) in enumerate(rules):
+        rows.append(np.full(fm.nf, i))
+        vals.append(np.where(fm.f_category == g, 1.0 - share, -share))
+    n = len(rules)
+    f_index = fm.f_cols.start + np.arange(fm.nf)
+    return Block("category_share", "Category share of total spend",
+                 np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+                 np.tile(f_index, n), np.concatenate(vals) if vals else np.zeros(0),
+                 np.array([0.0 if k == "min" else -np.inf for _, _, k in rules]),
+                 np.array([np.inf if k == "min" else 0.0 for _, _, k in rules]),
+                 {"category": np.array([g for g, _, _ in rules], dtype=np.int64),
+                  "kind": np.array([k for _, _, k in rules], dtype=object),
+                  "share": np.array([s for _, s, _ in rules], dtype=float)})
+
+
+def personnel_hours(fm: Formulation) -> Block:
+    """Personnel: hours of packages started in year t in a county or township <= its hours."""
+    p = fm.problem
+    T = len(p.years)
+    county_row = np.full((len(p.county_ids), T), -1)
+    township_row = np.full((len(p.township_ids), T), -1)
+    idx = np.arange(len(p.pers_hours))
+    county_row[p.pers_region[p.pers_is_county], p.pers_year[p.pers_is_county]] = idx[p.pers_is_county]
+    township_row[p.pers_region[~p.pers_is_county], p.pers_year[~p.pers_is_county]] = idx[~p.pers_is_county]
+    hours = p.pkg_hours[fm.x_pkg]
+    township = p.household_township[fm.x_household]
+    rows, cols = [], []
+    for lookup in (county_row[fm.x_county, fm.x_year], township_row[township, fm.x_year]):
+        hit = np.flatnonzero((lookup >= 0) & (hours > 0))
+        rows.append(lookup[hit])
+        cols.append(hit)
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    return Block("personnel", "Personnel hours per region and year", row, col, hours[col],
+                 np.full(len(idx), -np.inf), p.pers_hours.copy(), {"personnel_row": idx})
+
+
+def county_exit(fm: Formulation) -> Block:
+    """County exit: poor_c - exits_c <= threshold_c * population_c + s_c."""
+    p = fm.problem
+    C = len(p.county_ids)
+    need = p.county_registered_poor - p.county_baseline_exits - p.county_threshold * p.county_rural_population
+    row = np.concatenate([fm.x_county, np.arange(C)])
+    col = np.concatenate([np.arange(fm.nx), fm.s_cols.start + np.arange(C)])
+    val = np.concatenate([fm.x_gain, np.ones(C)])
+    return Block("county_exit", "County exit by the deadline", row, col, val, need, np.full(C, np.inf),
+                 {"county": np.arange(C)})
+
+
+FAMILIES = (one_plan_per_household, project_at_most_once, prerequisites, money_balance, source_budget,
+            category_shares, personnel_hours, county_exit)
+
+
+def formulate(p: Problem) -> Formulation:
+    """Build the sparse MIP of ``p``: columns first, then each constraint family in turn."""
+    fundable = fundable_grid(p)
+    x_pkg, x_year = package_columns(p, fundable)
+    y_proj, y_year = project_columns(p, fundable, x_pkg)
+    T = len(p.years)
+    spend_possible = np.zeros((G, len(p.county_ids), T), dtype=bool)
+    paid_x = p.pkg_cost[x_pkg] > 0
+    spend_possible[p.pkg_category[x_pkg[paid_x]], p.household_county[p.pkg_household[x_pkg[paid_x]]], x_year[paid_x]] = True
+    paid_y = p.proj_cost[y_proj] > 0
+    spend_possible[p.proj_category[y_proj[paid_y]], p.proj_county[y_proj[paid_y]], y_year[paid_y]] = True
+    f_fund, f_county, f_category = flow_columns(p, spend_possible)
+    fm = Formulation(p, None, x_pkg, x_year, y_proj, y_year, f_fund, f_county, f_category, 0.0, [])  # type: ignore[arg-type]
+
+    blocks = [build(fm) for build in FAMILIES]
+    offsets = np.cumsum([0] + [len(b.lo) for b in blocks])
+    n = fm.s_cols.stop
+    A = sp.csr_matrix(
+        (np.concatenate([b.val for b in blocks]),
+         (np.concatenate([b.row + off for b, off in zip(blocks, offsets, strict=False)]),
+          np.concatenate([b.col for b in blocks]))),
+        shape=(int(offsets[-1]), n),
+    )
+    A.eliminate_zeros()
+    fm.families = [RowFamily(b.name, b.title, slice(int(offsets[i]), int(offsets[i + 1])), b.keys)
+                   for i, b in enumerate(blocks)]
+
+    gain = fm.x_gain
+    best_gain = np.zeros(len(p.household_ids))
+    np.maximum.at(best_gain, fm.x_household, gain)
+    fm.penalty = float(np.ceil(best_gain.sum())) + 1.0
+    c = np.zeros(n)
+    c[fm.x_cols] = gain
+    c[fm.s_cols] = -fm.penalty
+    col_hi = np.ones(n)
+    col_hi[fm.f_cols] = np.inf
+    col_hi[fm.s_cols] = 0.0 if p.policy.deadline == "hard" else np.inf
+    integrality = np.zeros(n, dtype=bool)
+    integrality[: fm.nx + fm.ny] = True
+    fm.model = LinearModel(
+        c=c, A=A, row_lo=np.concatenate([b.lo for b in blocks]), row_hi=np.concatenate([b.hi for b in blocks]),
+        col_lo=np.zeros(n), col_hi=col_hi, integrality=integrality, sense="max",
+        offset=float(p.household_baseline.sum()),
+    )
+    return fm

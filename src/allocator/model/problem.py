@@ -1,0 +1,232 @@
+"""The canonical problem as integer-coded numpy arrays, built from validated tables.
+
+Only registered poor households (and their packages) enter the model. Every entity gets
+a dense integer index; relations are index arrays, so the formulation is pure numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from allocator.checks import check_tables, county_of_regions
+from allocator.scenario import Policy
+from allocator.tables import ANY, CATEGORIES, split_list
+
+CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
+
+
+@dataclass
+class Problem:
+    """Integer-coded arrays of one scenario; ``tables`` keeps the validated inputs."""
+
+    name: str
+    years: np.ndarray  # the calendar years start..deadline
+    policy: Policy
+    tables: dict[str, pd.DataFrame]
+    # counties holding registered poor households
+    county_ids: np.ndarray
+    county_rural_population: np.ndarray
+    county_threshold: np.ndarray
+    county_western: np.ndarray
+    # townships (all townships of those counties)
+    township_ids: np.ndarray
+    township_county: np.ndarray
+    # villages
+    village_ids: np.ndarray
+    village_township: np.ndarray
+    village_county: np.ndarray
+    # registered poor households
+    household_ids: np.ndarray
+    household_village: np.ndarray
+    household_baseline: np.ndarray
+    # their packages; requirements as CSR (pkg_req_ptr, pkg_req_project)
+    pkg_household: np.ndarray
+    pkg_ids: np.ndarray
+    pkg_category: np.ndarray
+    pkg_cost: np.ndarray
+    pkg_hours: np.ndarray
+    pkg_exit: np.ndarray
+    pkg_lag: np.ndarray
+    pkg_req_ptr: np.ndarray
+    pkg_req_project: np.ndarray
+    # projects in villages of those counties
+    proj_village: np.ndarray
+    proj_ids: np.ndarray
+    proj_category: np.ndarray
+    proj_cost: np.ndarray
+    proj_duration: np.ndarray
+    proj_mandatory: np.ndarray
+    # fund rows: one per (source, year); eligibility as boolean masks
+    source_ids: np.ndarray
+    source_carry_over: np.ndarray
+    fund_source: np.ndarray
+    fund_year: np.ndarray  # index into years
+    fund_amount: np.ndarray
+    fund_category_ok: np.ndarray  # (funds, categories)
+    fund_county_ok: np.ndarray  # (funds, counties)
+    # personnel rows on counties or townships
+    pers_is_county: np.ndarray
+    pers_region: np.ndarray  # county index or township index
+    pers_year: np.ndarray
+    pers_hours: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def start_year(self) -> int:
+        return int(self.years[0])
+
+    @property
+    def deadline_year(self) -> int:
+        return int(self.years[-1])
+
+    @property
+    def household_county(self) -> np.ndarray:
+        return self.village_county[self.household_village]
+
+    @property
+    def household_township(self) -> np.ndarray:
+        return self.village_township[self.household_village]
+
+    @property
+    def proj_county(self) -> np.ndarray:
+        return self.village_county[self.proj_village]
+
+    @property
+    def county_registered_poor(self) -> np.ndarray:
+        return np.bincount(self.household_county, minlength=len(self.county_ids))
+
+    @property
+    def county_baseline_exits(self) -> np.ndarray:
+        return np.bincount(self.household_county, weights=self.household_baseline,
+                           minlength=len(self.county_ids))
+
+    def sizes(self) -> dict[str, int]:
+        """Entity counts, for progress messages and the run manifest."""
+        return {
+            "counties": len(self.county_ids), "townships": len(self.township_ids),
+            "villages": len(self.village_ids), "households": len(self.household_ids),
+            "packages": len(self.pkg_ids), "projects": len(self.proj_ids),
+            "fund_rows": len(self.fund_amount), "personnel_rows": len(self.pers_hours),
+            "years": len(self.years),
+        }
+
+
+def _codes(values: pd.Series | np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Index of each value in ``ids`` (-1 where absent)."""
+    return pd.Index(ids).get_indexer(pd.Series(values).to_numpy())
+
+
+def _ancestors(regions: pd.DataFrame) -> dict[str, set[str]]:
+    """Each region's set of ancestors including itself."""
+    parent_of = dict(zip(regions["region_id"], regions["parent_id"], strict=True))
+    result = {}
+    for region in regions["region_id"]:
+        chain, node = {region}, parent_of.get(region, "")
+        while node and node not in chain:
+            chain.add(node)
+            node = parent_of.get(node, "")
+        result[region] = chain
+    return result
+
+
+def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int, deadline_year: int,
+                  policy: Policy | None = None, validate: bool = True) -> Problem:
+    """Validate the tables across each other and code them as arrays."""
+    years = np.arange(start_year, deadline_year + 1)
+    policy = policy or Policy()
+    if validate:
+        check_tables(tables, years.tolist())
+    regions, villages, households = tables["regions"], tables["villages"], tables["households"]
+    packages, projects, funds, personnel = (tables[n] for n in ("packages", "projects", "funds", "personnel"))
+
+    county_of = county_of_regions(regions)
+    village_county_id = villages["township_id"].map(county_of).to_numpy()
+    poor = households[households["registered_poor"].to_numpy()].reset_index(drop=True)
+    hh_village_all = _codes(poor["village_id"], villages["village_id"].to_numpy())
+    poor_county_ids = set(village_county_id[hh_village_all])
+
+    county_rows = regions[(regions["level"] == "county") & regions["region_id"].isin(poor_county_ids)]
+    county_rows = county_rows.sort_values("region_id", kind="stable")
+    county_ids = county_rows["region_id"].to_numpy(dtype=object)
+    western = county_rows["western"].to_numpy(dtype=bool)
+    thresholds = np.where(western, policy.county_exit_threshold.western, policy.county_exit_threshold.default)
+
+    township_rows = regions[(regions["level"] == "township") & regions["region_id"].map(county_of).isin(poor_county_ids)]
+    township_ids = township_rows["region_id"].to_numpy(dtype=object)
+    township_county = _codes(township_rows["region_id"].map(county_of), county_ids)
+
+    keep_village = pd.Series(village_county_id).isin(poor_county_ids).to_numpy()
+    village_rows = villages[keep_village]
+    village_ids = village_rows["village_id"].to_numpy(dtype=object)
+    village_township = _codes(village_rows["township_id"], township_ids)
+    village_county = township_county[village_township]
+
+    household_village = _codes(poor["village_id"], village_ids)
+    household_ids = poor["household_id"].to_numpy(dtype=object)
+
+    proj_rows = projects[projects["village_id"].isin(village_ids)].reset_index(drop=True)
+    proj_village = _codes(proj_rows["village_id"], village_ids)
+    proj_key = pd.MultiIndex.from_arrays([proj_rows["village_id"], proj_rows["project_id"]])
+
+    pkg_household_all = _codes(packages["household_id"], household_ids)
+    pkg_rows = packages[pkg_household_all >= 0].reset_index(drop=True)
+    pkg_household = pkg_household_all[pkg_household_all >= 0]
+    req_lists = pkg_rows["requires"].map(split_list)
+    req_counts = req_lists.map(len).to_numpy()
+    req_ptr = np.concatenate([[0], np.cumsum(req_counts)]).astype(np.int64)
+    flat = req_lists.explode().dropna()
+    flat_village = village_ids[household_village[pkg_household[flat.index.to_numpy()]]]
+    req_project = proj_key.get_indexer(pd.MultiIndex.from_arrays([flat_village, flat.to_numpy()]))
+
+    source_ids = np.array(sorted(funds["source_id"].unique()), dtype=object)
+    fund_source = _codes(funds["source_id"], source_ids)
+    carry = np.zeros(len(source_ids), dtype=bool)
+    carry[fund_source] = funds["carry_over"].to_numpy(dtype=bool)
+    cat_ok = np.zeros((len(funds), len(CATEGORIES)), dtype=bool)
+    county_ok = np.zeros((len(funds), len(county_ids)), dtype=bool)
+    ancestors = _ancestors(regions)
+    county_ancestors = [ancestors[c] for c in county_ids]
+    for i, (cats, regs) in enumerate(zip(funds["categories"], funds["regions"], strict=True)):
+        cat_items = split_list(cats)
+        cat_ok[i] = True if ANY in cat_items else [c in cat_items for c in CATEGORIES]
+        reg_items = set(split_list(regs))
+        county_ok[i] = True if ANY in reg_items else [bool(a & reg_items) for a in county_ancestors]
+
+    pers_county = _codes(personnel["region_id"], county_ids)
+    pers_township = _codes(personnel["region_id"], township_ids)
+    pers_is_county = pers_county >= 0
+    keep_pers = pers_is_county | (pers_township >= 0)
+
+    return Problem(
+        name=name, years=years, policy=policy, tables=tables,
+        county_ids=county_ids,
+        county_rural_population=county_rows["rural_population"].to_numpy(dtype=float),
+        county_threshold=thresholds, county_western=western,
+        township_ids=township_ids, township_county=township_county,
+        village_ids=village_ids, village_township=village_township, village_county=village_county,
+        household_ids=household_ids, household_village=household_village,
+        household_baseline=poor["baseline_exit_probability"].to_numpy(dtype=float),
+        pkg_household=pkg_household, pkg_ids=pkg_rows["package_id"].to_numpy(dtype=object),
+        pkg_category=pkg_rows["category"].map(CATEGORY_INDEX).to_numpy(dtype=np.int64),
+        pkg_cost=pkg_rows["cost"].to_numpy(dtype=float),
+        pkg_hours=pkg_rows["personnel_hours"].to_numpy(dtype=float),
+        pkg_exit=pkg_rows["exit_probability"].to_numpy(dtype=float),
+        pkg_lag=pkg_rows["lag_years"].to_numpy(dtype=np.int64),
+        pkg_req_ptr=req_ptr, pkg_req_project=req_project.astype(np.int64),
+        proj_village=proj_village, proj_ids=proj_rows["project_id"].to_numpy(dtype=object),
+        proj_category=proj_rows["category"].map(CATEGORY_INDEX).to_numpy(dtype=np.int64),
+        proj_cost=proj_rows["cost"].to_numpy(dtype=float),
+        proj_duration=proj_rows["duration_years"].to_numpy(dtype=np.int64),
+        proj_mandatory=proj_rows["mandatory"].to_numpy(dtype=bool),
+        source_ids=source_ids, source_carry_over=carry, fund_source=fund_source,
+        fund_year=(funds["year"].to_numpy() - start_year).astype(np.int64),
+        fund_amount=funds["amount"].to_numpy(dtype=float),
+        fund_category_ok=cat_ok, fund_county_ok=county_ok,
+        pers_is_county=pers_is_county[keep_pers],
+        pers_region=np.where(pers_is_county, pers_county, pers_township)[keep_pers],
+        pers_year=(personnel["year"].to_numpy() - start_year)[keep_pers].astype(np.int64),
+        pers_hours=personnel["hours"].to_numpy(dtype=float)[keep_pers],
+    )

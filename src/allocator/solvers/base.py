@@ -1,0 +1,236 @@
+"""Backend-neutral linear model, options, result and status vocabulary.
+
+A :class:`LinearModel` is plain arrays (a scipy CSR matrix and numpy vectors); a backend
+turns it into its own solver's model in one vectorised call where the solver allows it,
+solves, and maps the native status to :class:`Status` with the raw string kept.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Status(str, enum.Enum):
+    """One status vocabulary for every backend and method."""
+
+    OPTIMAL = "optimal"  # proven optimal within the requested gap
+    FEASIBLE = "feasible"  # stopped by a limit (or a heuristic) with a plan
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    ERROR = "error"  # stopped with no plan, or the solver failed
+
+    @property
+    def has_solution(self) -> bool:
+        return self in (Status.OPTIMAL, Status.FEASIBLE)
+
+
+class StoppedBy(str, enum.Enum):
+    """Why a run that has a plan stopped before closing the gap completely."""
+
+    TIME_LIMIT = "time_limit"
+    GAP = "gap"  # the relative gap target was reached (gap > 0)
+    OTHER_LIMIT = "other_limit"  # node, iteration or solution limit
+
+
+@dataclass
+class LinearModel:
+    """``sense`` c·x subject to row_lo <= A x <= row_hi, col_lo <= x <= col_hi.
+
+    ``integrality`` marks integer columns. Infinite bounds are ``±inf``. ``offset`` is a
+    constant added to the objective.
+    """
+
+    c: np.ndarray
+    A: sp.csr_matrix
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    integrality: np.ndarray
+    sense: str = "max"
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        m, n = self.A.shape
+        for name, arr, size in (
+            ("c", self.c, n),
+            ("col_lo", self.col_lo, n),
+            ("col_hi", self.col_hi, n),
+            ("integrality", self.integrality, n),
+            ("row_lo", self.row_lo, m),
+            ("row_hi", self.row_hi, m),
+        ):
+            if len(arr) != size:
+                raise ValueError(f"LinearModel.{name} has length {len(arr)}, expected {size}")
+        if self.sense not in ("max", "min"):
+            raise ValueError(f"LinearModel.sense must be 'max' or 'min' (got {self.sense!r})")
+
+    @property
+    def num_cols(self) -> int:
+        return self.A.shape[1]
+
+    @property
+    def num_rows(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def is_mip(self) -> bool:
+        return bool(np.any(self.integrality))
+
+    def relaxed(self) -> LinearModel:
+        """The LP relaxation: same model with every column continuous."""
+        return LinearModel(
+            self.c, self.A, self.row_lo, self.row_hi, self.col_lo, self.col_hi,
+            np.zeros(self.num_cols, dtype=bool), self.sense, self.offset,
+        )
+
+    def with_bounds(self, col_lo: np.ndarray, col_hi: np.ndarray) -> LinearModel:
+        """Same model with other column bounds (used to fix columns)."""
+        return LinearModel(
+            self.c, self.A, self.row_lo, self.row_hi, col_lo, col_hi,
+            self.integrality, self.sense, self.offset,
+        )
+
+    def without_objective(self) -> LinearModel:
+        """Same constraints with a zero objective: a feasibility problem.
+
+        A zero objective cannot be unbounded, so solving this tells "infeasible" from
+        "unbounded" when a solver only reports that the model is one or the other.
+        """
+        return LinearModel(
+            np.zeros(self.num_cols), self.A, self.row_lo, self.row_hi, self.col_lo,
+            self.col_hi, self.integrality, self.sense, self.offset,
+        )
+
+    def matrix(self, fmt: str = "csr") -> sp.spmatrix:
+        """``A`` as float64 ``"csr"`` or ``"csc"`` with duplicate entries summed.
+
+        Solvers that take index arrays expect one entry per (row, column); the caller's
+        matrix is copied only when it is not already in that form.
+        """
+        A = self.A.asformat(fmt)
+        if A.dtype != np.float64 or not A.has_canonical_format:
+            A = A.astype(np.float64, copy=A is self.A)
+            A.sum_duplicates()
+        return A
+
+    def objective_value(self, x: np.ndarray) -> float:
+        return float(self.c @ x + self.offset)
+
+    def max_violation(self, x: np.ndarray) -> float:
+        """Largest violation of any row or column bound by ``x`` (0 when feasible)."""
+        ax = self.A @ x
+        viol = [
+            np.max(self.row_lo - ax, initial=0.0),
+            np.max(ax - self.row_hi, initial=0.0),
+            np.max(self.col_lo - x, initial=0.0),
+            np.max(x - self.col_hi, initial=0.0),
+        ]
+        return float(max(viol))
+
+
+@dataclass
+class SolveOptions:
+    """Typed solver options; ``None`` means the backend's default."""
+
+    time_limit: float | None = None  # seconds
+    mip_gap: float | None = 1e-3  # relative gap at which a MIP may stop
+    threads: int | None = None
+    seed: int = 0
+    verbose: bool = False
+    extra: dict = field(default_factory=dict)  # backend-specific options, passed through
+
+
+@dataclass
+class SolveResult:
+    """What a backend returns: status, why it stopped, the point, objective and bound.
+
+    ``bound`` is the best proven bound on the objective (an upper bound when maximising).
+    ``gap`` is the relative gap |bound - objective| / max(|objective|, 1), or ``None``
+    when there is no plan or no bound. ``duals`` holds row duals for LPs when available.
+    """
+
+    status: Status
+    raw_status: str
+    backend: str
+    x: np.ndarray | None = None
+    objective: float | None = None
+    bound: float | None = None
+    stopped_by: StoppedBy | None = None
+    solve_seconds: float = 0.0
+    duals: np.ndarray | None = None
+    message: str = ""
+
+    @property
+    def gap(self) -> float | None:
+        return relative_gap(self.objective, self.bound)
+
+    def solution(self) -> np.ndarray:
+        """The solution vector; raises :class:`NoSolution` when the run has none."""
+        from allocator.errors import NoSolution
+
+        if self.x is None or not self.status.has_solution:
+            raise NoSolution(f"{self.backend} returned no solution (status {self.status.value}: {self.raw_status})")
+        return self.x
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """|bound - objective| / max(|objective|, 1); ``None`` if either is missing."""
+    if objective is None or bound is None or not math.isfinite(bound):
+        return None
+    return abs(bound - objective) / max(abs(objective), 1.0)
+
+
+class Backend:
+    """A solver backend: small class with a name, capabilities and ``solve``."""
+
+    name: ClassVar[str]
+    package: ClassVar[str]  # the pip package that provides it
+    supports_mip: ClassVar[bool] = True
+    supports_duals: ClassVar[bool] = False
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Cheap check that the backend's package can be imported."""
+        import importlib.util
+
+        return importlib.util.find_spec(cls.package.replace("-", "_")) is not None
+
+    @classmethod
+    def version(cls) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(cls.package)
+        except PackageNotFoundError:
+            return "unknown"
+
+    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:  # pragma: no cover
+        raise NotImplementedError
+
+
+def settle_infeasible_or_unbounded(
+    backend: Backend, model: LinearModel, options: SolveOptions, elapsed: float
+) -> tuple[Status, str]:
+    """Tell "infeasible" from "unbounded" by solving ``model`` without its objective.
+
+    Called when a solver only says "infeasible or unbounded" (or may say "infeasible" for
+    either). The feasibility problem cannot be unbounded: a plan means the model is
+    unbounded, "infeasible" is final. If the check itself is inconclusive (a limit), the
+    model is reported infeasible and the message says that it was not proven.
+    """
+    if not np.any(model.c):
+        return Status.INFEASIBLE, "infeasible (a zero objective cannot be unbounded)"
+    remaining = None if options.time_limit is None else max(options.time_limit - elapsed, 0.0)
+    probe = backend.solve(model.without_objective(), replace(options, time_limit=remaining))
+    if probe.status.has_solution:
+        return Status.UNBOUNDED, "feasible with a zero objective, so unbounded"
+    if probe.status is Status.INFEASIBLE:
+        return Status.INFEASIBLE, "infeasible (confirmed with a zero objective)"
+    return Status.INFEASIBLE, f"infeasible or unbounded; the check stopped: {probe.raw_status}"

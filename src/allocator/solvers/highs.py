@@ -1,0 +1,217 @@
+"""HiGHS through highspy: the whole model in one ``passModel`` call, status read from the model.
+
+``Highs.run()`` returns ``kOk`` even for an infeasible model, so the result is always
+built from ``getModelStatus()`` and ``getInfo()``:
+
+=========================  ===========================================================
+HiGHS model status         Status (stopped_by)
+=========================  ===========================================================
+kOptimal                   OPTIMAL (GAP when a MIP stopped at a relative gap > 1e-9)
+kInfeasible                INFEASIBLE
+kUnbounded                 UNBOUNDED
+kUnboundedOrInfeasible     settled by a zero-objective re-solve: UNBOUNDED or INFEASIBLE
+kTimeLimit                 FEASIBLE if a primal feasible point exists, else ERROR
+                           (TIME_LIMIT)
+kIterationLimit,           FEASIBLE if a primal feasible point exists, else ERROR
+kSolutionLimit,            (OTHER_LIMIT)
+kObjectiveBound,
+kObjectiveTarget,
+kInterrupt, kHighsInterrupt
+kUnknown                   FEASIBLE if a primal feasible point exists, else ERROR
+kModelEmpty                OPTIMAL at the offset (no columns), INFEASIBLE if a row
+                           excludes activity 0
+anything else              ERROR (load, model, presolve, solve, postsolve or memory
+                           failure)
+=========================  ===========================================================
+
+``raw_status`` is HiGHS' own text for the model status. The objective offset is passed
+to HiGHS, so ``objective`` and ``bound`` both include it once. ``bound`` is the MIP dual
+bound for a MIP, the objective for an LP solved to optimality, and ``None`` otherwise.
+Row duals (d objective / d row bound, in the model's own sense) are returned for LPs
+solved to optimality; a MIP has none.
+
+HiGHS prints a two-line banner on stdout the first time a ``Highs`` object is created in
+a process, whatever ``output_flag`` says.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from allocator.solvers.base import (
+    Backend,
+    LinearModel,
+    SolveOptions,
+    SolveResult,
+    Status,
+    StoppedBy,
+    settle_infeasible_or_unbounded,
+)
+
+LP_METHODS = ("choose", "simplex", "ipm", "pdlp")
+
+# HiGHS model status name -> why a run with or without a plan stopped early.
+_LIMITS = {
+    "kTimeLimit": StoppedBy.TIME_LIMIT,
+    "kIterationLimit": StoppedBy.OTHER_LIMIT,
+    "kSolutionLimit": StoppedBy.OTHER_LIMIT,
+    "kObjectiveBound": StoppedBy.OTHER_LIMIT,
+    "kObjectiveTarget": StoppedBy.OTHER_LIMIT,
+    "kInterrupt": StoppedBy.OTHER_LIMIT,
+    "kHighsInterrupt": StoppedBy.OTHER_LIMIT,
+}
+_FEASIBLE = 2  # HighsInfo.primal_solution_status / dual_solution_status: feasible point
+_GAP_TOL = 1e-9
+
+
+class HighsBackend(Backend):
+    """HiGHS (simplex, interior point, PDLP, branch-and-cut) via highspy."""
+
+    name = "highs"
+    package = "highspy"
+    supports_duals = True
+
+    def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
+        """Pass ``model`` to HiGHS in one call, run it and map the model status.
+
+        Raises
+        ------
+        ValueError
+            When HiGHS rejects the model or an option in ``options.extra``.
+        """
+        import highspy
+
+        start = time.perf_counter()
+        h = highspy.Highs()
+        _set_options(h, model, options)
+        if h.passModel(_to_highs_lp(model)) == highspy.HighsStatus.kError:
+            raise ValueError("HiGHS rejected the model (see its log with verbose=True)")
+        if options.threads is not None:
+            # The thread pool belongs to the calling thread and keeps its first size;
+            # rebuild it so this run gets the requested number of threads.
+            highspy.Highs.resetThreadScheduler(True)
+        h.run()
+        result = _read_result(h, model)
+        if h.getModelStatus() == highspy.HighsModelStatus.kUnboundedOrInfeasible:
+            elapsed = time.perf_counter() - start
+            status, message = settle_infeasible_or_unbounded(self, model, options, elapsed)
+            result = replace(result, status=status, message=message)
+        result.solve_seconds = time.perf_counter() - start
+        return result
+
+
+def highs_lp_solve(
+    model: LinearModel, options: SolveOptions | None = None, method: str = "choose"
+) -> SolveResult:
+    """Solve the LP relaxation of ``model`` with a chosen HiGHS LP algorithm.
+
+    Integrality is dropped. ``method`` is HiGHS' ``solver`` option: ``"simplex"`` gives a
+    vertex and exact duals, ``"ipm"`` (interior point, with crossover to a vertex unless
+    ``options.extra`` turns ``run_crossover`` off) suits large sparse LPs, ``"pdlp"``
+    (first-order) returns an approximate, possibly slightly infeasible point.
+    """
+    if method not in LP_METHODS:
+        raise ValueError(f"method must be one of {', '.join(LP_METHODS)} (got {method!r})")
+    options = options or SolveOptions()
+    crossover = {"run_crossover": "on"} if method == "ipm" else {}
+    extra = {**crossover, **options.extra, "solver": method}
+    return HighsBackend().solve(model.relaxed(), replace(options, extra=extra))
+
+
+def _set_options(h, model: LinearModel, options: SolveOptions) -> None:
+    """Translate :class:`SolveOptions` to HiGHS options; ``extra`` goes through verbatim."""
+    import highspy
+
+    values: dict = {"output_flag": options.verbose, "random_seed": options.seed}
+    if options.time_limit is not None:
+        values["time_limit"] = float(options.time_limit)
+    if options.mip_gap is not None and model.is_mip:
+        values["mip_rel_gap"] = float(options.mip_gap)
+    if options.threads is not None:
+        values["threads"] = int(options.threads)
+    values.update(options.extra)
+    for key, value in values.items():
+        if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
+            raise ValueError(f"HiGHS rejected option {key}={value!r}")
+
+
+def _to_highs_lp(model: LinearModel):
+    """Build a ``HighsLp`` from the model's arrays (column-wise matrix, offset included)."""
+    import highspy
+
+    A = model.matrix("csc")
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = model.num_cols, model.num_rows
+    lp.col_cost_ = np.asarray(model.c, dtype=np.float64)
+    lp.col_lower_ = np.asarray(model.col_lo, dtype=np.float64)
+    lp.col_upper_ = np.asarray(model.col_hi, dtype=np.float64)
+    lp.row_lower_ = np.asarray(model.row_lo, dtype=np.float64)
+    lp.row_upper_ = np.asarray(model.row_hi, dtype=np.float64)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = model.num_cols, model.num_rows
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    lp.sense_ = highspy.ObjSense.kMaximize if model.sense == "max" else highspy.ObjSense.kMinimize
+    lp.offset_ = float(model.offset)
+    if model.is_mip:
+        kinds = np.array([highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger])
+        lp.integrality_ = kinds[np.asarray(model.integrality, dtype=bool).astype(np.intp)].tolist()
+    return lp
+
+
+def _read_result(h, model: LinearModel) -> SolveResult:
+    """Map HiGHS' model status, info and solution to a :class:`SolveResult`."""
+    import highspy
+
+    model_status = h.getModelStatus()
+    info = h.getInfo()
+    has_point = info.primal_solution_status == _FEASIBLE
+    result = SolveResult(
+        status=Status.ERROR, raw_status=h.modelStatusToString(model_status),
+        backend=HighsBackend.name,
+    )
+    if model_status == highspy.HighsModelStatus.kModelEmpty:
+        return _empty_model_result(model, result)
+    if model_status == highspy.HighsModelStatus.kInfeasible:
+        result.status = Status.INFEASIBLE
+        return result
+    if model_status == highspy.HighsModelStatus.kUnbounded:
+        result.status = Status.UNBOUNDED
+        return result
+    if model_status == highspy.HighsModelStatus.kOptimal:
+        result.status = Status.OPTIMAL
+    elif model_status.name in _LIMITS or model_status == highspy.HighsModelStatus.kUnknown:
+        result.stopped_by = _LIMITS.get(model_status.name)
+        result.status = Status.FEASIBLE if has_point else Status.ERROR
+    if not result.status.has_solution:
+        return result
+
+    solution = h.getSolution()
+    result.x = np.asarray(solution.col_value, dtype=np.float64)
+    result.objective = float(info.objective_function_value)
+    if model.is_mip:
+        bound = float(info.mip_dual_bound)
+        result.bound = bound if np.isfinite(bound) else None
+        gap = result.gap
+        if result.status is Status.OPTIMAL and gap is not None and gap > _GAP_TOL:
+            result.stopped_by = StoppedBy.GAP
+    elif result.status is Status.OPTIMAL:
+        result.bound = result.objective
+        if info.dual_solution_status == _FEASIBLE:
+            result.duals = np.asarray(solution.row_dual, dtype=np.float64)
+    return result
+
+
+def _empty_model_result(model: LinearModel, result: SolveResult) -> SolveResult:
+    """A model without columns: optimal at the offset if every row admits activity 0."""
+    x = np.zeros(0)
+    if model.max_violation(x) > 0:
+        result.status = Status.INFEASIBLE
+        return result
+    result.status, result.x = Status.OPTIMAL, x
+    result.objective = result.bound = float(model.offset)
+    return result

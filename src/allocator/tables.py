@@ -1,0 +1,309 @@
+"""The contract tables: column specs, reading (CSV or Parquet) and per-cell type checks.
+
+Each table of the canonical problem has a :class:`TableSpec`. :func:`read_tables` reads a
+data folder, checks every column against its spec and returns typed pandas DataFrames,
+collecting every problem found (up to the cap) into one :class:`InputError`. Cross-table
+rules live in :mod:`allocator.checks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from allocator.errors import InputError, IssueCollector
+
+CATEGORIES = ("infrastructure", "industry", "housing", "ability", "ecology", "welfare")
+LEVELS = ("province", "prefecture", "county", "township")
+LIST_SEPARATOR = ";"
+ANY = "*"
+
+TRUE_STRINGS = {"true", "1", "yes", "y", "t"}
+FALSE_STRINGS = {"false", "0", "no", "n", "f", ""}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table: its kind and the values it accepts."""
+
+    name: str
+    kind: str  # str | int | float | bool | list
+    required: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    allow_empty: bool = False  # for str/float: empty cells allowed
+    default: object = None  # value used when an optional column is absent
+
+    def expected(self) -> str:
+        """The human description of what the column accepts."""
+        words = {
+            "str": "a non-empty text",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "list": f"a '{LIST_SEPARATOR}'-separated list",
+        }[self.kind]
+        if self.choices:
+            words = "one of " + ", ".join(self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            words += f" in [{self.minimum:g}, {self.maximum:g}]"
+        elif self.minimum is not None:
+            words += f" >= {self.minimum:g}"
+        return words
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A contract table: its base name, columns and the columns forming its key."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+PROB = dict(minimum=0.0, maximum=1.0)
+
+SPECS: dict[str, TableSpec] = {
+    "regions": TableSpec(
+        "regions",
+        (
+            Column("region_id", "str"),
+            Column("parent_id", "str", allow_empty=True),
+            Column("level", "str", choices=LEVELS),
+            Column("name", "str", required=False, allow_empty=True, default=""),
+            Column("western", "bool", required=False, default=False),
+            Column("rural_population", "int", required=False, minimum=0, default=0),
+        ),
+        key=("region_id",),
+    ),
+    "villages": TableSpec(
+        "villages",
+        (
+            Column("village_id", "str"),
+            Column("township_id", "str"),
+            Column("name", "str", required=False, allow_empty=True, default=""),
+            Column("population", "int", required=False, minimum=0, default=0),
+            Column("poor_village", "bool", required=False, default=False),
+            Column("latitude", "float", required=False, minimum=-90, maximum=90, allow_empty=True, default=np.nan),
+            Column("longitude", "float", required=False, minimum=-180, maximum=180, allow_empty=True, default=np.nan),
+        ),
+        key=("village_id",),
+    ),
+    "households": TableSpec(
+        "households",
+        (
+            Column("household_id", "str"),
+            Column("village_id", "str"),
+            Column("size", "int", minimum=1),
+            Column("registered_poor", "bool"),
+            Column("baseline_exit_probability", "float", **PROB),
+        ),
+        key=("household_id",),
+    ),
+    "packages": TableSpec(
+        "packages",
+        (
+            Column("household_id", "str"),
+            Column("package_id", "str"),
+            Column("category", "str", choices=CATEGORIES),
+            Column("cost", "float", minimum=0),
+            Column("personnel_hours", "float", minimum=0),
+            Column("exit_probability", "float", **PROB),
+            Column("lag_years", "int", minimum=0),
+            Column("requires", "list", required=False, default=""),
+            Column("measures", "str", required=False, allow_empty=True, default=""),
+        ),
+        key=("household_id", "package_id"),
+    ),
+    "projects": TableSpec(
+        "projects",
+        (
+            Column("village_id", "str"),
+            Column("project_id", "str"),
+            Column("category", "str", choices=CATEGORIES),
+            Column("cost", "float", minimum=0),
+            Column("duration_years", "int", minimum=0),
+            Column("mandatory", "bool", required=False, default=False),
+        ),
+        key=("village_id", "project_id"),
+    ),
+    "funds": TableSpec(
+        "funds",
+        (
+            Column("source_id", "str"),
+            Column("year", "int"),
+            Column("amount", "float", minimum=0),
+            Column("categories", "list", required=False, default=ANY),
+            Column("regions", "list", required=False, default=ANY),
+            Column("carry_over", "bool", required=False, default=False),
+        ),
+        key=("source_id", "year"),
+    ),
+    "personnel": TableSpec(
+        "personnel",
+        (
+            Column("region_id", "str"),
+            Column("year", "int"),
+            Column("hours", "float", minimum=0),
+        ),
+        key=("region_id", "year"),
+    ),
+}
+
+REQUIRED_TABLES = ("regions", "villages", "households", "packages", "projects", "funds")
+OPTIONAL_TABLES = ("personnel",)
+
+
+def table_path(folder: Path, name: str) -> Path | None:
+    """The file holding table ``name`` in ``folder`` (CSV or Parquet), or None."""
+    for suffix in (".csv", ".parquet"):
+        path = folder / f"{name}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Read a table with every cell as text, so type checks can report the cell."""
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        return frame.astype(object).where(frame.notna(), "").astype(str)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+
+
+def _bad_rows(mask: np.ndarray, values: pd.Series, col: Column, file: str, issues: IssueCollector,
+              message: str) -> None:
+    """Report each row flagged in ``mask`` (1-based data rows, as a spreadsheet shows)."""
+    for pos in np.flatnonzero(mask):
+        if issues.full:
+            issues.truncated = True
+            return
+        issues.add(file, message, row=int(pos) + 1, column=col.name,
+                   expected=col.expected(), found=repr(values.iloc[pos]))
+
+
+def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> pd.Series:
+    """Convert one text column to its kind, reporting every cell that does not fit."""
+    text = raw.str.strip()
+    empty = (text == "").to_numpy()
+    if col.kind in ("str", "list"):
+        if col.kind == "str" and not col.allow_empty:
+            _bad_rows(empty, raw, col, file, issues, "empty cell")
+        if col.choices:
+            bad = ~text.isin(col.choices).to_numpy() & ~empty
+            _bad_rows(bad, raw, col, file, issues, "unknown value")
+        return text
+    if col.kind == "bool":
+        lower = text.str.lower()
+        is_true = lower.isin(TRUE_STRINGS).to_numpy()
+        bad = ~(is_true | lower.isin(FALSE_STRINGS).to_numpy())
+        _bad_rows(bad, raw, col, file, issues, "not a boolean")
+        return pd.Series(is_true, index=raw.index, dtype=bool)
+    numbers = pd.to_numeric(text.where(~empty, None), errors="coerce").astype(float)
+    values = numbers.to_numpy()
+    not_number = np.isnan(values) & ~empty
+    _bad_rows(not_number, raw, col, file, issues, "not a number")
+    if not col.allow_empty:
+        _bad_rows(empty, raw, col, file, issues, "empty cell")
+    finite = ~np.isnan(values)
+    if col.kind == "int":
+        frac = finite & (np.abs(values - np.round(values)) > 1e-9)
+        _bad_rows(frac, raw, col, file, issues, "not an integer")
+    out_of_range = np.zeros(len(values), dtype=bool)
+    if col.minimum is not None:
+        out_of_range |= finite & (values < col.minimum)
+    if col.maximum is not None:
+        out_of_range |= finite & (values > col.maximum)
+    out_of_range |= np.isinf(values)
+    _bad_rows(out_of_range, raw, col, file, issues, "out of range")
+    if col.kind == "int":
+        return pd.Series(np.where(finite, np.round(values), 0).astype(np.int64), index=raw.index)
+    return numbers
+
+
+def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.DataFrame | None:
+    """Read and type one contract table; problems go to ``issues``; None if unreadable."""
+    path = table_path(folder, spec.name)
+    if path is None:
+        issues.add(f"{spec.name}.csv", f"missing table: no {spec.name}.csv or {spec.name}.parquet in {folder}")
+        return None
+    file = path.name
+    try:
+        raw = _read_raw(path)
+    except Exception as exc:  # a malformed file is bad input, reported, never a traceback
+        issues.add(file, f"cannot be read as a table: {exc}")
+        return None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
+    for name in missing:
+        issues.add(file, "missing column", column=name, expected=spec.column(name).expected(),
+                   found="columns " + ", ".join(raw.columns))
+    if missing:
+        return None
+    typed = {}
+    for col in spec.columns:
+        if col.name in raw.columns:
+            typed[col.name] = _convert(raw[col.name].astype(str), col, file, issues)
+        else:
+            typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index)
+            if col.kind in ("int", "float", "bool"):
+                typed[col.name] = typed[col.name].astype({"int": np.int64, "float": float, "bool": bool}[col.kind])
+            else:
+                typed[col.name] = typed[col.name].astype(str)
+    frame = pd.DataFrame(typed)
+    dup = frame.duplicated(list(spec.key), keep="first").to_numpy()
+    for pos in np.flatnonzero(dup)[: issues.limit]:
+        key = " / ".join(str(frame.iloc[pos][k]) for k in spec.key)
+        issues.add(file, "duplicate id", row=int(pos) + 1, id=key, column=", ".join(spec.key),
+                   expected="each id once")
+    return frame
+
+
+def read_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """Read every contract table of a data folder, raising one InputError listing all problems."""
+    folder = Path(folder)
+    issues = IssueCollector()
+    if not folder.is_dir():
+        issues.add(str(folder), "data folder does not exist", expected="a folder with the contract tables")
+        issues.raise_if_any()
+    tables: dict[str, pd.DataFrame] = {}
+    for name in REQUIRED_TABLES + OPTIONAL_TABLES:
+        spec = SPECS[name]
+        if name in OPTIONAL_TABLES and table_path(folder, name) is None:
+            tables[name] = empty_table(spec)
+            continue
+        frame = read_table(folder, spec, issues)
+        if frame is not None:
+            tables[name] = frame
+    issues.raise_if_any()
+    return tables
+
+
+def empty_table(spec: TableSpec) -> pd.DataFrame:
+    """A table of ``spec`` with no rows and the right dtypes."""
+    dtypes = {"str": str, "list": str, "int": np.int64, "float": float, "bool": bool}
+    return pd.DataFrame({c.name: pd.Series([], dtype=dtypes[c.kind]) for c in spec.columns})
+
+
+def split_list(cell: str) -> list[str]:
+    """Split a ';'-separated cell into its non-empty, stripped items."""
+    return [item.strip() for item in str(cell).split(LIST_SEPARATOR) if item.strip()]
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table as CSV (booleans as true/false) or Parquet, by the path's suffix."""
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+        return
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == bool:
+            out[name] = np.where(out[name], "true", "false")
+    out.to_csv(path, index=False)

@@ -1,0 +1,42 @@
+"""Shared fixtures: the tiny data set, a solve helper that always runs the independent checker."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from plan_checker import check_scenario_plan  # noqa: E402
+from tiny import tiny_tables, write_folder  # noqa: E402
+
+import allocator  # noqa: E402
+
+
+@pytest.fixture
+def tables():
+    """A fresh copy of the tiny tables, to be changed by the test."""
+    return tiny_tables()
+
+
+@pytest.fixture
+def solve_checked(tmp_path):
+    """Write tables + scenario, solve, write the plan, run the independent checker on it."""
+    counter = {"n": 0}
+
+    def run(tables, *, policy=None, solver=None, start_year=2016, deadline_year=2018, check=True):
+        counter["n"] += 1
+        folder = tmp_path / f"case{counter['n']}"
+        path = write_folder(tables, folder / "data", policy=policy, start_year=start_year,
+                            deadline_year=deadline_year, solver=solver)
+        scenario = allocator.load_scenario(path)
+        plan = allocator.solve(scenario)
+        plan_dir = plan.write(folder / "plan")
+        if check:
+            violations = check_scenario_plan(path, plan_dir)
+            assert violations == [], "independent checker:\n" + "\n".join(violations[:20])
+        return plan
+
+    return run

@@ -1,0 +1,639 @@
+"""Independent plan checker for allocator plans.
+
+Built from the written specification only (nothing under src/ is read or
+imported), so it can catch bugs in the engine.  It reads the input tables and
+a plan folder, recomputes every quantity and returns violation messages.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+STATUSES = ("optimal", "feasible", "infeasible", "error")
+MAX_MESSAGES_PER_CHECK = 50
+EXIT_TOL = 1e-9
+_TRUE = {"true", "1", "1.0", "yes", "y", "t"}
+_FALSE = {"false", "0", "0.0", "no", "n", "f"}
+
+
+# --------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------
+class _Report:
+    """Collects messages, capping each check at MAX_MESSAGES_PER_CHECK."""
+
+    def __init__(self) -> None:
+        self.msgs: list[str] = []
+
+    def add(self, msg: str) -> None:
+        self.msgs.append(msg)
+
+    def rows(self, df: pd.DataFrame, fmt, label: str) -> None:
+        """Add fmt(row) for each row of df (only violating rows are passed)."""
+        if df.empty:
+            return
+        for row in df.head(MAX_MESSAGES_PER_CHECK).itertuples(index=False):
+            self.msgs.append(fmt(row))
+        if len(df) > MAX_MESSAGES_PER_CHECK:
+            self.msgs.append(f"{label}: ... and {len(df) - MAX_MESSAGES_PER_CHECK} more")
+
+
+def _m(x) -> str:
+    """Money format."""
+    return "nan" if pd.isna(x) else f"{float(x):,.2f}"
+
+
+def _y(x) -> str:
+    """Year format."""
+    if pd.isna(x):
+        return "?"
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _g(x) -> str:
+    return "nan" if pd.isna(x) else f"{float(x):.6g}"
+
+
+def _money_bad(a, b, tol):
+    """True where |a-b| exceeds abs 0.01 + rel tol."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    return ~(np.abs(a - b) <= 0.01 + tol * scale)
+
+
+def _stringify(df: pd.DataFrame) -> pd.DataFrame:
+    """All columns as stripped strings, missing -> ''."""
+    out = {}
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_bool_dtype(s):
+            s = s.map({True: "true", False: "false"})
+        elif pd.api.types.is_float_dtype(s):
+            vals = s.dropna()
+            if len(vals) and (vals % 1 == 0).all():
+                s = s.astype("Int64")
+        elif s.dtype == object:
+            s = s.map(lambda v: ";".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)
+        s = s.astype(object).where(s.notna(), "")
+        out[str(c).strip()] = s.astype(str).str.strip().astype(object)  # object: fast isin/merge on ids
+    return pd.DataFrame(out, index=df.index)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return _stringify(df)
+
+
+def _read_table(folder: Path, name: str, required: bool = True) -> pd.DataFrame | None:
+    for ext in ("csv", "parquet"):
+        p = Path(folder) / f"{name}.{ext}"
+        if p.exists():
+            if ext == "csv":
+                return _read_csv(p)
+            return _stringify(pd.read_parquet(p))
+    if required:
+        raise FileNotFoundError(f"input table {name}.csv/.parquet not found in {folder}")
+    return None
+
+
+def _num(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s.astype(str).str.strip().replace("", np.nan), errors="coerce").astype(float)
+
+
+def _int_year(s: pd.Series) -> pd.Series:
+    """Numeric year, NaN when missing or not an integer."""
+    v = _num(s)
+    return v.where(v == np.round(v))
+
+
+def _bool(s: pd.Series, default=None, name: str = "") -> pd.Series:
+    """Parse booleans; '' -> default; unknown -> error (default given) or NaN."""
+    low = s.astype(str).str.strip().str.lower()
+    out = pd.Series(np.nan, index=s.index, dtype=object)
+    out[low.isin(_TRUE)] = True
+    out[low.isin(_FALSE)] = False
+    if default is not None:
+        out[low == ""] = default
+        bad = out.isna()
+        if bad.any():
+            raise ValueError(f"bad boolean in {name}: {sorted(set(low[bad]))[:5]}")
+        return out.astype(bool)
+    return out
+
+
+def _col(df: pd.DataFrame, name: str, default: str = "") -> pd.Series:
+    return df[name] if name in df.columns else pd.Series(default, index=df.index, dtype=object)
+
+
+def _split_long(df: pd.DataFrame, keys: list[str], col: str, out: str) -> pd.DataFrame:
+    """Explode a ';'-list column into long form (keys..., out); empty items dropped."""
+    long = df[keys].assign(**{out: df[col].astype(str).str.split(";")}).explode(out)
+    long[out] = long[out].astype(str).str.strip()
+    return long[long[out] != ""].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------
+def _ancestors(regions: pd.DataFrame) -> pd.DataFrame:
+    """Long table (region_id, ancestor_id, depth) including the region itself."""
+    parent = regions.drop_duplicates("region_id").set_index("region_id")["parent_id"]
+    cur = pd.DataFrame({"region_id": regions["region_id"], "ancestor_id": regions["region_id"], "depth": 0})
+    parts = [cur]
+    for depth in range(1, len(regions) + 1):
+        cur = cur.assign(ancestor_id=cur["ancestor_id"].map(parent), depth=depth)
+        cur = cur[cur["ancestor_id"].notna() & (cur["ancestor_id"] != "")]
+        if cur.empty:
+            break
+        parts.append(cur)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _thresholds(policy: dict) -> tuple[float, float]:
+    cet = policy.get("county_exit_threshold")
+    if cet is None:
+        return 0.02, 0.03
+    if isinstance(cet, (int, float)):
+        return float(cet), float(cet)
+    return float(cet.get("default", 0.02)), float(cet.get("western", 0.03))
+
+
+def _load_inputs(data_dir: Path, policy: dict) -> dict:
+    regions = _read_table(data_dir, "regions")
+    villages = _read_table(data_dir, "villages")
+    households = _read_table(data_dir, "households")
+    packages = _read_table(data_dir, "packages")
+    projects = _read_table(data_dir, "projects")
+    funds = _read_table(data_dir, "funds")
+    personnel = _read_table(data_dir, "personnel", required=False)
+
+    regions = regions.assign(
+        parent_id=_col(regions, "parent_id"),
+        level=regions["level"].str.lower(),
+        western=_bool(_col(regions, "western"), False, "regions.western"),
+        rural_population=_num(_col(regions, "rural_population")).fillna(0.0),
+    )
+    anc = _ancestors(regions)
+    level = regions.drop_duplicates("region_id").set_index("region_id")["level"]
+    county_of = (
+        anc[anc["ancestor_id"].map(level) == "county"]
+        .sort_values("depth")
+        .drop_duplicates("region_id")
+        .set_index("region_id")["ancestor_id"]
+    )
+    default_thr, western_thr = _thresholds(policy)
+    counties = regions.loc[regions["level"] == "county", ["region_id", "western", "rural_population"]]
+    counties = counties.rename(columns={"region_id": "county_id"}).drop_duplicates("county_id")
+    counties["threshold"] = np.where(counties["western"], western_thr, default_thr)
+
+    villages = villages.assign(county_id=villages["township_id"].map(county_of).fillna(""))
+    households = households.assign(
+        registered_poor=_bool(households["registered_poor"], False, "households.registered_poor"),
+        baseline_exit_probability=_num(_col(households, "baseline_exit_probability")).fillna(0.0),
+    ).merge(villages[["village_id", "township_id", "county_id"]], on="village_id", how="left")
+    households[["township_id", "county_id"]] = households[["township_id", "county_id"]].fillna("")
+
+    packages = packages.assign(
+        cost=_num(packages["cost"]).fillna(0.0),
+        personnel_hours=_num(_col(packages, "personnel_hours")).fillna(0.0),
+        exit_probability=_num(packages["exit_probability"]),
+        lag_years=_num(_col(packages, "lag_years")).fillna(0.0),
+        requires=_col(packages, "requires"),
+    ).drop_duplicates(["household_id", "package_id"])
+
+    projects = projects.assign(
+        cost=_num(projects["cost"]).fillna(0.0),
+        duration_years=_num(projects["duration_years"]).fillna(0.0),
+        mandatory=_bool(_col(projects, "mandatory"), False, "projects.mandatory"),
+    ).drop_duplicates(["village_id", "project_id"])
+    projects = projects.merge(villages[["village_id", "county_id"]], on="village_id", how="left")
+    projects["county_id"] = projects["county_id"].fillna("")
+
+    funds = funds.assign(
+        year=_int_year(funds["year"]),
+        amount=_num(funds["amount"]).fillna(0.0),
+        categories=_col(funds, "categories", "*").replace("", "*"),
+        regions=_col(funds, "regions", "*").replace("", "*"),
+        carry_over=_bool(_col(funds, "carry_over"), False, "funds.carry_over"),
+    )
+    if personnel is not None:
+        personnel = personnel.assign(year=_int_year(personnel["year"]), hours=_num(personnel["hours"]).fillna(0.0))
+
+    return dict(regions=regions, anc=anc, counties=counties, villages=villages, households=households,
+                packages=packages, projects=projects, funds=funds, personnel=personnel)
+
+
+# --------------------------------------------------------------------------
+# plan
+# --------------------------------------------------------------------------
+_PLAN_COLUMNS = {
+    "households": ["household_id", "village_id", "county_id", "package_id", "category", "start_year", "cost",
+                   "exit_probability"],
+    "projects": ["village_id", "project_id", "category", "start_year", "cost", "mandatory"],
+    "funding": ["source_id", "county_id", "category", "year", "amount"],
+    "counties": ["county_id", "registered_poor", "expected_exits", "expected_incidence", "threshold", "on_schedule",
+                 "shortfall_households", "spend"],
+}
+_SUMMARY_KEYS = ["status", "expected_exits", "total_cost", "counties_on_schedule", "counties_total",
+                 "total_shortfall", "objective", "bound", "gap"]
+
+
+def _load_plan(plan_dir: Path, rep: _Report) -> dict | None:
+    plan = {}
+    for name, cols in _PLAN_COLUMNS.items():
+        p = plan_dir / f"{name}.csv"
+        if not p.exists():
+            rep.add(f"plan: {name}.csv missing")
+            continue
+        df = _read_csv(p)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            rep.add(f"plan: {name}.csv lacks columns {missing}")
+            continue
+        plan[name] = df
+    return plan if len(plan) == len(_PLAN_COLUMNS) else None
+
+
+# --------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------
+def _check_households(ctx: dict, rep: _Report) -> pd.DataFrame:
+    """Rules 1-3; returns one row per registered poor household with its expected exit."""
+    inp, ph, years, deadline = ctx["inp"], ctx["plan"]["households"], ctx["years"], ctx["deadline"]
+    hh = inp["households"]
+    rp = hh[hh["registered_poor"]]
+
+    # rule 1
+    dup = ph[ph["household_id"].duplicated()].drop_duplicates("household_id")
+    rep.rows(dup, lambda r: f"rule 1 households: household {r.household_id} appears more than once", "rule 1")
+    extra = ph[~ph["household_id"].isin(rp["household_id"])].drop_duplicates("household_id")
+    extra = extra.assign(known=extra["household_id"].isin(hh["household_id"]))
+    rep.rows(extra, lambda r: f"rule 1 households: household {r.household_id} is "
+             f"{'not registered poor' if r.known else 'not in the inputs'} but is in households.csv", "rule 1")
+    missing = rp[~rp["household_id"].isin(ph["household_id"])]
+    rep.rows(missing, lambda r: f"rule 1 households: registered poor household {r.household_id} missing", "rule 1")
+
+    p1 = ph.drop_duplicates("household_id").merge(
+        rp[["household_id", "village_id", "county_id", "township_id", "baseline_exit_probability"]].rename(
+            columns={"village_id": "village_id_in", "county_id": "county_id_in", "township_id": "township_in",
+                     "baseline_exit_probability": "baseline_in"}),
+        on="household_id")
+    bad = p1[(p1["village_id"] != p1["village_id_in"]) | (p1["county_id"] != p1["county_id_in"])]
+    rep.rows(bad, lambda r: f"rule 1 households: household {r.household_id} has village/county "
+             f"{r.village_id}/{r.county_id}, inputs say {r.village_id_in}/{r.county_id_in}", "rule 1")
+
+    # rule 2
+    p1 = p1.assign(start=_int_year(p1["start_year"]), plan_cost=_num(p1["cost"]),
+                   plan_exit=_num(p1["exit_probability"]))
+    pk = inp["packages"].rename(columns={"category": "category_in", "cost": "cost_in", "exit_probability": "pkg_exit",
+                                         "lag_years": "lag_in", "personnel_hours": "hours_in",
+                                         "requires": "requires_in"})
+    p1 = p1.merge(pk[["household_id", "package_id", "category_in", "cost_in", "pkg_exit", "lag_in", "hours_in",
+                      "requires_in"]],
+                  on=["household_id", "package_id"], how="left", indicator=True)
+    has_pkg = p1["package_id"] != ""
+    found = p1["_merge"] == "both"
+    bad = p1[has_pkg & ~found]
+    rep.rows(bad, lambda r: f"rule 2 package: household {r.household_id} chooses package {r.package_id} "
+             f"which is not one of its packages", "rule 2")
+    ok = p1[found]
+    bad = ok[ok["category"] != ok["category_in"]]
+    rep.rows(bad, lambda r: f"rule 2 package: household {r.household_id} package {r.package_id} category "
+             f"{r.category} != input {r.category_in}", "rule 2")
+    bad = ok[_money_bad(ok["plan_cost"], ok["cost_in"], ctx["tol"])]
+    rep.rows(bad, lambda r: f"rule 2 package: household {r.household_id} package {r.package_id} cost "
+             f"{_m(r.plan_cost)} != input {_m(r.cost_in)}", "rule 2")
+    bad = p1[has_pkg & ~p1["start"].isin(years)]
+    rep.rows(bad, lambda r: f"rule 2 package: household {r.household_id} package {r.package_id} start_year "
+             f"{r.start_year!r} not in {years[0]}..{years[-1]}", "rule 2")
+    bad = p1[~has_pkg & ((p1["start_year"] != "") | (p1["plan_cost"].fillna(0.0) != 0))]
+    rep.rows(bad, lambda r: f"rule 2 package: household {r.household_id} has no package but start_year "
+             f"{r.start_year!r} / cost {r.cost!r}", "rule 2")
+
+    # rule 3
+    counted = found & (p1["start"] + p1["lag_in"] <= deadline)
+    p1["exit"] = np.where(counted, p1["pkg_exit"], p1["baseline_in"])
+    p1["chosen"] = found
+    bad = p1[~(np.abs(p1["plan_exit"] - p1["exit"]) <= EXIT_TOL)]
+    rep.rows(bad, lambda r: f"rule 3 exit: household {r.household_id} exit_probability {_g(r.plan_exit)} "
+             f"!= expected {_g(r.exit)}", "rule 3")
+    return p1
+
+
+def _check_projects(ctx: dict, rep: _Report) -> pd.DataFrame:
+    """Rule 4; returns built projects that exist in the inputs (with input values)."""
+    inp, pp, years, deadline = ctx["inp"], ctx["plan"]["projects"], ctx["years"], ctx["deadline"]
+    key = ["village_id", "project_id"]
+    dup = pp[pp.duplicated(key)].drop_duplicates(key)
+    rep.rows(dup, lambda r: f"rule 4 projects: project {r.village_id}/{r.project_id} built more than once", "rule 4")
+    p1 = pp.drop_duplicates(key)
+    p1 = p1.assign(start=_int_year(p1["start_year"]), plan_cost=_num(p1["cost"]), plan_mand=_bool(p1["mandatory"]))
+    pj = inp["projects"].rename(columns={"category": "category_in", "cost": "cost_in", "mandatory": "mand_in",
+                                         "duration_years": "duration_in", "county_id": "county_id_in"})
+    p1 = p1.merge(pj[key + ["category_in", "cost_in", "mand_in", "duration_in", "county_id_in"]],
+                  on=key, how="left", indicator=True)
+    bad = p1[p1["_merge"] != "both"]
+    rep.rows(bad, lambda r: f"rule 4 projects: project {r.village_id}/{r.project_id} not in the inputs", "rule 4")
+    ok = p1[p1["_merge"] == "both"].copy()
+    bad = ok[ok["category"] != ok["category_in"]]
+    rep.rows(bad, lambda r: f"rule 4 projects: project {r.village_id}/{r.project_id} category {r.category} "
+             f"!= input {r.category_in}", "rule 4")
+    bad = ok[_money_bad(ok["plan_cost"], ok["cost_in"], ctx["tol"])]
+    rep.rows(bad, lambda r: f"rule 4 projects: project {r.village_id}/{r.project_id} cost {_m(r.plan_cost)} "
+             f"!= input {_m(r.cost_in)}", "rule 4")
+    bad = ok[ok["plan_mand"].isna() | (ok["plan_mand"] != ok["mand_in"])]
+    rep.rows(bad, lambda r: f"rule 4 projects: project {r.village_id}/{r.project_id} mandatory "
+             f"{r.mandatory!r} != input {r.mand_in}", "rule 4")
+    bad = p1[~p1["start"].isin(years)]
+    rep.rows(bad, lambda r: f"rule 4 projects: project {r.village_id}/{r.project_id} start_year "
+             f"{r.start_year!r} not in {years[0]}..{years[-1]}", "rule 4")
+
+    mand = inp["projects"][inp["projects"]["mandatory"]].merge(ok[key + ["start"]], on=key, how="left")
+    mand = mand.assign(finish=mand["start"] + mand["duration_years"] - 1)
+    bad = mand[mand["start"].isna() | ~(mand["finish"] <= deadline)]
+    rep.rows(bad, lambda r: f"rule 4 mandatory: project {r.village_id}/{r.project_id} "
+             + ("not built" if pd.isna(r.start) else
+                f"starts {_y(r.start)} and finishes {_y(r.finish)} > deadline {deadline}"), "rule 4")
+    return ok
+
+
+def _check_prerequisites(ctx: dict, hh: pd.DataFrame, built: pd.DataFrame, rep: _Report) -> None:
+    """Rule 5."""
+    chosen = hh[hh["chosen"] & hh["start"].notna()]
+    req = _split_long(chosen, ["household_id", "package_id", "village_id_in", "start"], "requires_in", "req")
+    req = req.merge(built[["village_id", "project_id", "start", "duration_in"]].rename(
+        columns={"village_id": "village_id_in", "project_id": "req", "start": "proj_start"}),
+        on=["village_id_in", "req"], how="left")
+    req = req.assign(done=req["proj_start"] + req["duration_in"])
+    bad = req[~(req["done"] <= req["start"])]
+    rep.rows(bad, lambda r: f"rule 5 prerequisite: household {r.household_id} package {r.package_id} starts "
+             f"{_y(r.start)} but project {r.village_id_in}/{r.req} "
+             + ("is not built" if pd.isna(r.proj_start) else f"is only finished for {_y(r.done)}"), "rule 5")
+
+
+def _spend(hh: pd.DataFrame, built: pd.DataFrame) -> pd.DataFrame:
+    """Recomputed spend per (county_id, category, year)."""
+    pk = hh[hh["chosen"] & hh["start"].notna()]
+    parts = [
+        pd.DataFrame({"county_id": pk["county_id_in"], "category": pk["category_in"], "year": pk["start"],
+                      "spend": pk["cost_in"]}),
+        pd.DataFrame({"county_id": built["county_id_in"], "category": built["category_in"], "year": built["start"],
+                      "spend": built["cost_in"]}).dropna(subset=["year"]),
+    ]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({"county_id": pd.Series(dtype=object), "category": pd.Series(dtype=object),
+                             "year": pd.Series(dtype=float), "spend": pd.Series(dtype=float)})
+    return pd.concat(parts, ignore_index=True).groupby(["county_id", "category", "year"], as_index=False)["spend"].sum()
+
+
+def _check_money(ctx: dict, spend: pd.DataFrame, rep: _Report) -> pd.DataFrame:
+    """Rule 6; returns the parsed flows."""
+    inp, tol = ctx["inp"], ctx["tol"]
+    fl = ctx["plan"]["funding"]
+    fl = fl.assign(year=_int_year(fl["year"]), amount=_num(fl["amount"])).reset_index(drop=True)
+    fl["fid"] = np.arange(len(fl))
+    bad = fl[fl["year"].isna() | fl["amount"].isna()]
+    rep.rows(bad, lambda r: f"rule 6 money: flow {r.source_id}/{r.county_id}/{r.category} has unparsable "
+             f"year or amount", "rule 6")
+    fl = fl.dropna(subset=["year", "amount"])
+    bad = fl[fl["amount"] < 0]
+    rep.rows(bad, lambda r: f"rule 6 money: negative flow {_m(r.amount)} from {r.source_id} to {r.county_id} "
+             f"{r.category} {_y(r.year)}", "rule 6")
+
+    keys = ["county_id", "category", "year"]
+    cmp = spend.merge(fl.groupby(keys, as_index=False)["amount"].sum(), on=keys, how="outer")
+    cmp[["spend", "amount"]] = cmp[["spend", "amount"]].fillna(0.0)
+    bad = cmp[_money_bad(cmp["spend"], cmp["amount"], tol)]
+    rep.rows(bad, lambda r: f"rule 6 money: county {r.county_id} {r.category} {_y(r.year)} flows {_m(r.amount)} "
+             f"!= spend {_m(r.spend)}", "rule 6")
+
+    funds = inp["funds"]
+    fk = ["source_id", "year"]
+    m = fl.merge(funds[fk].drop_duplicates(), on=fk, how="left", indicator=True)
+    bad = m[m["_merge"] != "both"]
+    rep.rows(bad, lambda r: f"rule 6 eligibility: flow from source {r.source_id} year {_y(r.year)} has no "
+             f"funds row", "rule 6")
+    known = fl[fl["fid"].isin(m.loc[m["_merge"] == "both", "fid"])]
+
+    cats = _split_long(funds, fk, "categories", "category")
+    ok_ids = known.merge(cats, on=fk + ["category"])["fid"]
+    star = known.merge(cats[cats["category"] == "*"], on=fk)["fid"]
+    bad = known[~known["fid"].isin(ok_ids) & ~known["fid"].isin(star)]
+    rep.rows(bad, lambda r: f"rule 6 eligibility: source {r.source_id} year {_y(r.year)} may not fund "
+             f"category {r.category} (county {r.county_id})", "rule 6")
+
+    regs = _split_long(funds, fk, "regions", "region")
+    anc = inp["anc"].rename(columns={"region_id": "county_id", "ancestor_id": "region"})[["county_id", "region"]]
+    ok_ids = known.merge(regs, on=fk).merge(anc, on=["county_id", "region"])["fid"]
+    star = known.merge(regs[regs["region"] == "*"], on=fk)["fid"]
+    bad = known[~known["fid"].isin(ok_ids) & ~known["fid"].isin(star)]
+    rep.rows(bad, lambda r: f"rule 6 eligibility: source {r.source_id} year {_y(r.year)} may not fund "
+             f"county {r.county_id}", "rule 6")
+    bad = fl[~fl["county_id"].isin(inp["counties"]["county_id"])].drop_duplicates("county_id")
+    rep.rows(bad, lambda r: f"rule 6 eligibility: flow to {r.county_id} which is not a county", "rule 6")
+    return fl
+
+
+def _check_budgets(ctx: dict, fl: pd.DataFrame, rep: _Report) -> None:
+    """Rule 7."""
+    tol = ctx["tol"]
+    funds = ctx["inp"]["funds"]
+    avail = funds.groupby(["source_id", "year"], as_index=False)["amount"].sum()
+    used = fl.groupby(["source_id", "year"], as_index=False)["amount"].sum().rename(columns={"amount": "used"})
+    b = avail.merge(used, on=["source_id", "year"], how="outer").fillna({"amount": 0.0, "used": 0.0})
+    carry = funds.groupby("source_id")["carry_over"].any()
+    b = b[b["source_id"].isin(carry.index)]  # unknown sources are reported by rule 6
+    b = b.assign(carry=b["source_id"].map(carry).astype(bool)).sort_values(["source_id", "year"])
+    b["cum_amount"] = b.groupby("source_id")["amount"].cumsum()
+    b["cum_used"] = b.groupby("source_id")["used"].cumsum()
+
+    def over(u, a):
+        return u > a + 0.01 + tol * np.abs(a)
+
+    bad = b[~b["carry"] & over(b["used"], b["amount"])]
+    rep.rows(bad, lambda r: f"rule 7 budget: source {r.source_id} year {_y(r.year)} spends {_m(r.used)} > "
+             f"amount {_m(r.amount)}", "rule 7")
+    bad = b[b["carry"] & over(b["cum_used"], b["cum_amount"])]
+    rep.rows(bad, lambda r: f"rule 7 budget: carry-over source {r.source_id} spends {_m(r.cum_used)} up to "
+             f"{_y(r.year)} > cumulative amount {_m(r.cum_amount)}", "rule 7")
+
+
+def _check_shares(ctx: dict, spend: pd.DataFrame, rep: _Report) -> None:
+    """Rule 8."""
+    tol, policy = ctx["tol"], ctx["policy"]
+    total = float(spend["spend"].sum())
+    if total == 0:
+        return
+    by_cat = spend.groupby("category")["spend"].sum()
+    for cat, lo in (policy.get("min_category_share") or {}).items():
+        share = float(by_cat.get(cat, 0.0)) / total
+        if share < float(lo) - tol:
+            rep.add(f"rule 8 share: category {cat} share {share:.6f} < min {float(lo):.6f} "
+                    f"(spend {_m(by_cat.get(cat, 0.0))} of {_m(total)})")
+    for cat, hi in (policy.get("max_category_share") or {}).items():
+        share = float(by_cat.get(cat, 0.0)) / total
+        if share > float(hi) + tol:
+            rep.add(f"rule 8 share: category {cat} share {share:.6f} > max {float(hi):.6f} "
+                    f"(spend {_m(by_cat.get(cat, 0.0))} of {_m(total)})")
+
+
+def _check_personnel(ctx: dict, hh: pd.DataFrame, rep: _Report) -> None:
+    """Rule 9."""
+    pers, tol = ctx["inp"]["personnel"], ctx["tol"]
+    if pers is None or pers.empty:
+        return
+    pk = hh[hh["chosen"] & hh["start"].notna()][["township_in", "start", "hours_in"]]
+    anc = ctx["inp"]["anc"].rename(columns={"region_id": "township_in", "ancestor_id": "region_id"})
+    used = (pk.merge(anc[["township_in", "region_id"]], on="township_in")
+            .groupby(["region_id", "start"], as_index=False)["hours_in"].sum()
+            .rename(columns={"start": "year", "hours_in": "used"}))
+    p = pers.merge(used, on=["region_id", "year"], how="left").fillna({"used": 0.0})
+    bad = p[p["used"] > p["hours"] * (1 + tol) + tol]
+    rep.rows(bad, lambda r: f"rule 9 personnel: region {r.region_id} year {_y(r.year)} uses "
+             f"{r.used:,.2f} hours > {r.hours:,.2f}", "rule 9")
+
+
+def _check_counties(ctx: dict, hh: pd.DataFrame, spend: pd.DataFrame, rep: _Report) -> pd.DataFrame:
+    """Rule 10; returns the recomputed county table (columns r_*)."""
+    tol, inp = ctx["tol"], ctx["inp"]
+    agg = hh.groupby("county_id_in").agg(r_rp=("household_id", "size"), r_exits=("exit", "sum"))
+    c = inp["counties"].rename(columns={"threshold": "r_thr", "rural_population": "r_pop"}).set_index("county_id")
+    c = c[["r_thr", "r_pop"]].join(agg, how="left").fillna({"r_rp": 0, "r_exits": 0.0})
+    c["r_spend"] = spend.groupby("county_id")["spend"].sum().reindex(c.index).fillna(0.0)
+    c["r_short"] = np.maximum(0.0, c["r_rp"] - c["r_exits"] - c["r_thr"] * c["r_pop"])
+    c["r_on"] = c["r_short"] <= tol
+    c["r_inc"] = (c["r_rp"] - c["r_exits"]) / c["r_pop"].where(c["r_pop"] != 0)
+    c = c.reset_index()
+
+    pc = ctx["plan"]["counties"]
+    dup = pc[pc["county_id"].duplicated()].drop_duplicates("county_id")
+    rep.rows(dup, lambda r: f"rule 10 counties: county {r.county_id} listed more than once", "rule 10")
+    need = c[c["r_rp"] > 0]
+    bad = need[~need["county_id"].isin(pc["county_id"])]
+    rep.rows(bad, lambda r: f"rule 10 counties: county {r.county_id} with {int(r.r_rp)} registered poor "
+             f"missing from counties.csv", "rule 10")
+    bad = pc[~pc["county_id"].isin(c["county_id"])].drop_duplicates("county_id")
+    rep.rows(bad, lambda r: f"rule 10 counties: {r.county_id} in counties.csv is not a county", "rule 10")
+
+    m = pc.drop_duplicates("county_id").merge(c, on="county_id")
+    checks = [
+        ("registered_poor", "r_rp", lambda a, b: ~(np.abs(a - b) <= 1e-9)),
+        ("expected_exits", "r_exits", lambda a, b: ~(np.abs(a - b) <= tol + tol * np.abs(b))),
+        ("threshold", "r_thr", lambda a, b: ~(np.abs(a - b) <= 1e-9)),
+        ("shortfall_households", "r_short", lambda a, b: ~(np.abs(a - b) <= 10 * tol)),
+        ("spend", "r_spend", lambda a, b: _money_bad(a, b, tol)),
+        ("expected_incidence", "r_inc", lambda a, b: b.notna() & ~(np.abs(a - b) <= tol)),
+    ]
+    for col, ref, is_bad in checks:
+        mm = m.assign(got=_num(m[col]), ref=m[ref])
+        bad = mm[np.asarray(is_bad(mm["got"], mm["ref"]), dtype=bool)]
+        rep.rows(bad, lambda r, col=col: f"rule 10 counties: county {r.county_id} {col} {_g(r.got)} "
+                 f"!= recomputed {_g(r.ref)}", "rule 10")
+    got = _bool(m["on_schedule"])
+    mask = got.isna() | (got != m["r_on"])
+    rep.rows(m[mask], lambda r: f"rule 10 counties: county {r.county_id} on_schedule {r.on_schedule!r} but "
+             f"shortfall is {_g(r.r_short)}", "rule 10")
+
+    if str(ctx["policy"].get("deadline", "soft")).lower() == "hard":
+        bad = need[~need["r_on"]]
+        rep.rows(bad, lambda r: f"rule 10 hard deadline: county {r.county_id} is off schedule "
+                 f"(shortfall {_g(r.r_short)} households)", "rule 10")
+    return c
+
+
+def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFrame, counties: pd.DataFrame,
+                   rep: _Report) -> None:
+    """Rule 11."""
+    rep = _Report()
+    tol = ctx["tol"]
+    missing = [k for k in _SUMMARY_KEYS if k not in summary]
+    if missing:
+        rep.add(f"rule 11 summary: missing keys {missing}")
+
+    def num(key):
+        try:
+            return float(summary.get(key))
+        except (TypeError, ValueError):
+            return float("nan")
+
+    exits = float(hh["exit"].sum())
+    got = num("expected_exits")
+    if not abs(got - exits) <= tol * max(1.0, abs(exits)):
+        rep.add(f"rule 11 summary: expected_exits {_g(got)} != recomputed {_g(exits)}")
+    total = float(spend["spend"].sum())
+    got = num("total_cost")
+    if _money_bad([got], [total], tol)[0]:
+        rep.add(f"rule 11 summary: total_cost {_m(got)} != recomputed spend {_m(total)}")
+    pc = ctx["plan"]["counties"]
+    on = int(_bool(pc["on_schedule"]).eq(True).sum())
+    if num("counties_on_schedule") != on:
+        rep.add(f"rule 11 summary: counties_on_schedule {summary.get('counties_on_schedule')} != {on} in "
+                f"counties.csv")
+    if num("counties_total") != len(pc):
+        rep.add(f"rule 11 summary: counties_total {summary.get('counties_total')} != {len(pc)} rows in "
+                f"counties.csv")
+    short = float(counties["r_short"].sum())
+    got = num("total_shortfall")
+    if not abs(got - short) <= 10 * tol:
+        rep.add(f"rule 11 summary: total_shortfall {_g(got)} != recomputed {_g(short)}")
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+def check_plan(data_dir, plan_dir, *, start_year, deadline_year, policy=None, tol=1e-6) -> list[str]:
+    """Recompute everything from inputs and return a list of violation messages."""
+    rep = _Report()
+    plan_dir = Path(plan_dir)
+    try:
+        summary = json.loads((plan_dir / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        return [f"summary: cannot read summary.json ({exc})"]
+    if not isinstance(summary, dict):
+        return ["summary: summary.json is not an object"]
+    status = str(summary.get("status", "")).strip()
+    if status not in STATUSES:
+        return [f"summary: status {summary.get('status')!r} is not one of {list(STATUSES)}"]
+    if status in ("infeasible", "error"):
+        return []
+
+    policy = dict(policy or {})
+    plan = _load_plan(plan_dir, rep)
+    if plan is None:
+        return rep.msgs
+    ctx = dict(inp=_load_inputs(Path(data_dir), policy), plan=plan, policy=policy, tol=tol,
+               deadline=int(deadline_year), years=list(range(int(start_year), int(deadline_year) + 1)))
+
+    hh = _check_households(ctx, rep)
+    built = _check_projects(ctx, rep)
+    _check_prerequisites(ctx, hh, built, rep)
+    spend = _spend(hh, built)
+    flows = _check_money(ctx, spend, rep)
+    _check_budgets(ctx, flows, rep)
+    _check_shares(ctx, spend, rep)
+    _check_personnel(ctx, hh, rep)
+    counties = _check_counties(ctx, hh, spend, rep)
+    _check_summary(ctx, summary, hh, spend, counties, rep)
+    return rep.msgs
+
+
+def check_scenario_plan(scenario_yaml_path, plan_dir, tol=1e-6) -> list[str]:
+    """check_plan with start/deadline/data/policy taken from a scenario YAML."""
+    path = Path(scenario_yaml_path)
+    sc = yaml.safe_load(path.read_text()) or {}
+    data_dir = path.parent / str(sc["data"])
+    return check_plan(data_dir, plan_dir, start_year=int(sc["start_year"]), deadline_year=int(sc["deadline_year"]),
+                      policy=sc.get("policy") or {}, tol=tol)
+
+
+def assert_plan_ok(data_dir, plan_dir, *, start_year, deadline_year, policy=None, tol=1e-6) -> None:
+    """Raise AssertionError listing the first 20 violations, if any."""
+    msgs = check_plan(data_dir, plan_dir, start_year=start_year, deadline_year=deadline_year, policy=policy, tol=tol)
+    if msgs:
+        raise AssertionError(f"{len(msgs)} plan violation(s):\n" + "\n".join(msgs[:20]))
