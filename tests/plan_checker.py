@@ -550,7 +550,6 @@ def _check_counties(ctx: dict, hh: pd.DataFrame, spend: pd.DataFrame, rep: _Repo
 def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFrame, counties: pd.DataFrame,
                    rep: _Report) -> None:
     """Rule 11."""
-    rep = _Report()
     tol = ctx["tol"]
     missing = [k for k in _SUMMARY_KEYS if k not in summary]
     if missing:

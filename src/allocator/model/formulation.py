@@ -2,9 +2,10 @@
 
 Columns (each a block of numpy index arrays):
 
-- ``x[p, t]`` binary: package p (of its household) starts in year t; only where its exit
-  counts (t + lag <= deadline), its prerequisites can be finished first, some fund may pay
-  for it and it beats the household's baseline;
+- ``x[p, t]`` binary: package p (of its household) starts in year t; only where its
+  prerequisites can be finished first and some fund may pay for it, and — unless category
+  share rules make any spend useful — where its exit counts (t + lag <= deadline) and beats
+  the household's baseline;
 - ``y[q, t]`` binary: project q starts in year t (mandatory: t + d - 1 <= deadline;
   others only when some package needs them);
 - ``f[r, c, g]`` >= 0: fund row r (a source in a year) pays county c for category g;
@@ -107,8 +108,10 @@ class Formulation:
 
     @property
     def x_gain(self) -> np.ndarray:
+        """Exit gain of each x column over the baseline; 0 where the exit would not count."""
         p = self.problem
-        return p.pkg_exit[self.x_pkg] - p.household_baseline[self.x_household]
+        counted = p.years[self.x_year] + p.pkg_lag[self.x_pkg] <= p.deadline_year
+        return np.where(counted, p.pkg_exit[self.x_pkg] - p.household_baseline[self.x_household], 0.0)
 
     def family(self, name: str) -> RowFamily:
         return next(f for f in self.families if f.name == name)
@@ -143,13 +146,21 @@ def package_columns(p: Problem, fundable: np.ndarray) -> tuple[np.ndarray, np.nd
     after_prereq = t[None, :] >= earliest[:, None]
     county = p.household_county[p.pkg_household]
     funded = (p.pkg_cost[:, None] == 0) | fundable[p.pkg_category, county, :]
-    gain = p.pkg_exit - p.household_baseline[p.pkg_household]
-    mask = counted & after_prereq & funded & (gain > 0)[:, None]
+    mask = after_prereq & funded
+    if not has_share_rules(p):
+        gain = p.pkg_exit - p.household_baseline[p.pkg_household]
+        mask &= counted & (gain > 0)[:, None]
     return np.nonzero(mask)
 
 
+def has_share_rules(p: Problem) -> bool:
+    """Category share rules make any spend useful (it changes the shares), so nothing is pruned."""
+    return bool(p.policy.min_category_share or p.policy.max_category_share)
+
+
 def project_columns(p: Problem, fundable: np.ndarray, x_pkg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate (project, year index) pairs: mandatory ones, and those a package may need."""
+    """Candidate (project, year index) pairs: mandatory ones, and those a package may need
+    (every project when category share rules are set)."""
     needed = np.zeros(len(p.proj_ids), dtype=bool)
     used_pkgs = np.unique(x_pkg)
     _, req_flat = expand_ranges(p.pkg_req_ptr[used_pkgs], np.diff(p.pkg_req_ptr)[used_pkgs])
@@ -157,6 +168,9 @@ def project_columns(p: Problem, fundable: np.ndarray, x_pkg: np.ndarray) -> tupl
     finish = p.years[None, :] + p.proj_duration[:, None]
     in_time = np.where(p.proj_mandatory[:, None], finish - 1 <= p.deadline_year, finish <= p.deadline_year)
     funded = (p.proj_cost[:, None] == 0) | fundable[p.proj_category, p.proj_county, :]
+    if has_share_rules(p):
+        in_time |= ~p.proj_mandatory[:, None]
+        needed[:] = True
     mask = in_time & funded & (p.proj_mandatory | needed)[:, None]
     return np.nonzero(mask)
 

@@ -146,7 +146,9 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
     village_county_id = villages["township_id"].map(county_of).to_numpy()
     poor = households[households["registered_poor"].to_numpy()].reset_index(drop=True)
     hh_village_all = _codes(poor["village_id"], villages["village_id"].to_numpy())
-    poor_county_ids = set(village_county_id[hh_village_all])
+    mandatory_villages = villages["village_id"].isin(projects.loc[projects["mandatory"], "village_id"]).to_numpy()
+    # counties in the model: those with registered poor households or with mandatory projects
+    poor_county_ids = set(village_county_id[hh_village_all]) | set(village_county_id[mandatory_villages])
 
     county_rows = regions[(regions["level"] == "county") & regions["region_id"].isin(poor_county_ids)]
     county_rows = county_rows.sort_values("region_id", kind="stable")

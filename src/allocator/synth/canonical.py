@@ -161,7 +161,7 @@ PACKAGE_CATEGORY = ("industry", "industry", "ability", "ability", "ability", "ho
 (P_INDUSTRY, P_MICRO, P_JOB, P_TRAINING, P_EDUCATION, P_HOUSING, P_RELOCATION, P_HEALTH, P_DIBAO,
  P_RANGER, P_WATER) = range(11)
 K = len(PACKAGE_IDS)
-BASE_EFFECT = np.array([0.80, 0.72, 0.76, 0.55, 0.70, 0.88, 0.90, 0.45, 0.90, 0.90, 0.50])
+BASE_EFFECT = np.array([0.82, 0.72, 0.78, 0.55, 0.70, 0.90, 0.92, 0.45, 0.92, 0.90, 0.50])
 BASE_HOURS = np.array([30, 20, 25, 20, 15, 40, 60, 15, 10, 15, 15], dtype=float)
 PICK_WEIGHT = np.array([4.0, 1.5, 3.0, 1.5, 1.0, 2.0, 2.0, 1.5, 1.5, 2.0, 1.0])
 CANDIDATES_P = np.array([0.15, 0.35, 0.30, 0.20])  # 1, 2, 3, 4 candidates per registered household
@@ -383,7 +383,7 @@ def _villages(rng: np.random.Generator, geo: dict) -> dict:
     town_county = np.concatenate(town_county)
     n_v = len(poor)
 
-    incidence = np.where(poor, rng.uniform(0.30, 0.50, n_v), rng.uniform(0.04, 0.10, n_v))
+    incidence = np.where(poor, rng.uniform(0.27, 0.45, n_v), rng.uniform(0.035, 0.09, n_v))
     incidence *= geo["incidence_factor"][county]
     rural = np.where(registered > 0, np.ceil(registered / incidence), rng.integers(150, 600, n_v)).astype(np.int64)
     n_non_registered = int(math.floor(NON_REGISTERED_PER_REGISTERED * registered.sum() + 0.5))
