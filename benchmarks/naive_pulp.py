@@ -91,40 +91,45 @@ def build_naive(p: Problem) -> NaiveModel:
 
     prob = pulp.LpProblem("naive_allocator", pulp.LpMaximize)
 
-    # x[package, year]: only where the exit counts, prerequisites can finish first, some
-    # fund may pay and the package beats the household's baseline.
+    # Category share rules make any spend useful (it moves the shares): then no column is
+    # pruned for a late exit or a gain <= 0, and every project may be built at any time.
+    shares = bool(p.policy.min_category_share or p.policy.max_category_share)
+
+    # x[package, year]: only where prerequisites can finish first and some fund may pay,
+    # and (without share rules) where the exit counts and beats the household's baseline.
     x, gain_of = {}, {}
     x_of_household = defaultdict(list)  # household -> [(package, year)]
     for k in range(len(pkg_household)):
         h = pkg_household[k]
         gain = pkg_exit[k] - baseline[h]
-        if not gain > 0:
+        if not shares and not gain > 0:
             continue
         earliest = 0
         for i in range(req_ptr[k], req_ptr[k + 1]):
             earliest = max(earliest, proj_duration[req_project[i]])
         c = hh_county[h]
         for t in range(earliest, T):
-            if years[t] + pkg_lag[k] > deadline:
+            if not shares and years[t] + pkg_lag[k] > deadline:
                 continue
             if pkg_cost[k] != 0 and (pkg_category[k], c, t) not in fundable:
                 continue
             x[k, t] = pulp.LpVariable(f"x_{k}_{t}", lowBound=0, upBound=1, cat=pulp.LpBinary)
-            gain_of[k, t] = gain
+            gain_of[k, t] = gain if years[t] + pkg_lag[k] <= deadline else 0.0  # exit too late: 0
             x_of_household[h].append((k, t))
 
-    # y[project, year]: mandatory projects, and those a package with a column needs.
+    # y[project, year]: mandatory projects, and those a package with a column needs
+    # (every project, in any year, under share rules).
     needed = set()
     for k, _t in x:
         for i in range(req_ptr[k], req_ptr[k + 1]):
             needed.add(req_project[i])
     y = {}
     for q in range(len(proj_cost)):
-        if not (proj_mandatory[q] or q in needed):
+        if not (proj_mandatory[q] or q in needed or shares):
             continue
         for t in range(T):
             finish = years[t] + proj_duration[q]
-            in_time = finish - 1 <= deadline if proj_mandatory[q] else finish <= deadline
+            in_time = finish - 1 <= deadline if proj_mandatory[q] else (finish <= deadline or shares)
             if not in_time:
                 continue
             if proj_cost[q] != 0 and (proj_category[q], proj_county[q], t) not in fundable:
@@ -153,7 +158,7 @@ def build_naive(p: Problem) -> NaiveModel:
 
     # Objective: expected exits, the shortfall penalised first.
     best_gain = defaultdict(float)
-    for (k, t), gain in gain_of.items():
+    for (k, _t), gain in gain_of.items():
         h = pkg_household[k]
         best_gain[h] = max(best_gain[h], gain)
     penalty = float(math.ceil(sum(best_gain.values()))) + 1.0
@@ -166,7 +171,7 @@ def build_naive(p: Problem) -> NaiveModel:
 
     # Each project at most once; a mandatory one exactly once.
     y_of_project = defaultdict(list)
-    for (q, t), var in y.items():
+    for (q, _t), var in y.items():
         y_of_project[q].append(var)
     for q in sorted(set(y_of_project) | {q for q in range(len(proj_cost)) if proj_mandatory[q]}):
         if proj_mandatory[q]:
@@ -209,10 +214,12 @@ def build_naive(p: Problem) -> NaiveModel:
         flows_of_row[r].append(var)
     for r in range(R):
         if carry_over[fund_source[r]]:
-            members = [r2 for r2 in range(R) if fund_source[r2] == fund_source[r] and fund_year[r2] <= fund_year[r]]
+            members = [r2 for r2 in range(R)
+                       if fund_source[r2] == fund_source[r] and fund_year[r2] <= fund_year[r]]
         else:
             members = [r]
-        prob += pulp.lpSum(v for r2 in members for v in flows_of_row[r2]) <= sum(fund_amount[r2] for r2 in members)
+        limit = sum(fund_amount[r2] for r2 in members)
+        prob += pulp.lpSum(v for r2 in members for v in flows_of_row[r2]) <= limit
 
     # Category shares over all years and counties.
     rules = [(CATEGORIES.index(cat), share, "min") for cat, share in p.policy.min_category_share.items()]
@@ -264,11 +271,12 @@ def _solve_naive(model: NaiveModel, mip: bool, time_limit: float | None = None) 
 def cross_check(names=("h1k-1y", "h1k-5y"), tol: float = 1e-6) -> bool:
     """Solve the naive and allocator LP relaxations with HiGHS and compare objectives
     (and, on one-year instances, the MIP optima)."""
+    from instances import load_problem
+
     from allocator.model.formulation import formulate
     from allocator.scenario import Policy
     from allocator.solvers.base import SolveOptions
     from allocator.solvers.highs import HighsBackend
-    from instances import load_problem
 
     policies = {
         "default": Policy(),
@@ -277,7 +285,8 @@ def cross_check(names=("h1k-1y", "h1k-5y"), tol: float = 1e-6) -> bool:
         "hard": Policy(deadline="hard"),
     }
     ok = True
-    print("| instance | policy | allocator cols/rows/nnz | naive cols/rows/nnz | allocator LP | naive LP | rel diff |")
+    print("| instance | policy | allocator cols/rows/nnz | naive cols/rows/nnz | allocator LP | naive LP "
+          "| rel diff |")
     print("|---|---|---|---|---:|---:|---:|")
     for name in names:
         for label, policy in policies.items():

@@ -9,10 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import allocator  # noqa: E402
 from plan_checker import check_scenario_plan  # noqa: E402
 from tiny import tiny_tables, write_folder  # noqa: E402
-
-import allocator  # noqa: E402
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tiny import write_folder
 
 import allocator
 from allocator.errors import InputError
+from tiny import write_folder
 
 
 def errors_of(tables, tmp_path, **kwargs) -> list[str]:

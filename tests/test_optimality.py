@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 from scipy.optimize import linprog
 
-import allocator
 from allocator.solvers import available_backends
 
 YEARS = [2017, 2018]
@@ -74,7 +73,7 @@ def money_feasible(tables, spend: dict, policy: dict) -> bool:
     a_eq = np.array([[1.0 if (c, g, funds.loc[i, "year"]) == k else 0.0 for i, c, g in cols] for k in keys])
     b_eq = np.array([spend[k] for k in keys])
     a_ub, b_ub = [], []
-    for source, rows in funds.groupby("source_id"):
+    for _source, rows in funds.groupby("source_id"):
         for _, f in rows.iterrows():
             if f["carry_over"]:
                 member = rows[rows["year"] <= f["year"]].index

@@ -28,6 +28,11 @@ def _report(issues: IssueCollector, file: str, frame: pd.DataFrame, mask, id_col
         issues.add(file, message, row=int(pos) + 1, id=ident, column=column, expected=expected, found=shown)
 
 
+def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
+    """``value`` by ``key`` (first row of each key), usable for ``map`` even with duplicate ids."""
+    return frame.drop_duplicates(key).set_index(key)[value]
+
+
 def check_region_tree(regions: pd.DataFrame, issues: IssueCollector) -> None:
     """Parents exist, levels descend (province > prefecture > county > township), no cycle."""
     ids = set(regions["region_id"])
@@ -77,7 +82,7 @@ def county_of_regions(regions: pd.DataFrame) -> pd.Series:
 def check_regions_used(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
     """Villages sit in townships under a county; counties with poor households have a population."""
     regions, villages = tables["regions"], tables["villages"]
-    level_of = regions.set_index("region_id")["level"]
+    level_of = _lookup(regions, "region_id", "level")
     township_level = villages["township_id"].map(level_of)
     missing = township_level.isna()
     _report(issues, "villages.csv", villages, missing, "village_id", "township_id",
@@ -100,7 +105,7 @@ def check_households_and_packages(tables: dict[str, pd.DataFrame], issues: Issue
     unknown_village = ~households["village_id"].isin(villages["village_id"])
     _report(issues, "households.csv", households, unknown_village, "household_id", "village_id",
             "village does not exist", "a village_id of villages.csv")
-    village_of = households.set_index("household_id")["village_id"]
+    village_of = _lookup(households, "household_id", "village_id")
     pkg_village = packages["household_id"].map(village_of)
     unknown_household = pkg_village.isna()
     _report(issues, "packages.csv", packages, unknown_household, ("household_id", "package_id"),
@@ -140,6 +145,7 @@ def check_funds(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None
     """Fund categories and regions exist; carry_over is the same on every row of a source."""
     funds, regions = tables["funds"], tables["regions"]
     region_ids = set(regions["region_id"])
+    level_of = dict(zip(regions["region_id"], regions["level"], strict=True))
     for column, allowed, what in (("categories", set(CATEGORIES), "categories"),
                                   ("regions", region_ids, "region_ids of regions.csv")):
         items = funds[column].map(split_list)
@@ -148,7 +154,6 @@ def check_funds(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None
                 f"unknown {column[:-1] if column == 'regions' else 'category'}",
                 f"'{ANY}' or {', '.join(sorted(allowed)) if column == 'categories' else what}", found=bad)
         if column == "regions":
-            level_of = dict(zip(regions["region_id"], regions["level"], strict=True))
             townships = items.map(lambda xs: [x for x in xs if level_of.get(x) == "township"])
             _report(issues, "funds.csv", funds, townships.map(bool), ("source_id", "year"), column,
                     "funds are spent per county: a township cannot receive a fund",
@@ -164,7 +169,7 @@ def check_funds(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None
 def check_personnel(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
     """Personnel rows name a county or a township."""
     personnel = tables["personnel"]
-    level = personnel["region_id"].map(tables["regions"].set_index("region_id")["level"])
+    level = personnel["region_id"].map(_lookup(tables["regions"], "region_id", "level"))
     bad = ~level.isin(["county", "township"])
     _report(issues, "personnel.csv", personnel, bad, ("region_id", "year"), "region_id",
             "not a county or township of regions.csv", "a region_id with level county or township")
@@ -189,9 +194,10 @@ def check_county_population(tables: dict[str, pd.DataFrame], county_of_household
             "county with registered poor households has no rural population", "an integer > 0")
 
 
-def check_tables(tables: dict[str, pd.DataFrame], years: list[int]) -> None:
-    """Run every cross-table rule; raise one InputError listing all problems found."""
-    issues = IssueCollector()
+def check_tables(tables: dict[str, pd.DataFrame], years: list[int], issues: IssueCollector | None = None) -> None:
+    """Run every cross-table rule; raise one InputError listing all problems found
+    (with those already in ``issues``, e.g. from reading the tables)."""
+    issues = issues or IssueCollector()
     check_region_tree(tables["regions"], issues)
     check_regions_used(tables, issues)
     check_households_and_packages(tables, issues)
@@ -201,6 +207,6 @@ def check_tables(tables: dict[str, pd.DataFrame], years: list[int]) -> None:
     check_not_empty(tables, issues)
     if not issues.issues:
         county_of = county_of_regions(tables["regions"])
-        village_county = tables["villages"].set_index("village_id")["township_id"].map(county_of)
+        village_county = _lookup(tables["villages"], "village_id", "township_id").map(county_of)
         check_county_population(tables, tables["households"]["village_id"].map(village_county), issues)
     issues.raise_if_any()

@@ -56,7 +56,7 @@ def _fail_input(error: InputError) -> None:
     err.print(f"[red]error:[/red] {len(error.issues)} problem(s) in the input"
               + (" (showing the first ones)" if error.truncated else ""))
     for issue in error.issues:
-        err.print(f"  - {issue}", markup=False, highlight=False)
+        err.print(f"  - {issue}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -82,7 +82,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML")]) ->
     try:
         sc = load_scenario(scenario)
         problem = build_problem(load_tables(sc), name=sc.name, start_year=sc.start_year,
-                                deadline_year=sc.deadline_year, policy=sc.policy)
+                                deadline_year=sc.deadline_year, policy=sc.policy, validate=False)
     except InputError as error:
         _fail_input(error)
     table = Table(title=f"{sc.name}: valid", show_header=False)

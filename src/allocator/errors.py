@@ -82,14 +82,20 @@ class IssueCollector:
 
     def __init__(self, limit: int = MAX_ISSUES):
         self.issues: list[Issue] = []
+        self._cells: set[tuple] = set()
         self.limit = limit
         self.truncated = False
 
     def add(self, file: str, message: str, **where) -> None:
-        """Record one issue; beyond the limit only remember that there were more."""
+        """Record one issue; skip a second one on a cell already reported; beyond the
+        limit only remember that there were more."""
+        cell = (file, where.get("row"), where.get("column"))
+        if where.get("row") is not None and cell in self._cells:
+            return
         if len(self.issues) >= self.limit:
             self.truncated = True
             return
+        self._cells.add(cell)
         self.issues.append(Issue(file=file, message=message, **where))
 
     @property

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.model.formulation import G, Formulation
+from allocator.model.formulation import Formulation, G
 from allocator.tables import CATEGORIES
 
 TABLES = ("households", "projects", "funding", "counties")

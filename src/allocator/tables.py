@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.errors import InputError, IssueCollector
+from allocator.errors import IssueCollector
 
 CATEGORIES = ("infrastructure", "industry", "housing", "ability", "ecology", "welfare")
 LEVELS = ("province", "prefecture", "county", "township")
@@ -266,12 +266,19 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
     return frame
 
 
-def read_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
-    """Read every contract table of a data folder, raising one InputError listing all problems."""
+def read_tables(folder: str | Path, issues: IssueCollector | None = None) -> dict[str, pd.DataFrame]:
+    """Read every contract table of a data folder.
+
+    Without ``issues``, raise one InputError listing all problems; with it, add them there
+    and return the tables that could be read (cells that did not fit are zero or empty).
+    """
     folder = Path(folder)
-    issues = IssueCollector()
+    collect = issues is not None
+    issues = issues if collect else IssueCollector()
     if not folder.is_dir():
         issues.add(str(folder), "data folder does not exist", expected="a folder with the contract tables")
+        if collect:
+            return {}
         issues.raise_if_any()
     tables: dict[str, pd.DataFrame] = {}
     for name in REQUIRED_TABLES + OPTIONAL_TABLES:
@@ -282,7 +289,8 @@ def read_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
         frame = read_table(folder, spec, issues)
         if frame is not None:
             tables[name] = frame
-    issues.raise_if_any()
+    if not collect:
+        issues.raise_if_any()
     return tables
 
 

@@ -11,8 +11,10 @@ Columns (each a block of numpy index arrays):
 - ``f[r, c, g]`` >= 0: fund row r (a source in a year) pays county c for category g;
 - ``s[c]`` >= 0: shortfall of county c, in households (fixed at 0 when the deadline is hard).
 
-Objective: maximise sum (exit_p - baseline_h) x - penalty * sum s, the penalty exceeding
-every possible exit gain, so total shortfall is minimised first (lexicographic).
+Objective: maximise expected exits minus a shortfall penalty,
+sum_h baseline_h + sum (exit_p - baseline_h) x - penalty * sum_c s_c, with the penalty
+above every possible exit gain (one household of shortfall outweighs all exits), so the
+least total shortfall comes first and the most exits second.
 """
 
 from __future__ import annotations
@@ -66,8 +68,8 @@ class Formulation:
     f_fund: np.ndarray
     f_county: np.ndarray
     f_category: np.ndarray
-    penalty: float
     families: list[RowFamily]
+    penalty: float = 0.0  # objective units lost per household of county shortfall
 
     @property
     def nx(self) -> int:
@@ -115,6 +117,7 @@ class Formulation:
 
     def family(self, name: str) -> RowFamily:
         return next(f for f in self.families if f.name == name)
+
 
 
 def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -349,11 +352,12 @@ def formulate(p: Problem) -> Formulation:
     T = len(p.years)
     spend_possible = np.zeros((G, len(p.county_ids), T), dtype=bool)
     paid_x = p.pkg_cost[x_pkg] > 0
-    spend_possible[p.pkg_category[x_pkg[paid_x]], p.household_county[p.pkg_household[x_pkg[paid_x]]], x_year[paid_x]] = True
+    x_paid_county = p.household_county[p.pkg_household[x_pkg[paid_x]]]
+    spend_possible[p.pkg_category[x_pkg[paid_x]], x_paid_county, x_year[paid_x]] = True
     paid_y = p.proj_cost[y_proj] > 0
     spend_possible[p.proj_category[y_proj[paid_y]], p.proj_county[y_proj[paid_y]], y_year[paid_y]] = True
     f_fund, f_county, f_category = flow_columns(p, spend_possible)
-    fm = Formulation(p, None, x_pkg, x_year, y_proj, y_year, f_fund, f_county, f_category, 0.0, [])  # type: ignore[arg-type]
+    fm = Formulation(p, None, x_pkg, x_year, y_proj, y_year, f_fund, f_county, f_category, [])  # type: ignore[arg-type]
 
     blocks = [build(fm) for build in FAMILIES]
     offsets = np.cumsum([0] + [len(b.lo) for b in blocks])

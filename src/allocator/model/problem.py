@@ -156,7 +156,8 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
     western = county_rows["western"].to_numpy(dtype=bool)
     thresholds = np.where(western, policy.county_exit_threshold.western, policy.county_exit_threshold.default)
 
-    township_rows = regions[(regions["level"] == "township") & regions["region_id"].map(county_of).isin(poor_county_ids)]
+    in_model = regions["region_id"].map(county_of).isin(poor_county_ids)
+    township_rows = regions[(regions["level"] == "township") & in_model]
     township_ids = township_rows["region_id"].to_numpy(dtype=object)
     township_county = _codes(township_rows["region_id"].map(county_of), county_ids)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
@@ -145,6 +146,12 @@ class SolveOptions:
     seed: int = 0
     verbose: bool = False
     extra: dict = field(default_factory=dict)  # backend-specific options, passed through
+    # called as progress(phase, incumbent=, bound=, gap=, seconds=) during long solves
+    progress: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The options as plain data (for the run manifest)."""
+        return {k: v for k, v in self.__dict__.items() if k != "progress"}
 
 
 @dataclass

@@ -85,8 +85,11 @@ class HighsBackend(Backend):
         import highspy
 
         start = time.perf_counter()
+        _silence_banner()
         h = highspy.Highs()
         _set_options(h, model, options)
+        if options.progress is not None and model.is_mip:
+            _report_progress(h, options.progress)
         if h.passModel(_to_highs_lp(model)) == highspy.HighsStatus.kError:
             raise ValueError("HiGHS rejected the model (see its log with verbose=True)")
         if options.threads is not None:
@@ -101,6 +104,53 @@ class HighsBackend(Backend):
             result = replace(result, status=status, message=message)
         result.solve_seconds = time.perf_counter() - start
         return result
+
+
+PROGRESS_EVERY = 2.0  # seconds between progress reports during branch and bound
+
+
+def _report_progress(h, report) -> None:
+    """Report incumbent, bound and gap during branch and bound, at most every PROGRESS_EVERY s."""
+    last = [-np.inf]
+
+    def finite(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    def on_event(event) -> None:
+        data = event.data_out
+        if data.running_time - last[0] < PROGRESS_EVERY:
+            return
+        last[0] = data.running_time
+        report("branch and bound", incumbent=finite(data.mip_primal_bound), bound=finite(data.mip_dual_bound),
+               gap=finite(data.mip_gap), seconds=float(data.running_time))
+
+    h.cbMipInterrupt.subscribe(on_event)
+
+
+def _silence_banner() -> None:
+    """Create the process's first Highs object with stdout closed, so its banner does not
+    mix with a command's output."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    import os
+    import sys
+
+    import highspy
+
+    _BANNER_SILENCED = True
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_BANNER_SILENCED = False
 
 
 def highs_lp_solve(

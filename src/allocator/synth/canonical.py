@@ -216,7 +216,7 @@ REQ_NAMES = ((REQ_ROAD, "road"), (REQ_INDUSTRY_BASE, "industry_base"), (REQ_SITE
              (REQ_CLINIC, "clinic"))
 
 # --- funds ------------------------------------------------------------------------------
-COST_TO_MONEY_RATIO = 2.5
+COST_TO_MONEY_RATIO = 2.2
 CENTRAL_GROWTH = 1.215
 FUND_SOURCES = (  # source, share of all money, categories, carry_over
     ("central", 0.40, ANY, True),
@@ -275,12 +275,6 @@ def _names(rng: np.random.Generator, n: int, suffix: str) -> np.ndarray:
 
 def _round(values: np.ndarray, step: float) -> np.ndarray:
     return np.round(np.asarray(values, dtype=float) / step) * step
-
-
-def _repeat_ranges(counts: np.ndarray) -> np.ndarray:
-    """0..n-1 within each block of ``counts`` (the position inside its block)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 # --- the generator ----------------------------------------------------------------------
@@ -433,7 +427,8 @@ def _households(rng: np.random.Generator, vil: dict) -> dict:
     baseline = np.where(labour > 0, 0.08, 0.02) * np.clip(income / 0.85, 0.5, 1.5)
     baseline = np.round(baseline, 4)
 
-    order = np.lexsort((rng.random(n), village))  # grouped by village, mixed inside it
+    # grouped by village, in random order inside it (one radix sort on a combined key)
+    order = np.argsort((village.astype(np.int64) << 32) | rng.integers(0, 1 << 32, n), kind="stable")
     out = {"village": village, "registered": registered, "size": size, "cause": cause, "labour": labour,
            "kind": kind, "income": income, "unsafe": unsafe, "baseline": baseline}
     out = {k: v[order] for k, v in out.items()}
@@ -473,27 +468,34 @@ def _packages(rng: np.random.Generator, hh: dict, vil: dict, n_years: int) -> di
     forced[:, P_EDUCATION] = cause == SCHOOL
     forced &= reg[:, None]
 
-    weight = np.broadcast_to(PICK_WEIGHT, (n, K)).copy()
-    weight[:, P_MICRO] *= np.where(cause == FUNDS, 2.0, 1.0)
-    weight[:, P_JOB] *= np.where(cause == SKILLS, 2.0, 1.0)
-    weight[:, P_TRAINING] *= np.where(cause == SKILLS, 2.0, 1.0)
-    weight[:, P_HEALTH] *= np.where(cause == DISABLED, 3.0, 1.0)
-    weight[:, P_INDUSTRY] *= np.where((cause == TRANSPORT) | (cause == LAND), 1.5, 1.0)
-    weight[:, P_HOUSING] *= np.where(cause == DISASTER, 2.0, 1.0)
-    weight[:, P_WATER] *= np.where(cause == WATER, 5.0, 1.0)
-    gumbel = -np.log(-np.log(rng.random((n, K))))
-    score = np.where(forced, 1e6, np.log(weight)) + gumbel
-    score[~elig] = -np.inf
+    # weighted sampling without replacement (exponential race: the smallest E / w wins);
+    # forced needs come first, ineligible packages never
+    weight = np.broadcast_to(PICK_WEIGHT.astype(np.float32), (n, K)).copy()
+    weight[:, P_MICRO] *= np.where(cause == FUNDS, 2, 1).astype(np.float32)
+    weight[:, P_JOB] *= np.where(cause == SKILLS, 2, 1).astype(np.float32)
+    weight[:, P_TRAINING] *= np.where(cause == SKILLS, 2, 1).astype(np.float32)
+    weight[:, P_HEALTH] *= np.where(cause == DISABLED, 3, 1).astype(np.float32)
+    weight[:, P_INDUSTRY] *= np.where((cause == TRANSPORT) | (cause == LAND), 1.5, 1).astype(np.float32)
+    weight[:, P_HOUSING] *= np.where(cause == DISASTER, 2, 1).astype(np.float32)
+    weight[:, P_WATER] *= np.where(cause == WATER, 5, 1).astype(np.float32)
+    race = rng.standard_exponential((n, K), dtype=np.float32)
+    race /= weight
+    del weight
+    race[forced] = -1.0
+    race[~elig] = np.inf
 
     m = np.where(reg, 1 + rng.choice(4, size=n, p=CANDIDATES_P),
                  (rng.random(n) < NON_REGISTERED_WITH_PACKAGE).astype(np.int64))
     m = np.minimum(np.maximum(m, forced.sum(axis=1) * reg), elig.sum(axis=1))
-    top = np.argsort(-score, axis=1, kind="stable")[:, :4]
+    del elig, forced
     chosen = np.zeros((n, K), dtype=bool)
-    take = np.arange(4)[None, :] < m[:, None]
-    rows = np.broadcast_to(np.arange(n)[:, None], top.shape)
-    chosen[rows[take], top[take]] = True
-    del score, gumbel, weight, elig, forced, top, take, rows
+    rows = np.arange(n)
+    for j in range(int(m.max(initial=0))):  # at most 4 rounds of a row-wise argmin
+        best = race.argmin(axis=1)
+        pick = m > j
+        chosen[rows[pick], best[pick]] = True
+        race[rows, best] = np.inf
+    del race, rows
 
     h, k = np.nonzero(chosen)  # households in row order, packages in catalogue order
     del chosen
@@ -502,25 +504,30 @@ def _packages(rng: np.random.Generator, hh: dict, vil: dict, n_years: int) -> di
     sz = size[h]
     cs = cause[h]
     u = rng.random(r)
+    z = rng.normal(0, 0.25, r)
     yrs3 = min(3, n_years)
-    workers = np.clip(L, 1, 2)
     rebuild = rng.random(r) >= 0.35
     students = 1 + (rng.random(r) < 0.2)
-    ill = (cs == ILL) | (cs == DISABLED)
-    cost = np.select(
-        [k == P_INDUSTRY, k == P_MICRO, k == P_JOB, k == P_TRAINING, k == P_EDUCATION, k == P_HOUSING,
-         k == P_RELOCATION, k == P_HEALTH, k == P_DIBAO, k == P_RANGER, k == P_WATER],
-        [5000 * np.exp(rng.normal(0, 0.25, r)) * (0.85 + 0.05 * sz),
-         12000 * (0.7 + 0.3 * u),
-         (2000 + 500 + 1000 * u) * workers,
-         (1000 + 1000 * u) * workers,
-         3000 * 3 * students,
-         np.where(rebuild, 25000 + 20000 * u, 8000 + 4000 * u) * (0.8 + 0.07 * sz),
-         50000 * sz,
-         200 * sz * n_years + np.where(ill, 3000 + 5000 * u, 500 + 1500 * u),
-         (800 + 1700 * u) * sz * yrs3,
-         np.full(r, 10000.0 * yrs3),
-         1500 * sz + 1000 + 2000 * u])
+    formulas = {  # cost per package kind, evaluated on that kind's rows only
+        P_INDUSTRY: lambda i: 5000 * np.exp(z[i]) * (0.85 + 0.05 * sz[i]),
+        P_MICRO: lambda i: 12000 * (0.7 + 0.3 * u[i]),
+        P_JOB: lambda i: (2500 + 1000 * u[i]) * np.clip(L[i], 1, 2),
+        P_TRAINING: lambda i: (1000 + 1000 * u[i]) * np.clip(L[i], 1, 2),
+        P_EDUCATION: lambda i: 3000.0 * 3 * students[i],
+        P_HOUSING: lambda i: np.where(rebuild[i], 25000 + 20000 * u[i], 8000 + 4000 * u[i]) * (0.8 + 0.07 * sz[i]),
+        P_RELOCATION: lambda i: 50000.0 * sz[i],
+        P_HEALTH: lambda i: 200.0 * sz[i] * n_years + np.where((cs[i] == ILL) | (cs[i] == DISABLED),
+                                                                3000 + 5000 * u[i], 500 + 1500 * u[i]),
+        P_DIBAO: lambda i: (800 + 1700 * u[i]) * sz[i] * yrs3,
+        P_RANGER: lambda i: np.full(len(i), 10000.0 * yrs3),
+        P_WATER: lambda i: 1500.0 * sz[i] + 1000 + 2000 * u[i],
+    }
+    cost = np.empty(r)
+    kind_start = np.searchsorted(np.sort(k, kind="stable"), np.arange(K + 1))
+    by_kind = np.argsort(k, kind="stable")
+    for j, formula in formulas.items():  # a loop per package kind
+        rows_j = by_kind[kind_start[j]:kind_start[j + 1]]
+        cost[rows_j] = formula(rows_j)
     cost = _round(cost, 10)
 
     effect = BASE_EFFECT[k] + CAUSE_BONUS[cs, k]
