@@ -48,7 +48,6 @@ def text_tables(tables: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.D
 
 BASE = text_tables()
 ROWS = {name: len(frame) for name, frame in BASE.items()}
-REGION_LEVEL = dict(zip(BASE["regions"]["region_id"], BASE["regions"]["level"], strict=True))
 REGION_PARENT = dict(zip(BASE["regions"]["region_id"], BASE["regions"]["parent_id"], strict=True))
 REGION_ROW = {rid: i + 1 for i, rid in enumerate(BASE["regions"]["region_id"])}
 HOUSEHOLD_VILLAGE = dict(zip(BASE["households"]["household_id"], BASE["households"]["village_id"], strict=True))
@@ -73,7 +72,7 @@ def write_case(tables: dict[str, pd.DataFrame], folder: Path, fmt: str = "csv", 
 # --------------------------------------------------------------------------------------------
 
 # Kinds whose issue is found while reading one table (cell types, ranges, keys, columns, files);
-# the others are cross-table rules, checked only once every table reads cleanly.
+# the others break cross-table rules, which a broken table may hide.
 READ_KINDS = {"bad_text", "negative", "out_of_range", "non_integer", "unknown_choice", "duplicate_key",
               "drop_column", "drop_table"}
 
@@ -181,9 +180,10 @@ class Corruption:
         return f"{self.kind}: {where}{extra}"
 
 
-def _cols(kinds: tuple[str, ...], *, required_only: bool = False) -> list[tuple[str, str]]:
+def _cols(kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(table, column) of every column of these kinds in the tiny tables."""
     return [(t, c.name) for t, spec in SPECS.items() for c in spec.columns
-            if c.kind in kinds and (c.required or not required_only) and c.name in BASE[t].columns]
+            if c.kind in kinds and c.name in BASE[t].columns]
 
 
 def _fmt_float(x: float) -> str:
@@ -430,7 +430,7 @@ def corruptions(draw, max_size: int = 3) -> list[Corruption]:
 
 def corrupted(chosen: list[Corruption]) -> dict[str, pd.DataFrame]:
     """The tiny text tables with ``chosen`` applied in order."""
-    tables = text_tables()
+    tables = {name: frame.copy() for name, frame in BASE.items()}
     for c in chosen:
         c.apply(tables)
     return tables
@@ -448,9 +448,12 @@ def corruption_cases(draw, max_size: int = 3, formats=("csv", "csv", "parquet"))
 # --------------------------------------------------------------------------------------------
 
 def _money(high: float) -> st.SearchStrategy[float]:
-    return st.integers(0, int(high)).map(float) | st.floats(0, high) | st.just(0.0)
+    """Amounts in whole fen (0.01): a cost far below a fen is a known bug (test_known_bug_*)."""
+    return st.integers(0, int(high)).map(float) | st.integers(0, int(high * 100)).map(lambda c: c / 100) \
+        | st.sampled_from([0.0, 0.01, high])
 
 
+rarely = st.sampled_from([False, False, False, True])
 probability = st.sampled_from([0.0, 1.0]) | st.integers(0, 100).map(lambda i: i / 100) | st.floats(0, 1)
 
 
@@ -473,7 +476,7 @@ def valid_instance(draw):
     n = len(pj)
     pj["cost"] = draw(st.lists(_money(15000), min_size=n, max_size=n))
     pj["duration_years"] = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
-    pj["mandatory"] = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    pj["mandatory"] = draw(st.lists(rarely, min_size=n, max_size=n))  # mostly solvable: plans to check
     n = len(fu)
     fu["amount"] = draw(st.lists(_money(20000), min_size=n, max_size=n))
     carry = {s: draw(st.booleans()) for s in sorted(fu["source_id"].unique())}
@@ -484,7 +487,7 @@ def valid_instance(draw):
                                                          max_size=int(counties.sum())))
     rg.loc[counties, "western"] = draw(st.lists(st.booleans(), min_size=int(counties.sum()),
                                                 max_size=int(counties.sum())))
-    policy: dict = {"deadline": draw(st.sampled_from(["soft", "hard"])),
+    policy: dict = {"deadline": draw(st.sampled_from(["soft", "soft", "soft", "hard"])),
                     "county_exit_threshold": {"default": draw(st.sampled_from([0.0, 0.02, 0.1, 0.3, 1.0])),
                                               "western": draw(st.sampled_from([0.0, 0.03, 0.2, 1.0]))}}
     if draw(st.booleans()):

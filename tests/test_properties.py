@@ -27,9 +27,10 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 CLI = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 VALID = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
+# Messages of a cell that could not be read: the library goes on with a coerced value (0, '').
+CELL_MESSAGES = ("not a number", "not an integer", "out of range", "empty cell", "unknown value", "not a boolean")
 # Issues whose row number is known to be wrong (rows counted within a filtered sub-table);
 # see test_known_bug_* below. Their row/id consistency is not checked until the bug is fixed.
-CELL_MESSAGES = ("not a number", "not an integer", "out of range", "empty cell", "unknown value", "not a boolean")
 WRONG_ROW_MESSAGES = ("township is not under any county", "county with registered poor households has no rural")
 
 
@@ -126,7 +127,7 @@ def test_cli_rejects_corrupted_input(case, tmp_path_factory):
         stdout, stderr = proc.communicate(timeout=120)
         assert "Traceback" not in stderr, f"{name}: {stderr}"
         assert proc.returncode == 2, f"{name} exited {proc.returncode}\n{stdout}\n{stderr}"
-        assert "problem(s) in the input" in stderr, f"{name}: {stderr}"
+        assert "error" in stderr and any(c.table in stderr for c in chosen), f"{name}: {stderr}"
     assert not plan_dir.exists(), "solve wrote a plan folder for invalid input"
     assert not (root / "plans").exists()
 
@@ -227,3 +228,18 @@ def test_known_bug_huge_coefficient_traceback(tmp_path, table, column):
         assert Corruption("huge", table, column, 1).located_by(error.issues)
         return
     assert plan.status in ("optimal", "feasible", "infeasible")
+
+
+@pytest.mark.xfail(strict=True, reason="a cost below the solver tolerance (1e-6) with no money: the solver buys it "
+                                       "for free and make_plan raises RuntimeError('solver returned spend without "
+                                       "a paying fund') instead of returning a plan")
+def test_known_bug_tiny_cost_runtime_error(tmp_path):
+    tables = text_tables()
+    tables["funds"]["amount"] = "0"
+    tables["packages"].loc[1, "cost"] = "1e-07"  # H1's welfare package, row 2
+    tables["projects"]["mandatory"] = "false"
+    path = write_case(tables, tmp_path / "data")
+    plan = allocator.solve(allocator.load_scenario(path))
+    assert plan.status in ("optimal", "feasible", "infeasible")
+    if plan.status != "infeasible":
+        assert check_scenario_plan(path, plan.write(tmp_path / "plan")) == []

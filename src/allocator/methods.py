@@ -1,13 +1,25 @@
-"""Solve methods: how a Formulation becomes a plan, with an honest bound.
+"""Solve methods: how a Formulation becomes a plan, with honest bounds.
 
 - ``exact``: branch and bound on the whole MIP (audit mode, small instances);
 - ``lp-fix``: the LP relaxation gives the bound; every household and project whose LP
   values are integral is fixed and a MIP decides the fractional rest
   (relaxation-induced fix-and-resolve). If that restricted MIP has no plan (possible with
   a hard deadline or tight share rules), the whole MIP is solved in the time left.
+  While the gap is above the target and time is left, improvement rounds re-open one
+  county at a time (the households where LP and plan differ plus a seeded sample of the
+  rest, up to ``NEIGHBOURHOOD_HOUSEHOLDS``), every other decision fixed at the plan,
+  and re-solve from the plan (a local search that never makes the plan worse).
 
-Both report the bound on the objective (expected exits minus the shortfall penalty) that
-the solver proved: the MIP dual bound, or the LP relaxation's optimum.
+The model maximises W = exits - penalty * shortfall; the solver proves a bound B_W on W
+(the MIP dual bound, or the LP optimum). From it, :func:`plan_bounds` states two facts
+a planner can read:
+
+- ``shortfall_bound``: no plan has less total shortfall than
+  (E_min - B_W) / penalty, where E_min is the fewest exits any plan can have;
+- ``bound`` on exits: no plan with at most this plan's shortfall in every county has more
+  than B_W + sum_c y_c s_c expected exits, where y_c is the price of county c's exit row
+  (its LP dual, at most the penalty; the penalty itself when no duals are known).
+  This follows from Lagrangian duality: for every plan, exits - sum_c y_c s_c <= B_W.
 """
 
 from __future__ import annotations
@@ -20,20 +32,24 @@ import numpy as np
 
 from allocator.model.formulation import Formulation
 from allocator.solvers import get_backend
-from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy, relative_gap
+from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy
 
 INTEGRAL_TOL = 1e-6
+NEIGHBOURHOOD_HOUSEHOLDS = 600
+ROUND_SECONDS = 10.0
 Progress = Callable[..., None]
 
 
 @dataclasses.dataclass
 class Outcome:
-    """A finished solve: the final backend result, the proven bound and what happened."""
+    """A finished solve: the final backend result, the proven bound on the model objective,
+    the county exit-row prices (LP duals) when known, and what happened."""
 
     result: SolveResult
     bound: float | None
     phases: dict[str, float]
     notes: list[str]
+    county_prices: np.ndarray | None = None
 
 
 def _remaining(options: SolveOptions, started: float) -> float | None:
@@ -82,6 +98,9 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
     phases = {"lp": round(lp.solve_seconds, 4)}
     if lp.status != Status.OPTIMAL:
         return Outcome(lp, None, phases, [f"LP relaxation ended {lp.status.value}"])
+    prices = None
+    if lp.duals is not None:  # d objective / d need_c <= 0 for the >= county exit rows
+        prices = np.clip(-lp.duals[fm.family("county_exit").rows], 0.0, fm.penalty)
     free = free_columns(fm, lp.x)
     fixed = model.integrality & ~free
     n_free = len(np.unique(fm.x_household[free[fm.x_cols]]))
@@ -98,34 +117,119 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
         sub = solver.solve(model, dataclasses.replace(options, time_limit=_remaining(options, started)))
         phases["full_mip"] = round(sub.solve_seconds, 4)
         notes.append("the restricted MIP had no plan: the whole MIP was solved instead")
-        if sub.bound is not None:
-            bound = min(bound, sub.bound)
-    return Outcome(sub, bound, phases, notes)
+        if sub.bound is not None and sub.bound < bound:
+            bound, prices = sub.bound, None
+    if sub.status.has_solution:
+        sub = improve_by_county(fm, sub, lp.x, bound, solver, options, started, progress, phases, notes)
+    return Outcome(sub, bound, phases, notes, prices)
+
+
+def household_columns(fm: Formulation, households: np.ndarray) -> np.ndarray:
+    """Integer columns (x of these households, y of projects in their villages) as a mask."""
+    p = fm.problem
+    mask = np.zeros(fm.model.num_cols, dtype=bool)
+    chosen = np.zeros(len(p.household_ids), dtype=bool)
+    chosen[households] = True
+    mask[fm.x_cols] = chosen[fm.x_household]
+    villages = np.zeros(len(p.village_ids), dtype=bool)
+    villages[p.household_village[households]] = True
+    mask[fm.y_cols] = villages[p.proj_village[fm.y_proj]]
+    return mask
+
+
+def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray, bound: float, solver,
+                      options: SolveOptions, started: float, progress: Progress, phases: dict,
+                      notes: list[str]) -> SolveResult:
+    """Re-open one county's neighbourhood at a time and re-solve from the incumbent."""
+    model = fm.model
+    target = options.mip_gap or 0.0
+    rng = np.random.default_rng(options.seed)
+    p = fm.problem
+    hh_county = p.household_county
+    differs = np.zeros(len(p.household_ids), dtype=bool)
+    rounds = improved = 0
+    round_started = time.perf_counter()
+    stale = 0
+    while stale < len(p.county_ids):
+        gap = (bound - incumbent.objective) / max(abs(incumbent.objective), 1.0)
+        remaining = _remaining(options, started)
+        if gap <= target or (remaining is not None and remaining <= 2.0):
+            break
+        differs[:] = False
+        x_diff = np.abs(x_lp[fm.x_cols] - incumbent.x[fm.x_cols]) > INTEGRAL_TOL
+        differs[fm.x_household[x_diff]] = True
+        county = rounds % len(p.county_ids)
+        members = np.flatnonzero(hh_county == county)
+        first = members[differs[members]]
+        others = members[~differs[members]]
+        room = max(NEIGHBOURHOOD_HOUSEHOLDS - len(first), 0)
+        sample = rng.choice(others, min(room, len(others)), replace=False) if len(others) else others
+        open_cols = household_columns(fm, np.concatenate([first[:NEIGHBOURHOOD_HOUSEHOLDS], sample]))
+        fixed = model.integrality & ~open_cols
+        lo, hi = model.col_lo.copy(), model.col_hi.copy()
+        lo[fixed] = hi[fixed] = np.round(incumbent.x[fixed])
+        limit = ROUND_SECONDS if remaining is None else min(ROUND_SECONDS, remaining - 1.0)
+        trial = solver.solve(model.with_bounds(lo, hi), dataclasses.replace(
+            options, time_limit=limit, start=incumbent.x, progress=None))
+        rounds += 1
+        if trial.status.has_solution and trial.objective > incumbent.objective + 1e-9:
+            trial.stopped_by = incumbent.stopped_by
+            incumbent = trial
+            improved += 1
+            stale = 0
+            progress("improvement round", county=str(p.county_ids[county]), incumbent=incumbent.objective,
+                     bound=bound, gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0))
+        else:
+            stale += 1
+    if rounds:
+        phases["improvement_rounds"] = round(time.perf_counter() - round_started, 4)
+        notes.append(f"{rounds} county improvement rounds, {improved} improved the plan")
+    return incumbent
 
 
 METHODS = {"exact": solve_exact, "lp-fix": solve_lp_fix}
 
 
-def final_status(outcome: Outcome, objective: float | None, exits: float | None,
-                 mip_gap: float | None) -> tuple[Status, StoppedBy | None, float | None]:
-    """Status, why it stopped, and the gap: optimal only when the gap to the proven bound,
-    measured in expected exits, is within ``mip_gap``."""
+@dataclasses.dataclass
+class Bounds:
+    """What is proven about a plan: exits bound and gap, shortfall bound and gap."""
+
+    exits_bound: float | None
+    exits_gap: float | None  # (exits_bound - exits) / max(exits, 1)
+    shortfall_bound: float | None
+    shortfall_gap: float | None  # total shortfall - shortfall_bound, in households
+
+
+def plan_bounds(fm: Formulation, outcome: Outcome, county_shortfall: np.ndarray, exits: float) -> Bounds:
+    """The exits and shortfall bounds of a plan (see the module docstring for the proofs)."""
+    if outcome.bound is None:
+        return Bounds(None, None, None, None)
+    prices = outcome.county_prices if outcome.county_prices is not None else np.full(len(county_shortfall),
+                                                                                      fm.penalty)
+    exits_bound = max(outcome.bound + float(prices @ county_shortfall), exits)
+    p = fm.problem
+    worst = np.zeros(len(p.household_ids))
+    np.minimum.at(worst, fm.x_household, fm.x_gain)
+    fewest_exits = float(p.household_baseline.sum() + worst.sum())
+    shortfall_bound = max((fewest_exits - outcome.bound) / fm.penalty, 0.0)
+    total = float(county_shortfall.sum())
+    return Bounds(exits_bound, (exits_bound - exits) / max(abs(exits), 1.0), shortfall_bound,
+                  max(total - shortfall_bound, 0.0))
+
+
+def final_status(outcome: Outcome, bounds: Bounds, mip_gap: float | None) -> tuple[Status, StoppedBy | None]:
+    """Optimal only when exits are proven within ``mip_gap`` of the bound and total shortfall
+    within ``mip_gap`` (relative, at least 1e-6 households) of the least possible."""
     result = outcome.result
-    if not result.status.has_solution or objective is None:
-        return result.status, None, None
-    gap = exits_gap(objective, outcome.bound, exits)
-    if gap is not None and gap <= (mip_gap or 0.0) + 1e-12:
-        return Status.OPTIMAL, (StoppedBy.GAP if gap > 1e-9 else None), gap
+    if not result.status.has_solution:
+        return result.status, result.stopped_by
+    target = mip_gap or 0.0
+    if (bounds.exits_gap is not None and bounds.exits_gap <= target + 1e-12
+            and bounds.shortfall_gap <= max(1e-6, target * (bounds.shortfall_bound or 0.0))):
+        return Status.OPTIMAL, (StoppedBy.GAP if bounds.exits_gap > 1e-9 else None)
     if result.stopped_by in (StoppedBy.TIME_LIMIT, StoppedBy.OTHER_LIMIT):
-        return Status.FEASIBLE, result.stopped_by, gap
-    return Status.FEASIBLE, None, gap
+        return Status.FEASIBLE, result.stopped_by
+    return Status.FEASIBLE, None
 
 
-def exits_gap(objective: float, bound: float | None, exits: float | None) -> float | None:
-    """(bound - objective) / max(exits, 1): the gap in expected exits (0 when proven)."""
-    if bound is None or exits is None:
-        return None
-    return max(bound - objective, 0.0) / max(abs(exits), 1.0)
-
-
-__all__ = ["METHODS", "Outcome", "final_status", "relative_gap"]
+__all__ = ["METHODS", "Bounds", "Outcome", "final_status", "plan_bounds"]

@@ -19,7 +19,7 @@ import pandas as pd
 from allocator import __version__
 from allocator.checks import check_tables
 from allocator.errors import IssueCollector
-from allocator.methods import METHODS, final_status
+from allocator.methods import METHODS, Bounds, final_status, plan_bounds
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.plan import Plan, make_plan
@@ -105,7 +105,8 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
         "status": None, "stopped_by": None,
         "backend": settings.backend, "method": method_name,
         "start_year": problem.start_year, "deadline_year": problem.deadline_year,
-        "bound": outcome.bound, "gap": None, "shortfall_penalty": fm.penalty,
+        "bound": None, "gap": None, "shortfall_bound": None, "shortfall_gap": None,
+        "shortfall_penalty": fm.penalty, "objective_bound": outcome.bound,
         "build_seconds": round(build_seconds, 4), "solve_seconds": round(solve_seconds, 4),
         "phase_seconds": outcome.phases,
         "raw_status": outcome.result.raw_status,
@@ -113,9 +114,15 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     }
     x = outcome.result.x if outcome.result.status.has_solution else None
     plan = make_plan(fm, x, summary)
-    status, stopped_by, gap = final_status(outcome, plan.summary.get("objective"),
-                                           plan.summary.get("expected_exits"), options.mip_gap)
-    plan.summary.update(status=status.value, stopped_by=stopped_by.value if stopped_by else None, gap=gap)
+    bounds = Bounds(None, None, None, None)
+    if x is not None:
+        bounds = plan_bounds(fm, outcome, plan.counties["shortfall_households"].to_numpy(),
+                             plan.summary["expected_exits"])
+    status, stopped_by = final_status(outcome, bounds, options.mip_gap)
+    gap = bounds.exits_gap
+    plan.summary.update(status=status.value, stopped_by=stopped_by.value if stopped_by else None,
+                        bound=bounds.exits_bound, gap=gap, shortfall_bound=bounds.shortfall_bound,
+                        shortfall_gap=bounds.shortfall_gap)
     if status == Status.INFEASIBLE:
         plan.summary["message"] = "; ".join(filter(None, [plan.summary["message"], infeasibility_hint(fm)]))
     plan.summary["manifest"] = {
@@ -128,7 +135,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
         **(manifest or {}),
     }
     progress("plan ready", status=status.value, expected_exits=plan.summary.get("expected_exits"),
-             bound=outcome.bound, gap=gap, shortfall=plan.summary.get("total_shortfall"))
+             bound=bounds.exits_bound, gap=gap, shortfall=plan.summary.get("total_shortfall"))
     return plan
 
 

@@ -148,10 +148,12 @@ class SolveOptions:
     extra: dict = field(default_factory=dict)  # backend-specific options, passed through
     # called as progress(phase, incumbent=, bound=, gap=, seconds=) during long solves
     progress: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+    # a feasible point to start branch and bound from (backends that cannot use it ignore it)
+    start: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The options as plain data (for the run manifest)."""
-        return {k: v for k, v in self.__dict__.items() if k != "progress"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "start")}
 
 
 @dataclass

@@ -92,6 +92,11 @@ class HighsBackend(Backend):
             _report_progress(h, options.progress)
         if h.passModel(_to_highs_lp(model)) == highspy.HighsStatus.kError:
             raise ValueError("HiGHS rejected the model (see its log with verbose=True)")
+        if options.start is not None and model.is_mip:
+            start_point = highspy.HighsSolution()
+            start_point.col_value = np.asarray(options.start, dtype=np.float64)
+            start_point.value_valid = True
+            h.setSolution(start_point)
         if options.threads is not None:
             # The thread pool belongs to the calling thread and keeps its first size;
             # rebuild it so this run gets the requested number of threads.
