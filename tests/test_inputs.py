@@ -61,7 +61,7 @@ def test_probability_outside_unit_interval(tables, tmp_path):
                                                 ("projects", "cost"), ("funds", "amount"), ("personnel", "hours")])
 def test_negative_money_or_hours(tables, tmp_path, table, column):
     tables[table].loc[0, column] = -5
-    one_error(tables, tmp_path, f"{table}.csv row 1", f"'{column}'", "out of range", ">= 0")
+    one_error(tables, tmp_path, f"{table}.csv row 1", f"'{column}'", "out of range", "in [0, ")
 
 
 def test_duplicate_ids(tables, tmp_path):

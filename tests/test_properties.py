@@ -150,7 +150,7 @@ def test_valid_perturbed_instance_solves_to_a_checked_plan(instance, tmp_path_fa
 
 
 # --------------------------------------------------------------------------------------------
-# known library bugs: minimal failing examples, strict xfail until fixed
+# regressions: library bugs these strategies found (minimal failing examples), now fixed
 # --------------------------------------------------------------------------------------------
 
 def corrupted_error(tmp_path, *chosen: Corruption, fmt: str = "csv") -> tuple[InputError, dict]:
@@ -158,55 +158,43 @@ def corrupted_error(tmp_path, *chosen: Corruption, fmt: str = "csv") -> tuple[In
     return input_error(write_case(tables, tmp_path / "data", fmt)), tables
 
 
-@pytest.mark.xfail(strict=True, reason="an empty cell in the required boolean column registered_poor is read "
-                                       "as false (household silently left out) instead of an 'empty cell' error")
-def test_known_bug_empty_required_bool_cell(tmp_path):
+def test_regression_empty_required_bool_cell(tmp_path):
     corruption = Corruption("bad_text", "households", "registered_poor", 3, "")
     error, _ = corrupted_error(tmp_path, corruption)
     assert corruption.located_by(error.issues)
 
 
-@pytest.mark.xfail(strict=True, reason="check_county_population reports the row among counties (row 1), "
-                                       "not the row of regions.csv (row 2)")
-def test_known_bug_zero_rural_population_row(tmp_path):
+def test_regression_zero_rural_population_row(tmp_path):
     corruption = Corruption("zero_population", "regions", "rural_population", 2, "0")  # C1
     error, tables = corrupted_error(tmp_path, corruption)
     assert corruption.located_by(error.issues), [str(i) for i in error.issues]
 
 
-@pytest.mark.xfail(strict=True, reason="'township is not under any county' reports the row among townships "
-                                       "(row 1), not the row of regions.csv (row 4)")
-def test_known_bug_orphan_township_row(tmp_path):
+def test_regression_orphan_township_row(tmp_path):
     corruption = Corruption("orphan_township", "regions", "parent_id", 4, "P")  # T1 directly under the province
     error, tables = corrupted_error(tmp_path, corruption)
     assert corruption.located_by(error.issues), [str(i) for i in error.issues]
 
 
-@pytest.mark.xfail(strict=True, reason="cross-table issues name '<table>.csv' even when the file is .parquet")
-def test_known_bug_parquet_cross_table_issue_names_the_csv(tmp_path):
+def test_regression_parquet_cross_table_issue_names_the_csv(tmp_path):
     error, _ = corrupted_error(tmp_path, Corruption("unknown_fk", "households", "village_id", 2, "V9"),
                                fmt="parquet")
     assert [i.file for i in error.issues if i.file.startswith("households")] == ["households.parquet"], \
         [str(i) for i in error.issues]
 
 
-@pytest.mark.xfail(strict=True, reason="cross-table issues show numpy reprs: '(found np.int64(2015))'")
-def test_known_bug_found_shows_numpy_repr(tmp_path):
+def test_regression_found_shows_numpy_repr(tmp_path):
     error, _ = corrupted_error(tmp_path, Corruption("year_outside", "funds", "year", 1, "2015"))
     assert not any("np." in (i.found or "") for i in error.issues), [str(i) for i in error.issues]
 
 
-@pytest.mark.xfail(strict=True, reason="an invalid key cell is coerced (2015.5 -> 2016) and then reported as a "
-                                       "duplicate id 'central / 2016' that the file does not hold")
-def test_known_bug_duplicate_found_on_coerced_key(tmp_path):
+def test_regression_duplicate_found_on_coerced_key(tmp_path):
     error, _ = corrupted_error(tmp_path, Corruption("non_integer", "funds", "year", 2, "2015.5"))
     assert not any(i.message == "duplicate id" for i in error.issues), [str(i) for i in error.issues]
 
 
 @pytest.mark.parametrize(("table", "column", "row"), [("packages", "lag_years", 1), ("households", "size", 1)])
-@pytest.mark.xfail(strict=True, reason="integers >= 2**63 (e.g. '1e19') overflow to -9223372036854775808 "
-                                       "without an issue; a lag of 1e19 years then counts the exit at once")
-def test_known_bug_huge_integer_overflows(tmp_path, table, column, row):
+def test_regression_huge_integer_overflows(tmp_path, table, column, row):
     path = write_case(corrupted([Corruption("huge", table, column, row, "1e19")]), tmp_path / "data")
     try:
         tables = allocator.load_tables(allocator.load_scenario(path))
@@ -218,9 +206,7 @@ def test_known_bug_huge_integer_overflows(tmp_path, table, column, row):
 
 @pytest.mark.parametrize(("table", "column"), [("packages", "cost"), ("projects", "cost"),
                                                ("packages", "personnel_hours")])
-@pytest.mark.xfail(strict=True, reason="a cost or hours >= 1e15 (valid: a number >= 0) makes HiGHS reject "
-                                       "the model: ValueError traceback, CLI exit 1 with a traceback")
-def test_known_bug_huge_coefficient_traceback(tmp_path, table, column):
+def test_regression_huge_coefficient_traceback(tmp_path, table, column):
     path = write_case(corrupted([Corruption("huge", table, column, 1, "1e15")]), tmp_path / "data")
     try:
         plan = allocator.solve(allocator.load_scenario(path))
@@ -230,10 +216,7 @@ def test_known_bug_huge_coefficient_traceback(tmp_path, table, column):
     assert plan.status in ("optimal", "feasible", "infeasible")
 
 
-@pytest.mark.xfail(strict=True, reason="a cost below the solver tolerance (1e-6) with no money: the solver buys it "
-                                       "for free and make_plan raises RuntimeError('solver returned spend without "
-                                       "a paying fund') instead of returning a plan")
-def test_known_bug_tiny_cost_runtime_error(tmp_path):
+def test_regression_tiny_cost_runtime_error(tmp_path):
     tables = text_tables()
     tables["funds"]["amount"] = "0"
     tables["packages"].loc[1, "cost"] = "1e-07"  # H1's welfare package, row 2

@@ -253,6 +253,20 @@ def test_funds_structure_and_money_scale(demo):
     assert math.isclose(tight["funds"]["amount"].sum(), scale * funds["amount"].sum(), rel_tol=1e-5)
 
 
+@pytest.mark.parametrize("households, start", [(60, 2016), (60, 2019), (60, 2020), (3000, 2016)])
+def test_mandatory_projects_are_affordable_in_time(households, start):
+    t = generate_canonical(households, start_year=start, deadline_year=2020, seed=4,
+                           counties=2 if households < 100 else 3)
+    pr, funds = t["projects"], t["funds"]
+    mandatory = pr[pr["mandatory"]]
+    latest_start = 2020 - mandatory["duration_years"] + 1
+    assert (latest_start >= start).all()
+    free = funds[funds["categories"] == ANY]
+    for year in range(start, 2021):
+        due = mandatory.loc[latest_start <= year, "cost"].sum()
+        assert due <= 0.6 * free.loc[free["year"] <= year, "amount"].sum() + 10, year
+
+
 # --- writing ----------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_write_tables_round_trip(tiny, tmp_path, fmt):

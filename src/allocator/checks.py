@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.errors import IssueCollector
-from allocator.tables import ANY, CATEGORIES, LEVELS, split_list
+from allocator.tables import ANY, CATEGORIES, LEVELS, file_of, split_list
 
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
@@ -18,14 +18,17 @@ LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 def _report(issues: IssueCollector, file: str, frame: pd.DataFrame, mask, id_column: str | tuple,
             column: str, message: str, expected: str, found: pd.Series | None = None) -> None:
     """Add one issue per row flagged in ``mask`` (row numbers are 1-based data rows)."""
+    file = frame.attrs.get("file", file)
     for pos in np.flatnonzero(np.asarray(mask)):
         if issues.full:
             issues.truncated = True
             return
         row = frame.iloc[pos]
         ident = " / ".join(str(row[c]) for c in id_column) if isinstance(id_column, tuple) else str(row[id_column])
-        shown = repr(found.iloc[pos]) if found is not None else repr(row[column])
-        issues.add(file, message, row=int(pos) + 1, id=ident, column=column, expected=expected, found=shown)
+        value = found.iloc[pos] if found is not None else row[column]
+        shown = repr(value.item() if isinstance(value, np.generic) else value)
+        issues.add(file, message, row=int(frame.index[pos]) + 1, id=ident, column=column, expected=expected,
+                   found=shown)
 
 
 def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
@@ -42,7 +45,7 @@ def check_region_tree(regions: pd.DataFrame, issues: IssueCollector) -> None:
     _report(issues, "regions.csv", regions, unknown, "region_id", "parent_id",
             "parent region does not exist", "a region_id of regions.csv or empty at the root")
     if not (~has_parent).any():
-        issues.add("regions.csv", "no root region", column="parent_id",
+        issues.add(file_of(regions, "regions"), "no root region", column="parent_id",
                    expected="one region (the province) with an empty parent_id")
     parent_of = dict(zip(regions["region_id"], parent, strict=True))
     in_cycle: set[str] = set()
@@ -55,7 +58,7 @@ def check_region_tree(regions: pd.DataFrame, issues: IssueCollector) -> None:
         if node in seen:
             cycle = seen[seen.index(node):]
             in_cycle.update(cycle)
-            issues.add("regions.csv", "cycle in the region tree: " + " -> ".join(cycle + [node]),
+            issues.add(file_of(regions, "regions"), "cycle in the region tree: " + " -> ".join(cycle + [node]),
                        id=start, column="parent_id", expected="a tree (each parent above its child)")
     level_of = dict(zip(regions["region_id"], regions["level"], strict=True))
     rank = regions["level"].map(LEVEL_RANK)
@@ -126,7 +129,7 @@ def check_households_and_packages(tables: dict[str, pd.DataFrame], issues: Issue
             issues.truncated = True
             return
         pkg = packages.loc[row]
-        issues.add("packages.csv", f"requires project '{project}' which village {village} does not have",
+        issues.add(file_of(packages, "packages"), f"requires project '{project}' which village {village} does not have",
                    row=int(packages.index.get_loc(row)) + 1, id=f"{pkg['household_id']} / {pkg['package_id']}",
                    column="requires", expected=f"project_ids of projects.csv in village {village}",
                    found=repr(pkg["requires"]))
@@ -178,7 +181,7 @@ def check_personnel(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> 
 def check_not_empty(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
     """There is something to plan: at least one registered poor household."""
     if not tables["households"]["registered_poor"].any():
-        issues.add("households.csv", "empty problem: no registered poor household", column="registered_poor",
+        issues.add(file_of(tables["households"], "households"), "empty problem: no registered poor household", column="registered_poor",
                    expected="at least one household with registered_poor true")
 
 

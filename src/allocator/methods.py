@@ -1,6 +1,8 @@
 """Solve methods: how a Formulation becomes a plan, with honest bounds.
 
-- ``exact``: branch and bound on the whole MIP (audit mode, small instances);
+- ``exact``: branch and bound on the whole MIP (audit mode, small instances), in two
+  lexicographic stages: least total shortfall, then most exits with total shortfall capped
+  at stage 1's; each stage's bound is the solver's, so both statements below are exact;
 - ``lp-fix``: the LP relaxation gives the bound; every household and project whose LP
   values are integral is fixed and a MIP decides the fractional rest
   (relaxation-induced fix-and-resolve). If that restricted MIP has no plan (possible with
@@ -50,6 +52,9 @@ class Outcome:
     phases: dict[str, float]
     notes: list[str]
     county_prices: np.ndarray | None = None
+    # proven directly by a lexicographic solve (exact method); None: derive from ``bound``
+    exits_bound: float | None = None
+    shortfall_bound: float | None = None
 
 
 def _remaining(options: SolveOptions, started: float) -> float | None:
@@ -59,10 +64,32 @@ def _remaining(options: SolveOptions, started: float) -> float | None:
 
 
 def solve_exact(fm: Formulation, backend: str, options: SolveOptions, progress: Progress) -> Outcome:
-    """Branch and bound on the whole MIP."""
-    progress("branch and bound", columns=fm.model.num_cols, rows=fm.model.num_rows)
-    result = get_backend(backend).solve(fm.model, options)
-    return Outcome(result, result.bound, {"mip": round(result.solve_seconds, 4)}, [])
+    """Branch and bound: least total shortfall, then most exits at that shortfall."""
+    started = time.perf_counter()
+    solver = get_backend(backend)
+    if fm.problem.policy.deadline == "hard":  # shortfall is fixed at 0: one stage
+        progress("branch and bound", columns=fm.model.num_cols, rows=fm.model.num_rows)
+        result = solver.solve(fm.model, options)
+        return Outcome(result, result.bound, {"mip": round(result.solve_seconds, 4)}, [],
+                       exits_bound=result.bound, shortfall_bound=0.0 if result.bound is not None else None)
+    progress("branch and bound: least shortfall", columns=fm.model.num_cols, rows=fm.model.num_rows)
+    least = solver.solve(fm.shortfall_model(), options)
+    phases = {"mip_shortfall": round(least.solve_seconds, 4)}
+    if not least.status.has_solution:
+        return Outcome(least, None, phases, ["the least-shortfall stage found no plan"])
+    shortfall = float(least.x[fm.s_cols].sum())
+    shortfall_bound = max(-least.bound, 0.0) if least.bound is not None else None
+    cap = shortfall + max(1e-7, 1e-9 * shortfall)
+    progress("branch and bound: most exits", shortfall=shortfall)
+    exits = solver.solve(fm.exits_model(cap), dataclasses.replace(
+        options, time_limit=_remaining(options, started), start=least.x))
+    phases["mip_exits"] = round(exits.solve_seconds, 4)
+    if not exits.status.has_solution:
+        return Outcome(least, None, phases, ["the most-exits stage found no plan: the least-shortfall plan is shown"],
+                       shortfall_bound=shortfall_bound)
+    if least.stopped_by is not None and exits.stopped_by is None:
+        exits.stopped_by = least.stopped_by
+    return Outcome(exits, None, phases, [], exits_bound=exits.bound, shortfall_bound=shortfall_bound)
 
 
 def free_columns(fm: Formulation, x_lp: np.ndarray) -> np.ndarray:
@@ -202,6 +229,12 @@ class Bounds:
 
 def plan_bounds(fm: Formulation, outcome: Outcome, county_shortfall: np.ndarray, exits: float) -> Bounds:
     """The exits and shortfall bounds of a plan (see the module docstring for the proofs)."""
+    total = float(county_shortfall.sum())
+    if outcome.exits_bound is not None or outcome.shortfall_bound is not None:
+        exits_bound = None if outcome.exits_bound is None else max(outcome.exits_bound, exits)
+        return Bounds(exits_bound, None if exits_bound is None else (exits_bound - exits) / max(abs(exits), 1.0),
+                      outcome.shortfall_bound,
+                      None if outcome.shortfall_bound is None else max(total - outcome.shortfall_bound, 0.0))
     if outcome.bound is None:
         return Bounds(None, None, None, None)
     prices = outcome.county_prices if outcome.county_prices is not None else np.full(len(county_shortfall),
@@ -212,7 +245,6 @@ def plan_bounds(fm: Formulation, outcome: Outcome, county_shortfall: np.ndarray,
     np.minimum.at(worst, fm.x_household, fm.x_gain)
     fewest_exits = float(p.household_baseline.sum() + worst.sum())
     shortfall_bound = max((fewest_exits - outcome.bound) / fm.penalty, 0.0)
-    total = float(county_shortfall.sum())
     return Bounds(exits_bound, (exits_bound - exits) / max(abs(exits), 1.0), shortfall_bound,
                   max(total - shortfall_bound, 0.0))
 
@@ -224,7 +256,7 @@ def final_status(outcome: Outcome, bounds: Bounds, mip_gap: float | None) -> tup
     if not result.status.has_solution:
         return result.status, result.stopped_by
     target = mip_gap or 0.0
-    if (bounds.exits_gap is not None and bounds.exits_gap <= target + 1e-12
+    if (bounds.exits_gap is not None and bounds.exits_gap <= target + 1e-12 and bounds.shortfall_gap is not None
             and bounds.shortfall_gap <= max(1e-6, target * (bounds.shortfall_bound or 0.0))):
         return Status.OPTIMAL, (StoppedBy.GAP if bounds.exits_gap > 1e-9 else None)
     if result.stopped_by in (StoppedBy.TIME_LIMIT, StoppedBy.OTHER_LIMIT):

@@ -27,6 +27,7 @@ COLUMNS = {
                  "on_schedule", "shortfall_households", "spend"],
 }
 ON_SCHEDULE_TOL = 1e-6
+UNPAID_TOL = 0.01  # yuan: spend below this may go unpaid within the solver's feasibility tolerance
 
 
 @dataclass
@@ -152,8 +153,8 @@ def funding_table(fm: Formulation, x: np.ndarray, spend: np.ndarray) -> pd.DataF
     paid = np.bincount(key[keep], weights=flows[keep], minlength=spend.size)
     scale = np.divide(spend.reshape(-1), paid, out=np.zeros(spend.size), where=paid > 0)
     amount = flows * scale[key]
-    unpaid = (spend.reshape(-1) > 0) & (paid <= 0)
-    if unpaid.any():
+    unpaid = (spend.reshape(-1) > UNPAID_TOL) & (paid <= 0)
+    if unpaid.any():  # beyond the solver's tolerance: a solver failure, not a plan
         raise RuntimeError("solver returned spend without a paying fund: the solution is not feasible")
     frame = pd.DataFrame({
         "source_id": p.source_ids[p.fund_source[fm.f_fund[keep]]],

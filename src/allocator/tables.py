@@ -22,7 +22,9 @@ LIST_SEPARATOR = ";"
 ANY = "*"
 
 TRUE_STRINGS = {"true", "1", "yes", "y", "t"}
-FALSE_STRINGS = {"false", "0", "no", "n", "f", ""}
+FALSE_STRINGS = {"false", "0", "no", "n", "f", ""}  # empty: false in optional columns only
+MAX_INT = 2**53  # integers beyond this are not exact in a float and make no sense here
+MAX_MONEY = 1e12  # yuan per package or project; beyond it a solver cannot scale the model
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,10 @@ SPECS: dict[str, TableSpec] = {
             Column("household_id", "str"),
             Column("package_id", "str"),
             Column("category", "str", choices=CATEGORIES),
-            Column("cost", "float", minimum=0),
-            Column("personnel_hours", "float", minimum=0),
+            Column("cost", "float", minimum=0, maximum=MAX_MONEY),
+            Column("personnel_hours", "float", minimum=0, maximum=1e7),
             Column("exit_probability", "float", **PROB),
-            Column("lag_years", "int", minimum=0),
+            Column("lag_years", "int", minimum=0, maximum=100),
             Column("requires", "list", required=False, default=""),
             Column("measures", "str", required=False, allow_empty=True, default=""),
         ),
@@ -128,8 +130,8 @@ SPECS: dict[str, TableSpec] = {
             Column("village_id", "str"),
             Column("project_id", "str"),
             Column("category", "str", choices=CATEGORIES),
-            Column("cost", "float", minimum=0),
-            Column("duration_years", "int", minimum=0),
+            Column("cost", "float", minimum=0, maximum=MAX_MONEY),
+            Column("duration_years", "int", minimum=0, maximum=100),
             Column("mandatory", "bool", required=False, default=False),
         ),
         key=("village_id", "project_id"),
@@ -139,7 +141,7 @@ SPECS: dict[str, TableSpec] = {
         (
             Column("source_id", "str"),
             Column("year", "int"),
-            Column("amount", "float", minimum=0),
+            Column("amount", "float", minimum=0, maximum=1e15),
             Column("categories", "list", required=False, default=ANY),
             Column("regions", "list", required=False, default=ANY),
             Column("carry_over", "bool", required=False, default=False),
@@ -151,7 +153,7 @@ SPECS: dict[str, TableSpec] = {
         (
             Column("region_id", "str"),
             Column("year", "int"),
-            Column("hours", "float", minimum=0),
+            Column("hours", "float", minimum=0, maximum=1e12),
         ),
         key=("region_id", "year"),
     ),
@@ -205,6 +207,8 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
         is_true = lower.isin(TRUE_STRINGS).to_numpy()
         bad = ~(is_true | lower.isin(FALSE_STRINGS).to_numpy())
         _bad_rows(bad, raw, col, file, issues, "not a boolean")
+        if col.required:
+            _bad_rows(empty, raw, col, file, issues, "empty cell")
         return pd.Series(is_true, index=raw.index, dtype=bool)
     numbers = pd.to_numeric(text.where(~empty, None), errors="coerce").astype(float)
     values = numbers.to_numpy()
@@ -216,6 +220,7 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
     if col.kind == "int":
         frac = finite & (np.abs(values - np.round(values)) > 1e-9)
         _bad_rows(frac, raw, col, file, issues, "not an integer")
+        values = np.where(np.abs(values) > MAX_INT, np.inf, values)
     out_of_range = np.zeros(len(values), dtype=bool)
     if col.minimum is not None:
         out_of_range |= finite & (values < col.minimum)
@@ -224,7 +229,8 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
     out_of_range |= np.isinf(values)
     _bad_rows(out_of_range, raw, col, file, issues, "out of range")
     if col.kind == "int":
-        return pd.Series(np.where(finite, np.round(values), 0).astype(np.int64), index=raw.index)
+        exact = finite & np.isfinite(values)
+        return pd.Series(np.where(exact, np.round(np.where(exact, values, 0)), 0).astype(np.int64), index=raw.index)
     return numbers
 
 
@@ -248,6 +254,7 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
     if missing:
         return None
     typed = {}
+    before = len(issues.issues)
     for col in spec.columns:
         if col.name in raw.columns:
             typed[col.name] = _convert(raw[col.name].astype(str), col, file, issues)
@@ -258,7 +265,10 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
             else:
                 typed[col.name] = typed[col.name].astype(str)
     frame = pd.DataFrame(typed)
-    dup = frame.duplicated(list(spec.key), keep="first").to_numpy()
+    frame.attrs["file"] = file
+    bad_key_rows = {i.row - 1 for i in issues.issues[before:] if i.column in spec.key and i.row is not None}
+    dup = frame.duplicated(list(spec.key), keep="first").to_numpy().copy()
+    dup[list(bad_key_rows)] = False
     for pos in np.flatnonzero(dup)[: issues.limit]:
         key = " / ".join(str(frame.iloc[pos][k]) for k in spec.key)
         issues.add(file, "duplicate id", row=int(pos) + 1, id=key, column=", ".join(spec.key),
@@ -297,7 +307,14 @@ def read_tables(folder: str | Path, issues: IssueCollector | None = None) -> dic
 def empty_table(spec: TableSpec) -> pd.DataFrame:
     """A table of ``spec`` with no rows and the right dtypes."""
     dtypes = {"str": str, "list": str, "int": np.int64, "float": float, "bool": bool}
-    return pd.DataFrame({c.name: pd.Series([], dtype=dtypes[c.kind]) for c in spec.columns})
+    frame = pd.DataFrame({c.name: pd.Series([], dtype=dtypes[c.kind]) for c in spec.columns})
+    frame.attrs["file"] = f"{spec.name}.csv"
+    return frame
+
+
+def file_of(frame: pd.DataFrame, name: str) -> str:
+    """The file a table was read from (``NAME.csv`` for tables made in memory)."""
+    return frame.attrs.get("file", f"{name}.csv")
 
 
 def split_list(cell: str) -> list[str]:

@@ -11,14 +11,17 @@ Columns (each a block of numpy index arrays):
 - ``f[r, c, g]`` >= 0: fund row r (a source in a year) pays county c for category g;
 - ``s[c]`` >= 0: shortfall of county c, in households (fixed at 0 when the deadline is hard).
 
-Objective: maximise expected exits minus a shortfall penalty,
+Objective (``Formulation.model``): maximise expected exits minus a shortfall penalty,
 sum_h baseline_h + sum (exit_p - baseline_h) x - penalty * sum_c s_c, with the penalty
 above every possible exit gain (one household of shortfall outweighs all exits), so the
-least total shortfall comes first and the most exits second.
+least total shortfall comes first and the most exits second. The exact method solves the
+lexicographic objective in two stages instead (:meth:`Formulation.shortfall_model`, then
+:meth:`Formulation.exits_model` with total shortfall capped).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +120,20 @@ class Formulation:
 
     def family(self, name: str) -> RowFamily:
         return next(f for f in self.families if f.name == name)
+
+    def shortfall_model(self) -> LinearModel:
+        """Stage 1 of the lexicographic objective: minimise total shortfall (maximise its negative)."""
+        c = np.zeros(self.model.num_cols)
+        c[self.s_cols] = -1.0
+        return dataclasses.replace(self.model, c=c, offset=0.0)
+
+    def exits_model(self, shortfall_cap: float) -> LinearModel:
+        """Stage 2: maximise expected exits with total shortfall <= ``shortfall_cap``."""
+        c = self.model.c.copy()
+        c[self.s_cols] = 0.0
+        row_hi = self.model.row_hi.copy()
+        row_hi[self.family("total_shortfall").rows] = shortfall_cap
+        return dataclasses.replace(self.model, c=c, row_hi=row_hi)
 
 
 
@@ -340,8 +357,15 @@ def county_exit(fm: Formulation) -> Block:
                  {"county": np.arange(C)})
 
 
+def total_shortfall(fm: Formulation) -> Block:
+    """Total shortfall cap: sum_c s_c <= cap (+inf here; the exact method's second stage sets it)."""
+    C = len(fm.problem.county_ids)
+    return Block("total_shortfall", "Total shortfall cap", np.zeros(C, dtype=np.int64), fm.s_cols.start + np.arange(C),
+                 np.ones(C), np.array([-np.inf]), np.array([np.inf]), {})
+
+
 FAMILIES = (one_plan_per_household, project_at_most_once, prerequisites, money_balance, source_budget,
-            category_shares, personnel_hours, county_exit)
+            category_shares, personnel_hours, county_exit, total_shortfall)
 
 
 def formulate(p: Problem) -> Formulation:
