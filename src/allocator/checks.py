@@ -181,7 +181,8 @@ def check_personnel(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> 
 def check_not_empty(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
     """There is something to plan: at least one registered poor household."""
     if not tables["households"]["registered_poor"].any():
-        issues.add(file_of(tables["households"], "households"), "empty problem: no registered poor household", column="registered_poor",
+        issues.add(file_of(tables["households"], "households"), "empty problem: no registered poor household",
+                   column="registered_poor",
                    expected="at least one household with registered_poor true")
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allocator.errors import AllocatorError, InputError, Issue, SolverUnavailable
-from allocator.plan import TABLES
+from allocator.plan import CHART_FILES, TABLES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
@@ -26,7 +26,7 @@ app.add_typer(generate_app, name="generate")
 err = Console(stderr=True)
 out = Console()
 
-PLAN_FILES = {"summary.json"} | {f"{name}.csv" for name in TABLES}
+PLAN_FILES = {"summary.json"} | {f"{name}.csv" for name in TABLES} | set(CHART_FILES)
 
 
 class ProgressPrinter:

@@ -18,6 +18,7 @@ from allocator.model.formulation import Formulation, G
 from allocator.tables import CATEGORIES
 
 TABLES = ("households", "projects", "funding", "counties")
+CHART_FILES = ("money_by_year.png", "counties.png")
 COLUMNS = {
     "households": ["household_id", "village_id", "county_id", "package_id", "category", "start_year", "cost",
                    "exit_probability", "responsible_cadre_id"],
@@ -52,13 +53,18 @@ class Plan:
         """Money spent grouped by ``year``, ``category``, ``source_id`` or ``county_id`` (or a list)."""
         return self.funding.groupby(by, as_index=False)["amount"].sum()
 
-    def write(self, folder: str | Path) -> Path:
-        """Write the plan folder (created if needed); returns its path."""
+    def write(self, folder: str | Path, charts: bool = True) -> Path:
+        """Write the plan folder (created if needed), with its charts unless ``charts`` is
+        False or there is no plan; returns its path."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "summary.json").write_text(json.dumps(self.summary, indent=2, default=_json_default) + "\n")
         for name in TABLES:
             getattr(self, name).to_csv(folder / f"{name}.csv", index=False)
+        if charts and len(self.counties):
+            from allocator.charts import write_charts
+
+            write_charts(self.funding, self.counties, folder)
         return folder
 
     @classmethod

@@ -1,0 +1,56 @@
+"""Charts of a plan, drawn from its tables: money by year and counties against the threshold.
+
+Returned as matplotlib figures (for notebooks) and written as PNG beside the plan tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never opens a window
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from allocator.plan import CHART_FILES  # noqa: E402
+
+
+def money_by_year(funding: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Stacked bars: money spent per year, split by category."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    table = funding.pivot_table(index="year", columns="category", values="amount", aggfunc="sum", fill_value=0.0)
+    (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0)
+    ax.set_ylabel("million yuan")
+    ax.set_xlabel("year")
+    ax.set_title(title or "Money spent by year and category")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Expected remaining incidence per county at the deadline, against its exit threshold."""
+    ordered = counties.sort_values("expected_incidence", ascending=False).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
+    colors = ["tab:green" if ok else "tab:red" for ok in ordered["on_schedule"]]
+    ax.bar(range(len(ordered)), 100 * ordered["expected_incidence"], color=colors)
+    ax.step(range(len(ordered)), 100 * ordered["threshold"], where="mid", color="black", linewidth=1,
+            label="threshold")
+    ax.set_xticks(range(len(ordered)), ordered["county_id"], rotation=90, fontsize=7)
+    ax.set_ylabel("expected incidence at deadline (%)")
+    ax.set_title(title or f"Counties on schedule: {int(ordered['on_schedule'].sum())} of {len(ordered)}")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def write_charts(funding: pd.DataFrame, counties: pd.DataFrame, folder: Path) -> list[Path]:
+    """Write the plan's charts as PNG files into ``folder``."""
+    paths = []
+    for name, fig in zip(CHART_FILES, (money_by_year(funding), counties_against_threshold(counties)), strict=True):
+        path = folder / name
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

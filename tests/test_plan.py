@@ -1,0 +1,24 @@
+"""The Plan object: tables agree with each other, round-trip through a plan folder."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import allocator
+
+
+def test_plan_folder_round_trip_and_spend_views(tables, solve_checked, tmp_path):
+    plan = solve_checked(tables)
+    again = allocator.Plan.read(plan.write(tmp_path / "plan"))
+    for key in ("status", "expected_exits", "bound", "gap", "total_cost", "counties_on_schedule", "budget_use"):
+        assert again.summary[key] == plan.summary[key]
+    pd.testing.assert_frame_equal(again.counties.reset_index(drop=True), plan.counties.reset_index(drop=True),
+                                  check_dtype=False)
+    by_year = plan.spend_by("year")
+    assert by_year["amount"].sum() == pytest.approx(plan.summary["total_cost"])
+    by_two = plan.spend_by(["year", "category"])
+    assert set(by_two.columns) == {"year", "category", "amount"}
+    assert plan.counties["spend"].sum() == pytest.approx(plan.summary["total_cost"])
+    budget = pd.DataFrame(plan.summary["budget_use"])
+    assert (budget["spent"] <= budget["available"] + 1e-6).all()
