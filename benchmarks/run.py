@@ -378,21 +378,22 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def latest_rows(rows: list[dict]) -> list[dict]:
-    """The newest row of each (instance, kind, method requested), in registry order."""
+def latest_rows(rows: list[dict], keep_all: bool = False) -> list[dict]:
+    """The newest row of each (instance, kind, method requested) -- or every row -- in registry order."""
     newest: dict[tuple, dict] = {}
-    for r in rows:
-        newest[(r["instance"], r["kind"], r["method_requested"], r.get("lp_solver") or "")] = r
+    for i, r in enumerate(rows):
+        newest[(r["instance"], r["kind"], r["method_requested"], r.get("lp_solver") or "", i if keep_all else 0)] = r
     order = {name: i for i, name in enumerate(REGISTRY)}
     return sorted(newest.values(), key=lambda r: (r["kind"] != "solve", order.get(r["instance"], 99),
                                                   r["method_requested"], r.get("lp_solver") or ""))
 
 
-def write_report(out_dir: Path, facts: dict, since: str = "") -> Path:
-    rows = latest_rows([r for r in read_rows(out_dir / "results.csv") if r["run_id"] >= since])
+def write_report(out_dir: Path, facts: dict, since: str = "", keep_all: bool = False) -> Path:
+    rows = latest_rows([r for r in read_rows(out_dir / "results.csv") if r["run_id"] >= since], keep_all)
     path = out_dir / "latest.md"
     if rows:
-        path.write_text("# allocator benchmarks (newest row per instance and method)\n\n"
+        which = "every row" if keep_all else "newest row per instance and method"
+        path.write_text(f"# allocator benchmarks ({which}{', runs ' + since + ' on' if since else ''})\n\n"
                         + render(rows, facts) + "\n")
     return path
 
@@ -414,6 +415,7 @@ def main() -> None:
                         help="only rebuild OUT/latest.md from OUT/results.csv")
     parser.add_argument("--since", default="", metavar="RUN_ID",
                         help="with --report: only rows of runs RUN_ID (e.g. 20261128-1600) and later")
+    parser.add_argument("--all", action="store_true", help="with --report: every row, not the newest per key")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -423,7 +425,7 @@ def main() -> None:
     facts = machine_facts()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.report:
-        print(write_report(args.out, facts, args.since).read_text())
+        print(write_report(args.out, facts, args.since, args.all).read_text())
         return
     names = args.names or DEFAULT_SET
     unknown = [n for n in names if n not in REGISTRY]

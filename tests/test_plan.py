@@ -22,3 +22,13 @@ def test_plan_folder_round_trip_and_spend_views(tables, solve_checked, tmp_path)
     assert plan.counties["spend"].sum() == pytest.approx(plan.summary["total_cost"])
     budget = pd.DataFrame(plan.summary["budget_use"])
     assert (budget["spent"] <= budget["available"] + 1e-6).all()
+
+
+def test_charts_are_written_even_without_spend(tables, solve_checked, tmp_path):
+    tables["funds"]["amount"] = 0.0
+    tables["projects"]["mandatory"] = False
+    plan = solve_checked(tables)
+    assert plan.funding.empty
+    folder = plan.write(tmp_path / "plan")
+    for name in ("money_by_year.png", "counties.png"):
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG"

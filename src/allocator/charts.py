@@ -20,11 +20,14 @@ def money_by_year(funding: pd.DataFrame, title: str = "") -> plt.Figure:
     """Stacked bars: money spent per year, split by category."""
     fig, ax = plt.subplots(figsize=(7, 4))
     table = funding.pivot_table(index="year", columns="category", values="amount", aggfunc="sum", fill_value=0.0)
-    (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0)
+    if table.empty:
+        ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
+    else:
+        (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0)
+        ax.legend(fontsize=8, frameon=False)
     ax.set_ylabel("million yuan")
     ax.set_xlabel("year")
     ax.set_title(title or "Money spent by year and category")
-    ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
