@@ -243,7 +243,8 @@ def out_of_range(draw) -> Corruption:
     probabilities = [(t, c) for t, c in candidates if SPECS[t].column(c).maximum == 1]
     table, column = draw(st.sampled_from(probabilities) | st.sampled_from(candidates))
     col = SPECS[table].column(column)
-    value = draw(st.floats(col.maximum + 1e-6, 1e9) | st.floats(-1e9, col.minimum - 1e-6)
+    above = max(abs(col.maximum) * (1 + 1e-9), col.maximum + 1e-6)
+    value = draw(st.floats(above, max(1e9, 10 * above)) | st.floats(-1e9, col.minimum - 1e-6)
                  | st.sampled_from([col.maximum + 0.3, col.minimum - 0.01]))
     return Corruption("out_of_range", table, column, draw(_row(table)), _fmt_float(value))
 
