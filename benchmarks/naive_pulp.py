@@ -7,6 +7,8 @@ same objective (offset included) -- but one ``LpVariable`` per (package, year), 
 ``LpConstraint`` per household, project, prerequisite (household, project, year),
 balance (county, category, year), source budget, category-share rule, personnel row and
 county, each written with ``lpSum`` inside Python loops. Only its build is benchmarked.
+(``formulate``'s free "total shortfall cap" row, sum s <= +inf unless the exact method's
+second stage sets it, is left out.)
 
 Cross-check (solves both LP relaxations with HiGHS and compares the objectives; on the
 one-year instance also the MIP optimum)::

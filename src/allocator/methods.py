@@ -132,6 +132,11 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
     fixed = model.integrality & ~free
     n_free = len(np.unique(fm.x_household[free[fm.x_cols]]))
     progress("LP done", bound=lp.objective, seconds=lp.solve_seconds, fractional_households=n_free)
+    if not free.any():  # the LP optimum is integral: it is the plan, proven optimal
+        x = lp.x.copy()
+        x[model.integrality] = np.round(x[model.integrality])
+        plan = dataclasses.replace(lp, x=x, objective=model.objective_value(x), bound=lp.objective, duals=None)
+        return Outcome(plan, lp.objective, phases, ["the LP relaxation was integral"], prices)
     lo, hi = model.col_lo.copy(), model.col_hi.copy()
     lo[fixed] = hi[fixed] = np.round(lp.x[fixed])
     progress("MIP over the fractional rest", free_columns=int(free.sum()))

@@ -71,11 +71,10 @@ def input_hashes(scenario: Scenario) -> dict[str, str]:
     return hashes
 
 
-def options_from(settings: SolverSettings, time_limit: float | None = None) -> SolveOptions:
+def options_from(settings: SolverSettings) -> SolveOptions:
     """Backend options from the scenario's solver settings."""
-    return SolveOptions(time_limit=time_limit if time_limit is not None else settings.time_limit,
-                        mip_gap=settings.mip_gap, threads=settings.threads, seed=settings.seed,
-                        verbose=settings.verbose)
+    return SolveOptions(time_limit=settings.time_limit, mip_gap=settings.mip_gap, threads=settings.threads,
+                        seed=settings.seed, verbose=settings.verbose)
 
 
 def choose_method(problem: Problem, settings: SolverSettings) -> str:
