@@ -1,7 +1,7 @@
 """The pipeline: load → check → build → solve → plan, each step public.
 
 ``auto`` picks the method (see :mod:`allocator.methods`): ``exact`` up to
-``EXACT_MAX_HOUSEHOLDS`` registered poor households, else ``lp-fix``.
+``EXACT_MAX_INTEGER_COLUMNS`` integer columns, else ``lp-fix``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, Status
 from allocator.tables import OPTIONAL_TABLES, REQUIRED_TABLES, read_tables, table_path
 
-EXACT_MAX_HOUSEHOLDS = 1500
+EXACT_MAX_INTEGER_COLUMNS = 5000  # branch and bound beyond this takes minutes (benchmarks/README.md)
 
 Progress = Callable[..., None]
 
@@ -77,11 +77,11 @@ def options_from(settings: SolverSettings) -> SolveOptions:
                         seed=settings.seed, verbose=settings.verbose)
 
 
-def choose_method(problem: Problem, settings: SolverSettings) -> str:
-    """``exact`` for small problems, ``lp-fix`` above EXACT_MAX_HOUSEHOLDS."""
+def choose_method(fm: Formulation, settings: SolverSettings) -> str:
+    """``exact`` for small models (at most EXACT_MAX_INTEGER_COLUMNS), ``lp-fix`` above."""
     if settings.method != "auto":
         return settings.method
-    return "exact" if len(problem.household_ids) <= EXACT_MAX_HOUSEHOLDS else "lp-fix"
+    return "exact" if int(fm.model.integrality.sum()) <= EXACT_MAX_INTEGER_COLUMNS else "lp-fix"
 
 
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = _quiet,
@@ -93,7 +93,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     build_seconds = time.perf_counter() - started
     progress("model built", columns=fm.model.num_cols, rows=fm.model.num_rows, nonzeros=fm.model.A.nnz,
              seconds=build_seconds)
-    method_name = choose_method(problem, settings)
+    method_name = choose_method(fm, settings)
     options = dataclasses.replace(options_from(settings), progress=progress)
     backend = get_backend(settings.backend)
     solve_started = time.perf_counter()
