@@ -177,3 +177,20 @@ def test_backends_agree_with_highs(seed, backend, solve_checked):
     assert other.status == reference.status
     if reference.status == "optimal":
         assert other.summary["objective"] == pytest.approx(reference.summary["objective"], abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lp_fix_gives_a_checked_plan_within_its_bound(seed, solve_checked):
+    from allocator.synth import generate_preset
+
+    tables = generate_preset("tiny", seed=seed, start_year=2016, deadline_year=2018)
+    exact = solve_checked(tables, solver={"method": "exact", "mip_gap": 0.0})
+    heuristic = solve_checked(tables, solver={"method": "lp-fix", "mip_gap": 0.0, "time_limit": 30})
+    assert heuristic.status in ("optimal", "feasible")
+    assert heuristic.summary["bound"] >= heuristic.summary["expected_exits"] - 1e-9
+    # the exact (lexicographic) optimum: never less shortfall than it, never more exits at its shortfall
+    assert heuristic.summary["total_shortfall"] >= exact.summary["total_shortfall"] - 1e-6
+    if heuristic.summary["total_shortfall"] <= exact.summary["total_shortfall"] + 1e-6:
+        assert heuristic.summary["expected_exits"] <= exact.summary["expected_exits"] + 1e-6
+    assert heuristic.summary["bound"] >= exact.summary["expected_exits"] - 1e-6 or \
+        heuristic.summary["total_shortfall"] > exact.summary["total_shortfall"] + 1e-6

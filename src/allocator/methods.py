@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from allocator.model.formulation import Formulation
+from allocator.model.formulation import Formulation, expand_ranges
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy
 
@@ -105,9 +105,7 @@ def free_columns(fm: Formulation, x_lp: np.ndarray) -> np.ndarray:
     free_proj = np.zeros(len(p.proj_ids), dtype=bool)
     free_proj[fm.y_proj[frac[fm.y_cols]]] = True
     free_pkgs = np.unique(fm.x_pkg[free[fm.x_cols]])
-    counts = np.diff(p.pkg_req_ptr)[free_pkgs]
-    starts = p.pkg_req_ptr[free_pkgs]
-    idx = np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    _, idx = expand_ranges(p.pkg_req_ptr[free_pkgs], np.diff(p.pkg_req_ptr)[free_pkgs])
     free_proj[p.pkg_req_project[idx]] = True
     free[fm.y_cols] = free_proj[fm.y_proj]
     return free
