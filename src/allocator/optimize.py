@@ -64,7 +64,7 @@ def input_hashes(scenario: Scenario) -> dict[str, str]:
         hashes[scenario.source.name] = file_sha256(scenario.source)
     folder = scenario.data_dir()
     if folder is not None:
-        for name in ("regions", "villages", "households", "packages", "projects", "funds", "personnel"):
+        for name in REQUIRED_TABLES + OPTIONAL_TABLES:
             path = table_path(Path(folder), name)
             if path is not None:
                 hashes[path.name] = file_sha256(path)

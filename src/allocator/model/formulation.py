@@ -281,7 +281,7 @@ def money_balance(fm: Formulation) -> Block:
 def source_budget(fm: Formulation) -> Block:
     """Source budget: spend of a source in year t <= its amount (cumulatively with carry-over)."""
     p = fm.problem
-    rows, cols, limits, fund_of_row = [], [], [], []
+    rows, cols, limits = [], [], []
     f_index = fm.f_cols.start + np.arange(fm.nf)
     for r in range(len(p.fund_amount)):
         s, t = p.fund_source[r], p.fund_year[r]
@@ -293,12 +293,11 @@ def source_budget(fm: Formulation) -> Block:
         rows.append(np.full(len(members), r))
         cols.append(f_index[members])
         limits.append(p.fund_amount[same].sum())
-        fund_of_row.append(r)
     n = len(limits)
     row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
     return Block("source_budget", "Source budget (cumulative with carry-over)", row, col, np.ones(len(row)),
-                 np.full(n, -np.inf), np.array(limits, dtype=float), {"fund": np.array(fund_of_row, dtype=np.int64)})
+                 np.full(n, -np.inf), np.array(limits, dtype=float), {"fund": np.arange(n)})
 
 
 def category_shares(fm: Formulation) -> Block:
