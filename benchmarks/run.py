@@ -404,7 +404,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"instances (default: {' '.join(DEFAULT_SET)}); "
                                                   f"known: {' '.join(REGISTRY)}")
     parser.add_argument("--time-limit", type=float, default=300.0, help="solver time limit per solve, s")
-    parser.add_argument("--methods", default="auto", help="comma-separated: auto, exact, lp-fix")
+    parser.add_argument("--methods", default="auto", help="comma-separated: auto, exact, lp-fix, decompose")
     parser.add_argument("--threads", type=int, default=None, help="HiGHS threads (default: HiGHS' own)")
     parser.add_argument("--lp-solver", choices=("simplex", "ipm", "pdlp"), default=None,
                         help="experiment: HiGHS algorithm for LP relaxations (default: allocator's own)")
@@ -432,7 +432,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown instance(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ("auto", "exact", "lp-fix")]
+    bad = [m for m in methods if m not in ("auto", "exact", "lp-fix", "decompose")]
     if bad:
         parser.error(f"unknown method(s) {', '.join(bad)}")
 

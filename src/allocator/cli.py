@@ -96,7 +96,7 @@ def solve(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default plans/<name>)")] = None,
     backend: Annotated[str | None, typer.Option(help="highs | ortools | pulp")] = None,
-    method: Annotated[str | None, typer.Option(help="auto | exact | lp-fix")] = None,
+    method: Annotated[str | None, typer.Option(help="auto | exact | lp-fix | decompose")] = None,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds")] = None,
     gap: Annotated[float | None, typer.Option(help="relative MIP gap, e.g. 0.001")] = None,
     threads: Annotated[int | None, typer.Option(help="solver threads")] = None,

@@ -39,6 +39,8 @@ from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy
 INTEGRAL_TOL = 1e-6
 NEIGHBOURHOOD_HOUSEHOLDS = 600
 ROUND_SECONDS = 10.0
+WIDER_HOUSEHOLDS = 2000  # households freed when the restricted MIP is infeasible
+STALE_ROUNDS = 3  # improvement rounds stop after this many (at least one per county) fail in a row
 Progress = Callable[..., None]
 
 
@@ -126,32 +128,92 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
     prices = None
     if lp.duals is not None:  # d objective / d need_c <= 0 for the >= county exit rows
         prices = np.clip(-lp.duals[fm.family("county_exit").rows], 0.0, fm.penalty)
-    free = free_columns(fm, lp.x)
-    fixed = model.integrality & ~free
+    progress("LP done", bound=lp.objective, seconds=lp.solve_seconds)
+    return fix_and_resolve(fm, solver, lp.x, lp.objective, prices, options, started, progress, phases, [])
+
+
+def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, prices: np.ndarray | None,
+                    options: SolveOptions, started: float, progress: Progress, phases: dict,
+                    notes: list[str], polish: bool = True) -> Outcome:
+    """Fix what ``point`` (a relaxation's optimum, proven to be at most ``bound``) has integral
+    and solve a MIP over the rest; with ``polish``, solve the whole MIP when that has no plan,
+    and run county improvement rounds."""
+    model = fm.model
+    free = free_columns(fm, point)
     n_free = len(np.unique(fm.x_household[free[fm.x_cols]]))
-    progress("LP done", bound=lp.objective, seconds=lp.solve_seconds, fractional_households=n_free)
-    if not free.any():  # the LP optimum is integral: it is the plan, proven optimal
-        x = lp.x.copy()
+    if not free.any():  # the relaxation's optimum is integral: it is the plan
+        x = point.copy()
         x[model.integrality] = np.round(x[model.integrality])
-        plan = dataclasses.replace(lp, x=x, objective=model.objective_value(x), bound=lp.objective, duals=None)
-        return Outcome(plan, lp.objective, phases, ["the LP relaxation was integral"], prices)
-    lo, hi = model.col_lo.copy(), model.col_hi.copy()
-    lo[fixed] = hi[fixed] = np.round(lp.x[fixed])
-    progress("MIP over the fractional rest", free_columns=int(free.sum()))
-    sub = solver.solve(model.with_bounds(lo, hi), dataclasses.replace(options, time_limit=_remaining(options, started)))
+        plan = solve_restricted(fm, solver, x, free, dataclasses.replace(options, time_limit=_remaining(options,
+                                                                                                       started)))
+        if plan.status.has_solution:
+            return Outcome(plan, bound, phases, notes + ["the relaxation's optimum was integral"], prices)
+    progress("MIP over the fractional rest", fractional_households=n_free, free_columns=int(free.sum()))
+    sub = solve_restricted(fm, solver, point, free, dataclasses.replace(options, time_limit=_remaining(options,
+                                                                                                      started)))
     phases["restricted_mip"] = round(sub.solve_seconds, 4)
-    notes = [f"{n_free} households fractional in the LP relaxation; the rest fixed at their LP values"]
-    bound = lp.objective
-    if not sub.status.has_solution:
+    notes = notes + [f"{n_free} households fractional in the relaxation; the rest fixed at its values"]
+    if sub.status == Status.INFEASIBLE:  # a fractional project can need the money fixed households use
+        wider = free | money_neighbours(fm, point, free)
+        progress("restricted MIP infeasible; freeing households that share its projects' money",
+                 free_columns=int(wider.sum()))
+        sub = solve_restricted(fm, solver, point, wider, dataclasses.replace(options, time_limit=_remaining(
+            options, started)))
+        phases["wider_mip"] = round(sub.solve_seconds, 4)
+        notes.append("the restricted MIP was infeasible: households sharing the fractional projects' money "
+                     "were freed")
+    if not sub.status.has_solution and polish:
         progress("restricted MIP has no plan; solving the whole MIP", status=sub.status.value)
         sub = solver.solve(model, dataclasses.replace(options, time_limit=_remaining(options, started)))
         phases["full_mip"] = round(sub.solve_seconds, 4)
         notes.append("the restricted MIP had no plan: the whole MIP was solved instead")
         if sub.bound is not None and sub.bound < bound:
             bound, prices = sub.bound, None
-    if sub.status.has_solution:
-        sub = improve_by_county(fm, sub, lp.x, bound, solver, options, started, progress, phases, notes)
+    if sub.status.has_solution and polish:
+        sub = improve_by_county(fm, sub, point, bound, solver, options, started, progress, phases, notes)
     return Outcome(sub, bound, phases, notes, prices)
+
+
+def money_neighbours(fm: Formulation, point: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Package columns of up to WIDER_HOUSEHOLDS households, least gain per yuan first, that
+    spend in the county and years of the projects ``free`` opens: their money can let the MIP
+    pick one start year for a project the relaxation spread over several."""
+    p = fm.problem
+    T = len(p.years)
+    cells = np.zeros((len(p.county_ids), T), dtype=bool)
+    y_free = np.flatnonzero(free[fm.y_cols] & (point[fm.y_cols] > INTEGRAL_TOL))
+    cells[p.proj_county[fm.y_proj[y_free]], fm.y_year[y_free]] = True
+    chosen = np.flatnonzero((point[fm.x_cols] > 0.5) & cells[fm.x_county, fm.x_year] & ~free[fm.x_cols])
+    density = fm.x_gain[chosen] / np.maximum(p.pkg_cost[fm.x_pkg[chosen]], 1.0)
+    households = fm.x_household[chosen[np.argsort(density, kind="stable")[:WIDER_HOUSEHOLDS]]]
+    return household_columns(fm, households) & fm.model.integrality
+
+
+def solve_restricted(fm: Formulation, solver, point: np.ndarray, free: np.ndarray,
+                     options: SolveOptions) -> SolveResult:
+    """The MIP with every integer column outside ``free`` fixed at its rounded value in ``point``.
+
+    Only the open columns and the rows they touch go to the solver, with row bounds shifted
+    by the fixed columns' activity; the result is mapped back to every column."""
+    model = fm.model
+    fixed = model.integrality & ~free
+    values = np.where(fixed, np.round(point), 0.0)
+    activity = model.A @ values
+    open_cols = np.flatnonzero(~fixed)
+    touched = model.A[:, open_cols].getnnz(axis=1) > 0
+    slack = np.maximum(model.row_lo - activity, activity - model.row_hi)[~touched]
+    if np.any(slack > 1e-6 * np.maximum(1.0, np.abs(activity[~touched]))):
+        return SolveResult(Status.INFEASIBLE, raw_status="the fixed columns break a row", backend=solver.name)
+    rows = np.flatnonzero(touched)
+    sub = fm.restrict(open_cols, rows, model.row_lo[rows] - activity[rows], model.row_hi[rows] - activity[rows])
+    start = None if options.start is None else np.asarray(options.start)[open_cols]
+    # the fixed columns' objective is the offset, so objective, bound and progress are the whole model's
+    restricted = dataclasses.replace(sub.model, offset=model.objective_value(values))
+    result = solver.solve(restricted, dataclasses.replace(options, start=start))
+    if not result.status.has_solution:
+        return result
+    values[open_cols] = result.x
+    return dataclasses.replace(result, x=values, duals=None)
 
 
 def household_columns(fm: Formulation, households: np.ndarray) -> np.ndarray:
@@ -171,16 +233,16 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
                       options: SolveOptions, started: float, progress: Progress, phases: dict,
                       notes: list[str]) -> SolveResult:
     """Re-open one county's neighbourhood at a time and re-solve from the incumbent."""
-    model = fm.model
     target = options.mip_gap or 0.0
     rng = np.random.default_rng(options.seed)
     p = fm.problem
-    hh_county = p.household_county
+    x_county = fm.x_county
+    counties = np.unique(x_county)
     differs = np.zeros(len(p.household_ids), dtype=bool)
     rounds = improved = 0
     round_started = time.perf_counter()
     stale = 0
-    while stale < len(p.county_ids):
+    while len(counties) and stale < max(len(counties), STALE_ROUNDS):
         gap = (bound - incumbent.objective) / max(abs(incumbent.objective), 1.0)
         remaining = _remaining(options, started)
         if gap <= target or (remaining is not None and remaining <= 2.0):
@@ -188,18 +250,15 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         differs[:] = False
         x_diff = np.abs(x_lp[fm.x_cols] - incumbent.x[fm.x_cols]) > INTEGRAL_TOL
         differs[fm.x_household[x_diff]] = True
-        county = rounds % len(p.county_ids)
-        members = np.flatnonzero(hh_county == county)
-        first = members[differs[members]]
+        county = counties[rounds % len(counties)]
+        members = np.unique(fm.x_household[x_county == county])
+        first = rng.permutation(members[differs[members]])
         others = members[~differs[members]]
         room = max(NEIGHBOURHOOD_HOUSEHOLDS - len(first), 0)
         sample = rng.choice(others, min(room, len(others)), replace=False) if len(others) else others
         open_cols = household_columns(fm, np.concatenate([first[:NEIGHBOURHOOD_HOUSEHOLDS], sample]))
-        fixed = model.integrality & ~open_cols
-        lo, hi = model.col_lo.copy(), model.col_hi.copy()
-        lo[fixed] = hi[fixed] = np.round(incumbent.x[fixed])
         limit = ROUND_SECONDS if remaining is None else min(ROUND_SECONDS, remaining - 1.0)
-        trial = solver.solve(model.with_bounds(lo, hi), dataclasses.replace(
+        trial = solve_restricted(fm, solver, incumbent.x, open_cols, dataclasses.replace(
             options, time_limit=limit, start=incumbent.x, progress=None))
         rounds += 1
         if trial.status.has_solution and trial.objective > incumbent.objective + 1e-9:
@@ -215,9 +274,6 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         phases["improvement_rounds"] = round(time.perf_counter() - round_started, 4)
         notes.append(f"{rounds} county improvement rounds, {improved} improved the plan")
     return incumbent
-
-
-METHODS = {"exact": solve_exact, "lp-fix": solve_lp_fix}
 
 
 @dataclasses.dataclass
@@ -267,4 +323,4 @@ def final_status(outcome: Outcome, bounds: Bounds, mip_gap: float | None) -> tup
     return Status.FEASIBLE, None
 
 
-__all__ = ["METHODS", "Bounds", "Outcome", "final_status", "plan_bounds"]
+__all__ = ["Bounds", "Outcome", "final_status", "fix_and_resolve", "plan_bounds", "solve_exact", "solve_lp_fix"]

@@ -1,7 +1,7 @@
 """The pipeline: load → check → build → solve → plan, each step public.
 
-``auto`` picks the method (see :mod:`allocator.methods`): ``exact`` up to
-``EXACT_MAX_INTEGER_COLUMNS`` integer columns, else ``lp-fix``.
+``auto`` picks the method (:mod:`allocator.methods`, :mod:`allocator.decompose`): see
+:func:`choose_method`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pandas as pd
 
 from allocator import __version__
 from allocator.checks import check_tables
+from allocator.decompose import solve_decompose
 from allocator.errors import IssueCollector
-from allocator.methods import METHODS, Bounds, final_status, plan_bounds
+from allocator.methods import Bounds, final_status, plan_bounds, solve_exact, solve_lp_fix
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.plan import Plan, make_plan
@@ -29,6 +30,8 @@ from allocator.solvers.base import SolveOptions, Status
 from allocator.tables import OPTIONAL_TABLES, REQUIRED_TABLES, read_tables, table_path
 
 EXACT_MAX_INTEGER_COLUMNS = 5000  # branch and bound beyond this takes minutes (benchmarks/README.md)
+LP_FIX_MAX_INTEGER_COLUMNS = 150_000  # multi-year LPs beyond this take minutes (h10k-5y: 113k, 65-100 s)
+METHODS = {"exact": solve_exact, "lp-fix": solve_lp_fix, "decompose": solve_decompose}
 
 Progress = Callable[..., None]
 
@@ -78,10 +81,17 @@ def options_from(settings: SolverSettings) -> SolveOptions:
 
 
 def choose_method(fm: Formulation, settings: SolverSettings) -> str:
-    """``exact`` for small models (at most EXACT_MAX_INTEGER_COLUMNS), ``lp-fix`` above."""
+    """``exact`` for small models (at most EXACT_MAX_INTEGER_COLUMNS integer columns);
+    ``lp-fix`` for one-year models and others up to LP_FIX_MAX_INTEGER_COLUMNS, whose LP
+    relaxation HiGHS solves in a minute or two; ``decompose`` above (benchmarks/README.md)."""
     if settings.method != "auto":
         return settings.method
-    return "exact" if int(fm.model.integrality.sum()) <= EXACT_MAX_INTEGER_COLUMNS else "lp-fix"
+    integer_columns = int(fm.model.integrality.sum())
+    if integer_columns <= EXACT_MAX_INTEGER_COLUMNS:
+        return "exact"
+    if len(fm.problem.years) == 1 or integer_columns <= LP_FIX_MAX_INTEGER_COLUMNS:
+        return "lp-fix"
+    return "decompose"
 
 
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = _quiet,

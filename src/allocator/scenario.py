@@ -62,7 +62,7 @@ class SolverSettings(_Strict):
     """How to solve: backend, method and limits (``None`` = backend default)."""
 
     backend: str = "highs"
-    method: Literal["auto", "exact", "lp-fix"] = "auto"
+    method: Literal["auto", "exact", "lp-fix", "decompose"] = "auto"
     time_limit: float | None = Field(None, gt=0)
     mip_gap: float = Field(1e-3, ge=0, lt=1)
     threads: int | None = Field(None, ge=1)

@@ -73,6 +73,7 @@ class Formulation:
     f_category: np.ndarray
     families: list[RowFamily]
     penalty: float = 0.0  # objective units lost per household of county shortfall
+    s_county: np.ndarray | None = None  # counties with a shortfall column (None: all, in order)
 
     @property
     def nx(self) -> int:
@@ -101,7 +102,15 @@ class Formulation:
     @property
     def s_cols(self) -> slice:
         start = self.nx + self.ny + self.nf
-        return slice(start, start + len(self.problem.county_ids))
+        n = len(self.problem.county_ids) if self.s_county is None else len(self.s_county)
+        return slice(start, start + n)
+
+    @property
+    def column_county(self) -> np.ndarray:
+        """The county of every column: its household's, project's, flow's or shortfall's."""
+        p = self.problem
+        s_county = np.arange(len(p.county_ids)) if self.s_county is None else self.s_county
+        return np.concatenate([self.x_county, p.proj_county[self.y_proj], self.f_county, s_county])
 
     @property
     def x_household(self) -> np.ndarray:
@@ -120,6 +129,28 @@ class Formulation:
 
     def family(self, name: str) -> RowFamily:
         return next(f for f in self.families if f.name == name)
+
+    def restrict(self, columns: np.ndarray, rows: np.ndarray, row_lo: np.ndarray, row_hi: np.ndarray) -> Formulation:
+        """The formulation on a subset of columns and rows (both sorted index arrays), with
+        these row bounds: the other columns are fixed at zero. Used for one county's model."""
+        m = self.model
+        nx, ny, nf = self.nx, self.ny, self.nf
+        x, y = columns[columns < nx], columns[(columns >= nx) & (columns < nx + ny)] - nx
+        f = columns[(columns >= nx + ny) & (columns < nx + ny + nf)] - nx - ny
+        s = columns[columns >= nx + ny + nf] - nx - ny - nf
+        s_all = np.arange(len(self.problem.county_ids)) if self.s_county is None else self.s_county
+        families, start = [], 0
+        for family in self.families:
+            inside = rows[(rows >= family.rows.start) & (rows < family.rows.stop)]
+            local = inside - family.rows.start
+            families.append(RowFamily(family.name, family.title, slice(start, start + len(inside)),
+                                      {key: value[local] for key, value in family.keys.items()}))
+            start += len(inside)
+        model = LinearModel(c=m.c[columns], A=m.A[rows][:, columns].tocsr(), row_lo=row_lo, row_hi=row_hi,
+                            col_lo=m.col_lo[columns], col_hi=m.col_hi[columns], integrality=m.integrality[columns],
+                            sense=m.sense, offset=0.0)
+        return Formulation(self.problem, model, self.x_pkg[x], self.x_year[x], self.y_proj[y], self.y_year[y],
+                           self.f_fund[f], self.f_county[f], self.f_category[f], families, self.penalty, s_all[s])
 
     def shortfall_model(self) -> LinearModel:
         """Stage 1 of the lexicographic objective: minimise total shortfall (maximise its negative)."""

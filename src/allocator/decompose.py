@@ -1,0 +1,621 @@
+"""Price, repair, split: a Lagrangian bound and a plan without the whole LP relaxation.
+
+The LP relaxation of a five-year province does not finish in minutes (benchmarks/README.md),
+so this method never solves it:
+
+1. **Prices.** The rows that tie households to money, people and the county rule — money
+   balance, personnel, county exit — are relaxed with prices u. What is left falls apart
+   into independent pieces: every village (its households' plans and its projects, with
+   prerequisites), solved exactly by enumerating the start years of the projects its
+   packages need; the money flows (source budgets, category shares), a small LP; the
+   shortfalls. Their optimum L(u) bounds the weighted objective of every plan (weak
+   duality: a plan satisfies the relaxed rows, so their priced slack is >= 0). L is convex;
+   box-step cutting planes lower it (:func:`find_prices`), starting from one money price
+   found by bisection. The master's duals weigh the relaxed plans into a fractional plan
+   (Dantzig-Wolfe), close to an optimum of the LP relaxation.
+2. **Repair.** That plan, rounded, is made to keep money and personnel rows
+   (:mod:`allocator.repair`): a feasible plan at once, whatever the size.
+3. **Counties.** The province-wide rows are split between counties so that each keeps what
+   the plan uses (:func:`county_shares`), and ``lp-fix`` runs per county on the columns the
+   relaxed plans or the plan use, in parallel threads (:func:`county_plans`).
+4. **Rounds.** County improvement rounds while time is left. The bound is the best L(u).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.sparse as sp
+
+from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted
+from allocator.model.formulation import Formulation, expand_ranges
+from allocator.repair import repair
+from allocator.solvers import get_backend
+from allocator.solvers.base import LinearModel, SolveOptions, SolveResult, Status, StoppedBy
+
+RELAXED_FAMILIES = ("money_balance", "personnel", "county_exit")
+MAX_SCHEDULES = 4096  # project start-year combinations enumerated per village
+PRICING_SHARE = 0.4  # share of the time limit spent on prices
+PRICING_SECONDS = 120.0  # ... and without a time limit
+MAX_ITERATIONS = 500
+PRICE_TOL = 1e-5  # relative distance of the best L(u) to the cutting-plane lower estimate that ends the search
+NULL_SHRINK = 0.9  # the box shrinks by this after a step that does not lower L enough
+BOX_START = 0.01  # first box half-width, relative to |L(u0)|
+BOX_END = 1e-9  # ... and the half-width, relative to |L|, at which the search ends
+CUT_MEMORY = 50  # a cut unused by the master for this many steps is dropped
+INITIAL_BISECTIONS = 16  # steps of the search for one money price that spends the funds
+COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
+COUNTY_THREADS = 2  # counties solved at once (options.threads overrides)
+
+
+def group_argmax(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max and the index of the first maximum of ``values`` in each group; groups are the
+    non-empty ranges [starts[i], starts[i + 1])."""
+    best = np.maximum.reduceat(values, starts)
+    group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(values))))
+    hits = np.flatnonzero(values == best[group])
+    _, first = np.unique(group[hits], return_index=True)
+    return best, hits[first]
+
+
+@dataclasses.dataclass
+class Relaxation:
+    """The relaxed rows: their matrix, right-hand sides, price bounds and sizes."""
+
+    rows: np.ndarray
+    A: sp.csr_matrix
+    AT: sp.csr_matrix
+    rhs: np.ndarray
+    u_lo: np.ndarray
+    u_hi: np.ndarray
+    magnitude: np.ndarray  # the size of each row, to step in relative units
+    exit_rows: np.ndarray  # positions of the county exit rows within ``rows``
+
+    @classmethod
+    def of(cls, fm: Formulation) -> Relaxation:
+        m = fm.model
+        rows = np.concatenate([np.arange(fm.family(name).rows.start, fm.family(name).rows.stop)
+                               for name in RELAXED_FAMILIES])
+        lo, hi = m.row_lo[rows], m.row_hi[rows]
+        le, ge = np.isinf(lo) & np.isfinite(hi), np.isfinite(lo) & np.isinf(hi)
+        eq = lo == hi
+        if not np.all(le | ge | eq):
+            raise ValueError("the relaxed rows must be <=, >= or = rows")
+        A = m.A[rows].tocsr()
+        rhs = np.where(le, hi, lo)
+        u_lo = np.where(le, 0.0, -np.inf)
+        u_hi = np.where(ge, 0.0, np.inf)
+        start = len(rows) - (fm.family("county_exit").rows.stop - fm.family("county_exit").rows.start)
+        exit_rows = np.arange(start, len(rows))
+        if np.isinf(m.col_hi[fm.s_cols]).any():  # a price above the penalty would make shortfall pay
+            u_lo[exit_rows] = -fm.penalty
+        row_sum = np.asarray(abs(A).sum(axis=1)).ravel()
+        empty = np.diff(A.indptr) == 0  # a constant row: nothing to price
+        u_lo[empty] = u_hi[empty] = 0.0
+        magnitude = np.maximum(np.maximum(np.abs(rhs), row_sum / 10.0), 1.0)
+        return cls(rows, A, A.T.tocsr(), rhs, u_lo, u_hi, magnitude, exit_rows)
+
+
+@dataclasses.dataclass
+class Villages:
+    """The village pieces of the relaxed problem, set up once for every price.
+
+    Package columns without prerequisites ("free") are chosen per household. For every
+    village whose packages need projects, every combination of those projects' start years
+    (or none, for optional ones) is a schedule; a (schedule, household) pair lists the
+    household's constrained columns that the schedule allows. Projects no package needs
+    here are chosen alone (mandatory: their cheapest year)."""
+
+    free_cols: np.ndarray  # free x columns sorted by household
+    free_starts: np.ndarray
+    free_households: np.ndarray
+    entry_cols: np.ndarray  # x column of each (pair, column) entry, grouped by pair
+    pair_starts: np.ndarray
+    pair_household: np.ndarray
+    pair_schedule: np.ndarray
+    schedule_starts: np.ndarray  # first schedule of each enumerated village
+    schedule_ycols: np.ndarray  # y columns of each schedule, grouped by schedule
+    schedule_yowner: np.ndarray
+    pairs_of_schedule: np.ndarray  # first pair of each schedule (pairs grouped by schedule)
+    alone_ycols: np.ndarray  # y columns of projects chosen alone, grouped by project
+    alone_starts: np.ndarray
+    alone_mandatory: np.ndarray
+    n_households: int
+    relaxed_villages: int  # villages with more than MAX_SCHEDULES schedules (prerequisites dropped)
+
+    @classmethod
+    def of(cls, fm: Formulation) -> Villages:
+        p = fm.problem
+        counts = np.diff(p.pkg_req_ptr)[fm.x_pkg]
+        constrained = np.flatnonzero(counts > 0)
+        owner, flat = expand_ranges(p.pkg_req_ptr[fm.x_pkg[constrained]], counts[constrained])
+        req_col, req_proj = constrained[owner], p.pkg_req_project[flat]
+        hh = fm.x_household
+        H = len(p.household_ids)
+        village_of_col = p.household_village[hh]
+        y_first = np.searchsorted(fm.y_proj, np.arange(len(p.proj_ids)))
+        y_last = np.searchsorted(fm.y_proj, np.arange(len(p.proj_ids)), side="right")
+
+        free_mask = counts == 0
+        enumerated_proj = np.zeros(len(p.proj_ids), dtype=bool)
+        parts = {key: [] for key in ("entry", "pair_start", "pair_hh", "pair_sched", "ycol", "yowner",
+                                     "sched_start", "pairs_of_sched")}
+        n_sched = n_pairs = n_entries = 0
+        relaxed = 0
+        order = np.argsort(village_of_col[constrained], kind="stable")
+        cons_sorted = constrained[order]
+        bounds = np.flatnonzero(np.diff(village_of_col[cons_sorted])) + 1
+        req_order = np.argsort(req_col, kind="stable")
+        req_col_s, req_proj_s = req_col[req_order], req_proj[req_order]
+        for cols in np.split(cons_sorted, bounds) if len(cons_sorted) else []:
+            lo, hi = np.searchsorted(req_col_s, cols), np.searchsorted(req_col_s, cols, side="right")
+            o, idx = expand_ranges(lo, hi - lo)
+            projects, q_of = np.unique(req_proj_s[idx], return_inverse=True)
+            options = []
+            for q in projects:
+                ycols = np.arange(y_first[q], y_last[q])
+                finish = fm.y_year[ycols] + p.proj_duration[q]
+                if not p.proj_mandatory[q]:
+                    ycols, finish = np.append(ycols, -1), np.append(finish, np.iinfo(np.int64).max)
+                options.append((ycols, finish))
+            if np.prod([float(len(o_[0])) for o_ in options]) > MAX_SCHEDULES:
+                relaxed += 1
+                free_mask[cols] = True
+                continue
+            enumerated_proj[projects] = True
+            combos = np.array(list(itertools.product(*[range(len(o_[0])) for o_ in options])), dtype=np.int64)
+            S = len(combos)
+            finish = np.stack([options[k][1][combos[:, k]] for k in range(len(projects))], axis=1)  # S x Q
+            ycols = np.stack([options[k][0][combos[:, k]] for k in range(len(projects))], axis=1)
+            needs = np.zeros((len(cols), len(projects)), dtype=bool)
+            needs[o, q_of] = True
+            years = fm.x_year[cols]
+            allowed = np.all(~needs[None] | (finish[:, None, :] <= years[None, :, None]), axis=2)  # S x J
+            s_idx, j_idx = np.nonzero(allowed)
+            key = s_idx * H + hh[cols[j_idx]]
+            srt = np.argsort(key, kind="stable")
+            key, j_idx = key[srt], j_idx[srt]
+            new_pair = np.flatnonzero(np.diff(key, prepend=-1))
+            parts["entry"].append(cols[j_idx])
+            parts["pair_start"].append(n_entries + new_pair)
+            parts["pair_hh"].append(key[new_pair] % H)
+            pair_sched = key[new_pair] // H
+            parts["pair_sched"].append(n_sched + pair_sched)
+            parts["pairs_of_sched"].append(n_pairs + np.searchsorted(pair_sched, np.arange(S)))
+            used = ycols >= 0
+            parts["ycol"].append(ycols[used])
+            parts["yowner"].append(n_sched + np.nonzero(used)[0])
+            parts["sched_start"].append(np.array([n_sched]))
+            n_sched += S
+            n_pairs += len(new_pair)
+            n_entries += len(j_idx)
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate(parts[name]).astype(np.int64) if parts[name] else np.zeros(0, dtype=np.int64)
+
+        free_cols = np.flatnonzero(free_mask)
+        free_cols = free_cols[np.argsort(hh[free_cols], kind="stable")]
+        new_hh = np.flatnonzero(np.diff(hh[free_cols], prepend=-1))
+        alone = np.setdiff1d(np.unique(fm.y_proj), np.flatnonzero(enumerated_proj))
+        alone_ycols = expand_ranges(y_first[alone], y_last[alone] - y_first[alone])[1]
+        alone_starts = np.cumsum(np.append(0, y_last[alone] - y_first[alone]))[:-1]
+        return cls(free_cols, new_hh, hh[free_cols[new_hh]], cat("entry"), cat("pair_start"), cat("pair_hh"),
+                   cat("pair_sched"), cat("sched_start"), cat("ycol"), cat("yowner"), cat("pairs_of_sched"),
+                   alone_ycols, alone_starts, p.proj_mandatory[alone], H, relaxed)
+
+    def solve(self, d_x: np.ndarray, d_y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The best value of every village at these reduced profits, and the chosen x and y columns."""
+        best_free = np.zeros(self.n_households)
+        free_pick = np.full(self.n_households, -1)
+        if len(self.free_cols):
+            top, arg = group_argmax(d_x[self.free_cols], self.free_starts)
+            take = top > 0
+            best_free[self.free_households[take]] = top[take]
+            free_pick[self.free_households[take]] = self.free_cols[arg[take]]
+        value = float(best_free.sum())
+        chosen_y = []
+        x_pick = free_pick
+        if len(self.schedule_starts):
+            pair_top = np.maximum.reduceat(d_x[self.entry_cols], self.pair_starts)
+            pair_gain = np.maximum(pair_top - best_free[self.pair_household], 0.0)
+            n_sched = len(self.pairs_of_schedule)
+            sched_value = np.bincount(self.pair_schedule, pair_gain, minlength=n_sched)
+            sched_value += np.bincount(self.schedule_yowner, d_y[self.schedule_ycols], minlength=n_sched)
+            top, chosen = group_argmax(sched_value, self.schedule_starts)
+            value += float(top.sum())
+            chosen_y.append(self.schedule_ycols[np.isin(self.schedule_yowner, chosen)])
+            ends = np.append(self.pairs_of_schedule[1:], len(self.pair_starts))
+            _, pairs = expand_ranges(self.pairs_of_schedule[chosen], ends[chosen] - self.pairs_of_schedule[chosen])
+            pairs = pairs[pair_gain[pairs] > 0]
+            if len(pairs):
+                entry_end = np.append(self.pair_starts[1:], len(self.entry_cols))
+                owner, entries = expand_ranges(self.pair_starts[pairs], entry_end[pairs] - self.pair_starts[pairs])
+                starts = np.flatnonzero(np.diff(owner, prepend=-1))
+                _, arg = group_argmax(d_x[self.entry_cols[entries]], starts)
+                x_pick = free_pick.copy()
+                x_pick[self.pair_household[pairs]] = self.entry_cols[entries[arg]]
+        if len(self.alone_ycols):
+            top, arg = group_argmax(d_y[self.alone_ycols], self.alone_starts)
+            take = self.alone_mandatory | (top > 0)
+            value += float(top[take].sum())
+            chosen_y.append(self.alone_ycols[arg[take]])
+        y = np.concatenate(chosen_y) if chosen_y else np.zeros(0, dtype=np.int64)
+        return value, x_pick[x_pick >= 0], y
+
+
+@dataclasses.dataclass
+class Flows:
+    """The money-flow piece: f >= 0 within the source budget and category share rows."""
+
+    model: LinearModel  # over the flow columns only
+    cells: sp.csr_matrix  # money balance rows x flow columns: which (county, category, year) a flow pays
+
+    @classmethod
+    def of(cls, fm: Formulation) -> Flows:
+        m = fm.model
+        rows = np.concatenate([np.arange(fm.family(name).rows.start, fm.family(name).rows.stop)
+                               for name in ("source_budget", "category_share")])
+        cols = fm.f_cols
+        model = LinearModel(c=np.zeros(fm.nf), A=m.A[rows][:, cols].tocsr(), row_lo=m.row_lo[rows],
+                            row_hi=m.row_hi[rows], col_lo=m.col_lo[cols], col_hi=m.col_hi[cols],
+                            integrality=np.zeros(fm.nf, dtype=bool))
+        return cls(model, m.A[fm.family("money_balance").rows][:, cols].tocsr())
+
+    def solve(self, d_f: np.ndarray) -> tuple[float, np.ndarray]:
+        """Best flows at these prices."""
+        if self.model.num_cols == 0 or np.all(d_f <= 0):
+            return 0.0, np.zeros(self.model.num_cols)
+        f = self._solve(self.model, d_f)
+        return float(d_f @ f), f
+
+    def pay(self, demand: np.ndarray, floor: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray:
+        """The most of each money cell's ``demand`` the funds can pay together (each yuan of a
+        cell counted ``weight`` times), paying at least ``floor`` (an amount known to be
+        payable) in each cell: paid per cell."""
+        if self.model.num_cols == 0:
+            return np.zeros(len(demand))
+        m = self.model
+        lo = np.full(len(demand), -np.inf) if floor is None else floor * (1 - 1e-9)
+        capped = dataclasses.replace(m, A=sp.vstack([m.A, self.cells]).tocsr(), row_lo=np.append(m.row_lo, lo),
+                                     row_hi=np.append(m.row_hi, demand))
+        per_flow = np.ones(m.num_cols) if weight is None else self.cells.T @ weight
+        return self.cells @ self._solve(capped, per_flow)
+
+    @staticmethod
+    def _solve(model: LinearModel, c: np.ndarray) -> np.ndarray:
+        """Maximise c f. Money is in yuan and its prices are tiny, so the LP is solved in scaled
+        units (flows per ``scale`` yuan, profits relative to the largest) within HiGHS' tolerances."""
+        finite = np.abs(np.concatenate([model.row_hi[np.isfinite(model.row_hi)], [1.0]]))
+        scale = max(float(finite.max()), 1.0)
+        weight = max(float(np.abs(c).max()), 1e-300)
+        scaled = dataclasses.replace(model, c=c / weight, row_lo=model.row_lo / scale, row_hi=model.row_hi / scale,
+                                     col_lo=model.col_lo / scale, col_hi=model.col_hi / scale)
+        result = get_backend("highs").solve(scaled, SolveOptions(extra={"solver": "simplex"}))
+        if result.status != Status.OPTIMAL:
+            raise RuntimeError(f"the flow LP ended {result.status.value} ({result.raw_status})")
+        return np.maximum(result.x * scale, 0.0)
+
+
+@dataclasses.dataclass
+class Pricing:
+    """What the price search found: the bound, its prices, and the weighted relaxed plans."""
+
+    bound: float
+    u: np.ndarray
+    point: np.ndarray  # weighted x and y of the relaxed plans (fractional), zeros elsewhere
+    iterations: int
+    seconds: float
+    stopped_by: StoppedBy | None
+
+
+def relaxed_plan(fm: Formulation, relax: Relaxation, villages: Villages, flows: Flows,
+                 u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """L(u), the relaxed plan reaching it, and the reduced profits."""
+    m = fm.model
+    d = m.c - relax.AT @ u
+    value, x_cols, y_cols = villages.solve(d[fm.x_cols], d[fm.y_cols])
+    flow_value, f = flows.solve(d[fm.f_cols])
+    z = np.zeros(m.num_cols)
+    z[x_cols] = 1.0
+    z[fm.nx + y_cols] = 1.0
+    z[fm.f_cols] = f
+    d_s = d[fm.s_cols]
+    s_hi = m.col_hi[fm.s_cols]
+    pays = d_s > 1e-9 * np.maximum(np.abs(m.c[fm.s_cols]), 1.0)  # not rounding noise at a price equal to the penalty
+    z[fm.s_cols] = np.where(pays, s_hi, 0.0)
+    s_value = float(d_s[pays] @ s_hi[pays])
+    return value + flow_value + s_value + float(u @ relax.rhs) + m.offset, z, d
+
+
+def initial_prices(fm: Formulation, relax: Relaxation, villages: Villages) -> np.ndarray:
+    """One price for all money, found by bisection (in log scale) so that the relaxed plans
+    spend what the funds hold; people and the county rule start unpriced."""
+    u = np.zeros(len(relax.rows))
+    n_money = fm.family("money_balance").rows.stop - fm.family("money_balance").rows.start
+    money = float(fm.problem.fund_amount.sum())
+    if n_money == 0 or money <= 0:
+        return u
+    spend_of = -relax.A[:n_money, : fm.nx + fm.ny].sum(axis=0).A1  # each column's spend (its cost)
+    lo, hi = -12.0, 0.0  # log10 of exits per yuan
+    for _ in range(INITIAL_BISECTIONS):
+        mid = (lo + hi) / 2
+        u[:n_money] = -(10.0 ** mid)
+        d = fm.model.c - relax.AT @ u
+        _, x_cols, y_cols = villages.solve(d[fm.x_cols], d[fm.y_cols])
+        spend = spend_of[x_cols].sum() + spend_of[fm.nx + y_cols].sum()
+        lo, hi = (mid, hi) if spend > money else (lo, mid)
+    u[:n_money] = -(10.0 ** ((lo + hi) / 2))
+    return np.clip(u, relax.u_lo, relax.u_hi)
+
+
+def find_prices(fm: Formulation, relax: Relaxation, villages: Villages, flows: Flows, seconds: float,
+                progress: Progress) -> Pricing:
+    """Box-step cutting planes on L(u), in prices scaled by each row's size (w = u * magnitude).
+
+    Every relaxed plan z_k gives a cut L(w) >= L_k + g_k (w - w_k) (L is convex). The next
+    prices minimise the cuts inside a box around the best prices so far (a small LP); the box
+    doubles after a step to its edge that lowers L by a tenth of the predicted decrease and
+    shrinks a little after one that does not. When the minimum of the cuts lies inside the
+    box it is a lower bound on min L, so the search stops once the best L is within
+    ``PRICE_TOL`` of it. The master's duals weigh the relaxed plans into :attr:`Pricing.point`.
+    """
+    started = time.perf_counter()
+    size = relax.magnitude
+    w_lo, w_hi = relax.u_lo * size, relax.u_hi * size
+    u = initial_prices(fm, relax, villages)
+    cuts: list[dict] = []
+    weights = np.zeros(0)
+    best, best_u, box, predicted, inside = np.inf, u, 0.0, -np.inf, False
+    stopped_by = None
+    iteration = 0
+    for iteration in range(1, MAX_ITERATIONS + 1):
+        value, z, _ = relaxed_plan(fm, relax, villages, flows, u)
+        g = (relax.rhs - relax.A @ z) / size
+        cuts.append({"g": g, "c": value - g @ (u * size), "x": np.flatnonzero(z[fm.x_cols] > 0.5).astype(np.int32),
+                     "y": np.flatnonzero(z[fm.y_cols] > 0.5).astype(np.int32), "weight": 0.0, "used": iteration})
+        if iteration == 1:
+            box = max(BOX_START * abs(value), 1e-3)
+            best, best_u = value, u
+        elif value < best - 0.1 * max(best - predicted, 0.0):
+            if not inside:
+                box = min(box * 2.0, 1e3 * max(abs(value), 1.0))
+            best, best_u = value, u
+        else:
+            box *= NULL_SHRINK
+        if iteration % 10 == 0:
+            progress("prices", iteration=iteration, bound=best, lower=predicted, seconds=time.perf_counter() - started)
+        if time.perf_counter() - started > seconds:
+            stopped_by = StoppedBy.TIME_LIMIT
+            break
+        center = best_u * size
+        lo, hi = np.maximum(w_lo, center - box), np.minimum(w_hi, center + box)
+        master = _master(np.array([c["g"] for c in cuts]), np.array([c["c"] for c in cuts]), lo, hi, w_lo, w_hi)
+        if master is None:  # the master LP failed: keep the best prices found so far
+            break
+        w_next, predicted, weights, inside = master
+        for cut, weight in zip(cuts, weights, strict=True):
+            cut["weight"] = weight
+            if weight > 0:
+                cut["used"] = iteration
+        if best - predicted <= PRICE_TOL * max(abs(best), 1.0) and (inside or box < BOX_END * max(abs(best), 1.0)):
+            break
+        cuts = [c for c in cuts if iteration - c["used"] <= CUT_MEMORY]
+        u = w_next / size
+    return Pricing(best, best_u, _weighted_point(fm, cuts), iteration, time.perf_counter() - started, stopped_by)
+
+
+def _weighted_point(fm: Formulation, cuts: list[dict]) -> np.ndarray:
+    """The relaxed plans' x and y weighted by the last master's duals (the newest plan if none)."""
+    weights = np.array([c["weight"] for c in cuts])
+    if weights.sum() <= 0:
+        weights = np.zeros(len(cuts))
+        weights[-1] = 1.0
+    weights = weights / weights.sum()
+    point = np.zeros(fm.model.num_cols)
+    for cut, weight in zip(cuts, weights, strict=True):
+        if weight > 0:
+            point[cut["x"]] += weight
+            point[fm.nx + cut["y"]] += weight
+    return point
+
+
+def _master(gradients: np.ndarray, constants: np.ndarray, lo: np.ndarray, hi: np.ndarray, w_lo: np.ndarray,
+            w_hi: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, bool] | None:
+    """min eta s.t. eta >= c_k + g_k w for every cut, lo <= w <= hi: the prices, the predicted
+    minimum, the cut weights (duals) and whether the box was not binding; None if it fails."""
+    k, n = gradients.shape
+    A = sp.csr_matrix(np.hstack([-gradients, np.ones((k, 1))]))
+    c = np.zeros(n + 1)
+    c[-1] = 1.0
+    model = LinearModel(c=c, A=A, row_lo=constants, row_hi=np.full(k, np.inf), col_lo=np.append(lo, -np.inf),
+                        col_hi=np.append(hi, np.inf), integrality=np.zeros(n + 1, dtype=bool), sense="min")
+    result = get_backend("highs").solve(model, SolveOptions(extra={"solver": "simplex"}))
+    if result.status != Status.OPTIMAL:
+        return None
+    w = result.x[:n]
+    tol = 1e-9 * np.maximum(np.abs(w), 1.0)
+    inside = bool(np.all(((w > lo + tol) | (lo <= w_lo)) & ((w < hi - tol) | (hi >= w_hi))))
+    weights = np.abs(result.duals) if result.duals is not None else np.zeros(k)
+    return w, float(result.objective), weights, inside
+
+
+def _time_left(options: SolveOptions, started: float) -> float | None:
+    if options.time_limit is None:
+        return None
+    return max(options.time_limit - (time.perf_counter() - started), 1.0)
+
+
+def round_point(fm: Formulation, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each household's heaviest column where its weight in ``point`` totals at least 1/2; each
+    project's heaviest start year likewise (always for a mandatory one): chosen x and y columns."""
+    def heaviest(weights: np.ndarray, owner: np.ndarray, always: np.ndarray) -> np.ndarray:
+        if not len(weights):
+            return np.zeros(0, dtype=np.int64)
+        order = np.lexsort((-weights, owner))
+        starts = np.flatnonzero(np.diff(owner[order], prepend=-1))
+        total = np.add.reduceat(weights[order], starts)
+        pick = order[starts]
+        return pick[(total >= 0.5) | always[owner[pick]]]
+
+    x = heaviest(point[fm.x_cols], fm.x_household, np.zeros(len(fm.problem.household_ids), dtype=bool))
+    y = heaviest(point[fm.y_cols], fm.y_proj, fm.problem.proj_mandatory)
+    return x, y
+
+
+def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progress: Progress) -> Outcome:
+    """Prices (the bound), the relaxed plan at the best prices repaired into a plan, then
+    county improvement rounds (module docstring)."""
+    started = time.perf_counter()
+    model = fm.model
+    solver = get_backend(backend)
+    missing = np.setdiff1d(np.flatnonzero(fm.problem.proj_mandatory), fm.y_proj).size
+    if missing:
+        return Outcome(SolveResult(Status.INFEASIBLE, raw_status="mandatory project without a start year",
+                                   backend=backend), None, {}, [f"{missing} mandatory projects cannot start in time"])
+    progress("prices: setting up", households=len(fm.problem.household_ids))
+    relax, villages, flows = Relaxation.of(fm), Villages.of(fm), Flows.of(fm)
+    phases = {"setup": round(time.perf_counter() - started, 4)}
+    budget = PRICING_SECONDS if options.time_limit is None else PRICING_SHARE * options.time_limit
+    pricing = find_prices(fm, relax, villages, flows, budget, progress)
+    phases["prices"] = round(pricing.seconds, 4)
+    progress("prices done", bound=pricing.bound, iterations=pricing.iterations, seconds=pricing.seconds)
+    notes = [f"prices: {pricing.iterations} cutting-plane steps, Lagrangian bound {pricing.bound:.6g}"]
+    if villages.relaxed_villages:
+        notes.append(f"{villages.relaxed_villages} villages have over {MAX_SCHEDULES} project schedules: "
+                     "the bound ignores their prerequisites")
+    prices = np.clip(-pricing.u[relax.exit_rows], 0.0, fm.penalty)
+
+    repair_started = time.perf_counter()
+    n_money = fm.family("money_balance").rows.stop - fm.family("money_balance").rows.start
+    worth = model.c[fm.x_cols] - relax.AT[fm.x_cols][:, n_money:] @ pricing.u[n_money:]
+    profit = model.c[fm.x_cols] - relax.AT[fm.x_cols] @ pricing.u
+    try:
+        x, y = repair(fm, flows.pay, *round_point(fm, pricing.point), worth, profit)
+        chosen = np.zeros(model.num_cols)
+        chosen[x] = 1.0
+        chosen[fm.nx + y] = 1.0
+        plan = solve_restricted(fm, solver, chosen, np.zeros(model.num_cols, dtype=bool),
+                                dataclasses.replace(options, progress=None))
+        failure = None if plan.status.has_solution else f"the repaired plan ended {plan.status.value}"
+    except ValueError as exc:
+        failure = f"the relaxed plan could not be repaired: {exc}"
+    phases["repair"] = round(time.perf_counter() - repair_started, 4)
+    if failure is not None:  # a heuristic's failure proves nothing: the whole MIP decides, in the time left
+        progress("repair failed; solving the whole MIP", reason=failure)
+        whole = solver.solve(model, dataclasses.replace(options, time_limit=_time_left(options, started)))
+        phases["full_mip"] = round(whole.solve_seconds, 4)
+        bound = pricing.bound if whole.bound is None else min(whole.bound, pricing.bound)
+        return Outcome(whole, bound if whole.status.has_solution else None, phases,
+                       notes + [failure, "the whole MIP was solved instead"], prices)
+    progress("repaired plan", incumbent=plan.objective, bound=pricing.bound,
+             gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
+    plan = county_plans(fm, pricing.point, plan, solver, options, started, progress, phases, notes)
+    plan = improve_by_county(fm, plan, pricing.point, pricing.bound, solver, options, started, progress, phases,
+                             notes)
+    if pricing.stopped_by is not None and plan.stopped_by is None:
+        plan.stopped_by = pricing.stopped_by
+    return Outcome(plan, pricing.bound, phases, notes, prices)
+
+
+def county_rows(fm: Formulation, column_county: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The county of every row whose columns all lie in one county (-1 for the others), and
+    the rows with columns in several counties (source budgets, shares, the shortfall cap)."""
+    A = fm.model.A
+    counties = column_county[A.indices]
+    nonempty = np.diff(A.indptr) > 0
+    starts = A.indptr[:-1][nonempty]
+    lo = np.full(A.shape[0], -1)
+    hi = np.full(A.shape[0], -1)
+    lo[nonempty] = np.minimum.reduceat(counties, starts)
+    hi[nonempty] = np.maximum.reduceat(counties, starts)
+    local = nonempty & (lo == hi)
+    return np.where(local, lo, -1), np.flatnonzero(nonempty & ~local)
+
+
+def county_shares(fm: Formulation, plan: np.ndarray, point: np.ndarray, column_county: np.ndarray,
+                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split each province-wide row between counties: each keeps what ``plan`` uses there, and
+    the slack goes by the county's spend in ``point``. Lower and upper bounds per (row, county);
+    they sum to the row's own, and ``plan`` keeps every county's."""
+    m = fm.model
+    C = len(fm.problem.county_ids)
+    A = m.A[rows].tocoo()
+    use = np.zeros((len(rows), C))
+    np.add.at(use, (A.row, column_county[A.col]), A.data * plan[A.col])
+    spend = np.zeros(C)
+    cost = np.concatenate([fm.problem.pkg_cost[fm.x_pkg], fm.problem.proj_cost[fm.y_proj]])
+    np.add.at(spend, column_county[: fm.nx + fm.ny], cost * point[: fm.nx + fm.ny])
+    weight = spend / spend.sum() if spend.sum() > 0 else np.full(C, 1.0 / C)
+    total = use.sum(axis=1, keepdims=True)
+    lo, hi = m.row_lo[rows][:, None], m.row_hi[rows][:, None]
+    with np.errstate(invalid="ignore"):
+        upper = np.where(np.isfinite(hi), use + np.maximum(hi - total, 0.0) * weight, np.inf)
+        lower = np.where(np.isfinite(lo), use - np.maximum(total - lo, 0.0) * weight, -np.inf)
+    return lower, upper
+
+
+def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, solver, options: SolveOptions,
+                 started: float, progress: Progress, phases: dict, notes: list[str]) -> SolveResult:
+    """Improve ``incumbent`` county by county: each county gets its share of the province-wide
+    rows (:func:`county_shares`, which its part of the incumbent keeps) and lp-fix runs on its
+    package columns that the weighted relaxed plans or the incumbent use, in parallel threads
+    (HiGHS releases the GIL). A county's new plan replaces its part of the incumbent when it
+    is better; the shares keep the assembled plan within every province-wide row."""
+    model = fm.model
+    column_county = fm.column_county
+    row_county, global_rows = county_rows(fm, column_county)
+    lower, upper = county_shares(fm, incumbent.x, point, column_county, global_rows)
+    keep = np.ones(model.num_cols, dtype=bool)
+    keep[fm.x_cols] = (point[fm.x_cols] > 1e-9) | (incumbent.x[fm.x_cols] > 0.5)
+    counties = np.unique(column_county[: fm.nx + fm.ny])
+    workers = max(1, min(options.threads or COUNTY_THREADS, len(counties)))
+    remaining = None if options.time_limit is None else options.time_limit - (time.perf_counter() - started)
+    limit = None if remaining is None else max(COUNTY_SHARE * remaining * workers / len(counties), 2.0)
+    county_options = dataclasses.replace(options, time_limit=limit, progress=None, threads=None, start=None)
+    county_started = time.perf_counter()
+    done = [0]
+
+    def one(county: int):
+        cols = np.flatnonzero(keep & (column_county == county))
+        touched = np.asarray(model.A[global_rows][:, cols].getnnz(axis=1)).ravel() > 0
+        g_rows = global_rows[touched]
+        rows = np.union1d(np.flatnonzero(row_county == county), g_rows)
+        lo, hi = model.row_lo[rows].copy(), model.row_hi[rows].copy()
+        at = np.searchsorted(rows, g_rows)
+        lo[at], hi[at] = lower[touched, county], upper[touched, county]
+        sub = fm.restrict(cols, rows, lo, hi)
+        t0 = time.perf_counter()
+        lp = solver.solve(sub.model.relaxed(), dataclasses.replace(
+            county_options, mip_gap=None, extra={"solver": "ipm", **options.extra} if solver.name == "highs"
+            else options.extra))
+        result = None
+        if lp.status == Status.OPTIMAL:
+            left = None if limit is None else max(limit - (time.perf_counter() - t0), 1.0)
+            outcome = fix_and_resolve(sub, solver, lp.x, lp.objective, None,
+                                      dataclasses.replace(county_options, time_limit=left), time.perf_counter(),
+                                      lambda *a, **k: None, {}, [], polish=False)
+            if outcome.result.status.has_solution:
+                result = outcome.result
+        done[0] += 1
+        progress("county", county=str(fm.problem.county_ids[county]), done=done[0], of=len(counties),
+                 lp=lp.status.value, plan=result is not None)
+        return cols, result
+
+    z = incumbent.x.copy()
+    improved = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for cols, result in pool.map(one, counties):
+            if result is not None and model.c[cols] @ result.x > model.c[cols] @ incumbent.x[cols] + 1e-9:
+                z[cols] = result.x
+                improved += 1
+    phases["counties"] = round(time.perf_counter() - county_started, 4)
+    notes.append(f"lp-fix on each county's share and used columns improved {improved} of {len(counties)} counties")
+    z[model.integrality] = np.round(z[model.integrality])
+    return dataclasses.replace(incumbent, x=z, objective=model.objective_value(z))
+
+
+__all__ = ["solve_decompose"]

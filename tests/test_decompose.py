@@ -1,0 +1,107 @@
+"""The price method (``decompose``): a valid Lagrangian bound, exact relaxed pieces, plans the
+independent checker accepts, and county shares that keep the province-wide rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from allocator.decompose import Flows, Relaxation, Villages, county_rows, county_shares, initial_prices, relaxed_plan
+from allocator.model.formulation import formulate
+from allocator.model.problem import build_problem
+from allocator.scenario import Policy
+from allocator.synth import generate_preset
+from test_optimality import POLICIES, random_instance
+
+EXACT = {"method": "exact", "mip_gap": 0.0}
+DECOMPOSE = {"method": "decompose", "mip_gap": 0.0, "time_limit": 30}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bound_is_above_the_exact_optimum_and_the_plan_below(seed, solve_checked):
+    """On enumerable instances: L(u) >= the optimum of the weighted objective >= the plan's."""
+    tables = random_instance(seed)
+    policy = POLICIES[seed % len(POLICIES)]
+    exact = solve_checked(tables, policy=policy, start_year=2017, deadline_year=2018, solver=EXACT)
+    plan = solve_checked(tables, policy=policy, start_year=2017, deadline_year=2018, solver=DECOMPOSE)
+    if exact.status == "infeasible":
+        assert plan.status in ("infeasible", "error")
+        assert plan.households.empty or plan.summary["expected_exits"] is None
+        return
+    assert plan.status in ("optimal", "feasible")
+    optimum = exact.summary["objective"]
+    assert plan.summary["objective_bound"] >= optimum - 1e-6
+    assert plan.summary["objective"] <= optimum + 1e-6
+    assert plan.summary["bound"] >= plan.summary["expected_exits"] - 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_preset_plan_is_checked_and_near_the_exact_one(seed, solve_checked):
+    tables = generate_preset("tiny", seed=seed, start_year=2016, deadline_year=2018)
+    exact = solve_checked(tables, solver=EXACT)
+    plan = solve_checked(tables, solver=DECOMPOSE)
+    assert plan.summary["method"] == "decompose"
+    assert plan.summary["objective_bound"] >= exact.summary["objective"] - 1e-6
+    assert plan.summary["total_shortfall"] >= exact.summary["total_shortfall"] - 1e-6
+
+
+def _formulation(seed: int, policy: dict | None = None):
+    tables = generate_preset("tiny", seed=seed, start_year=2016, deadline_year=2019)
+    problem = build_problem(tables, name="t", start_year=2016, deadline_year=2019, policy=Policy(**(policy or {})))
+    return formulate(problem)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_relaxed_plan_value_is_its_priced_objective(seed):
+    """L(u) as the pieces report it equals c z + u (b - A z) of the plan they return, at any prices."""
+    fm = _formulation(seed)
+    relax, villages, flows = Relaxation.of(fm), Villages.of(fm), Flows.of(fm)
+    rng = np.random.default_rng(seed)
+    u0 = initial_prices(fm, relax, villages)
+    for _ in range(5):
+        u = np.clip(u0 * rng.uniform(0, 3, len(u0)) + rng.normal(0, 0.05, len(u0)), relax.u_lo, relax.u_hi)
+        value, z, _ = relaxed_plan(fm, relax, villages, flows, u)
+        direct = fm.model.c @ z + u @ (relax.rhs - relax.A @ z) + fm.model.offset
+        assert value == pytest.approx(direct, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_village_pieces_are_solved_exactly(seed):
+    """No other plan the villages allow does better at the same prices: compare with every
+    relaxed plan found at other prices (each satisfies the village rules)."""
+    fm = _formulation(seed)
+    relax, villages, flows = Relaxation.of(fm), Villages.of(fm), Flows.of(fm)
+    rng = np.random.default_rng(10 + seed)
+    u0 = initial_prices(fm, relax, villages)
+    prices = [np.clip(u0 * rng.uniform(0, 3, len(u0)) + rng.normal(0, 0.05, len(u0)), relax.u_lo, relax.u_hi)
+              for _ in range(8)]
+    plans = [relaxed_plan(fm, relax, villages, flows, u)[1] for u in prices]
+    xy = slice(0, fm.nx + fm.ny)
+    for u in prices:
+        _, z, d = relaxed_plan(fm, relax, villages, flows, u)
+        for other in plans:
+            assert d[xy] @ other[xy] <= d[xy] @ z[xy] + 1e-9
+            best_flows = d[fm.f_cols] @ z[fm.f_cols]
+            assert d[fm.f_cols] @ other[fm.f_cols] <= best_flows + 1e-7 * max(1.0, abs(best_flows))
+
+
+def test_county_shares_sum_to_the_rows_and_keep_the_plan():
+    fm = _formulation(1, {"min_category_share": {"infrastructure": 0.1}, "max_category_share": {"housing": 0.6}})
+    m = fm.model
+    rng = np.random.default_rng(0)
+    plan = np.zeros(m.num_cols)
+    plan[fm.f_cols] = rng.uniform(0, 1000, fm.nf)  # any flows: only the province-wide rows matter here
+    point = rng.uniform(0, 1, m.num_cols)
+    column_county = fm.column_county
+    _, global_rows = county_rows(fm, column_county)
+    assert len(global_rows) > 0
+    lower, upper = county_shares(fm, plan, point, column_county, global_rows)
+    A = m.A[global_rows]
+    use = np.stack([A[:, column_county == c] @ plan[column_county == c] for c in range(len(fm.problem.county_ids))],
+                   axis=1)
+    finite_hi = np.isfinite(m.row_hi[global_rows])
+    ok_hi = use.sum(axis=1) <= m.row_hi[global_rows] + 1e-6
+    assert np.all(upper[finite_hi & ok_hi].sum(axis=1) <= m.row_hi[global_rows][finite_hi & ok_hi] + 1e-6)
+    assert np.all(use[finite_hi] <= upper[finite_hi] + 1e-9)
+    finite_lo = np.isfinite(m.row_lo[global_rows])
+    assert np.all(use[finite_lo] >= lower[finite_lo] - 1e-9)
