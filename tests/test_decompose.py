@@ -95,7 +95,7 @@ def test_county_shares_sum_to_the_rows_and_keep_the_plan():
     column_county = fm.column_county
     _, global_rows = county_rows(fm, column_county)
     assert len(global_rows) > 0
-    lower, upper = county_shares(fm, plan, point, column_county, global_rows)
+    lower, upper = county_shares(fm, plan, point, column_county, global_rows, len(fm.problem.county_ids))
     A = m.A[global_rows]
     use = np.stack([A[:, column_county == c] @ plan[column_county == c] for c in range(len(fm.problem.county_ids))],
                    axis=1)

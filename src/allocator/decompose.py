@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted
 from allocator.model.formulation import Formulation, expand_ranges
-from allocator.repair import repair
+from allocator.repair import PlanRows, repair
 from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, SolveResult, Status, StoppedBy
 
@@ -49,7 +49,8 @@ BOX_END = 1e-9  # ... and the half-width, relative to |L|, at which the search e
 CUT_MEMORY = 50  # a cut unused by the master for this many steps is dropped
 INITIAL_BISECTIONS = 16  # steps of the search for one money price that spends the funds
 COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
-COUNTY_THREADS = 2  # counties solved at once (options.threads overrides)
+COUNTY_THREADS = 2  # county groups solved at once (options.threads overrides)
+GROUP_COLUMNS = 150_000  # kept columns per group of counties: an LP HiGHS solves in about half a minute
 
 
 def group_argmax(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,17 +274,20 @@ class Flows:
         return float(d_f @ f), f
 
     def pay(self, demand: np.ndarray, floor: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray:
-        """The most of each money cell's ``demand`` the funds can pay together (each yuan of a
-        cell counted ``weight`` times), paying at least ``floor`` (an amount known to be
-        payable) in each cell: paid per cell."""
-        if self.model.num_cols == 0:
-            return np.zeros(len(demand))
+        """What the funds can pay of each money cell's ``demand``: paid per cell (see :meth:`flows_for`)."""
+        return self.cells @ self.flows_for(demand, floor, weight) if self.model.num_cols else np.zeros(len(demand))
+
+    def flows_for(self, demand: np.ndarray, floor: np.ndarray | None = None,
+                  weight: np.ndarray | None = None) -> np.ndarray:
+        """Flows paying the most of each money cell's ``demand`` together (a yuan of a cell
+        counted ``weight`` times), and at least ``floor`` (known to be payable) in each cell."""
         m = self.model
+        if m.num_cols == 0:
+            return np.zeros(0)
         lo = np.full(len(demand), -np.inf) if floor is None else floor * (1 - 1e-9)
         capped = dataclasses.replace(m, A=sp.vstack([m.A, self.cells]).tocsr(), row_lo=np.append(m.row_lo, lo),
                                      row_hi=np.append(m.row_hi, demand))
-        per_flow = np.ones(m.num_cols) if weight is None else self.cells.T @ weight
-        return self.cells @ self._solve(capped, per_flow)
+        return self._solve(capped, np.ones(m.num_cols) if weight is None else self.cells.T @ weight)
 
     @staticmethod
     def _solve(model: LinearModel, c: np.ndarray) -> np.ndarray:
@@ -513,7 +517,7 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
                        notes + [failure, "the whole MIP was solved instead"], prices)
     progress("repaired plan", incumbent=plan.objective, bound=pricing.bound,
              gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
-    plan = county_plans(fm, pricing.point, plan, solver, options, started, progress, phases, notes)
+    plan = county_plans(fm, pricing.point, plan, flows, solver, options, started, progress, phases, notes)
     plan = improve_by_county(fm, plan, pricing.point, pricing.bound, solver, options, started, progress, phases,
                              notes)
     if pricing.stopped_by is not None and plan.stopped_by is None:
@@ -536,20 +540,19 @@ def county_rows(fm: Formulation, column_county: np.ndarray) -> tuple[np.ndarray,
     return np.where(local, lo, -1), np.flatnonzero(nonempty & ~local)
 
 
-def county_shares(fm: Formulation, plan: np.ndarray, point: np.ndarray, column_county: np.ndarray,
-                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split each province-wide row between counties: each keeps what ``plan`` uses there, and
-    the slack goes by the county's spend in ``point``. Lower and upper bounds per (row, county);
-    they sum to the row's own, and ``plan`` keeps every county's."""
+def county_shares(fm: Formulation, plan: np.ndarray, point: np.ndarray, column_group: np.ndarray,
+                  rows: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split each province-wide row between groups of counties: each keeps what ``plan``
+    uses there, and the slack goes by the group's spend in ``point``. Lower and upper bounds
+    per (row, group); they sum to the row's own, and ``plan`` keeps every group's."""
     m = fm.model
-    C = len(fm.problem.county_ids)
     A = m.A[rows].tocoo()
-    use = np.zeros((len(rows), C))
-    np.add.at(use, (A.row, column_county[A.col]), A.data * plan[A.col])
-    spend = np.zeros(C)
+    use = np.zeros((len(rows), n_groups))
+    np.add.at(use, (A.row, column_group[A.col]), A.data * plan[A.col])
+    spend = np.zeros(n_groups)
     cost = np.concatenate([fm.problem.pkg_cost[fm.x_pkg], fm.problem.proj_cost[fm.y_proj]])
-    np.add.at(spend, column_county[: fm.nx + fm.ny], cost * point[: fm.nx + fm.ny])
-    weight = spend / spend.sum() if spend.sum() > 0 else np.full(C, 1.0 / C)
+    np.add.at(spend, column_group[: fm.nx + fm.ny], cost * point[: fm.nx + fm.ny])
+    weight = spend / spend.sum() if spend.sum() > 0 else np.full(n_groups, 1.0 / n_groups)
     total = use.sum(axis=1, keepdims=True)
     lo, hi = m.row_lo[rows][:, None], m.row_hi[rows][:, None]
     with np.errstate(invalid="ignore"):
@@ -558,35 +561,52 @@ def county_shares(fm: Formulation, plan: np.ndarray, point: np.ndarray, column_c
     return lower, upper
 
 
-def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, solver, options: SolveOptions,
-                 started: float, progress: Progress, phases: dict, notes: list[str]) -> SolveResult:
-    """Improve ``incumbent`` county by county: each county gets its share of the province-wide
-    rows (:func:`county_shares`, which its part of the incumbent keeps) and lp-fix runs on its
-    package columns that the weighted relaxed plans or the incumbent use, in parallel threads
-    (HiGHS releases the GIL). A county's new plan replaces its part of the incumbent when it
-    is better; the shares keep the assembled plan within every province-wide row."""
+def county_groups(fm: Formulation, keep: np.ndarray, column_county: np.ndarray) -> np.ndarray:
+    """Consecutive counties grouped so that each group's model has about GROUP_COLUMNS kept
+    columns (one group when the whole model is that small): the group of every column."""
+    counties = len(fm.problem.county_ids)
+    size = np.bincount(column_county[keep], minlength=counties)
+    group_of_county = np.cumsum(size) // GROUP_COLUMNS
+    _, group_of_county = np.unique(group_of_county, return_inverse=True)
+    return group_of_county[column_county]
+
+
+def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flows: Flows, solver,
+                 options: SolveOptions, started: float, progress: Progress, phases: dict,
+                 notes: list[str]) -> SolveResult:
+    """A better plan group of counties by group, when one is found.
+
+    The weighted relaxed plans (``point``) are paid by the flow LP; each group of counties
+    gets the share of the province-wide rows those flows use there plus a share of the slack
+    (:func:`county_shares`), and lp-fix runs on the group's package columns that ``point``
+    or ``incumbent`` use, groups in parallel threads (HiGHS releases the GIL). The group
+    plans together keep every province-wide row; a group without a plan keeps its part of
+    ``incumbent`` if the rows allow it, else the whole incumbent is kept."""
     model = fm.model
-    column_county = fm.column_county
-    row_county, global_rows = county_rows(fm, column_county)
-    lower, upper = county_shares(fm, incumbent.x, point, column_county, global_rows)
     keep = np.ones(model.num_cols, dtype=bool)
     keep[fm.x_cols] = (point[fm.x_cols] > 1e-9) | (incumbent.x[fm.x_cols] > 0.5)
-    counties = np.unique(column_county[: fm.nx + fm.ny])
-    workers = max(1, min(options.threads or COUNTY_THREADS, len(counties)))
+    group = county_groups(fm, keep, fm.column_county)
+    n_groups = int(group.max()) + 1
+    row_group, global_rows = county_rows(fm, group)
+    paid = point.copy()
+    rows_of = PlanRows.of(fm)
+    paid[fm.f_cols] = flows.flows_for(rows_of.spend_of_point(point))
+    lower, upper = county_shares(fm, paid, point, group, global_rows, n_groups)
+    workers = max(1, min(options.threads or COUNTY_THREADS, n_groups))
     remaining = None if options.time_limit is None else options.time_limit - (time.perf_counter() - started)
-    limit = None if remaining is None else max(COUNTY_SHARE * remaining * workers / len(counties), 2.0)
+    limit = None if remaining is None else max(COUNTY_SHARE * remaining * workers / n_groups, 2.0)
     county_options = dataclasses.replace(options, time_limit=limit, progress=None, threads=None, start=None)
     county_started = time.perf_counter()
     done = [0]
 
-    def one(county: int):
-        cols = np.flatnonzero(keep & (column_county == county))
+    def one(g: int):
+        cols = np.flatnonzero(keep & (group == g))
         touched = np.asarray(model.A[global_rows][:, cols].getnnz(axis=1)).ravel() > 0
         g_rows = global_rows[touched]
-        rows = np.union1d(np.flatnonzero(row_county == county), g_rows)
+        rows = np.union1d(np.flatnonzero(row_group == g), g_rows)
         lo, hi = model.row_lo[rows].copy(), model.row_hi[rows].copy()
         at = np.searchsorted(rows, g_rows)
-        lo[at], hi[at] = lower[touched, county], upper[touched, county]
+        lo[at], hi[at] = lower[touched, g], upper[touched, g]
         sub = fm.restrict(cols, rows, lo, hi)
         t0 = time.perf_counter()
         lp = solver.solve(sub.model.relaxed(), dataclasses.replace(
@@ -601,21 +621,31 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, sol
             if outcome.result.status.has_solution:
                 result = outcome.result
         done[0] += 1
-        progress("county", county=str(fm.problem.county_ids[county]), done=done[0], of=len(counties),
-                 lp=lp.status.value, plan=result is not None)
+        progress("counties", group=g + 1, done=done[0], of=n_groups, columns=len(cols), lp=lp.status.value,
+                 plan=result is not None)
         return cols, result
 
     z = incumbent.x.copy()
-    improved = 0
+    found = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for cols, result in pool.map(one, counties):
-            if result is not None and model.c[cols] @ result.x > model.c[cols] @ incumbent.x[cols] + 1e-9:
+        for cols, result in pool.map(one, range(n_groups)):
+            if result is not None:
                 z[cols] = result.x
-                improved += 1
+                found += 1
     phases["counties"] = round(time.perf_counter() - county_started, 4)
-    notes.append(f"lp-fix on each county's share and used columns improved {improved} of {len(counties)} counties")
     z[model.integrality] = np.round(z[model.integrality])
-    return dataclasses.replace(incumbent, x=z, objective=model.objective_value(z))
+    ax = model.A[global_rows] @ z
+    size = np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_hi[global_rows]), model.row_hi[global_rows], 0.0)))
+    within = bool(np.all(ax <= model.row_hi[global_rows] + 1e-7 * size)
+                  and np.all(ax >= model.row_lo[global_rows] - 1e-7 * size))
+    objective = model.objective_value(z)
+    if not within or objective <= incumbent.objective:
+        notes.append(f"lp-fix on {n_groups} groups of counties found plans for {found}; the repaired plan was better "
+                     "or their mix with it broke a province-wide row: it is kept")
+        return incumbent
+    notes.append(f"lp-fix on {n_groups} groups of counties, on their shares of the province-wide rows, found plans "
+                 f"for {found}")
+    return dataclasses.replace(incumbent, x=z, objective=objective)
 
 
 __all__ = ["solve_decompose"]

@@ -5,12 +5,15 @@
   at stage 1's; each stage's bound is the solver's, so both statements below are exact;
 - ``lp-fix``: the LP relaxation gives the bound; every household and project whose LP
   values are integral is fixed and a MIP decides the fractional rest
-  (relaxation-induced fix-and-resolve). If that restricted MIP has no plan (possible with
-  a hard deadline or tight share rules), the whole MIP is solved in the time left.
-  While the gap is above the target and time is left, improvement rounds re-open one
-  county at a time (the households where LP and plan differ plus a seeded sample of the
-  rest, up to ``NEIGHBOURHOOD_HOUSEHOLDS``), every other decision fixed at the plan,
-  and re-solve from the plan (a local search that never makes the plan worse).
+  (relaxation-induced fix-and-resolve, :func:`fix_and_resolve`; only the open columns
+  go to the solver, :func:`solve_restricted`). If that MIP is infeasible, up to
+  ``WIDER_HOUSEHOLDS`` households spending where the fractional projects do are freed too;
+  if there is still no plan (possible with a hard deadline or tight share rules), the whole
+  MIP is solved in the time left. While the gap is above the target and time is left,
+  improvement rounds re-open one county at a time (the households where LP and plan
+  differ plus a seeded sample of the rest, up to ``NEIGHBOURHOOD_HOUSEHOLDS``), every
+  other decision fixed at the plan, and re-solve from the plan (a local search that never
+  makes the plan worse). ``decompose`` (:mod:`allocator.decompose`) reuses both.
 
 The model maximises W = exits - penalty * shortfall; the solver proves a bound B_W on W
 (the MIP dual bound, or the LP optimum). From it, :func:`plan_bounds` states two facts

@@ -66,6 +66,14 @@ class PlanRows:
         return (np.bincount(self.cell_x[paid_x], self.cost_x[paid_x], minlength=self.n_cells)
                 + np.bincount(self.cell_y[paid_y], self.cost_y[paid_y], minlength=self.n_cells))
 
+    def spend_of_point(self, point: np.ndarray) -> np.ndarray:
+        """Spend per money cell of a fractional plan (x then y columns first in ``point``)."""
+        nx = len(self.cell_x)
+        x, y = point[:nx], point[nx: nx + len(self.cell_y)]
+        px, py = self.cell_x >= 0, self.cell_y >= 0
+        return (np.bincount(self.cell_x[px], self.cost_x[px] * x[px], minlength=self.n_cells)
+                + np.bincount(self.cell_y[py], self.cost_y[py] * y[py], minlength=self.n_cells))
+
     def used_hours(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.hours[:, x].sum(axis=1)).ravel()
 
