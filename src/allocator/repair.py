@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from allocator.model.formulation import Formulation, expand_ranges
 
 FILL_ROUNDS = 30
-DROP_ROUNDS = 20
+DROP_ROUNDS = 50
 TOL = 1e-7  # relative tolerance on money and hours
 MANDATORY_WEIGHT = 1e3  # a yuan of a mandatory project's cell against one of another cell, when money is short
 
@@ -103,10 +103,10 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
                  density: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop the packages (then optional projects) worth least per yuan from cells the funds cannot pay."""
     p = fm.problem
-    mandatory = y[p.proj_mandatory[fm.y_proj[y]] & (rows.cell_y[y] >= 0)]
-    weight = np.ones(rows.n_cells)
-    weight[rows.cell_y[mandatory]] = MANDATORY_WEIGHT  # pay the mandatory projects' cells first
     for _ in range(DROP_ROUNDS):
+        mandatory = y[p.proj_mandatory[fm.y_proj[y]] & (rows.cell_y[y] >= 0)]
+        weight = np.ones(rows.n_cells)
+        weight[rows.cell_y[mandatory]] = MANDATORY_WEIGHT  # pay the mandatory projects' cells first
         spend = rows.spend(x, y)
         over = spend - pay(spend, None, weight)
         over[over <= TOL * np.maximum(spend, 1.0)] = 0.0
@@ -120,12 +120,14 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
         optional = y[(rows.cell_y[y] >= 0) & ~p.proj_mandatory[fm.y_proj[y]]]
         optional = optional[still[np.maximum(rows.cell_y[optional], 0)]]
         if len(optional):
-            gone = _cheapest_cover(rows.cell_y[optional], rows.cost_y[optional], -rows.cost_y[optional],
-                                   np.where(still, over - freed, 0.0))
-            y = np.setdiff1d(y, optional[gone])
+            gone = optional[_cheapest_cover(rows.cell_y[optional], rows.cost_y[optional], -rows.cost_y[optional],
+                                            np.where(still, over - freed, 0.0))]
+            freed += np.bincount(rows.cell_y[gone], rows.cost_y[gone], minlength=rows.n_cells)
+            y = np.setdiff1d(y, gone)
             x = x[_prerequisites_met(fm, x, y)]
-        elif not len(drop):
-            moved = _move_mandatory(fm, rows, pay, x, y, still)
+        stuck = over - freed > TOL * np.maximum(spend, 1.0)  # only mandatory projects left to pay there
+        if stuck.any():
+            moved = _move_mandatory(fm, rows, pay, x, y, stuck)
             if moved is None:
                 raise ValueError("the funds cannot pay for the mandatory projects in some county, category and year")
             y = moved
@@ -134,18 +136,21 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
 
 
 def _move_mandatory(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray,
-                    over: np.ndarray) -> np.ndarray | None:
-    """Move one mandatory project paid from an over-spent cell to the latest other start year
-    at which the funds pay everything in its new cell (None when no project can move)."""
-    for col in y[(rows.cell_y[y] >= 0) & over[np.maximum(rows.cell_y[y], 0)]]:
+                    stuck: np.ndarray) -> np.ndarray | None:
+    """Move each mandatory project paid from a ``stuck`` cell to the latest other start year
+    at which the funds pay everything in its new cell (None when one cannot move)."""
+    for col in y[(rows.cell_y[y] >= 0) & stuck[np.maximum(rows.cell_y[y], 0)]]:
         options = np.flatnonzero((fm.y_proj == fm.y_proj[col]) & (fm.y_year != fm.y_year[col]))
         for option in options[np.argsort(-fm.y_year[options], kind="stable")]:
             moved = np.union1d(np.setdiff1d(y, [col]), [option])
             spend = rows.spend(x, moved)
             cell = rows.cell_y[option]
             if cell < 0 or pay(spend, None)[cell] >= spend[cell] * (1 - TOL):
-                return moved
-    return None
+                y = moved
+                break
+        else:
+            return None
+    return y
 
 
 def _cheapest_cover(cell: np.ndarray, cost: np.ndarray, density: np.ndarray, need: np.ndarray) -> np.ndarray:
