@@ -50,7 +50,7 @@ CUT_MEMORY = 50  # a cut unused by the master for this many steps is dropped
 INITIAL_BISECTIONS = 16  # steps of the search for one money price that spends the funds
 COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
 COUNTY_THREADS = 2  # county groups solved at once (options.threads overrides)
-GROUP_COLUMNS = 150_000  # kept columns per group of counties: an LP HiGHS solves in about half a minute
+GROUP_COLUMNS = 60_000  # kept columns per group of counties: an LP HiGHS solves in seconds
 
 
 def group_argmax(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
