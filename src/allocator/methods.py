@@ -248,7 +248,10 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
     while len(counties) and stale < max(len(counties), STALE_ROUNDS):
         gap = (bound - incumbent.objective) / max(abs(incumbent.objective), 1.0)
         remaining = _remaining(options, started)
-        if gap <= target or (remaining is not None and remaining <= 2.0):
+        if gap <= target:
+            break
+        if remaining is not None and remaining <= 2.0:  # the time limit, not the method, ended the search
+            incumbent.stopped_by = StoppedBy.TIME_LIMIT
             break
         differs[:] = False
         x_diff = np.abs(x_lp[fm.x_cols] - incumbent.x[fm.x_cols]) > INTEGRAL_TOL
