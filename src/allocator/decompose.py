@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted
+from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted, time_left
 from allocator.model.formulation import Formulation, expand_ranges
 from allocator.repair import PlanRows, repair
 from allocator.solvers import get_backend
@@ -447,12 +447,6 @@ def _master(gradients: np.ndarray, constants: np.ndarray, lo: np.ndarray, hi: np
     return w, float(result.objective), weights, inside
 
 
-def _time_left(options: SolveOptions, started: float) -> float | None:
-    if options.time_limit is None:
-        return None
-    return max(options.time_limit - (time.perf_counter() - started), 1.0)
-
-
 def round_point(fm: Formulation, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each household's heaviest column where its weight in ``point`` totals at least 1/2; each
     project's heaviest start year likewise (always for a mandatory one): chosen x and y columns."""
@@ -510,7 +504,7 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     phases["repair"] = round(time.perf_counter() - repair_started, 4)
     if failure is not None:  # a heuristic's failure proves nothing: the whole MIP decides, in the time left
         progress("repair failed; solving the whole MIP", reason=failure)
-        whole = solver.solve(model, dataclasses.replace(options, time_limit=_time_left(options, started)))
+        whole = solver.solve(model, dataclasses.replace(options, time_limit=time_left(options, started)))
         phases["full_mip"] = round(whole.solve_seconds, 4)
         bound = pricing.bound if whole.bound is None else min(whole.bound, pricing.bound)
         return Outcome(whole, bound if whole.status.has_solution else None, phases,

@@ -62,7 +62,8 @@ class Outcome:
     shortfall_bound: float | None = None
 
 
-def _remaining(options: SolveOptions, started: float) -> float | None:
+def time_left(options: SolveOptions, started: float) -> float | None:
+    """Seconds left of the time limit (at least 1), or None without a limit."""
     if options.time_limit is None:
         return None
     return max(options.time_limit - (time.perf_counter() - started), 1.0)
@@ -87,7 +88,7 @@ def solve_exact(fm: Formulation, backend: str, options: SolveOptions, progress: 
     cap = shortfall + max(1e-7, 1e-9 * shortfall)
     progress("branch and bound: most exits", shortfall=shortfall)
     exits = solver.solve(fm.exits_model(cap), dataclasses.replace(
-        options, time_limit=_remaining(options, started), start=least.x))
+        options, time_limit=time_left(options, started), start=least.x))
     phases["mip_exits"] = round(exits.solve_seconds, 4)
     if not exits.status.has_solution:
         return Outcome(least, None, phases, ["the most-exits stage found no plan: the least-shortfall plan is shown"],
@@ -147,12 +148,12 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
     if not free.any():  # the relaxation's optimum is integral: it is the plan
         x = point.copy()
         x[model.integrality] = np.round(x[model.integrality])
-        plan = solve_restricted(fm, solver, x, free, dataclasses.replace(options, time_limit=_remaining(options,
+        plan = solve_restricted(fm, solver, x, free, dataclasses.replace(options, time_limit=time_left(options,
                                                                                                        started)))
         if plan.status.has_solution:
             return Outcome(plan, bound, phases, notes + ["the relaxation's optimum was integral"], prices)
     progress("MIP over the fractional rest", fractional_households=n_free, free_columns=int(free.sum()))
-    sub = solve_restricted(fm, solver, point, free, dataclasses.replace(options, time_limit=_remaining(options,
+    sub = solve_restricted(fm, solver, point, free, dataclasses.replace(options, time_limit=time_left(options,
                                                                                                       started)))
     phases["restricted_mip"] = round(sub.solve_seconds, 4)
     notes = notes + [f"{n_free} households fractional in the relaxation; the rest fixed at its values"]
@@ -160,14 +161,14 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
         wider = free | money_neighbours(fm, point, free)
         progress("restricted MIP infeasible; freeing households that share its projects' money",
                  free_columns=int(wider.sum()))
-        sub = solve_restricted(fm, solver, point, wider, dataclasses.replace(options, time_limit=_remaining(
+        sub = solve_restricted(fm, solver, point, wider, dataclasses.replace(options, time_limit=time_left(
             options, started)))
         phases["wider_mip"] = round(sub.solve_seconds, 4)
         notes.append("the restricted MIP was infeasible: households sharing the fractional projects' money "
                      "were freed")
     if not sub.status.has_solution and polish:
         progress("restricted MIP has no plan; solving the whole MIP", status=sub.status.value)
-        sub = solver.solve(model, dataclasses.replace(options, time_limit=_remaining(options, started)))
+        sub = solver.solve(model, dataclasses.replace(options, time_limit=time_left(options, started)))
         phases["full_mip"] = round(sub.solve_seconds, 4)
         notes.append("the restricted MIP had no plan: the whole MIP was solved instead")
         if sub.bound is not None and sub.bound < bound:
@@ -247,7 +248,7 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
     stale = 0
     while len(counties) and stale < max(len(counties), STALE_ROUNDS):
         gap = (bound - incumbent.objective) / max(abs(incumbent.objective), 1.0)
-        remaining = _remaining(options, started)
+        remaining = time_left(options, started)
         if gap <= target:
             break
         if remaining is not None and remaining <= 2.0:  # the time limit, not the method, ended the search
@@ -329,4 +330,5 @@ def final_status(outcome: Outcome, bounds: Bounds, mip_gap: float | None) -> tup
     return Status.FEASIBLE, None
 
 
-__all__ = ["Bounds", "Outcome", "final_status", "fix_and_resolve", "plan_bounds", "solve_exact", "solve_lp_fix"]
+__all__ = ["Bounds", "Outcome", "final_status", "fix_and_resolve", "plan_bounds", "solve_exact", "solve_lp_fix",
+           "time_left"]
