@@ -105,3 +105,19 @@ def test_county_shares_sum_to_the_rows_and_keep_the_plan():
     assert np.all(use[finite_hi] <= upper[finite_hi] + 1e-9)
     finite_lo = np.isfinite(m.row_lo[global_rows])
     assert np.all(use[finite_lo] >= lower[finite_lo] - 1e-9)
+
+
+@pytest.mark.parametrize(("integer_columns", "years", "method"), [
+    (5_000, 5, "exact"), (5_001, 5, "lp-fix"), (150_000, 5, "lp-fix"), (150_001, 5, "decompose"),
+    (1_000_000, 1, "lp-fix"),
+])
+def test_auto_picks_decompose_for_large_multi_year_models(integer_columns, years, method):
+    from types import SimpleNamespace
+
+    from allocator.optimize import choose_method
+    from allocator.scenario import SolverSettings
+
+    fm = SimpleNamespace(model=SimpleNamespace(integrality=np.ones(integer_columns, dtype=bool)),
+                         problem=SimpleNamespace(years=np.arange(years)))
+    assert choose_method(fm, SolverSettings()) == method
+    assert choose_method(fm, SolverSettings(method="exact")) == "exact"
