@@ -15,9 +15,11 @@ so this method never solves it:
    (Dantzig-Wolfe), close to an optimum of the LP relaxation.
 2. **Repair.** That plan, rounded, is made to keep money and personnel rows
    (:mod:`allocator.repair`): a feasible plan at once, whatever the size.
-3. **Counties.** The province-wide rows are split between counties so that each keeps what
-   the plan uses (:func:`county_shares`), and ``lp-fix`` runs per county on the columns the
-   relaxed plans or the plan use, in parallel threads (:func:`county_plans`).
+3. **Groups of counties.** The province-wide rows are split between groups of counties by
+   what the weighted relaxed plans' flows use there (:func:`county_shares`), and ``lp-fix``
+   runs per group on the columns the relaxed plans or the plan use, in parallel threads
+   (:func:`county_plans`); their plan replaces the repaired one when it is better. If the
+   repair fails, the whole MIP is solved in the time left.
 4. **Rounds.** County improvement rounds while time is left. The bound is the best L(u).
 """
 
