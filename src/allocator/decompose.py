@@ -467,8 +467,8 @@ def round_point(fm: Formulation, point: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progress: Progress) -> Outcome:
-    """Prices (the bound), the relaxed plan at the best prices repaired into a plan, then
-    county improvement rounds (module docstring)."""
+    """Prices (the bound), the weighted relaxed plans rounded and repaired into a plan, groups
+    of counties, then improvement rounds (module docstring)."""
     started = time.perf_counter()
     model = fm.model
     solver = get_backend(backend)
@@ -508,7 +508,9 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
         progress("repair failed; solving the whole MIP", reason=failure)
         whole = solver.solve(model, dataclasses.replace(options, time_limit=time_left(options, started)))
         phases["full_mip"] = round(whole.solve_seconds, 4)
-        bound = pricing.bound if whole.bound is None else min(whole.bound, pricing.bound)
+        bound = pricing.bound
+        if whole.bound is not None and whole.bound < bound:  # the exit prices belong to L(u), not to this bound
+            bound, prices = whole.bound, None
         return Outcome(whole, bound if whole.status.has_solution else None, phases,
                        notes + [failure, "the whole MIP was solved instead"], prices)
     progress("repaired plan", incumbent=plan.objective, bound=pricing.bound,
