@@ -218,7 +218,8 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
         _bad_rows(empty, raw, col, file, issues, "empty cell")
     finite = ~np.isnan(values)
     if col.kind == "int":
-        frac = finite & (np.abs(values - np.round(values)) > 1e-9)
+        with np.errstate(invalid="ignore"):  # inf - round(inf) is nan: infinite cells are judged by the range
+            frac = finite & (np.abs(values - np.round(values)) > 1e-9)
         _bad_rows(frac, raw, col, file, issues, "not an integer")
         values = np.where(np.abs(values) > MAX_INT, np.inf, values)
     out_of_range = np.zeros(len(values), dtype=bool)
