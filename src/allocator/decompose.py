@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted, time_left
 from allocator.model.formulation import Formulation, expand_ranges
-from allocator.repair import PlanRows, repair
+from allocator.repair import repair
 from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, SolveResult, Status, StoppedBy
 
@@ -213,15 +213,14 @@ class Villages:
     def solve(self, d_x: np.ndarray, d_y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """The best value of every village at these reduced profits, and the chosen x and y columns."""
         best_free = np.zeros(self.n_households)
-        free_pick = np.full(self.n_households, -1)
+        pick = np.full(self.n_households, -1)  # each household's column
         if len(self.free_cols):
             top, arg = group_argmax(d_x[self.free_cols], self.free_starts)
             take = top > 0
             best_free[self.free_households[take]] = top[take]
-            free_pick[self.free_households[take]] = self.free_cols[arg[take]]
+            pick[self.free_households[take]] = self.free_cols[arg[take]]
         value = float(best_free.sum())
         chosen_y = []
-        x_pick = free_pick
         if len(self.schedule_starts):
             pair_top = np.maximum.reduceat(d_x[self.entry_cols], self.pair_starts)
             pair_gain = np.maximum(pair_top - best_free[self.pair_household], 0.0)
@@ -239,15 +238,14 @@ class Villages:
                 owner, entries = expand_ranges(self.pair_starts[pairs], entry_end[pairs] - self.pair_starts[pairs])
                 starts = np.flatnonzero(np.diff(owner, prepend=-1))
                 _, arg = group_argmax(d_x[self.entry_cols[entries]], starts)
-                x_pick = free_pick.copy()
-                x_pick[self.pair_household[pairs]] = self.entry_cols[entries[arg]]
+                pick[self.pair_household[pairs]] = self.entry_cols[entries[arg]]
         if len(self.alone_ycols):
             top, arg = group_argmax(d_y[self.alone_ycols], self.alone_starts)
             take = self.alone_mandatory | (top > 0)
             value += float(top[take].sum())
             chosen_y.append(self.alone_ycols[arg[take]])
         y = np.concatenate(chosen_y) if chosen_y else np.zeros(0, dtype=np.int64)
-        return value, x_pick[x_pick >= 0], y
+        return value, pick[pick >= 0], y
 
 
 @dataclasses.dataclass
@@ -472,7 +470,7 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     started = time.perf_counter()
     model = fm.model
     solver = get_backend(backend)
-    missing = np.setdiff1d(np.flatnonzero(fm.problem.proj_mandatory), fm.y_proj).size
+    missing = len(fm.unstartable_mandatory())
     if missing:
         return Outcome(SolveResult(Status.INFEASIBLE, raw_status="mandatory project without a start year",
                                    backend=backend), None, {}, [f"{missing} mandatory projects cannot start in time"])
@@ -587,8 +585,9 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     n_groups = int(group.max()) + 1
     row_group, global_rows = county_rows(fm, group)
     paid = point.copy()
-    rows_of = PlanRows.of(fm)
-    paid[fm.f_cols] = flows.flows_for(rows_of.spend_of_point(point))
+    xy = slice(0, fm.nx + fm.ny)
+    spend = -(model.A[fm.family("money_balance").rows][:, xy] @ point[xy])  # the point's spend per money cell
+    paid[fm.f_cols] = flows.flows_for(spend)
     lower, upper = county_shares(fm, paid, point, group, global_rows, n_groups)
     workers = max(1, min(options.threads or COUNTY_THREADS, n_groups))
     remaining = None if options.time_limit is None else options.time_limit - (time.perf_counter() - started)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from allocator import __version__
@@ -151,8 +150,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
 def infeasibility_hint(fm: Formulation) -> str:
     """Plain words for the infeasibilities that can be seen without a solver."""
     p = fm.problem
-    mandatory = np.flatnonzero(p.proj_mandatory)
-    no_start = np.setdiff1d(mandatory, fm.y_proj)
+    no_start = fm.unstartable_mandatory()
     hints = []
     for q in no_start[:5]:
         latest = p.deadline_year - int(p.proj_duration[q]) + 1

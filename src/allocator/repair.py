@@ -66,14 +66,6 @@ class PlanRows:
         return (np.bincount(self.cell_x[paid_x], self.cost_x[paid_x], minlength=self.n_cells)
                 + np.bincount(self.cell_y[paid_y], self.cost_y[paid_y], minlength=self.n_cells))
 
-    def spend_of_point(self, point: np.ndarray) -> np.ndarray:
-        """Spend per money cell of a fractional plan (x then y columns first in ``point``)."""
-        nx = len(self.cell_x)
-        x, y = point[:nx], point[nx: nx + len(self.cell_y)]
-        px, py = self.cell_x >= 0, self.cell_y >= 0
-        return (np.bincount(self.cell_x[px], self.cost_x[px] * x[px], minlength=self.n_cells)
-                + np.bincount(self.cell_y[py], self.cost_y[py] * y[py], minlength=self.n_cells))
-
     def used_hours(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.hours[:, x].sum(axis=1)).ravel()
 
@@ -157,10 +149,15 @@ def _cheapest_cover(cell: np.ndarray, cost: np.ndarray, density: np.ndarray, nee
     """Per cell, the items of least density whose cost first reaches the cell's need (positions)."""
     order = np.lexsort((density, cell))
     c, k = cell[order], cost[order]
-    csum = np.cumsum(k)
-    first = np.searchsorted(c, c)
-    before = csum - k - (csum[first] - k[first])  # cost of the cell's earlier items
+    before = running_total(c, k) - k  # cost of the cell's earlier items
     return order[before < need[c] - 1e-9]
+
+
+def running_total(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``value`` restarting at every group (``group`` sorted)."""
+    csum = np.cumsum(value)
+    first = np.searchsorted(group, group)
+    return csum - (csum[first] - value[first])
 
 
 def _drop_over_hours(rows: PlanRows, x: np.ndarray, worth: np.ndarray) -> np.ndarray:
@@ -231,9 +228,7 @@ def _fill(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, wo
         room = np.append(room, np.inf)
         order = np.lexsort((-profit[cand], cell))
         c, k = cell[order], np.where(paid, rows.cost_x[cand], 0.0)[order]
-        csum = np.cumsum(k)
-        first = np.searchsorted(c, c)
-        within = csum - (csum[first] - k[first]) <= room[c] * (1 - TOL) + 1e-9
+        within = running_total(c, k) <= room[c] * (1 - TOL) + 1e-9
         accepted = cand[order[within]]
         accepted = _within_hours(rows, x, accepted, profit)
         available[cand[order[~within]]] = False
@@ -252,10 +247,8 @@ def _within_hours(rows: PlanRows, x: np.ndarray, accepted: np.ndarray, profit: n
     entries = rows.hours_t[accepted].tocoo()
     item, row, h = entries.row, entries.col, entries.data
     order = np.lexsort((-profit[accepted[item]], row))
-    r, hh = row[order], h[order]
-    csum = np.cumsum(hh)
-    first = np.searchsorted(r, r)
-    fits = csum - (csum[first] - hh[first]) <= left[r] * (1 - TOL) + 1e-9
+    r = row[order]
+    fits = running_total(r, h[order]) <= left[r] * (1 - TOL) + 1e-9
     bad = np.zeros(len(accepted), dtype=bool)
     bad[item[order[~fits]]] = True
     return accepted[~bad]

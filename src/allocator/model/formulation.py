@@ -127,6 +127,10 @@ class Formulation:
         counted = p.years[self.x_year] + p.pkg_lag[self.x_pkg] <= p.deadline_year
         return np.where(counted, p.pkg_exit[self.x_pkg] - p.household_baseline[self.x_household], 0.0)
 
+    def unstartable_mandatory(self) -> np.ndarray:
+        """Mandatory projects without a start-year column (no year lets them finish and be paid)."""
+        return np.setdiff1d(np.flatnonzero(self.problem.proj_mandatory), self.y_proj)
+
     def family(self, name: str) -> RowFamily:
         return next(f for f in self.families if f.name == name)
 
