@@ -114,7 +114,7 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
         if len(optional):
             gone = optional[_cheapest_cover(rows.cell_y[optional], rows.cost_y[optional], -rows.cost_y[optional],
                                             np.where(still, over - freed, 0.0))]
-            freed += np.bincount(rows.cell_y[gone], rows.cost_y[gone], minlength=rows.n_cells)
+            freed = freed + np.bincount(rows.cell_y[gone], rows.cost_y[gone], minlength=rows.n_cells)  # stays float
             y = np.setdiff1d(y, gone)
             x = x[_prerequisites_met(fm, x, y)]
         stuck = over - freed > TOL * np.maximum(spend, 1.0)  # only mandatory projects left to pay there
