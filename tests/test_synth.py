@@ -57,7 +57,7 @@ def test_different_seed_gives_different_tables():
 
 
 def test_preset_is_its_kwargs_and_overrides_apply():
-    assert set(PRESETS) >= {"tiny", "demo", "tight", "county", "province"}
+    assert set(PRESETS) >= {"tiny", "demo", "tight"}
     for kwargs in PRESETS.values():
         assert "seed" not in kwargs and kwargs["households"] >= 1
     a = generate_preset("tiny", seed=5)

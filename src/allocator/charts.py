@@ -57,3 +57,33 @@ def write_charts(funding: pd.DataFrame, counties: pd.DataFrame, folder: Path) ->
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def poor_by_county(cards: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Stacked bars: identified poor households per county, by why they are poor (income only,
+    a guarantee only, or both)."""
+    poor = cards[cards["poor"]]
+    has_income = poor["reasons"].str.contains("income", regex=False)
+    kind = pd.Series("income only", index=poor.index)
+    kind = kind.mask(has_income & (poor["reasons"] != "income"), "income and a guarantee")
+    kind = kind.mask(~has_income, "a guarantee only")
+    table = pd.crosstab(poor["county_id"], kind.to_numpy())
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(table) + 2), 4))
+    if table.empty:
+        ax.text(0.5, 0.5, "no poor household", ha="center", va="center", transform=ax.transAxes)
+    else:
+        table.plot.bar(stacked=True, ax=ax, width=0.8, rot=90, fontsize=7)
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_ylabel("poor households")
+    ax.set_xlabel("county")
+    ax.set_title(title or "Identified poor households by county and reason")
+    fig.tight_layout()
+    return fig
+
+
+def poor_by_county_chart(cards: pd.DataFrame, path: Path) -> Path:
+    """Write :func:`poor_by_county` as a PNG file."""
+    fig = poor_by_county(cards)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

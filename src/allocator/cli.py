@@ -1,4 +1,4 @@
-"""Command line: ``allocator validate | solve | generate``.
+"""Command line: ``allocator validate | solve | identify | candidates | generate``.
 
 Exit codes: 0 a plan (optimal or feasible) or a valid input; 1 no plan (infeasible or a
 solver error); 2 bad input or usage (the message names file, row, column and what was
@@ -162,11 +162,7 @@ def generate_canonical(
     from allocator.synth import generate_canonical as generate
     from allocator.synth import write_tables
 
-    try:
-        start, deadline = (int(part) for part in years.split(":"))
-    except ValueError:
-        err.print(f"[red]error:[/red] --years must be START:DEADLINE like 2016:2020 (got {years!r})")
-        raise typer.Exit(2) from None
+    start, deadline = _years(years)
     if fmt not in ("csv", "parquet"):
         err.print(f"[red]error:[/red] --format must be csv or parquet (got {fmt!r})")
         raise typer.Exit(2)
@@ -182,6 +178,174 @@ def generate_canonical(
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
     out.print(f"wrote {', '.join(f'{k} {len(v):,}' for k, v in tables.items())} rows and "
               f"{out_dir / 'scenario.yaml'}")
+
+
+IDENTIFY_FILES = {"household_cards.csv", "villages.csv", "identification.json", "poor_by_county.png"}
+
+
+def _check_folder(folder: Path, allowed: set[str], what: str) -> None:
+    """Refuse to write into a folder holding anything but an earlier output of the same command."""
+    if folder.exists() and not folder.is_dir():
+        _fail_input(InputError([Issue(str(folder), "exists and is not a folder", expected=f"a folder for the {what}")]))
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in allowed)
+        if foreign:
+            _fail_input(InputError([Issue(str(folder), f"output folder holds files that are not {what}; "
+                                          "choose another --out so nothing is overwritten",
+                                          found=", ".join(foreign[:5]))]))
+
+
+def _raw_scenario(path: Path):
+    """Load a scenario that must hold raw registry data (a province preset or a raw folder)."""
+    from allocator.scenario import load_scenario
+    from allocator.targeting import is_raw_scenario
+
+    sc = load_scenario(path)
+    if not is_raw_scenario(sc):
+        _fail_input(InputError([Issue(path.name, "the scenario's data is already canonical (no households_raw)",
+                                      key="data", expected="a raw data folder or a province preset "
+                                      "(county, province-small, province, province-dispersed)")]))
+    return sc
+
+
+@app.command()
+def identify(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML with raw registry data")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the household cards and village file")],
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Identify the poor (income or a failing guarantee), their reasons, edge households and poor villages."""
+    import json
+
+    from allocator.charts import poor_by_county_chart
+    from allocator.tables import write_table
+    from allocator.targeting import identify_scenario, raw_tables
+
+    progress = ProgressPrinter(quiet)
+    try:
+        sc = _raw_scenario(scenario)
+        _check_folder(out_dir, IDENTIFY_FILES, "an identification")
+        progress("read raw tables")
+        raw = raw_tables(sc)
+        progress("identify", households=len(raw["households_raw"]), villages=len(raw["villages_raw"]))
+        ident = identify_scenario(sc, raw)
+    except InputError as error:
+        _fail_input(error)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(ident.cards, out_dir / "household_cards.csv")
+    write_table(ident.villages, out_dir / "villages.csv")
+    (out_dir / "identification.json").write_text(json.dumps(ident.summary, indent=2, ensure_ascii=False))
+    poor_by_county_chart(ident.cards, out_dir / "poor_by_county.png")
+    _print_identification(ident.summary, out_dir)
+
+
+def _print_identification(summary: dict, folder: Path) -> None:
+    table = Table(title=f"identification → {folder}", show_header=False)
+    table.add_row("households", f"{summary['households']:,}")
+    table.add_row("poor (rule)", f"{summary['poor_households']:,} households, {summary['poor_people']:,} people")
+    for reason, count in summary["households_by_reason"].items():
+        table.add_row(f"  reason {reason}", f"{count:,}")
+    table.add_row("edge households", f"{summary['edge_households']:,}")
+    table.add_row("poor villages", f"{summary['poor_villages']:,} of {summary['villages']:,}")
+    registry = summary.get("registry")
+    if registry:
+        table.add_row("registry inclusion error", f"{registry['inclusion_error']:.2%}"
+                      if registry["inclusion_error"] is not None else "n/a")
+        table.add_row("registry exclusion error", f"{registry['exclusion_error']:.2%}"
+                      if registry["exclusion_error"] is not None else "n/a")
+    out.print(table)
+
+
+@app.command()
+def candidates(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML with raw registry data")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the canonical tables and scenario.yaml")],
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Write the canonical tables (packages per poor household, village projects) and a scenario that solves them."""
+    import json
+
+    from allocator.checks import check_tables
+    from allocator.synth import TABLE_NAMES, write_tables
+    from allocator.targeting import prepare, raw_tables
+
+    if fmt not in ("csv", "parquet"):
+        err.print(f"[red]error:[/red] --format must be csv or parquet (got {fmt!r})")
+        raise typer.Exit(2)
+    progress = ProgressPrinter(quiet)
+    allowed = {f"{n}.{x}" for n in TABLE_NAMES for x in ("csv", "parquet")} | {"scenario.yaml", "candidates.json"}
+    try:
+        sc = _raw_scenario(scenario)
+        _check_folder(out_dir, allowed, "canonical tables")
+        progress("read raw tables")
+        raw = raw_tables(sc)
+        progress("identify and build candidates", households=len(raw["households_raw"]))
+        result = prepare(sc, raw)
+        check_tables(result.tables, sc.years)
+    except InputError as error:
+        _fail_input(error)
+    write_tables(result.tables, out_dir, fmt=fmt, overwrite=True)
+    raw_scenario = sc.model_dump(mode="json", exclude_none=True)
+    raw_scenario.pop("generate", None)
+    raw_scenario.pop("targeting", None)
+    raw_scenario["data"] = "."
+    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(raw_scenario, sort_keys=False))
+    summary = {"identification": result.identification.summary, "candidates": result.candidates.summary}
+    (out_dir / "candidates.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    s = result.candidates.summary
+    out.print(f"wrote {s['packages']:,} packages for {s['households_with_packages']:,} of "
+              f"{s['planned_households']:,} poor households, {s['projects']:,} projects "
+              f"({s['mandatory_projects']:,} mandatory) and {out_dir / 'scenario.yaml'}")
+    if s["households_without_packages"]:
+        out.print(f"{s['households_without_packages']:,} poor households have no useful package "
+                  "(no eligible measure fixes their guarantees); they keep their baseline exit")
+
+
+@generate_app.command("province")
+def generate_province(
+    out_dir: Annotated[Path, typer.Argument(help="folder to write the raw tables and scenario.yaml into")],
+    preset: Annotated[str, typer.Option(help="county | province-small | province | province-dispersed")] = "county",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    years: Annotated[str, typer.Option(help="START:DEADLINE, e.g. 2016:2020")] = "2016:2020",
+    money_scale: Annotated[float, typer.Option("--money-scale", min=0.0, help="multiplies every fund")] = 1.0,
+    central: Annotated[bool, typer.Option("--central", help="a central province (2 % threshold), not western")]
+    = False,
+    fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+) -> None:
+    """Write a seeded synthetic province as raw registry data, plus a scenario that plans it."""
+    from allocator.synth import write_tables
+    from allocator.synth.province import PROVINCE_PRESETS, generate_province_preset
+
+    start, deadline = _years(years)
+    if preset not in PROVINCE_PRESETS or fmt not in ("csv", "parquet"):
+        err.print(f"[red]error:[/red] --preset must be one of {', '.join(PROVINCE_PRESETS)} and --format csv or "
+                  f"parquet (got {preset!r}, {fmt!r})")
+        raise typer.Exit(2)
+    err.print(f"generating {preset} (seed {seed})")
+    tables = generate_province_preset(preset, seed=seed, start_year=start, deadline_year=deadline,
+                                      money_scale=money_scale, western=not central)
+    try:
+        write_tables(tables, out_dir, fmt=fmt)
+    except FileExistsError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    scenario = {"name": out_dir.name or preset, "start_year": start, "deadline_year": deadline, "data": ".",
+                "policy": {"county_exit_threshold": {"default": 0.02, "western": 0.03}, "deadline": "soft"},
+                "targeting": {"basis": "rule"},
+                "solver": {"backend": "highs", "method": "auto", "mip_gap": 0.001}}
+    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    out.print(f"wrote {', '.join(f'{k} {len(v):,}' for k, v in tables.items())} rows and "
+              f"{out_dir / 'scenario.yaml'}")
+
+
+def _years(years: str) -> tuple[int, int]:
+    try:
+        start, deadline = (int(part) for part in years.split(":"))
+    except ValueError:
+        err.print(f"[red]error:[/red] --years must be START:DEADLINE like 2016:2020 (got {years!r})")
+        raise typer.Exit(2) from None
+    return start, deadline
 
 
 def main() -> None:

@@ -265,8 +265,11 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         sample = rng.choice(others, min(room, len(others)), replace=False) if len(others) else others
         open_cols = household_columns(fm, np.concatenate([first[:NEIGHBOURHOOD_HOUSEHOLDS], sample]))
         limit = ROUND_SECONDS if remaining is None else min(ROUND_SECONDS, remaining - 1.0)
+        # no presolve: on these small neighbourhoods HiGHS 1.16's MIP presolve can loop past
+        # its time limit (seen on a 600-household round; ERGO-Code/HiGHS#2226, #3074), and
+        # without it a round takes seconds
         trial = solve_restricted(fm, solver, incumbent.x, open_cols, dataclasses.replace(
-            options, time_limit=limit, start=incumbent.x, progress=None))
+            options, time_limit=limit, start=incumbent.x, progress=None, presolve=False))
         rounds += 1
         if trial.status.has_solution and trial.objective > incumbent.objective + 1e-9:
             trial.stopped_by = incumbent.stopped_by

@@ -27,6 +27,9 @@ from allocator.scenario import Scenario, SolverSettings, file_sha256
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, Status
 from allocator.tables import OPTIONAL_TABLES, REQUIRED_TABLES, read_tables, table_path
+from allocator.targeting.raw import RAW_SPECS
+
+RAW_TABLE_NAMES = tuple(RAW_SPECS)
 
 EXACT_MAX_INTEGER_COLUMNS = 5000  # branch and bound beyond this takes minutes (benchmarks/README.md)
 LP_FIX_MAX_INTEGER_COLUMNS = 150_000  # multi-year LPs beyond this take minutes (h10k-5y: 113k, 65-100 s)
@@ -41,7 +44,14 @@ def _quiet(phase: str, **info) -> None:
 
 def load_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
     """The scenario's contract tables, read from its data folder or generated from its preset,
-    and checked: cell errors and cross-table errors are raised together in one InputError."""
+    and checked: cell errors and cross-table errors are raised together in one InputError.
+    Raw registry data (a province preset or a raw folder) goes through targeting first."""
+    from allocator.targeting import is_raw_scenario, prepare
+
+    if is_raw_scenario(scenario):
+        tables = prepare(scenario).tables
+        check_tables(tables, scenario.years)
+        return tables
     if scenario.generate is not None:
         from allocator.synth import generate_preset
 
@@ -64,9 +74,12 @@ def input_hashes(scenario: Scenario) -> dict[str, str]:
     hashes = {}
     if scenario.source is not None:
         hashes[scenario.source.name] = file_sha256(scenario.source)
+    catalog = scenario.catalog_path()
+    if catalog is not None and catalog.is_file():
+        hashes[catalog.name] = file_sha256(catalog)
     folder = scenario.data_dir()
     if folder is not None:
-        for name in REQUIRED_TABLES + OPTIONAL_TABLES:
+        for name in REQUIRED_TABLES + OPTIONAL_TABLES + RAW_TABLE_NAMES:
             path = table_path(Path(folder), name)
             if path is not None:
                 hashes[path.name] = file_sha256(path)

@@ -31,6 +31,12 @@ class ExitThreshold(_Strict):
     western: float = Field(0.03, ge=0, le=1)
 
 
+# The national rural poverty line, yuan per person per year at current prices (DOMAIN.md §1.1;
+# 2017 and 2018 are unverified there, 2020 is "about 4,000").
+POVERTY_LINE = {2010: 2300.0, 2011: 2536.0, 2012: 2625.0, 2013: 2736.0, 2014: 2800.0, 2015: 2855.0, 2016: 2952.0,
+                2017: 2952.0, 2018: 2995.0, 2019: 3218.0, 2020: 4000.0}
+
+
 class Policy(_Strict):
     """The policy rules of a scenario."""
 
@@ -71,12 +77,33 @@ class SolverSettings(_Strict):
 
 
 class Generate(_Strict):
-    """A generated data set instead of a data folder: a preset of the synthetic generator."""
+    """A generated data set instead of a data folder: a preset of the synthetic generators
+    (canonical presets give the canonical tables; province presets give raw registry data,
+    which goes through identification and candidates)."""
 
     preset: str = "demo"
     seed: int = 0
     households: int | None = Field(None, ge=1)
     money_scale: float | None = Field(None, gt=0)
+    western: bool | None = None
+
+
+class Targeting(_Strict):
+    """How raw registry data becomes the canonical problem (ignored for canonical data)."""
+
+    catalog: Path | None = None  # measure catalogue YAML, relative to the scenario file; None: the default
+    basis: Literal["rule", "registry"] = "rule"  # plan for the rule's poor or the registry's
+    data_year: int | None = Field(None, ge=1900, le=2200)  # year of the raw incomes; None: start_year - 1
+    edge_factor: float = Field(1.5, ge=1, le=10)  # edge households: income below this x the line
+    poverty_line: dict[int, float] = {}  # yuan per person per year, on top of POVERTY_LINE
+
+    @field_validator("poverty_line")
+    @classmethod
+    def _positive_lines(cls, lines: dict[int, float]) -> dict[int, float]:
+        for year, value in lines.items():
+            if not value > 0:
+                raise ValueError(f"poverty line of {year} must be > 0 (got {value})")
+        return lines
 
 
 class Scenario(_Strict):
@@ -88,6 +115,7 @@ class Scenario(_Strict):
     data: Path | None = None
     generate: Generate | None = None
     policy: Policy = Policy()
+    targeting: Targeting = Targeting()
     solver: SolverSettings = SolverSettings()
     source: Path | None = Field(None, exclude=True)  # the YAML file it was read from
 
@@ -105,11 +133,30 @@ class Scenario(_Strict):
 
     def data_dir(self) -> Path | None:
         """The data folder, resolved against the scenario file's folder."""
-        if self.data is None:
+        return self._resolve(self.data)
+
+    def catalog_path(self) -> Path | None:
+        """The measure catalogue file, resolved against the scenario file's folder (None: default)."""
+        return self._resolve(self.targeting.catalog)
+
+    @property
+    def data_year(self) -> int:
+        """The year of the raw incomes: ``targeting.data_year`` or the year before the plan."""
+        return self.targeting.data_year if self.targeting.data_year is not None else self.start_year - 1
+
+    def poverty_line(self, year: int) -> float:
+        """The poverty line of ``year``: the scenario's own, else POVERTY_LINE (nearest year)."""
+        lines = {**POVERTY_LINE, **self.targeting.poverty_line}
+        if year in lines:
+            return float(lines[year])
+        return float(lines[min(lines, key=lambda y: (abs(y - year), -y))])
+
+    def _resolve(self, path: Path | None) -> Path | None:
+        if path is None:
             return None
-        if self.data.is_absolute() or self.source is None:
-            return self.data
-        return (self.source.parent / self.data).resolve()
+        if path.is_absolute() or self.source is None:
+            return path
+        return (self.source.parent / path).resolve()
 
 
 def _issues_from_validation(file: str, error: ValidationError) -> list[Issue]:
@@ -158,4 +205,5 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["CATEGORIES", "Scenario", "Policy", "SolverSettings", "load_scenario", "scenario_from_dict"]
+__all__ = ["CATEGORIES", "POVERTY_LINE", "Scenario", "Policy", "SolverSettings", "Targeting", "load_scenario",
+           "scenario_from_dict"]

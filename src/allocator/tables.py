@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from allocator.errors import IssueCollector
 
@@ -333,3 +335,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         if out[name].dtype == bool:
             out[name] = np.where(out[name], "true", "false")
     out.to_csv(path, index=False)
+
+
+def take_text(vocab, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``vocab[codes]`` as a pandas ``str`` array (fast for few distinct values)."""
+    table = pa.array(list(vocab), type=pa.large_string())
+    return pd.array(pc.take(table, pa.array(np.asarray(codes, dtype=np.int64))), dtype="str")

@@ -145,6 +145,7 @@ class SolveOptions:
     threads: int | None = None
     seed: int = 0
     verbose: bool = False
+    presolve: bool = True  # False: skip presolve (backends without the switch ignore it)
     extra: dict = field(default_factory=dict)  # backend-specific options, passed through
     # called as progress(phase, incumbent=, bound=, gap=, seconds=) during long solves
     progress: Callable[..., None] | None = field(default=None, repr=False, compare=False)

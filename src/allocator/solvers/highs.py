@@ -187,6 +187,8 @@ def _set_options(h, model: LinearModel, options: SolveOptions) -> None:
         values["mip_rel_gap"] = float(options.mip_gap)
     if options.threads is not None:
         values["threads"] = int(options.threads)
+    if not options.presolve:
+        values["presolve"] = "off"
     values.update(options.extra)
     for key, value in values.items():
         if h.setOptionValue(key, value) == highspy.HighsStatus.kError:

@@ -112,7 +112,7 @@ no year in the horizon gives its share to the others. Floor: the mandatory proje
 must start by any year take at most 60 % of the central + provincial money available up
 to that year (this only binds for toy instances, where a road dwarfs the packages), so at
 ``money_scale=1`` every mandatory project is affordable in time. The levels are calibrated to the
-generated costs, not copied from DOMAIN: the province preset gets 17 bn yuan in all
+generated costs, not copied from DOMAIN: a 655k-household province gets 17 bn yuan in all
 (central 0.9 → 1.95 bn/yr, ≈ 0.45x the real figures, whose programme also paid for much
 that is not modelled here).
 
@@ -121,8 +121,8 @@ threshold, bisection on ``money_scale`` to ±0.016): demo size (3,000 households
 counties), seeds 0–7: at ``money_scale=1`` every county meets the threshold, ~99 % of
 registered households get a package, all money is spent and it buys only 1/2.2 of the
 candidates' cost. The smallest ``money_scale`` keeping every county on schedule is ≈ 0.52
-for seed 0 (in (0.513, 0.528]), 0.42–0.59 over seeds 0–7 (median ≈ 0.52); the ``county``
-preset (25k households, seed 0) is on schedule at 0.55 and short at 0.50. ``tight`` uses
+for seed 0 (in (0.513, 0.528]), 0.42–0.59 over seeds 0–7 (median ≈ 0.52); a one-county
+province (25k households, seed 0) is on schedule at 0.55 and short at 0.50. ``tight`` uses
 0.55: for seed 0 allocator's MIP (lp-fix) keeps 3/3 counties on schedule with remaining
 incidence 2.8–2.95 % against the 3 % threshold. Other seeds of ``tight`` may be slightly
 short (seed 6 needs 0.59) or have up to ~25 % slack.
@@ -143,7 +143,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocator.tables import ANY, LIST_SEPARATOR, SPECS, write_table
+from allocator.tables import ANY, LIST_SEPARATOR, SPECS, take_text, write_table
 
 TABLE_NAMES = ("regions", "villages", "households", "packages", "projects", "funds", "personnel")
 
@@ -255,23 +255,15 @@ PRESETS: dict[str, dict] = {
     # the demo province with 55 % of the money: the deadline is barely reachable (for seed 0
     # the smallest money_scale keeping every county on schedule is ≈ 0.52; see the module doc).
     "tight": {"households": 3000, "counties": 3, "money_scale": 0.55},
-    # one large county.
-    "county": {"households": 25_000, "counties": 1},
-    # a Shanxi/Gansu-sized province: 655k registered households (2 m people), 60 counties.
-    "province": {"households": 655_000},
 }
+# Whole provinces from raw registry data (county, province-small, province, province-dispersed)
+# are the presets of :mod:`allocator.synth.province`.
 
 
 # --- small helpers ----------------------------------------------------------------------
 def _str(values) -> pd.api.extensions.ExtensionArray:
     """A pandas ``str`` array from a numpy/pyarrow array of text."""
     return pd.array(pa.array(values, type=pa.large_string()), dtype="str")
-
-
-def _take_str(vocab, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """``vocab[codes]`` as a pandas ``str`` array (fast for few distinct values)."""
-    table = pa.array(list(vocab), type=pa.large_string())
-    return pd.array(pc.take(table, pa.array(np.asarray(codes, dtype=np.int64))), dtype="str")
 
 
 def _ids(prefix: str, n: int, width: int) -> pa.Array:
@@ -706,7 +698,7 @@ def _regions_table(rng: np.random.Generator, geo: dict, vil: dict, western: bool
     rural[1 + n_pref: 1 + n_pref + n_c] = np.bincount(vil["county"], weights=vil["rural"], minlength=n_c)
     return pd.DataFrame({
         "region_id": _str(region_id), "parent_id": _str(parent),
-        "level": _take_str(("province", "prefecture", "county", "township"), level),
+        "level": take_text(("province", "prefecture", "county", "township"), level),
         "name": _str(name), "western": np.full(len(level), bool(western)), "rural_population": rural,
     })
 
@@ -743,14 +735,14 @@ def _packages_table(pkg: dict, hh: dict) -> pd.DataFrame:
     hh_ids = _ids("H", hh["n"], 7)
     return pd.DataFrame({
         "household_id": _str(pc.take(hh_ids, pa.array(pkg["household"].astype(np.int64)))),
-        "package_id": _take_str(PACKAGE_IDS, pkg["kind"]),
-        "category": _take_str(PACKAGE_CATEGORY, pkg["kind"]),
+        "package_id": take_text(PACKAGE_IDS, pkg["kind"]),
+        "category": take_text(PACKAGE_CATEGORY, pkg["kind"]),
         "cost": pkg["cost"].astype(float),
         "personnel_hours": pkg["hours"].astype(float),
         "exit_probability": pkg["exit"].astype(float),
         "lag_years": pkg["lag"].astype(np.int64),
-        "requires": _take_str(_requires_vocab(), pkg["requires"]),
-        "measures": _take_str(MEASURES, pkg["measure"]),
+        "requires": take_text(_requires_vocab(), pkg["requires"]),
+        "measures": take_text(MEASURES, pkg["measure"]),
     })
 
 
@@ -758,8 +750,8 @@ def _projects_table(proj: dict, vil: dict) -> pd.DataFrame:
     village_ids = _ids("V", vil["n"], 5)
     return pd.DataFrame({
         "village_id": _str(pc.take(village_ids, pa.array(proj["village"].astype(np.int64)))),
-        "project_id": _take_str(PROJECT_IDS, proj["kind"]),
-        "category": _take_str(PROJECT_CATEGORY, proj["kind"]),
+        "project_id": take_text(PROJECT_IDS, proj["kind"]),
+        "category": take_text(PROJECT_CATEGORY, proj["kind"]),
         "cost": proj["cost"].astype(float),
         "duration_years": proj["duration"].astype(np.int64),
         "mandatory": proj["mandatory"].astype(bool),

@@ -1,0 +1,390 @@
+"""Candidates: "one household, one plan" — the packages each poor household may take, with an
+honest estimate of what each achieves, and the village projects its village lacks.
+
+A package is a set of catalogue measures: one way to fix every failing guarantee of the
+household (the cheapest single fixer per guarantee, or a broad fixer such as relocation that
+covers several) plus one income option (nothing, a measure, or a bundle of measures taken
+together). Its exit probability follows the effect model of docs/effect-model.md::
+
+    P(exit) = P(income at the deadline >= line) x [every guarantee fixed] x (1 - return risk)
+
+Income at the deadline is the household's income grown at the catalogue's rate, with a
+volatility, plus each measure's gain if it succeeds. Two gains with the largest failure risk
+are enumerated exactly (success or failure); others enter as their mean and variance.
+Per household only the packages on the cost-exit frontier (per lag) are kept, at most
+``max_packages_per_household``, always the cheapest and the best.
+
+Everything runs on arrays over all households at once; the Python loops run per measure,
+per option or per project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from allocator.errors import Issue, ScenarioError
+from allocator.tables import LIST_SEPARATOR, SPECS, take_text
+from allocator.targeting.catalog import GUARANTEES, Catalog, evaluate
+from allocator.targeting.identify import Identification
+
+GUARANTEE_COLUMNS = {"housing": "dangerous_house", "water": "unsafe_water",
+                     "schooling": "children_out_of_school", "medical": "uninsured_members"}
+RELOCATION_REMOTENESS = 0.85
+EXACT_GAINS = 2  # gains whose success or failure is enumerated exactly per package
+USEFUL_GAIN = 1e-4  # a package must raise the exit probability by more than this
+
+
+@dataclass
+class Candidates:
+    """The canonical tables produced from raw data, plus the household effect frame."""
+
+    tables: dict[str, pd.DataFrame]
+    summary: dict
+
+
+def household_frame(cards: pd.DataFrame, households_raw: pd.DataFrame, villages: pd.DataFrame,
+                    catalog: Catalog, *, data_year: int, deadline_year: int, horizon: int,
+                    line_deadline: float) -> pd.DataFrame:
+    """The household card with the derived columns catalogue expressions may use."""
+    p = catalog.parameters
+    frame = households_raw.drop(columns=[c for c in ("registered_poor", "recent_shock") if c in households_raw])
+    v = pd.Index(villages["village_id"]).get_indexer(frame["village_id"])
+    labour = frame["labourers"].to_numpy()
+    growth = np.where(labour > 0, p.income_growth_with_labour, p.income_growth_without_labour)
+    projected = frame["income_per_capita"].to_numpy(dtype=float) * (1 + growth) ** (deadline_year - data_year)
+    frame = frame.assign(
+        workers=np.minimum(labour, 2),
+        students=np.maximum(frame["children_out_of_school"].to_numpy(), 1),
+        horizon=horizon,
+        contract_years=min(p.contract_years, horizon),
+        projected_income=projected,
+        dibao_gap=np.maximum(catalog.line("dibao_line", deadline_year) - projected, 0.0),
+        poverty_line=line_deadline,
+        poor=cards["poor"].to_numpy(),
+    )
+    for column in ("has_road", "has_tap_water", "has_power", "has_broadband", "has_clinic", "forest",
+                   "tourism_potential", "remoteness", "hazard_zone", "collective_income", "poor_village"):
+        frame["village_" + column] = villages[column].to_numpy()[v]
+    frame["village_relocation_zone"] = (frame["village_remoteness"] > RELOCATION_REMOTENESS) | frame[
+        "village_hazard_zone"]
+    return frame
+
+
+def _income_probability(base: np.ndarray, base_var: np.ndarray, means: np.ndarray, sds: np.ndarray,
+                        fails: np.ndarray, line: float) -> np.ndarray:
+    """P(base + sum of gains >= line): base ~ N(base, base_var); gain i is 0 with probability
+    fails[:, i], else N(means[:, i], sds[:, i]^2). The EXACT_GAINS riskiest gains are enumerated,
+    the rest moment-matched into the normal part."""
+    n, k = means.shape
+    risk = fails * means
+    order = np.argsort(-risk, axis=1, kind="stable")
+    rows = np.arange(n)[:, None]
+    means, sds, fails = means[rows, order], sds[rows, order], fails[rows, order]
+    exact = min(EXACT_GAINS, k)
+    rest_mean = ((1 - fails[:, exact:]) * means[:, exact:]).sum(axis=1)
+    rest_var = ((1 - fails[:, exact:]) * (sds[:, exact:] ** 2 + fails[:, exact:] * means[:, exact:] ** 2)).sum(axis=1)
+    total = np.zeros(n)
+    for subset in range(1 << exact):
+        weight = np.ones(n)
+        mean = base + rest_mean
+        var = base_var + rest_var
+        for i in range(exact):
+            if subset >> i & 1:
+                weight = weight * (1 - fails[:, i])
+                mean = mean + means[:, i]
+                var = var + sds[:, i] ** 2
+            else:
+                weight = weight * fails[:, i]
+        sd = np.sqrt(var)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sd > 0, (mean - line) / np.where(sd > 0, sd, 1), np.where(mean >= line, np.inf, -np.inf))
+        total += weight * ndtr(z)
+    return np.clip(total, 0.0, 1.0)
+
+
+def _codes_text(codes: np.ndarray, names: list[str], separator: str) -> pd.api.extensions.ExtensionArray:
+    """Text for bitmask codes: the names of the set bits joined by ``separator``."""
+    unique, inverse = np.unique(codes, return_inverse=True)
+    vocab = [separator.join(n for b, n in enumerate(names) if int(code) >> b & 1) for code in unique]
+    return take_text(vocab, inverse)
+
+
+@dataclass
+class MeasureArrays:
+    """Per planned household (rows) and measure (columns): what the catalogue says."""
+
+    eligible: np.ndarray
+    cost: np.ndarray
+    hours: np.ndarray
+    gain_mean: np.ndarray  # yuan per person per year at the deadline, if the measure succeeds
+    requires: np.ndarray  # bitmask over the catalogue's projects, only those the village lacks
+    gap: np.ndarray  # villages x projects: the village lacks it
+    village_frame: pd.DataFrame  # the village file with the columns project expressions use
+
+
+def _measure_arrays(sub: pd.DataFrame, hv: np.ndarray, villages: pd.DataFrame, catalog: Catalog) -> MeasureArrays:
+    """Evaluate every catalogue rule for every planned household and village."""
+    keys, projects = list(catalog.measures), list(catalog.projects)
+    shape = (len(sub), len(keys))
+    eligible = np.column_stack([evaluate(sub, catalog.measures[k].eligible, f"measures.{k}.eligible", bool)
+                                for k in keys]) if keys else np.zeros(shape, dtype=bool)
+    v_frame = villages.assign(road_scale=np.clip(np.sqrt(villages["population"].to_numpy() / 2000.0), 0.25, 1.5))
+    # people per village eligible for a measure needing each project (e.g. relocation_site_people)
+    for project in projects:
+        needs = eligible[:, [m for m, k in enumerate(keys) if project in catalog.measures[k].requires]].any(axis=1)
+        v_frame[f"{project}_people"] = np.bincount(hv[needs], weights=sub["size"].to_numpy()[needs],
+                                                   minlength=len(villages)).astype(np.int64)
+    gap = np.column_stack([evaluate(v_frame, catalog.projects[k].gap, f"projects.{k}.gap", bool)
+                           for k in projects]) if projects else np.zeros((len(villages), 0), dtype=bool)
+    cost, hours, gain_mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    requires = np.zeros(shape, dtype=np.int64)
+    projected = sub["projected_income"].to_numpy()
+    for m, key in enumerate(keys):
+        measure = catalog.measures[key]
+        cost[:, m] = evaluate(sub, measure.cost, f"measures.{key}.cost")
+        hours[:, m] = evaluate(sub, measure.hours, f"measures.{key}.hours")
+        bad = (cost[:, m] < 0) | (hours[:, m] < 0)
+        if bad.any():
+            raise ScenarioError([Issue("catalogue", "cost or hours below zero", key=f"measures.{key}",
+                                       found=f"household {sub['household_id'].iloc[int(np.argmax(bad))]}")])
+        if measure.gain is not None:
+            if measure.gain.mean is not None:
+                gain_mean[:, m] = evaluate(sub, measure.gain.mean, f"measures.{key}.gain.mean")
+            gain_mean[:, m] += measure.gain.relative * projected
+        for project in measure.requires:  # a requirement holds only where the project is missing
+            j = projects.index(project)
+            requires[:, m] |= np.where(gap[hv, j], 1 << j, 0)
+    return MeasureArrays(eligible, cost, hours, gain_mean, requires, gap, v_frame)
+
+
+def _fix_alternatives(gaps: np.ndarray, fixes: np.ndarray, arrays: MeasureArrays) -> list[tuple[np.ndarray, ...]]:
+    """Ways to fix every failing guarantee: (households x measures membership, valid households).
+
+    The first takes the cheapest eligible single fixer per guarantee; one more per broad
+    measure (fixing several guarantees, e.g. relocation) takes it, then the cheapest single
+    fixers for what it leaves."""
+    h_count, m_count = arrays.eligible.shape
+    broad = [m for m in range(m_count) if fixes[m].sum() >= 2]
+    single_cost = np.where(arrays.eligible, arrays.cost, np.inf)
+    alternatives = []
+    for base in [None] + broad:
+        member = np.zeros((h_count, m_count), dtype=bool)
+        valid = np.ones(h_count, dtype=bool)
+        covered = np.zeros_like(gaps)
+        if base is not None:
+            valid = arrays.eligible[:, base] & (gaps & fixes[base]).any(axis=1)
+            member[:, base] = True
+            covered[:] = fixes[base]
+        for g in range(gaps.shape[1]):
+            need = gaps[:, g] & ~covered[:, g]
+            fixers = [m for m in range(m_count) if fixes[m, g] and m not in broad]
+            if not fixers:
+                valid &= ~need
+                continue
+            costs = single_cost[:, fixers]
+            best = np.argmin(costs, axis=1)
+            possible = np.isfinite(costs[np.arange(h_count), best])
+            valid &= ~need | possible
+            rows = np.flatnonzero(need & possible)
+            member[rows, np.asarray(fixers)[best[rows]]] = True
+        alternatives.append((member, valid))
+    return alternatives
+
+
+def _income_options(catalog: Catalog) -> list[tuple[tuple[int, ...], dict[int, float]]]:
+    """Income options: nothing, each income measure, each bundle (members, failure overrides)."""
+    keys = list(catalog.measures)
+    options = [((), {})] + [((m,), {}) for m, k in enumerate(keys) if catalog.measures[k].role in ("income", "both")]
+    options += [(tuple(keys.index(k) for k in b.measures), {keys.index(k): f for k, f in b.failure.items()})
+                for b in catalog.bundles]
+    return options
+
+
+def _enumerate(alternatives, options, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every package: its household row, measure membership and income option index."""
+    parts = []
+    for a, (member, valid) in enumerate(alternatives):
+        for o, (option, _) in enumerate(options):
+            ok = valid & eligible[:, list(option)].all(axis=1) if option else valid.copy()
+            if not option and a == 0:
+                ok &= member.any(axis=1)  # an empty package is no package
+            rows = np.flatnonzero(ok)
+            mem = member[rows]
+            mem[:, list(option)] = True
+            parts.append((rows, mem, np.full(len(rows), o)))
+    return tuple(np.concatenate(part) for part in zip(*parts, strict=True))
+
+
+def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, options, sub: pd.DataFrame,
+                      arrays: MeasureArrays, gaps: np.ndarray, fixes: np.ndarray, catalog: Catalog, *,
+                      line: float, deadline_year: int) -> np.ndarray:
+    """P(income at the deadline >= line) x [every guarantee fixed] x (1 - return risk), per package."""
+    p = catalog.parameters
+    measures = list(catalog.measures.values())
+    base = sub["projected_income"].to_numpy()[rows]
+    gain_mean = arrays.gain_mean[rows]
+    priced = [m for m, measure in enumerate(measures) if measure.gain is not None and measure.gain.to_line is None]
+    means = np.where(mem[:, priced], gain_mean[:, priced], 0.0)
+    sds = means * np.array([measures[m].gain.sd for m in priced])
+    fails = np.tile(np.array([measures[m].gain.failure for m in priced], dtype=float), (len(rows), 1))
+    for o, (_, override) in enumerate(options):  # bundles lower their members' failure
+        for m, failure in override.items():
+            if m in priced:
+                fails[opt == o, priced.index(m)] = failure
+    fails = np.where(mem[:, priced], fails, 0.0)
+    p_income = _income_probability(base, (p.income_volatility * np.maximum(base, 0)) ** 2, means, sds, fails, line)
+    weights = np.where(mem, (1 - _failures(measures)) * np.maximum(gain_mean, 0), 0.0)
+    for m, measure in enumerate(measures):
+        if measure.gain is not None and measure.gain.to_line is not None:  # a top-up to a line (dibao)
+            if catalog.line(measure.gain.to_line, deadline_year) >= line:
+                f = measure.gain.failure
+                p_income = np.where(mem[:, m], (1 - f) + f * p_income, p_income)
+            weights[:, m] = np.where(mem[:, m], np.maximum(sub["dibao_gap"].to_numpy()[rows], 1.0), 0.0)
+    total = weights.sum(axis=1)
+    risks = np.array([m.return_risk for m in measures])
+    return_risk = np.where(total > 0, (weights * risks).sum(axis=1) / np.where(total > 0, total, 1.0),
+                           p.baseline_return_risk)
+    protects = np.array([m.protects_illness for m in measures])
+    ill = sub["chronic_illness_members"].to_numpy()[rows] > 0
+    return_risk = return_risk + np.where(ill & ~(mem & protects).any(axis=1), p.illness_return_risk, 0.0)
+    fixed = ((mem[:, :, None] & fixes[None, :, :]).any(axis=1) | ~gaps[rows]).all(axis=1)
+    return np.round(np.clip(p_income * fixed * (1 - return_risk), 0.0, 1.0), 4)
+
+
+def _baseline(frame: pd.DataFrame, catalog: Catalog, line: float) -> np.ndarray:
+    """Exit probability without a package: the income test on the projected income alone,
+    x [no failing guarantee] x (1 - return risk)."""
+    p = catalog.parameters
+    projected = frame["projected_income"].to_numpy()
+    gaps = np.column_stack([frame[GUARANTEE_COLUMNS[g]].to_numpy().astype(bool) for g in GUARANTEES])
+    income = ndtr(np.where(projected > 0, (projected - line) / np.maximum(p.income_volatility * projected, 1e-9),
+                           -np.inf))
+    risk = p.baseline_return_risk + np.where(frame["chronic_illness_members"].to_numpy() > 0,
+                                             p.illness_return_risk, 0.0)
+    return np.round(np.clip(income * ~gaps.any(axis=1) * (1 - risk), 0.0, 1.0), 4)
+
+
+def build_candidates(ident: Identification, households_raw: pd.DataFrame, regions: pd.DataFrame,
+                     funds: pd.DataFrame, personnel: pd.DataFrame, catalog: Catalog, *, basis: str,
+                     data_year: int, start_year: int, deadline_year: int, line_deadline: float) -> Candidates:
+    """The canonical tables (regions, villages, households, packages, projects, funds, personnel)."""
+    villages = ident.villages
+    planned = ident.cards["registered_poor"].to_numpy() if basis == "registry" else ident.poor
+    frame = household_frame(ident.cards, households_raw, villages, catalog, data_year=data_year,
+                            deadline_year=deadline_year, horizon=deadline_year - start_year + 1,
+                            line_deadline=line_deadline)
+    measures = list(catalog.measures.values())
+    sub = frame[planned].reset_index(drop=True)
+    hv = pd.Index(villages["village_id"]).get_indexer(sub["village_id"])
+    arrays = _measure_arrays(sub, hv, villages, catalog)
+
+    gaps = np.column_stack([sub[GUARANTEE_COLUMNS[g]].to_numpy().astype(bool) for g in GUARANTEES])
+    fixes = np.array([[g in m.fixes for g in GUARANTEES] for m in measures], dtype=bool).reshape(-1, len(GUARANTEES))
+    options = _income_options(catalog)
+    rows, mem, opt = _enumerate(_fix_alternatives(gaps, fixes, arrays), options, arrays.eligible)
+    exit_p = _exit_probability(rows, mem, opt, options, sub, arrays, gaps, fixes, catalog, line=line_deadline,
+                               deadline_year=deadline_year)
+    baseline = _baseline(frame, catalog, line_deadline)
+
+    cost = (mem * arrays.cost[rows]).sum(axis=1)
+    lag = np.where(mem, np.array([m.lag for m in measures]), 0).max(axis=1, initial=0)
+    useful = exit_p > baseline[planned][rows] + USEFUL_GAIN
+    keep = _frontier(rows, lag, cost, exit_p, useful, catalog.parameters.max_packages_per_household)
+    rows, mem, cost, lag, exit_p = rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep]
+    requires = np.bitwise_or.reduce(np.where(mem, arrays.requires[rows], 0), axis=1, initial=0)
+    costliest = np.argmax(np.where(mem, arrays.cost[rows] + 1e-9 * (len(measures) - np.arange(len(measures))), -1.0),
+                          axis=1)
+    members = (mem.astype(np.int64) << np.arange(len(measures))).sum(axis=1)
+    packages = pd.DataFrame({
+        "household_id": sub["household_id"].to_numpy()[rows],
+        "package_id": _codes_text(members, list(catalog.measures), "+"),
+        "category": take_text([m.category for m in measures], costliest),
+        "cost": np.round(cost, 2),
+        "personnel_hours": np.round((mem * arrays.hours[rows]).sum(axis=1), 2),
+        "exit_probability": exit_p,
+        "lag_years": lag.astype(np.int64),
+        "requires": _codes_text(requires, list(catalog.projects), LIST_SEPARATOR),
+        "measures": _codes_text(members, [m.name for m in measures], "; "),
+    })
+    required = np.zeros_like(arrays.gap)
+    for j in range(arrays.gap.shape[1]):
+        required[hv[rows[(requires >> j) & 1 == 1]], j] = True
+    projects = _projects(arrays.village_frame, arrays.gap, required, catalog)
+
+    households = pd.DataFrame({"household_id": frame["household_id"].to_numpy(),
+                               "village_id": frame["village_id"].to_numpy(), "size": frame["size"].to_numpy(),
+                               "registered_poor": planned, "baseline_exit_probability": baseline})
+    tables = {"regions": regions, "villages": villages, "households": households, "packages": packages,
+              "projects": projects, "funds": funds, "personnel": personnel}
+    tables = {name: t[[c.name for c in SPECS[name].columns]].reset_index(drop=True) for name, t in tables.items()}
+    served = np.unique(rows)
+    summary = {
+        "planned_households": len(sub), "basis": basis,
+        "packages": len(packages), "households_with_packages": len(served),
+        "households_without_packages": len(sub) - len(served),
+        "packages_per_household": round(len(packages) / max(len(served), 1), 3),
+        "projects": len(projects), "mandatory_projects": int(projects["mandatory"].sum()),
+        "mean_baseline_exit": round(float(baseline[planned].mean()) if len(sub) else 0.0, 4),
+        "mean_best_exit": round(float(pd.Series(exit_p).groupby(rows).max().mean()) if len(rows) else 0.0, 4),
+        "line_at_deadline": line_deadline,
+    }
+    return Candidates(tables=tables, summary=summary)
+
+
+def _failures(measures) -> np.ndarray:
+    return np.array([m.gain.failure if m.gain is not None else 0.0 for m in measures])
+
+
+def _frontier(rows: np.ndarray, lag: np.ndarray, cost: np.ndarray, prob: np.ndarray, useful: np.ndarray,
+              cap: int) -> np.ndarray:
+    """Indices of the packages to keep: per (household, lag), those no cheaper package beats;
+    then at most ``cap`` per household, spread evenly from the cheapest to the best."""
+    idx = np.flatnonzero(useful)
+    order = np.lexsort((-prob[idx], cost[idx], lag[idx], rows[idx]))
+    idx = idx[order]
+    group = pd.Series(rows[idx].astype(np.int64) * 64 + lag[idx])
+    best_before = pd.Series(prob[idx]).groupby(group.to_numpy()).cummax().shift(1)
+    same = group.eq(group.shift(1)).to_numpy()
+    frontier = ~same | (prob[idx] > best_before.to_numpy())
+    idx = idx[frontier]
+    # cap per household: evenly spaced ranks by cost (cheapest and best always kept)
+    order = np.lexsort((-prob[idx], cost[idx], rows[idx]))
+    idx = idx[order]
+    h = rows[idx]
+    starts = np.r_[0, np.flatnonzero(np.diff(h)) + 1]
+    counts = np.diff(np.r_[starts, len(h)])
+    rank = np.arange(len(h)) - np.repeat(starts, counts)
+    n = np.repeat(counts, counts)
+    wanted = np.round(np.arange(cap)[None, :] * (np.maximum(n, 1)[:, None] - 1) / max(cap - 1, 1))
+    keep = (n <= cap) | (wanted == rank[:, None]).any(axis=1)
+    return np.sort(idx[keep])
+
+
+def _projects(v_frame: pd.DataFrame, gap: np.ndarray, required: np.ndarray, catalog: Catalog) -> pd.DataFrame:
+    """One row per village and project it lacks that is mandatory there or needed by a package."""
+    parts = []
+    for j, key in enumerate(catalog.projects):
+        project = catalog.projects[key]
+        mandatory = gap[:, j] & evaluate(v_frame, project.mandatory, f"projects.{key}.mandatory", bool)
+        keep = gap[:, j] & (mandatory | required[:, j])
+        if not keep.any():
+            continue
+        cost = evaluate(v_frame, project.cost, f"projects.{key}.cost")
+        parts.append(pd.DataFrame({
+            "village_id": v_frame["village_id"].to_numpy()[keep], "project_id": key, "category": project.category,
+            "cost": np.round(cost[keep], 2), "duration_years": project.duration, "mandatory": mandatory[keep]}))
+    if not parts:
+        return pd.DataFrame({c.name: pd.Series([], dtype={"str": str, "float": float, "int": np.int64,
+                                                          "bool": bool}[c.kind if c.kind != "list" else "str"])
+                             for c in SPECS["projects"].columns})
+    projects = pd.concat(parts, ignore_index=True)
+    projects["duration_years"] = projects["duration_years"].astype(np.int64)
+    order = np.lexsort((projects["project_id"].to_numpy(), projects["village_id"].to_numpy()))
+    return projects.iloc[order].reset_index(drop=True)
+
+
+__all__ = ["Candidates", "build_candidates", "household_frame"]

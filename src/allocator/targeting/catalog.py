@@ -1,0 +1,199 @@
+"""The measure catalogue (YAML → typed :class:`Catalog`): household measures, bundles, village
+projects and the effect model's parameters, each number with its source.
+
+The default is ``default_catalog.yaml`` beside this module (``scenarios/catalog/default.yaml``
+links to it); a scenario may name its own. Rules (eligibility, cost, hours, mean gain, project
+gaps) are pandas expressions over the household card or the village file, evaluated for all rows
+at once; an expression that fails names the catalogue key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from allocator.errors import Issue, ScenarioError
+from allocator.scenario import Category
+
+DEFAULT_CATALOG = Path(__file__).with_name("default_catalog.yaml")
+GUARANTEES = ("housing", "water", "schooling", "medical")
+SOURCE_TAGS = ("S", "D", "A", "B")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Gain(_Strict):
+    """Income gain of a measure, yuan per person per year at the deadline, if it succeeds.
+
+    ``mean`` is an expression; ``relative`` a share of the projected income; ``to_line`` lifts
+    income to a named line of the parameters (the dibao line). ``sd`` is relative to the mean.
+    """
+
+    mean: str | None = None
+    relative: float = Field(0.0, ge=0)
+    to_line: str | None = None
+    sd: float = Field(0.0, ge=0)
+    failure: float = Field(0.0, ge=0, le=1)
+
+
+class Measure(_Strict):
+    """A household measure: who may get it, what it costs and what it does."""
+
+    name: str
+    category: Category
+    role: Literal["income", "fix", "both"]
+    fixes: list[Literal["housing", "water", "schooling", "medical"]] = []
+    eligible: str
+    cost: str
+    hours: str
+    gain: Gain | None = None
+    lag: int = Field(ge=0, le=20)
+    return_risk: float = Field(ge=0, le=1)
+    protects_illness: bool = False
+    requires: list[str] = []
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Measure:
+        if self.role in ("fix", "both") and not self.fixes:
+            raise ValueError(f"role '{self.role}' needs 'fixes' (one of {', '.join(GUARANTEES)})")
+        if self.role in ("income", "both") and self.gain is None:
+            raise ValueError(f"role '{self.role}' needs a 'gain'")
+        needed = ["cost", "hours", "lag", "return_risk", "eligible"] + (["gain"] if self.gain else [])
+        _require_sources(self.sources, needed)
+        return self
+
+
+class Bundle(_Strict):
+    """Measures taken together, and the failure probabilities the combination changes."""
+
+    measures: list[str] = Field(min_length=2)
+    failure: dict[str, float] = {}
+    source: str
+
+    @model_validator(mode="after")
+    def _tagged(self) -> Bundle:
+        _require_sources({"source": self.source}, ["source"])
+        return self
+
+
+class Project(_Strict):
+    """A village project: which villages lack it (``gap``), whether it is mandatory there, its cost."""
+
+    name: str
+    category: Category
+    gap: str
+    mandatory: str
+    cost: str
+    duration: int = Field(ge=0, le=20)
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _tagged(self) -> Project:
+        _require_sources(self.sources, ["cost", "duration", "mandatory"])
+        return self
+
+
+class Parameters(_Strict):
+    """Effect-model parameters (see docs/effect-model.md)."""
+
+    income_growth_with_labour: float = Field(ge=-0.5, le=1)
+    income_growth_without_labour: float = Field(ge=-0.5, le=1)
+    income_volatility: float = Field(ge=0, le=5)
+    baseline_return_risk: float = Field(ge=0, le=1)
+    illness_return_risk: float = Field(ge=0, le=1)
+    contract_years: int = Field(ge=1, le=20)
+    max_packages_per_household: int = Field(ge=1, le=50)
+    dibao_line: dict[int, float]
+
+
+class Catalog(_Strict):
+    """The whole catalogue."""
+
+    parameters: Parameters
+    sources: dict[str, str]
+    measures: dict[str, Measure]
+    bundles: list[Bundle] = []
+    projects: dict[str, Project]
+
+    @model_validator(mode="after")
+    def _references(self) -> Catalog:
+        _require_sources(self.sources, list(Parameters.model_fields))
+        for bundle in self.bundles:
+            for name in bundle.measures + list(bundle.failure):
+                if name not in self.measures:
+                    raise ValueError(f"bundle {bundle.measures} names unknown measure '{name}'")
+        for key, measure in self.measures.items():
+            for project in measure.requires:
+                if project not in self.projects:
+                    raise ValueError(f"measure '{key}' requires unknown project '{project}'")
+            if measure.gain and measure.gain.to_line and measure.gain.to_line not in ("dibao_line",):
+                raise ValueError(f"measure '{key}': to_line must be 'dibao_line'")
+        return self
+
+    def line(self, name: str, year: int) -> float:
+        """A named income line (the dibao line) in ``year``: the nearest year given."""
+        lines = getattr(self.parameters, name)
+        nearest = min(lines, key=lambda y: (abs(y - year), -y))
+        return float(lines[nearest])
+
+
+def _require_sources(sources: dict[str, str], keys: list[str]) -> None:
+    missing = [k for k in keys if k not in sources]
+    if missing:
+        raise ValueError(f"no source for {', '.join(missing)}: every number needs a source "
+                         "tagged S, D, B or A (assumption)")
+    untagged = [k for k in keys if str(sources[k]).strip()[:1] not in SOURCE_TAGS]
+    if untagged:
+        raise ValueError(f"source of {', '.join(untagged)} must start with S, D, B or A")
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read and validate a catalogue YAML (the default one when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_CATALOG
+    if not path.is_file():
+        raise ScenarioError([Issue(str(path), "catalogue file does not exist")])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ScenarioError([Issue(path.name, f"not valid YAML: {error}")]) from None
+    try:
+        return Catalog.model_validate(raw)
+    except ValidationError as error:
+        issues = [Issue(path.name, err["msg"] if err["type"] != "extra_forbidden" else "unknown key",
+                        key=".".join(str(p) for p in err["loc"]) or None) for err in error.errors()]
+        raise ScenarioError(issues) from None
+
+
+def evaluate(frame: pd.DataFrame, expression: str, where: str, kind: type = float) -> np.ndarray:
+    """Evaluate a catalogue expression on every row of ``frame``; a constant broadcasts.
+
+    Raises ScenarioError naming ``where`` (the catalogue key) when it fails or gives
+    something that is not one number (or truth value) per row.
+    """
+    try:
+        value = frame.eval(expression, engine="python")
+    except Exception as error:  # any failure of a user's expression is their input's fault
+        raise ScenarioError([Issue("catalogue", f"expression {expression!r} cannot be evaluated: {error}",
+                                   key=where, expected="a pandas expression over the columns "
+                                   + ", ".join(frame.columns))]) from None
+    array = np.broadcast_to(np.asarray(value), (len(frame),)) if np.ndim(value) == 0 else np.asarray(value)
+    try:
+        array = array.astype(kind)
+    except (TypeError, ValueError):
+        raise ScenarioError([Issue("catalogue", f"expression {expression!r} does not give numbers", key=where)]) \
+            from None
+    if kind is float and not np.isfinite(array).all():
+        raise ScenarioError([Issue("catalogue", f"expression {expression!r} gives a value that is not finite",
+                                   key=where)])
+    return array
+
+
+__all__ = ["Catalog", "DEFAULT_CATALOG", "GUARANTEES", "Measure", "Project", "evaluate", "load_catalog"]

@@ -1,0 +1,255 @@
+"""Targeting: identification rules per reason code, registry error rates, the catalogue's
+checks, and candidates checked against eligibility and guarantee rules written out here,
+independently of the catalogue's expressions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from allocator.errors import InputError, ScenarioError
+from allocator.synth.canonical import write_tables
+from allocator.tables import split_list
+from allocator.targeting import build_candidates, identify, load_catalog, read_raw_tables
+from allocator.targeting.catalog import DEFAULT_CATALOG
+from raw_fixture import LINE, household, raw_tables
+
+FIXERS = {  # guarantee column -> measures that fix it
+    "dangerous_house": {"housing_renovation", "relocation"},
+    "unsafe_water": {"water_connection", "village_water_link", "relocation"},
+    "children_out_of_school": {"education_subsidy"},
+    "uninsured_members": {"health_package"},
+}
+
+
+def eligible(measure: str, h: pd.Series, v: pd.Series) -> bool:
+    """The default catalogue's eligibility rules, written out by hand."""
+    labour = h["labourers"]
+    rules = {
+        "industry_grant": h["household_type"] != "tekun",
+        "microcredit": labour >= 1 and h["household_type"] != "tekun",
+        "job_placement": labour >= 1,
+        "skills_training": labour >= 1,
+        "public_welfare_job": labour >= 1 and (labour == 1 or h["chronic_illness_members"] + h["disabled_members"] > 0),
+        "forest_ranger": bool(v["forest"]) and labour >= 1,
+        "tourism_homestay": v["tourism_potential"] >= 0.6 and labour >= 1,
+        "dibao_topup": labour == 0 or h["household_type"] != "ordinary",
+        "health_package": h["uninsured_members"] > 0 or h["chronic_illness_members"] > 0,
+        "education_subsidy": h["children_out_of_school"] > 0 or h["main_cause"] == "schooling",
+        "housing_renovation": bool(h["dangerous_house"]),
+        "relocation": v["remoteness"] > 0.85 or bool(v["hazard_zone"]),
+        "water_connection": bool(h["unsafe_water"]) and bool(v["has_tap_water"]),
+        "village_water_link": bool(h["unsafe_water"]) and not bool(v["has_tap_water"]),
+    }
+    return bool(rules[measure])
+
+
+def check_candidates(raw: dict[str, pd.DataFrame], tables: dict[str, pd.DataFrame]) -> None:
+    """Every package: measures eligible, every failing guarantee fixed, requirements exist,
+    probabilities sound, the baseline beaten."""
+    hh = raw["households_raw"].set_index("household_id")
+    villages = raw["villages_raw"].set_index("village_id")
+    packages = tables["packages"]
+    assert len(packages), "no packages at all"
+    assert packages[["household_id", "package_id"]].duplicated().sum() == 0
+    planned = tables["households"].set_index("household_id")
+    assert planned.loc[packages["household_id"], "registered_poor"].all(), "a package for a household not planned"
+    projects = set(zip(tables["projects"]["village_id"], tables["projects"]["project_id"], strict=True))
+    for row in packages.itertuples(index=False):
+        h = hh.loc[row.household_id]
+        v = villages.loc[h["village_id"]]
+        chosen = set(row.package_id.split("+"))
+        for measure in chosen:
+            assert eligible(measure, h, v), f"{row.household_id} offered ineligible {measure}"
+        for column, fixers in FIXERS.items():
+            if h[column]:
+                assert chosen & fixers, f"{row.household_id}: {row.package_id} leaves {column} unfixed"
+        for project in split_list(row.requires):
+            assert (h["village_id"], project) in projects, f"{row.household_id} requires missing {project}"
+        assert 0 <= row.exit_probability <= 1
+        assert row.exit_probability > planned.loc[row.household_id, "baseline_exit_probability"]
+        assert row.cost >= 0 and row.personnel_hours >= 0
+
+
+@pytest.fixture(scope="module")
+def fixture_result():
+    raw = raw_tables()
+    ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE,
+                     registry_given=True)
+    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
+                             load_catalog(), basis="rule", data_year=2015, start_year=2016, deadline_year=2020,
+                             line_deadline=4000.0)
+    return raw, ident, cands
+
+
+# --- identification ---------------------------------------------------------------------
+@pytest.mark.parametrize("hid, reasons", [
+    ("H01", "income"), ("H02", "housing"), ("H03", "water"), ("H04", "schooling"), ("H05", "medical"),
+    ("H06", "income;housing"), ("H07", ""), ("H08", ""), ("H09", ""), ("H10", "income;water"),
+])
+def test_reason_codes(fixture_result, hid, reasons):
+    cards = fixture_result[1].cards.set_index("household_id")
+    assert cards.loc[hid, "reasons"] == reasons
+    assert cards.loc[hid, "poor"] == bool(reasons)
+
+
+def test_income_exactly_at_the_line_is_not_poor():
+    raw = raw_tables()
+    raw["households_raw"] = raw["households_raw"].head(1).assign(income_per_capita=LINE)
+    ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE)
+    assert not ident.poor[0] and ident.cards["edge"].iloc[0]
+
+
+def test_edge_households(fixture_result):
+    cards = fixture_result[1].cards.set_index("household_id")
+    assert cards.loc["H07", "edge_reasons"] == "near_line"
+    assert cards.loc["H08", "edge_reasons"] == "shock"
+    assert not cards.loc["H09", "edge"]
+    assert not cards.loc[cards["poor"], "edge"].any(), "a poor household is planned, not flagged as edge"
+
+
+def test_poor_villages_one_high_one_low_one_none(fixture_result):
+    villages = fixture_result[1].villages.set_index("village_id")
+    assert villages.loc["V1", "poor_village"]
+    assert villages.loc["V2", "high_incidence"] and villages.loc["V2", "no_collective_income"]
+    assert not villages.loc["V2", "low_income"] and not villages.loc["V2", "poor_village"]
+    assert not villages.loc["V3", "poor_village"]
+    rate = villages["poor_people"].sum() / villages["population"].sum()
+    assert villages.loc["V1", "incidence"] > 2 * rate
+
+
+def test_registry_error_rates(fixture_result):
+    registry = fixture_result[1].summary["registry"]
+    # registered: H01-H04, H06, H07, H10, H11, H12 (9); H07 is not poor; H05 is poor and missed
+    assert registry["registered"] == 9
+    assert registry["inclusion_error"] == pytest.approx(1 / 9, abs=1e-6)
+    assert registry["exclusion_error"] == pytest.approx(1 / 9, abs=1e-6)
+
+
+def test_registry_absent_is_not_reported(tmp_path):
+    raw = raw_tables()
+    raw["households_raw"] = raw["households_raw"].drop(columns="registered_poor")
+    write_tables(raw, tmp_path / "raw")
+    read = read_raw_tables(tmp_path / "raw")
+    assert read["households_raw"].attrs["registry_given"] is False
+    ident = identify(read["regions"], read["villages_raw"], read["households_raw"], poverty_line=LINE)
+    assert "registry" not in ident.summary and "registered_poor" not in ident.cards
+
+
+# --- raw input errors -------------------------------------------------------------------
+def test_raw_errors_name_file_row_and_column(tmp_path):
+    raw = raw_tables()
+    hh = raw["households_raw"].copy()
+    hh.loc[0, "labourers"] = 5  # more than its size 3
+    hh.loc[1, "village_id"] = "V9"
+    hh.loc[2, "other_causes"] = "illness;bad_luck"
+    raw["households_raw"] = hh
+    write_tables(raw, tmp_path / "raw")
+    text = (tmp_path / "raw" / "households_raw.csv").read_text().replace("lack_of_funds", "laziness", 1)
+    (tmp_path / "raw" / "households_raw.csv").write_text(text)
+    with pytest.raises(InputError) as info:
+        read_raw_tables(tmp_path / "raw")
+    messages = [str(i) for i in info.value.issues]
+    assert any("households_raw.csv row 1" in m and "'labourers'" in m for m in messages), messages
+    assert any("row 2" in m and "'village_id'" in m and "village does not exist" in m for m in messages)
+    assert any("row 3" in m and "'other_causes'" in m for m in messages)
+    assert any("row 1" in m and "'main_cause'" in m and "laziness" in m for m in messages)
+
+
+def test_raw_missing_table_is_reported(tmp_path):
+    raw = raw_tables()
+    del raw["villages_raw"]
+    write_tables(raw, tmp_path / "raw")
+    with pytest.raises(InputError, match="missing table: no villages_raw.csv"):
+        read_raw_tables(tmp_path / "raw")
+
+
+# --- catalogue --------------------------------------------------------------------------
+def _catalog_copy(tmp_path, change) -> str:
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text())
+    change(raw)
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_every_default_number_has_a_tagged_source():
+    catalog = load_catalog()
+    for key, measure in catalog.measures.items():
+        for field in ("cost", "hours", "lag", "return_risk", "eligible") + (("gain",) if measure.gain else ()):
+            assert measure.sources[field][0] in "SDAB", (key, field)
+    for key, project in catalog.projects.items():
+        for field in ("cost", "duration", "mandatory"):
+            assert project.sources[field][0] in "SDAB", (key, field)
+
+
+def test_catalog_without_a_source_is_refused(tmp_path):
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["job_placement"]["sources"].pop("cost"))
+    with pytest.raises(ScenarioError, match="no source for cost"):
+        load_catalog(path)
+
+
+def test_catalog_unknown_project_is_refused(tmp_path):
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["job_placement"].update(requires=["bridge"]))
+    with pytest.raises(ScenarioError, match="unknown project 'bridge'"):
+        load_catalog(path)
+
+
+def test_bad_expression_names_the_catalogue_key(tmp_path):
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["job_placement"].update(eligible="labourrs >= 1"))
+    raw = raw_tables()
+    ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE)
+    with pytest.raises(ScenarioError, match="measures.job_placement.eligible"):
+        build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
+                         load_catalog(path), basis="rule", data_year=2015, start_year=2016, deadline_year=2020,
+                         line_deadline=4000.0)
+
+
+# --- candidates -------------------------------------------------------------------------
+def test_candidates_respect_eligibility_and_guarantees(fixture_result):
+    raw, _, cands = fixture_result
+    check_candidates(raw, cands.tables)
+
+
+def test_every_poor_household_gets_a_package_here(fixture_result):
+    _, ident, cands = fixture_result
+    poor = set(ident.cards.loc[ident.cards["poor"], "household_id"])
+    assert set(cands.tables["packages"]["household_id"]) == poor
+
+
+def test_mandatory_projects_are_the_poor_villages_missing_road_water_power(fixture_result):
+    projects = fixture_result[2].tables["projects"]
+    mandatory = projects[projects["mandatory"]]
+    assert set(zip(mandatory["village_id"], mandatory["project_id"], strict=True)) == {("V1", "road"),
+                                                                                      ("V1", "tap_water")}
+
+
+def test_training_with_job_beats_job_alone(fixture_result):
+    packages = fixture_result[2].tables["packages"].set_index(["household_id", "package_id"])["exit_probability"]
+    assert packages[("H01", "job_placement+skills_training")] > packages[("H01", "job_placement")]
+
+
+def test_exit_probability_rises_with_income():
+    raw = raw_tables()
+    rows = [household(f"X{i}", income_per_capita=ratio * LINE, dangerous_house=True)
+            for i, ratio in enumerate((0.4, 0.7, 1.0, 1.3))]
+    raw["households_raw"] = pd.concat([raw["households_raw"].head(0), pd.DataFrame(rows)], ignore_index=True) \
+        .astype(raw["households_raw"].dtypes.to_dict())
+    ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE)
+    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
+                             load_catalog(), basis="rule", data_year=2015, start_year=2016, deadline_year=2020,
+                             line_deadline=4000.0)
+    renovation = cands.tables["packages"].query("package_id == 'housing_renovation'").set_index("household_id")
+    probabilities = renovation["exit_probability"].reindex([f"X{i}" for i in range(4)]).fillna(0).to_numpy()
+    assert (np.diff(probabilities) >= 0).all() and probabilities[-1] > probabilities[0]
+
+
+def test_registry_basis_plans_the_registered(fixture_result):
+    raw, ident, _ = fixture_result
+    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
+                             load_catalog(), basis="registry", data_year=2015, start_year=2016, deadline_year=2020,
+                             line_deadline=4000.0)
+    planned = cands.tables["households"].set_index("household_id")["registered_poor"]
+    assert planned["H07"] and not planned["H05"]

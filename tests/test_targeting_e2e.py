@@ -1,0 +1,166 @@
+"""Raw registry data to a checked plan: the province generator, identification, candidates
+and the solve, through the library and the command line (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import allocator
+from allocator.scenario import scenario_from_dict
+from allocator.synth.canonical import write_tables
+from allocator.synth.province import generate_province, generate_province_preset
+from allocator.targeting import prepare
+from plan_checker import check_scenario_plan
+from test_targeting import check_candidates
+
+SCENARIOS = Path(__file__).parents[1] / "scenarios"
+
+
+def run(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def raw_scenario(folder: Path, *, households: int = 1500, counties: int = 2, seed: int = 3, **extra) -> Path:
+    """A raw data folder from the province generator and a scenario that plans it."""
+    tables = generate_province(households, counties=counties, seed=seed)
+    del tables["cadres"]
+    write_tables(tables, folder)
+    scenario = {"name": folder.name, "start_year": 2016, "deadline_year": 2020, "data": ".",
+                "solver": {"time_limit": 60, "mip_gap": 0.001}, **extra}
+    path = folder / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
+@pytest.fixture(scope="module")
+def county():
+    """The county preset (the README default) through targeting."""
+    scenario = allocator.load_scenario(SCENARIOS / "demo.yaml")
+    raw = generate_province_preset("county", seed=scenario.generate.seed)
+    return raw, prepare(scenario, raw)
+
+
+def test_county_candidates_never_offer_an_ineligible_measure(county):
+    raw, result = county
+    check_candidates(raw, result.tables)
+
+
+def test_county_identification_counts(county):
+    raw, result = county
+    s = result.identification.summary
+    assert s["households"] == len(raw["households_raw"])
+    assert 0.75 * 10_000 < s["poor_households"] < 1.05 * 10_000
+    assert s["registry"]["inclusion_error"] < 0.25 and s["registry"]["exclusion_error"] < 0.1
+    drawn = set(raw["villages_raw"].attrs["poor_village_ids"])
+    found = set(result.identification.villages.query("poor_village")["village_id"])
+    assert len(found & drawn) >= 0.85 * len(drawn), "the rule should find most villages drawn poor"
+
+
+def test_targeting_is_deterministic(county):
+    scenario = allocator.load_scenario(SCENARIOS / "demo.yaml")
+    again = prepare(scenario, generate_province_preset("county", seed=scenario.generate.seed))
+    for name, frame in county[1].tables.items():
+        pd.testing.assert_frame_equal(frame, again.tables[name], check_exact=True)
+
+
+def test_raw_folder_to_checked_plan_through_the_library(tmp_path):
+    path = raw_scenario(tmp_path / "raw")
+    scenario = allocator.load_scenario(path)
+    result = prepare(scenario)
+    canonical = tmp_path / "canonical"
+    write_tables(result.tables, canonical)
+    sc = {"name": "e2e", "start_year": 2016, "deadline_year": 2020, "data": ".",
+          "solver": {"time_limit": 60, "mip_gap": 0.001}}
+    (canonical / "scenario.yaml").write_text(yaml.safe_dump(sc))
+    plan = allocator.solve(allocator.load_scenario(canonical / "scenario.yaml"))
+    assert plan.status in ("optimal", "feasible")
+    plan_dir = plan.write(tmp_path / "plan")
+    violations = check_scenario_plan(canonical / "scenario.yaml", plan_dir)
+    assert violations == [], violations[:20]
+    # solving the raw scenario directly gives the same plan
+    direct = allocator.solve(scenario)
+    assert direct.summary["expected_exits"] == pytest.approx(plan.summary["expected_exits"], rel=1e-9)
+
+
+def test_cli_identify_candidates_solve(tmp_path):
+    path = raw_scenario(tmp_path / "raw")
+    result = run("identify", path, "--out", tmp_path / "ident", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "ident" / "identification.json").read_text())
+    cards = pd.read_csv(tmp_path / "ident" / "household_cards.csv")
+    assert summary["poor_households"] == int(cards["poor"].sum()) > 0
+    assert (tmp_path / "ident" / "poor_by_county.png").stat().st_size > 0
+    assert "inclusion error" in result.stdout
+
+    result = run("candidates", path, "--out", tmp_path / "cand", "--quiet")
+    assert result.returncode == 0, result.stderr
+    result = run("solve", tmp_path / "cand" / "scenario.yaml", "--out", tmp_path / "plan", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert check_scenario_plan(tmp_path / "cand" / "scenario.yaml", tmp_path / "plan") == []
+
+
+def test_cli_generate_province_writes_a_raw_scenario(tmp_path):
+    result = run("generate", "province", tmp_path / "p", "--preset", "county", "--seed", "2", "--central")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p" / "households_raw.csv").is_file() and (tmp_path / "p" / "cadres.csv").is_file()
+    regions = pd.read_csv(tmp_path / "p" / "regions.csv")
+    assert not regions["western"].any()
+    result = run("validate", tmp_path / "p" / "scenario.yaml")
+    assert result.returncode == 0, result.stderr
+    again = run("generate", "province", tmp_path / "p", "--preset", "county")
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_cli_identify_refuses_canonical_data_and_foreign_output(tmp_path):
+    from tiny import tiny_tables, write_folder
+
+    canonical = write_folder(tiny_tables(), tmp_path / "data")
+    result = run("identify", canonical, "--out", tmp_path / "ident")
+    assert result.returncode == 2 and "already canonical" in result.stderr
+    path = raw_scenario(tmp_path / "raw")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    result = run("identify", path, "--out", tmp_path / "busy")
+    assert result.returncode == 2 and "notes.txt" in result.stderr
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_bad_raw_data_is_a_clear_error_from_solve(tmp_path):
+    path = raw_scenario(tmp_path / "raw")
+    households = (tmp_path / "raw" / "households_raw.csv")
+    frame = pd.read_csv(households, dtype=str, keep_default_na=False)
+    frame.loc[4, "size"] = "two"
+    frame.to_csv(households, index=False)
+    result = run("solve", path, "--out", tmp_path / "plan")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "households_raw.csv row 5" in result.stderr and "'size'" in result.stderr
+
+
+def test_registry_basis_needs_the_registry_column(tmp_path):
+    path = raw_scenario(tmp_path / "raw", targeting={"basis": "registry"})
+    frame = pd.read_csv(tmp_path / "raw" / "households_raw.csv", dtype=str, keep_default_na=False)
+    frame.drop(columns="registered_poor").to_csv(tmp_path / "raw" / "households_raw.csv", index=False)
+    with pytest.raises(allocator.ScenarioError, match="registered_poor"):
+        prepare(allocator.load_scenario(path))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SCENARIOS.glob("*.yaml")))
+def test_scenario_files_are_valid(name):
+    scenario = allocator.load_scenario(SCENARIOS / name)
+    assert scenario.catalog_path() is None or scenario.catalog_path().is_file()
+
+
+def test_central_province_uses_the_two_percent_threshold():
+    scenario = scenario_from_dict({"name": "c", "start_year": 2016, "deadline_year": 2020,
+                                   "generate": {"preset": "county", "seed": 1, "western": False}})
+    result = prepare(scenario)
+    counties = result.tables["regions"].query("level == 'county'")
+    assert not counties["western"].any()
