@@ -36,6 +36,7 @@ GUARANTEE_COLUMNS = {"housing": "dangerous_house", "water": "unsafe_water",
 RELOCATION_REMOTENESS = 0.85
 EXACT_GAINS = 2  # gains whose success or failure is enumerated exactly per package
 USEFUL_GAIN = 1e-4  # a package must raise the exit probability by more than this
+CHUNK_HOUSEHOLDS = 100_000  # packages are enumerated and priced for this many households at a time
 
 
 @dataclass
@@ -52,6 +53,7 @@ def household_frame(cards: pd.DataFrame, households_raw: pd.DataFrame, villages:
     """The household card with the derived columns catalogue expressions may use."""
     p = catalog.parameters
     frame = households_raw.drop(columns=[c for c in ("registered_poor", "recent_shock") if c in households_raw])
+    frame.attrs = {}  # pandas eval deep-copies attrs on every expression
     v = pd.Index(villages["village_id"]).get_indexer(frame["village_id"])
     labour = frame["labourers"].to_numpy()
     growth = np.where(labour > 0, p.income_growth_with_labour, p.income_growth_without_labour)
@@ -133,6 +135,7 @@ def _measure_arrays(sub: pd.DataFrame, hv: np.ndarray, villages: pd.DataFrame, c
     eligible = np.column_stack([evaluate(sub, catalog.measures[k].eligible, f"measures.{k}.eligible", bool)
                                 for k in keys]) if keys else np.zeros(shape, dtype=bool)
     v_frame = villages.assign(road_scale=np.clip(np.sqrt(villages["population"].to_numpy() / 2000.0), 0.25, 1.5))
+    v_frame.attrs = {}
     # people per village eligible for a measure needing each project (e.g. relocation_site_people)
     for project in projects:
         needs = eligible[:, [m for m, k in enumerate(keys) if project in catalog.measures[k].requires]].any(axis=1)
@@ -285,16 +288,25 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
     gaps = np.column_stack([sub[GUARANTEE_COLUMNS[g]].to_numpy().astype(bool) for g in GUARANTEES])
     fixes = np.array([[g in m.fixes for g in GUARANTEES] for m in measures], dtype=bool).reshape(-1, len(GUARANTEES))
     options = _income_options(catalog)
-    rows, mem, opt = _enumerate(_fix_alternatives(gaps, fixes, arrays), options, arrays.eligible)
-    exit_p = _exit_probability(rows, mem, opt, options, sub, arrays, gaps, fixes, catalog, line=line_deadline,
-                               deadline_year=deadline_year)
+    alternatives = _fix_alternatives(gaps, fixes, arrays)
     baseline = _baseline(frame, catalog, line_deadline)
-
-    cost = (mem * arrays.cost[rows]).sum(axis=1)
-    lag = np.where(mem, np.array([m.lag for m in measures]), 0).max(axis=1, initial=0)
-    useful = exit_p > baseline[planned][rows] + USEFUL_GAIN
-    keep = _frontier(rows, lag, cost, exit_p, useful, catalog.parameters.max_packages_per_household)
-    rows, mem, cost, lag, exit_p = rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep]
+    planned_baseline = baseline[planned]
+    lags = np.array([m.lag for m in measures])
+    kept = []
+    for first in range(0, len(sub), CHUNK_HOUSEHOLDS):  # bounded memory: packages of a slice of households
+        chunk = slice(first, first + CHUNK_HOUSEHOLDS)
+        rows, mem, opt = _enumerate([(member[chunk], valid[chunk]) for member, valid in alternatives], options,
+                                    arrays.eligible[chunk])
+        rows += first
+        exit_p = _exit_probability(rows, mem, opt, options, sub, arrays, gaps, fixes, catalog, line=line_deadline,
+                                   deadline_year=deadline_year)
+        cost = (mem * arrays.cost[rows]).sum(axis=1)
+        lag = np.where(mem, lags, 0).max(axis=1, initial=0)
+        keep = _frontier(rows, lag, cost, exit_p, exit_p > planned_baseline[rows] + USEFUL_GAIN,
+                         catalog.parameters.max_packages_per_household)
+        kept.append((rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep]))
+    rows, mem, cost, lag, exit_p = (np.concatenate(part) for part in zip(*kept, strict=True)) if kept else (
+        np.zeros(0, np.int64), np.zeros((0, len(measures)), bool), np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
     requires = np.bitwise_or.reduce(np.where(mem, arrays.requires[rows], 0), axis=1, initial=0)
     costliest = np.argmax(np.where(mem, arrays.cost[rows] + 1e-9 * (len(measures) - np.arange(len(measures))), -1.0),
                           axis=1)
