@@ -71,6 +71,21 @@ def test_targeting_is_deterministic(county):
         pd.testing.assert_frame_equal(frame, again.tables[name], check_exact=True)
 
 
+def test_county_preset_plan_passes_the_checker(county, tmp_path):
+    """The README default, raw registry to plan, checked from the output tables alone."""
+    scenario = allocator.load_scenario(SCENARIOS / "demo.yaml")
+    canonical = tmp_path / "canonical"
+    write_tables(county[1].tables, canonical)
+    sc = {"name": "county", "start_year": scenario.start_year, "deadline_year": scenario.deadline_year,
+          "data": ".", "policy": scenario.policy.model_dump(mode="json"),
+          "solver": scenario.solver.model_dump(mode="json")}
+    (canonical / "scenario.yaml").write_text(yaml.safe_dump(sc))
+    plan = allocator.solve(allocator.load_scenario(canonical / "scenario.yaml"))
+    assert plan.status in ("optimal", "feasible") and plan.summary["counties_on_schedule"] == 1
+    violations = check_scenario_plan(canonical / "scenario.yaml", plan.write(tmp_path / "plan"))
+    assert violations == [], violations[:20]
+
+
 def test_raw_folder_to_checked_plan_through_the_library(tmp_path):
     path = raw_scenario(tmp_path / "raw")
     scenario = allocator.load_scenario(path)
