@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allocator.errors import AllocatorError, InputError, Issue, SolverUnavailable
-from allocator.plan import CHART_FILES, TABLES
+from allocator.plan import BASELINES_FOLDER, CHART_FILES, TABLES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
@@ -26,7 +26,7 @@ app.add_typer(generate_app, name="generate")
 err = Console(stderr=True)
 out = Console()
 
-PLAN_FILES = {"summary.json"} | {f"{name}.csv" for name in TABLES} | set(CHART_FILES)
+PLAN_FILES = {"summary.json", BASELINES_FOLDER} | {f"{name}.csv" for name in TABLES} | set(CHART_FILES)
 
 
 class ProgressPrinter:
@@ -100,6 +100,8 @@ def solve(
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds")] = None,
     gap: Annotated[float | None, typer.Option(help="relative MIP gap, e.g. 0.001")] = None,
     threads: Annotated[int | None, typer.Option(help="solver threads")] = None,
+    baselines: Annotated[bool, typer.Option("--baselines", help="also the proportional and greedy rules' plans")]
+    = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Solve a scenario and write its plan folder."""
@@ -116,7 +118,7 @@ def solve(
             sc = scenario_from_dict(raw, file=f"{scenario.name} (with command-line options)", source=sc.source)
         folder = out_dir or Path("plans") / sc.name
         _check_out_dir(folder)
-        plan = run(sc, progress=ProgressPrinter(quiet))
+        plan = run(sc, progress=ProgressPrinter(quiet), baselines=baselines)
     except InputError as error:
         _fail_input(error)
     except SolverUnavailable as error:
@@ -124,6 +126,8 @@ def solve(
         raise typer.Exit(2) from None
     plan.write(folder)
     _print_summary(plan.summary, folder)
+    if plan.baselines:
+        _print_baselines(plan.summary["baselines"])
     if plan.status not in ("optimal", "feasible"):
         raise typer.Exit(1)
 
@@ -146,6 +150,21 @@ def _print_summary(summary: dict, folder: Path) -> None:
         rows.append(("note", summary["message"]))
     for key, value in rows:
         table.add_row(key, value)
+    out.print(table)
+
+
+def _number(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _print_baselines(rows: list[dict]) -> None:
+    table = Table(title="the optimised plan against the usual rules")
+    for column in ("rule", "status", "expected exits", "counties on schedule", "cost (yuan)", "uplift (exits)"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["baseline"], row["status"], _number(row["expected_exits"], ",.1f"),
+                      _number(row["counties_on_schedule"], "d"), _number(row["total_cost"], ",.0f"),
+                      _number(row["uplift_exits"], "+,.1f"))
     out.print(table)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from allocator import __version__
+from allocator.baselines import BASELINES, baseline_plan, compare_baselines
 from allocator.checks import check_tables
 from allocator.decompose import solve_decompose
 from allocator.errors import IssueCollector
@@ -107,8 +108,9 @@ def choose_method(fm: Formulation, settings: SolverSettings) -> str:
 
 
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = _quiet,
-                  manifest: dict | None = None) -> Plan:
-    """Formulate, solve with the chosen method and backend, and return the Plan."""
+                  manifest: dict | None = None, baselines: bool = False) -> Plan:
+    """Formulate, solve with the chosen method and backend, and return the Plan; with
+    ``baselines``, also the usual rules' plans (:mod:`allocator.baselines`) and the uplift."""
     started = time.perf_counter()
     progress("build model", **problem.sizes())
     fm = formulate(problem)
@@ -157,6 +159,12 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     }
     progress("plan ready", status=status.value, expected_exits=plan.summary.get("expected_exits"),
              bound=bounds.exits_bound, gap=gap, shortfall=plan.summary.get("total_shortfall"))
+    if baselines:
+        for rule in BASELINES:
+            plan.baselines[rule] = baseline_plan(fm, rule)
+            progress(f"baseline {rule}", expected_exits=plan.baselines[rule].summary.get("expected_exits"),
+                     counties_on_schedule=plan.baselines[rule].summary.get("counties_on_schedule"))
+        plan.summary["baselines"] = compare_baselines(plan, plan.baselines)
     return plan
 
 
@@ -182,7 +190,7 @@ def infeasibility_hint(fm: Formulation) -> str:
 
 
 def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | None = None,
-          settings: SolverSettings | None = None) -> Plan:
+          settings: SolverSettings | None = None, baselines: bool = False) -> Plan:
     """Run a whole scenario: load and check its tables, build, solve and return the Plan."""
     settings = settings or scenario.solver
     if backend is not None:
@@ -194,4 +202,4 @@ def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | Non
                             deadline_year=scenario.deadline_year, policy=scenario.policy, validate=False)
     manifest = {"inputs": input_hashes(scenario), "seed": settings.seed,
                 "generate": scenario.generate.model_dump() if scenario.generate else None}
-    return solve_problem(problem, settings, progress=progress, manifest=manifest)
+    return solve_problem(problem, settings, progress=progress, manifest=manifest, baselines=baselines)

@@ -8,6 +8,7 @@ funding.csv and counties.csv. Every KPI is recomputed here from the chosen decis
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from allocator.tables import CATEGORIES
 
 TABLES = ("households", "projects", "funding", "counties")
 CHART_FILES = ("money_by_year.png", "counties.png")
+BASELINES_FOLDER = "baselines"  # the usual rules' plans, one plan folder each
 COLUMNS = {
     "households": ["household_id", "village_id", "county_id", "package_id", "category", "start_year", "cost",
                    "exit_probability", "responsible_cadre_id"],
@@ -40,6 +42,7 @@ class Plan:
     projects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["projects"]))
     funding: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["funding"]))
     counties: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["counties"]))
+    baselines: dict[str, Plan] = field(default_factory=dict)  # the usual rules' plans, by rule
 
     @property
     def status(self) -> str:
@@ -65,6 +68,10 @@ class Plan:
             from allocator.charts import write_charts
 
             write_charts(self.funding, self.counties, folder)
+        if (folder / BASELINES_FOLDER).is_dir():  # an earlier run's baselines would be stale
+            shutil.rmtree(folder / BASELINES_FOLDER)
+        for rule, baseline in self.baselines.items():
+            baseline.write(folder / BASELINES_FOLDER / rule, charts=False)
         return folder
 
     @classmethod
@@ -77,7 +84,9 @@ class Plan:
                                                                     "project_id": str, "source_id": str,
                                                                     "responsible_cadre_id": str})
                   for name in TABLES}
-        return cls(summary, **frames)
+        baselines = {path.name: cls.read(path) for path in sorted((folder / BASELINES_FOLDER).glob("*"))
+                     if (path / "summary.json").is_file()}
+        return cls(summary, **frames, baselines=baselines)
 
 
 def _json_default(value):

@@ -71,22 +71,22 @@ class PlanRows:
 
 
 def repair(fm: Formulation, pay: Callable[..., np.ndarray], x: np.ndarray, y: np.ndarray,
-           worth: np.ndarray, profit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+           worth: np.ndarray, profit: np.ndarray, fill_rounds: int = FILL_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
     """A plan (chosen x and y columns) that the funds and personnel can carry, from ``x``, ``y``.
 
     ``worth`` is each package column's value apart from money, ``profit`` its value at the
     money price too (the order of the fill). ``pay(demand, floor, weight)`` returns what the
     funds can pay per money cell of ``demand``, at least ``floor``. Raises ValueError when even
     dropping every optional choice leaves a cell unpaid (mandatory projects the money cannot
-    carry)."""
+    carry). ``fill_rounds`` caps the fill's rounds (each proposes one package per household)."""
     rows = PlanRows.of(fm)
     density = worth / np.maximum(rows.cost_x, 1.0)
     x, y = np.unique(x), np.unique(y)
-    x = x[_prerequisites_met(fm, x, y)]
+    x = x[prerequisites_met(fm, x, y)]
     x, y = _drop_unpaid(fm, rows, pay, x, y, density)
     x = _drop_over_hours(rows, x, worth)
     y = _drop_unused_projects(fm, x, y)
-    x = _fill(fm, rows, pay, x, y, worth, profit)
+    x = _fill(fm, rows, pay, x, y, worth, profit, fill_rounds)
     # dropping and filling change the category mix: drop again where share rules now leave a cell unpaid
     return _drop_unpaid(fm, rows, pay, x, y, density)
 
@@ -116,14 +116,14 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
                                             np.where(still, over - freed, 0.0))]
             freed = freed + np.bincount(rows.cell_y[gone], rows.cost_y[gone], minlength=rows.n_cells)  # stays float
             y = np.setdiff1d(y, gone)
-            x = x[_prerequisites_met(fm, x, y)]
+            x = x[prerequisites_met(fm, x, y)]
         stuck = over - freed > TOL * np.maximum(spend, 1.0)  # only mandatory projects left to pay there
         if stuck.any():
             moved = _move_mandatory(fm, rows, pay, x, y, stuck)
             if moved is None:
                 raise ValueError("the funds cannot pay for the mandatory projects in some county, category and year")
             y = moved
-            x = x[_prerequisites_met(fm, x, y)]
+            x = x[prerequisites_met(fm, x, y)]
     raise ValueError("repair did not settle within its rounds")
 
 
@@ -182,7 +182,7 @@ def _project_start(fm: Formulation, y: np.ndarray) -> np.ndarray:
     return start
 
 
-def _prerequisites_met(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def prerequisites_met(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Mask over ``x``: every project the package needs is chosen and finished by its start."""
     p = fm.problem
     pkg = fm.x_pkg[x]
@@ -206,16 +206,16 @@ def _drop_unused_projects(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.n
 
 
 def _fill(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, worth: np.ndarray,
-          profit: np.ndarray) -> np.ndarray:
+          profit: np.ndarray, rounds: int) -> np.ndarray:
     """Add the most profitable packages that the money left and the hours left can carry, in rounds."""
     hh = fm.x_household
     available = worth > 0
     available[x] = False
-    for _ in range(FILL_ROUNDS):
+    for _ in range(rounds):
         taken = np.zeros(len(fm.problem.household_ids), dtype=bool)
         taken[hh[x]] = True
         cand = np.flatnonzero(available & ~taken[hh])
-        cand = cand[_prerequisites_met(fm, cand, y)]
+        cand = cand[prerequisites_met(fm, cand, y)]
         if not len(cand):
             break
         cand = cand[np.lexsort((-profit[cand], hh[cand]))]
@@ -232,9 +232,7 @@ def _fill(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, wo
         accepted = cand[order[within]]
         accepted = _within_hours(rows, x, accepted, profit)
         available[cand[order[~within]]] = False
-        available[np.setdiff1d(cand, accepted)] = False
-        if not len(accepted):
-            break
+        available[np.setdiff1d(cand, accepted)] = False  # a rejected column may leave room for another
         x = np.union1d(x, accepted)
     return x
 

@@ -14,8 +14,8 @@ are enumerated exactly (success or failure); others enter as their mean and vari
 Per household only the packages on the cost-exit frontier (per lag) are kept, at most
 ``max_packages_per_household``, always the cheapest and the best.
 
-Everything runs on arrays over all households at once; the Python loops run per measure,
-per option or per project.
+Everything runs on arrays over all households at once (packages over slices of
+``CHUNK_HOUSEHOLDS``, to bound memory); the Python loops run per measure, option or project.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ CHUNK_HOUSEHOLDS = 100_000  # packages are enumerated and priced for this many h
 
 @dataclass
 class Candidates:
-    """The canonical tables produced from raw data, plus the household effect frame."""
+    """The canonical tables produced from raw data, and a summary of what was offered."""
 
     tables: dict[str, pd.DataFrame]
     summary: dict
