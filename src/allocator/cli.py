@@ -153,6 +153,44 @@ def _print_summary(summary: dict, folder: Path) -> None:
     out.print(table)
 
 
+@app.command()
+def compare(
+    plan_a: Annotated[Path, typer.Argument(help="first plan folder")],
+    plan_b: Annotated[Path, typer.Argument(help="second plan folder")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="also write the differences as CSV")] = None,
+) -> None:
+    """What differs between two plans: inputs (money, policy, data counts) and outcomes."""
+    from allocator.compare import compare_plans
+    from allocator.plan import Plan
+
+    plans = []
+    for folder in (plan_a, plan_b):
+        if not (folder / "summary.json").is_file():
+            _fail_input(InputError([Issue(str(folder), "not a plan folder", expected="a folder with summary.json")]))
+        plans.append(Plan.read(folder))
+    rows = compare_plans(*plans)
+    if out_file is not None:
+        if out_file.exists():
+            _fail_input(InputError([Issue(str(out_file), "exists; choose another --out so nothing is overwritten")]))
+        rows.to_csv(out_file, index=False)
+    table = Table(title=f"A = {plan_a}   B = {plan_b}")
+    for column in ("section", "item", "A", "B", "B - A"):
+        table.add_column(column, overflow="fold")
+    for row in rows.itertuples(index=False):
+        table.add_row(row.section, row.item, _cell(row.a), _cell(row.b), _cell(row.change, signed=True))
+    out.print(table)
+
+
+def _cell(value, signed: bool = False) -> str:
+    """A number with thousands separators (2 decimals below 1,000), or the value as text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    spec = ("+" if signed else "") + (",.0f" if abs(value) >= 1000 else ",.4g")
+    return format(value, spec)
+
+
 def _number(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 

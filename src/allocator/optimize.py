@@ -162,6 +162,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     if baselines:
         for rule in BASELINES:
             plan.baselines[rule] = baseline_plan(fm, rule)
+            plan.baselines[rule].summary["manifest"] = {**plan.summary["manifest"], "method": f"baseline:{rule}"}
             progress(f"baseline {rule}", expected_exits=plan.baselines[rule].summary.get("expected_exits"),
                      counties_on_schedule=plan.baselines[rule].summary.get("counties_on_schedule"))
         plan.summary["baselines"] = compare_baselines(plan, plan.baselines)
@@ -201,5 +202,6 @@ def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | Non
     problem = build_problem(tables, name=scenario.name, start_year=scenario.start_year,
                             deadline_year=scenario.deadline_year, policy=scenario.policy, validate=False)
     manifest = {"inputs": input_hashes(scenario), "seed": settings.seed,
+                "policy": scenario.policy.model_dump(mode="json"),
                 "generate": scenario.generate.model_dump() if scenario.generate else None}
     return solve_problem(problem, settings, progress=progress, manifest=manifest, baselines=baselines)

@@ -316,6 +316,8 @@ class _Flow:
     rounds: int
     arcs: int
     proven: bool
+    all_g: np.ndarray | None = None  # every arc of the last sparse graph (to start a related solve)
+    all_j: np.ndarray | None = None
 
 
 def _potentials(n_nodes: int, tails: np.ndarray, heads: np.ndarray, costs: np.ndarray, source: int) -> np.ndarray:
@@ -346,7 +348,8 @@ def _dense(cost_rows: Callable[[int, int], np.ndarray], G: int, J: int) -> Calla
 
 
 def _transport(cost_rows: Callable[[int, int], np.ndarray], supply: np.ndarray, capacity: np.ndarray,
-               unassigned: int | np.ndarray, candidates: int, deadline: float | None) -> _Flow:
+               unassigned: int | np.ndarray, candidates: int, deadline: float | None,
+               start: tuple[np.ndarray, np.ndarray] | None = None) -> _Flow:
     """Exact transportation problem with an 'unassigned' option, by min-cost flow with pricing.
 
     ``cost_rows(a, b)`` returns the integer costs of supply nodes a..b-1 to every server;
@@ -370,6 +373,13 @@ def _transport(cost_rows: Callable[[int, int], np.ndarray], supply: np.ndarray, 
     eg, ej, ec = [], [], []
     for a in range(0, G, step):
         block = cost_rows(a, min(G, a + step))
+        if start is not None:  # the arcs of an earlier solve on the same costs
+            inside = (start[0] >= a) & (start[0] < a + len(block))
+            g, j = start[0][inside], start[1][inside]
+            eg.append(g)
+            ej.append(j)
+            ec.append(block[g - a, j].astype(np.int64))
+            continue
         idx = np.argpartition(block, k - 1, axis=1)[:, :k] if k < J else np.broadcast_to(np.arange(J), block.shape)
         eg.append(np.repeat(np.arange(a, a + len(block)), idx.shape[1]))
         ej.append(idx.ravel())
@@ -437,7 +447,7 @@ def _transport(cost_rows: Callable[[int, int], np.ndarray], supply: np.ndarray, 
     arc_g = np.r_[eg[keep], gs[left]]
     arc_j = np.r_[ej[keep], np.full(n_left, -1)]
     arc_flow = np.r_[f_e[keep], f_u[left]]
-    return _Flow(arc_g, arc_j, arc_flow, objective, lb, u_full, w, rounds, len(eg), lb == objective)
+    return _Flow(arc_g, arc_j, arc_flow, objective, lb, u_full, w, rounds, len(eg), lb == objective, eg, ej)
 
 
 @dataclass
@@ -481,7 +491,8 @@ def _solve_county(work: _County) -> dict:
         work.capacity.astype(np.int64), int(work.supply.sum())) * sol.w).sum())
     relaxed_solved = False
     if sol.objective - simple > RELAXATION_TOL * max(sol.objective, 1):
-        relaxed = _transport(cost_rows, work.supply, work.capacity, outside, work.candidates, work.deadline)
+        relaxed = _transport(cost_rows, work.supply, work.capacity, outside, work.candidates, work.deadline,
+                             start=(sol.all_g, sol.all_j))
         province = max(simple, relaxed.bound)
         relaxed_solved = True
     else:
