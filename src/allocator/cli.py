@@ -26,7 +26,8 @@ app.add_typer(generate_app, name="generate")
 err = Console(stderr=True)
 out = Console()
 
-PLAN_FILES = {"summary.json", BASELINES_FOLDER} | {f"{name}.csv" for name in TABLES} | set(CHART_FILES)
+PLAN_FILES = ({"summary.json", "difficulties.json", BASELINES_FOLDER} | {f"{name}.csv" for name in TABLES}
+              | set(CHART_FILES))
 
 
 class ProgressPrinter:
@@ -151,6 +152,70 @@ def _print_summary(summary: dict, folder: Path) -> None:
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
+
+
+@app.command()
+def explain(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder written by allocator solve")],
+    money: Annotated[bool, typer.Option("--money/--no-money", help="find and verify the extra money needed")]
+    = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
+    import json
+
+    from allocator.explain import difficulties, what_it_would_take
+    from allocator.model.formulation import formulate
+    from allocator.model.problem import build_problem
+    from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, input_hashes, load_tables, solve_problem
+    from allocator.plan import Plan
+    from allocator.scenario import load_scenario
+
+    progress = ProgressPrinter(quiet)
+    try:
+        if not (plan_dir / "summary.json").is_file():
+            raise InputError([Issue(str(plan_dir), "not a plan folder", expected="a folder with summary.json")])
+        plan = Plan.read(plan_dir)
+        manifest = plan.summary.get("manifest", {})
+        if not manifest.get("scenario_file"):
+            raise InputError([Issue(str(plan_dir / "summary.json"), "the plan does not name its scenario file",
+                                    key="manifest.scenario_file", expected="a plan written by allocator solve")])
+        sc = load_scenario(manifest["scenario_file"])
+        if input_hashes(sc) != manifest.get("inputs"):
+            raise InputError([Issue(manifest["scenario_file"], "the scenario or its tables changed since the plan "
+                                    "was made; solve again before explaining")])
+        progress("rebuild the model")
+        problem = build_problem(load_tables(sc), name=sc.name, start_year=sc.start_year,
+                                deadline_year=sc.deadline_year, policy=sc.policy, validate=False)
+        found = difficulties(formulate(problem), plan)
+        off = found["counties_off_schedule"] or plan.summary.get("expected_exits") is None
+        if money and off:
+            progress("what it would take: least extra money, then a re-solve to verify it")
+            found["what_it_would_take"] = what_it_would_take(
+                problem, lambda changed: solve_problem(changed, sc.solver),
+                exact_up_to=EXACT_MAX_INTEGER_COLUMNS, time_limit=sc.solver.time_limit)
+    except InputError as error:
+        _fail_input(error)
+    (plan_dir / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
+    _print_difficulties(found, plan_dir)
+
+
+def _print_difficulties(found: dict, folder: Path) -> None:
+    out.print(f"[bold]difficulties[/bold] → {folder / 'difficulties.json'}")
+    if found.get("sentence"):
+        out.print(f"- {found['sentence']}", markup=False)
+    if not found["counties_off_schedule"] and not found.get("sentence"):
+        out.print(f"- every county is on schedule ({found['counties_total']} of {found['counties_total']})")
+    for county in found["counties_off_schedule"]:
+        out.print(f"- {county['county_id']} is {county['shortfall_households']:,.1f} households short "
+                  f"(expected incidence {county['expected_incidence']:.2%} against {county['threshold']:.0%})",
+                  markup=False)
+        for reason in county["reasons"]:
+            out.print(f"    {reason['sentence']}", markup=False)
+    take = found.get("what_it_would_take")
+    if take:
+        verified = " (verified by re-solving)" if take.get("verified") else ""
+        out.print(f"- what it would take{verified}: {take['sentence']}", markup=False)
 
 
 @app.command()

@@ -203,5 +203,6 @@ def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | Non
                             deadline_year=scenario.deadline_year, policy=scenario.policy, validate=False)
     manifest = {"inputs": input_hashes(scenario), "seed": settings.seed,
                 "policy": scenario.policy.model_dump(mode="json"),
+                "scenario_file": str(scenario.source) if scenario.source is not None else None,
                 "generate": scenario.generate.model_dump() if scenario.generate else None}
     return solve_problem(problem, settings, progress=progress, manifest=manifest, baselines=baselines)

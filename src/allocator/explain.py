@@ -1,0 +1,219 @@
+"""Explanation: which counties miss the deadline, what binds them, and what it would take.
+
+:func:`plan_vector` turns a plan's tables back into the model's solution vector, so every row
+of the model can be read at the plan: a rule *binds* where the plan uses all it allows.
+:func:`difficulties` names, per county off schedule, its shortfall and the binding rules that
+reach it (fund rows that may pay there, its personnel rows, share rules, mandatory projects
+that cannot finish, and whether even every household's best package would be enough).
+:func:`what_it_would_take` finds the least extra money per source and year that puts every
+county on schedule by solving that model (extra money as columns of the budget rows, no
+shortfall allowed), then verifies it by re-solving the scenario with the money added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from allocator.model.formulation import Formulation, formulate
+from allocator.model.problem import Problem
+from allocator.plan import Plan
+from allocator.solvers import get_backend
+from allocator.solvers.base import LinearModel, SolveOptions, Status
+from allocator.tables import CATEGORIES
+
+MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays well scaled
+BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
+VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
+
+
+def plan_vector(fm: Formulation, plan: Plan) -> np.ndarray:
+    """The model's solution vector of ``plan`` (packages, projects, flows, shortfalls)."""
+    p = fm.problem
+    x = np.zeros(fm.model.num_cols)
+    years = {int(y): t for t, y in enumerate(p.years)}
+    chosen = plan.households[plan.households["start_year"].notna()]
+    if len(chosen):
+        key = pd.MultiIndex.from_arrays([p.household_ids[fm.x_household], p.pkg_ids[fm.x_pkg], fm.x_year])
+        wanted = pd.MultiIndex.from_arrays([chosen["household_id"].astype(str), chosen["package_id"].astype(str),
+                                            chosen["start_year"].astype(int).map(years)])
+        x[pd.Index(key).get_indexer(wanted)] = 1.0
+    if len(plan.projects):
+        key = pd.MultiIndex.from_arrays([p.village_ids[p.proj_village[fm.y_proj]], p.proj_ids[fm.y_proj], fm.y_year])
+        wanted = pd.MultiIndex.from_arrays([plan.projects["village_id"].astype(str),
+                                            plan.projects["project_id"].astype(str),
+                                            plan.projects["start_year"].astype(int).map(years)])
+        x[fm.nx + pd.Index(key).get_indexer(wanted)] = 1.0
+    if len(plan.funding):
+        fund_key = pd.MultiIndex.from_arrays([p.source_ids[p.fund_source[fm.f_fund]], p.years[p.fund_year[fm.f_fund]],
+                                              p.county_ids[fm.f_county],
+                                              np.array(CATEGORIES, dtype=object)[fm.f_category]])
+        f = plan.funding
+        wanted = pd.MultiIndex.from_arrays([f["source_id"].astype(str), f["year"].astype(int),
+                                            f["county_id"].astype(str), f["category"].astype(str)])
+        x[fm.f_cols.start + pd.Index(fund_key).get_indexer(wanted)] = f["amount"].to_numpy(dtype=float)
+    shortfall = plan.counties.set_index("county_id")["shortfall_households"]
+    counties = p.county_ids if fm.s_county is None else p.county_ids[fm.s_county]
+    x[fm.s_cols] = shortfall.reindex(counties, fill_value=0.0).to_numpy()
+    return x
+
+
+def binding_rows(fm: Formulation, x: np.ndarray) -> np.ndarray:
+    """Mask over the model's rows: activity at the upper (or lower) limit."""
+    m = fm.model
+    activity = m.A @ x
+    scale = np.maximum(1.0, np.abs(np.where(np.isfinite(m.row_hi), m.row_hi, 0.0)))
+    at_hi = np.isfinite(m.row_hi) & (activity >= m.row_hi - BINDING_TOL * scale)
+    at_lo = np.isfinite(m.row_lo) & (activity <= m.row_lo + BINDING_TOL * scale) & ~np.isfinite(m.row_hi)
+    return at_hi | at_lo
+
+
+def difficulties(fm: Formulation, plan: Plan) -> dict:
+    """Counties off schedule, with their shortfall and the rules that bind them, in planner words."""
+    p = fm.problem
+    if plan.summary.get("expected_exits") is None:  # no plan: the solve's own words say why
+        return {"status": plan.status, "sentence": plan.summary.get("message") or "the solve found no plan",
+                "counties_off_schedule": [], "counties_total": len(p.county_ids), "binding_funds": []}
+    x = plan_vector(fm, plan)
+    binding = binding_rows(fm, x)
+    budget = fm.family("source_budget")
+    binding_funds = np.flatnonzero(binding[budget.rows] & (fm.model.row_hi[budget.rows] > 0))  # empty funds: no news
+    personnel = fm.family("personnel")
+    binding_people = np.flatnonzero(binding[personnel.rows])
+    shares = fm.family("category_share")
+    binding_shares = np.flatnonzero(binding[shares.rows])
+    best = np.zeros(len(p.household_ids))
+    np.maximum.at(best, fm.x_household, fm.x_gain)
+    best_by_county = np.bincount(p.household_county, weights=best, minlength=len(p.county_ids))
+    need = p.county_registered_poor - p.county_baseline_exits - p.county_threshold * p.county_rural_population
+    unstartable = fm.unstartable_mandatory()
+    counties = []
+    off = plan.counties[~plan.counties["on_schedule"].astype(bool)]
+    for row in off.itertuples(index=False):
+        c = int(np.flatnonzero(p.county_ids == str(row.county_id))[0])
+        reasons = []
+        if best_by_county[c] < need[c] - 1e-9:
+            reasons.append({"rule": "packages", "sentence": (
+                f"even if every poor household of {row.county_id} took its best package in time, "
+                f"{need[c] - best_by_county[c]:,.1f} households would still be above the threshold: "
+                "more money cannot fix this; better packages or more time can")})
+        funds = [r for r in binding_funds if p.fund_county_ok[r, c]]
+        if funds:
+            names = ", ".join(f"{p.source_ids[p.fund_source[r]]} {p.years[p.fund_year[r]]}" for r in funds)
+            reasons.append({"rule": "source budget", "funds": names, "sentence": (
+                f"funds that may pay in {row.county_id} are fully spent: {names}")})
+        regions = [r for r in binding_people if _personnel_in_county(p, r, c)]
+        if regions:
+            names = ", ".join(f"{_personnel_region(p, r)} {p.years[p.pers_year[r]]}" for r in regions)
+            reasons.append({"rule": "personnel hours", "regions": names, "sentence": (
+                f"cadre hours are fully used in: {names}")})
+        for r in binding_shares:
+            reasons.append({"rule": "category share", "sentence": f"the category share rule "
+                            f"{_share_name(fm, r)} binds (it limits what the money may buy everywhere)"})
+        for q in unstartable[p.proj_county[unstartable] == c]:
+            reasons.append({"rule": "mandatory project timing", "sentence": (
+                f"mandatory project {p.proj_ids[q]} in village {p.village_ids[p.proj_village[q]]} takes "
+                f"{p.proj_duration[q]} years and cannot finish by {p.deadline_year}")})
+        counties.append({"county_id": str(row.county_id), "shortfall_households": float(row.shortfall_households),
+                         "expected_incidence": float(row.expected_incidence), "threshold": float(row.threshold),
+                         "reasons": reasons})
+    return {"counties_off_schedule": counties, "counties_total": len(plan.counties),
+            "binding_funds": [{"source_id": str(p.source_ids[p.fund_source[r]]), "year": int(p.years[p.fund_year[r]])}
+                              for r in binding_funds]}
+
+
+def _personnel_in_county(p: Problem, r: int, c: int) -> bool:
+    region = p.pers_region[r]
+    return bool(region == c) if p.pers_is_county[r] else bool(p.township_county[region] == c)
+
+
+def _personnel_region(p: Problem, r: int) -> str:
+    return str(p.county_ids[p.pers_region[r]] if p.pers_is_county[r] else p.township_ids[p.pers_region[r]])
+
+
+def _share_name(fm: Formulation, r: int) -> str:
+    keys = fm.family("category_share").keys
+    return ", ".join(f"{k}={v[r]}" for k, v in keys.items()) if keys else str(r)
+
+
+def extra_money_model(fm: Formulation) -> LinearModel:
+    """The model with one extra-money column per fund row (million yuan, at least 0) in the
+    budget rows it feeds, no shortfall allowed, maximising minus the extra money."""
+    m, p = fm.model, fm.problem
+    budget = fm.family("source_budget")
+    n_funds = len(p.fund_amount)
+    rows, cols = [], []
+    for r in range(n_funds):  # the extra money of row r counts in every budget row its amount counts in
+        s, t = p.fund_source[r], p.fund_year[r]
+        feeds = (p.fund_source == s) & ((p.fund_year >= t) if p.source_carry_over[s] else (p.fund_year == t))
+        hit = np.flatnonzero(feeds)
+        rows.append(budget.rows.start + hit)
+        cols.append(np.full(len(hit), r))
+    extra = sp.csr_matrix((np.full(sum(map(len, rows)), -MONEY_UNIT), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(m.num_rows, n_funds))
+    c = np.concatenate([np.zeros(m.num_cols), -np.ones(n_funds)])
+    col_hi = m.col_hi.copy()
+    col_hi[fm.s_cols] = 0.0
+    return LinearModel(c=c, A=sp.hstack([m.A, extra]).tocsr(), row_lo=m.row_lo, row_hi=m.row_hi,
+                       col_lo=np.concatenate([m.col_lo, np.zeros(n_funds)]),
+                       col_hi=np.concatenate([col_hi, np.full(n_funds, np.inf)]),
+                       integrality=np.concatenate([m.integrality, np.zeros(n_funds, dtype=bool)]), sense="max")
+
+
+def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit: float | None = None) -> dict:
+    """The least extra money per source and year that puts every county on schedule, verified.
+
+    ``solve(problem) -> Plan`` re-solves a problem (the scenario's own settings). Models with
+    at most ``exact_up_to`` integer columns get the exact MIP minimum; larger ones the LP
+    relaxation's minimum (a lower bound), then margins on top until a re-solve verifies it."""
+    fm = formulate(problem)
+    model = extra_money_model(fm)
+    exact = int(fm.model.integrality.sum()) <= exact_up_to
+    if not exact:
+        model = model.relaxed()
+    result = get_backend("highs").solve(model, SolveOptions(time_limit=time_limit, mip_gap=1e-6))
+    method = "MIP (exact minimum)" if exact else "LP relaxation (a lower bound on the money needed)"
+    if result.status in (Status.INFEASIBLE,):
+        return {"possible": False, "method": method, "sentence": (
+            "no amount of extra money puts every county on schedule: packages, personnel hours, mandatory "
+            "project timing or share rules stand in the way (see the reasons per county)")}
+    if not result.status.has_solution:
+        return {"possible": None, "method": method, "sentence": f"the extra-money model ended {result.status.value}"}
+    extra = np.maximum(result.x[fm.model.num_cols:], 0.0) * MONEY_UNIT
+    extra = np.where(extra > 1.0, np.ceil(extra), 0.0)  # whole yuan, and no crumbs
+    lower_bound = -float(result.bound) * MONEY_UNIT if result.bound is not None else None
+    for margin in (VERIFY_MARGINS if not exact else (0.0,)):
+        added = np.ceil(extra * (1 + margin))
+        plan = solve(dataclasses.replace(problem, fund_amount=problem.fund_amount + added))
+        if plan.summary.get("counties_on_schedule") == plan.summary.get("counties_total"):
+            return {"possible": True, "method": method, "verified": True, "margin": margin,
+                    "total_extra": float(added.sum()), "lower_bound": lower_bound,
+                    "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
+                    "sentence": _sentence(problem, added)}
+    return {"possible": True, "method": method, "verified": False, "total_extra": float(added.sum()),
+            "lower_bound": lower_bound, "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
+            "sentence": "the extra money found did not verify: re-solving with it left counties off schedule"}
+
+
+def _extra_rows(p: Problem, added: np.ndarray) -> list[dict]:
+    return [{"source_id": str(p.source_ids[p.fund_source[r]]), "year": int(p.years[p.fund_year[r]]),
+             "extra": float(added[r])} for r in np.flatnonzero(added > 0)]
+
+
+def _kpis(plan: Plan) -> dict:
+    return {k: plan.summary.get(k) for k in ("status", "expected_exits", "counties_on_schedule", "counties_total",
+                                              "total_shortfall")}
+
+
+def _sentence(p: Problem, added: np.ndarray) -> str:
+    if not added.any():
+        return "no extra money is needed: every county can be on schedule with the money there is"
+    parts = [f"{added[r]:,.0f} yuan more {p.source_ids[p.fund_source[r]]} money in {p.years[p.fund_year[r]]}"
+             for r in np.flatnonzero(added > 0)]
+    return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
+
+
+__all__ = ["binding_rows", "difficulties", "extra_money_model", "plan_vector", "what_it_would_take"]
