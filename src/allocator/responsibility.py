@@ -110,7 +110,7 @@ TEAM_OTHER_COUNTY_KM = 30.0
 UNASSIGNED_KM = 10_000.0
 CANDIDATES = 24
 TEAM_CANDIDATES = 32
-PRICING_ARCS = 8  # arcs added per supply node and pricing round
+PRICING_ARCS = 24  # arcs added per supply node and pricing round
 MAX_ROUNDS = 100
 BLOCK = 4_000_000  # cost entries computed at once (memory ~ 8 bytes each, a few times)
 DENSE_LIMIT = 20_000_000  # cost entries kept in memory (int32) instead of recomputed each pricing round
@@ -759,6 +759,12 @@ def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame,
     if (c_left > least).any():
         notes.append(f"{int((c_left > least).sum())} county(ies) leave more households without a cadre than their "
                      "capacity forces: UNASSIGNED_KM is too small for these distances")
+    spare = int(c_cap.sum()) - int(assigned.sum())
+    if (~assigned).any() and spare > 0:
+        notes.append(f"{int((~assigned).sum())} household(s) have no cadre because their county's capacity is short, "
+                     f"while cadres of other counties have {spare} places left: the county rule, not the province's "
+                     "capacity, leaves them without one (households_province_bound prices serving them across "
+                     "county lines)")
     if idle.any():
         notes.append(f"{int(idle.sum())} cadre(s) of townships with no known county serve nobody")
     if not (cc >= 0).all():
