@@ -218,6 +218,81 @@ def _print_difficulties(found: dict, folder: Path) -> None:
         out.print(f"- what it would take{verified}: {take['sentence']}", markup=False)
 
 
+ASSIGN_FILES = {"household_cadre.csv", "teams.csv", "shortage.csv", "assignment.json"}
+
+
+@app.command()
+def assign(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML with raw registry data (and cadres, teams)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the assignment (a copy of the plan with --plan)")],
+    plan_dir: Annotated[Path | None, typer.Option("--plan", help="plan folder whose households get their cadres")]
+    = None,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="processes solving counties in parallel")] = 2,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """One responsible cadre per poor household, one work team per poor village (least travel and mismatch)."""
+    import json
+    import shutil
+
+    from allocator.plan import Plan
+    from allocator.responsibility import (
+        assign_responsibility,
+        fill_responsible_cadres,
+        households_for_assignment,
+        read_cadres,
+        read_teams,
+    )
+    from allocator.synth.teams import generate_teams
+    from allocator.targeting import identify_scenario, raw_tables
+
+    progress = ProgressPrinter(quiet)
+    try:
+        sc = _raw_scenario(scenario)
+        plan = None
+        if plan_dir is not None:
+            if not (plan_dir / "summary.json").is_file():
+                raise InputError([Issue(str(plan_dir), "not a plan folder", expected="a folder with summary.json")])
+            plan = Plan.read(plan_dir)
+        _check_folder(out_dir, ASSIGN_FILES | (PLAN_FILES if plan is not None else set()), "an assignment")
+        progress("read raw tables and identify")
+        raw = raw_tables(sc)
+        ident = identify_scenario(sc, raw)
+        folder = sc.data_dir()
+        cadres = raw["cadres"] if "cadres" in raw else read_cadres(folder, raw["regions"])
+        seed = sc.generate.seed if sc.generate is not None else 0
+        teams = (read_teams(folder, raw["regions"]) if folder is not None and (folder / "teams.csv").is_file()
+                 else generate_teams(ident.villages, raw["regions"], seed=seed))
+        households = households_for_assignment(ident.cards, ident.villages,
+                                               plan.households if plan is not None else None,
+                                               registered=sc.targeting.basis == "registry")
+        progress("assign", households=len(households), cadres=len(cadres), teams=len(teams))
+        result = assign_responsibility(households, cadres, ident.villages, teams, regions=raw["regions"],
+                                       time_limit=time_limit, workers=workers)
+    except InputError as error:
+        _fail_input(error)
+    if plan is not None:
+        if out_dir.resolve() != plan_dir.resolve():
+            shutil.copytree(plan_dir, out_dir, dirs_exist_ok=True)
+        fill_responsible_cadres(plan.households, result).to_csv(out_dir / "households.csv", index=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.household_cadre.to_csv(out_dir / "household_cadre.csv", index=False)
+    result.village_team.to_csv(out_dir / "teams.csv", index=False)
+    result.shortage.to_csv(out_dir / "shortage.csv", index=False)
+    summary = result.summary()
+    (out_dir / "assignment.json").write_text(json.dumps(summary, indent=2, default=str))
+    table = Table(title=f"assignment → {out_dir}", show_header=False)
+    for key in ("status", "households", "households_assigned", "households_unassigned", "households_same_township",
+                "townships_short", "capacity_missing", "poor_villages", "villages_unassigned", "gap",
+                "decomposition_gap", "seconds"):
+        table.add_row(key.replace("_", " "), _cell(summary[key]))
+    out.print(table)
+    if summary["households_unassigned"]:
+        short = result.shortage[result.shortage["deficit"] > 0]
+        out.print(f"{summary['households_unassigned']:,} households have no responsible cadre: capacity is short in "
+                  f"{len(short)} townships (see shortage.csv)")
+
+
 @app.command()
 def compare(
     plan_a: Annotated[Path, typer.Argument(help="first plan folder")],

@@ -19,7 +19,8 @@ Households to cadres, a transportation problem (one household uses one unit of c
              + OTHER_TOWNSHIP_KM  if the cadre belongs to another township
 
 ``y`` (no responsible person) costs more than any assignment, so the number of households
-without a cadre is the least possible and only then is distance minimised.
+without a cadre is the least possible (the county's households minus its capacity; checked
+per county, with a note if it ever failed) and only then is distance minimised.
 
 The need of a household: the skill(s) of its chosen package's category
 (:data:`CATEGORY_SKILLS`) when it has one, else those of its main cause
@@ -46,10 +47,15 @@ How it is solved, and what is proven
   are added and the flow re-solved (column generation) until the bound meets the
   objective. When it does, the county's assignment is proven optimal over all pairs, not
   only the sparse ones. ``bound`` is the sum of these lower bounds.
-* ``province_bound`` bounds the problem *without* the county rule (any cadre anywhere):
-  the same dual with the cheapest cross-county cadre priced at no less than the nearest
-  other-county cadre's distance + OTHER_TOWNSHIP_KM. ``decomposition_gap`` is the
-  objective's distance to it: what, at most, the county rule costs.
+* ``province_bound`` bounds the problem *without* the county rule (any cadre anywhere), by a
+  relaxation: each household may instead be served "from outside its county" at the distance
+  to the nearest cadre of another county + OTHER_TOWNSHIP_KM (no less than any such cadre
+  costs), with no capacity limit. The relaxation decomposes by county; per county its bound
+  is the county's dual with that option, or, when that is more than RELAXATION_TOL below the
+  county's objective, the relaxation solved by the same exact procedure.
+  ``decomposition_gap = (objective - province_bound) / objective`` is at most what the county
+  rule costs; a county short of capacity dominates it (its households without a cadre cost
+  UNASSIGNED_KM each under the rule, a cross-county trip in the relaxation).
 * Teams: the same procedure on one province-wide graph (:data:`TEAM_CANDIDATES` nearest
   teams per village to start).
 
@@ -174,10 +180,10 @@ def _report_rows(issues: IssueCollector, file: str, frame: pd.DataFrame, mask: n
 def check_cadres(cadres: pd.DataFrame, issues: IssueCollector, regions: pd.DataFrame | None = None) -> None:
     """Skills are known; with ``regions``, every township_id is a township of regions.csv."""
     file = cadres.attrs.get("file", "cadres.csv")
-    items = cadres["skills"].astype(str).str.split(LIST_SEPARATOR).explode().str.strip()
+    items = pd.Series(_text(cadres, "skills")).str.split(LIST_SEPARATOR).explode().str.strip()
     unknown = (items != "") & ~items.isin(SKILLS)
     bad = np.zeros(len(cadres), dtype=bool)
-    bad[cadres.index.get_indexer(items.index[unknown.to_numpy()].unique())] = True
+    bad[items.index[unknown.to_numpy()].unique()] = True  # positions: the series has a range index
     _report_rows(issues, file, cadres, bad, "cadre_id", "skills", "unknown skill",
                  "skills from " + ", ".join(SKILLS) + " separated by ';'")
     if regions is not None:
