@@ -61,18 +61,6 @@ def _fail_input(error: InputError) -> None:
     raise typer.Exit(2)
 
 
-def _check_out_dir(folder: Path) -> None:
-    """Refuse to write into a folder holding anything but an earlier plan."""
-    if folder.exists() and not folder.is_dir():
-        _fail_input(InputError([Issue(str(folder), "exists and is not a folder", expected="a folder for the plan")]))
-    if folder.is_dir():
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in PLAN_FILES)
-        if foreign:
-            _fail_input(InputError([Issue(str(folder), "output folder holds files that are not a plan; "
-                                          "choose another --out so nothing is overwritten",
-                                          found=", ".join(foreign[:5]))]))
-
-
 @app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML")]) -> None:
     """Check a scenario and its tables; print what the problem holds."""
@@ -118,7 +106,7 @@ def solve(
             raw["solver"].update(updates)
             sc = scenario_from_dict(raw, file=f"{scenario.name} (with command-line options)", source=sc.source)
         folder = out_dir or Path("plans") / sc.name
-        _check_out_dir(folder)
+        _check_folder(folder, PLAN_FILES, "a plan")
         plan = run(sc, progress=ProgressPrinter(quiet), baselines=baselines)
     except InputError as error:
         _fail_input(error)
