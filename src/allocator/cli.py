@@ -371,7 +371,7 @@ IDENTIFY_FILES = {"household_cards.csv", "villages.csv", "identification.json", 
 def _check_folder(folder: Path, allowed: set[str], what: str) -> None:
     """Refuse to write into a folder holding anything but an earlier output of the same command."""
     if folder.exists() and not folder.is_dir():
-        _fail_input(InputError([Issue(str(folder), "exists and is not a folder", expected=f"a folder for the {what}")]))
+        _fail_input(InputError([Issue(str(folder), "exists and is not a folder", expected=f"a folder for {what}")]))
     if folder.is_dir():
         foreign = sorted(p.name for p in folder.iterdir() if p.name not in allowed)
         if foreign:
