@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tiny import tiny_tables, write_folder
@@ -61,6 +62,37 @@ def test_a_starved_county_and_the_money_that_fixes_it(tmp_path):
     # independently: with that money in funds.csv every county is on schedule, with a little less not
     assert on_schedule_with(starved(), take["extra"], 1.0, tmp_path / "more") == (2, 2)
     assert on_schedule_with(starved(), take["extra"], 0.97, tmp_path / "less") == (1, 2)
+
+
+def test_marginal_values_match_finite_differences(tmp_path):
+    import dataclasses
+
+    import allocator
+    from allocator.explain import marginal_values
+    from allocator.solvers import get_backend
+    from allocator.solvers.base import SolveOptions
+
+    problem = allocator.build_problem(starved(), name="t", start_year=2016, deadline_year=2018,
+                                      policy=allocator.Policy(**POLICY), validate=False)
+    values = marginal_values(allocator.formulate(problem)).set_index(["kind", "entity", "year"])["value"]
+    lp = get_backend("highs").solve(allocator.formulate(problem).model.relaxed(), SolveOptions()).objective
+    funds = problem.fund_amount
+    for r, (source, year) in enumerate(zip(problem.source_ids[problem.fund_source],
+                                           problem.years[problem.fund_year], strict=True)):
+        more = dataclasses.replace(problem, fund_amount=funds + 10.0 * (np.arange(len(funds)) == r))
+        step = get_backend("highs").solve(allocator.formulate(more).model.relaxed(), SolveOptions()).objective - lp
+        value = values[("money", str(source), int(year))]
+        # the LP value is concave in the money: a dual is a supergradient, exact where not degenerate
+        assert step / 10.0 * 1e6 <= value * 1.02 + 1.0, (source, year)
+        if funds[r] > 0:
+            assert step / 10.0 * 1e6 == pytest.approx(value, rel=0.02, abs=1.0), (source, year)
+    assert values[("money", "central", 2016)] > 0, "the starved county makes money worth something"
+
+
+def test_explain_prints_marginal_values(tmp_path):
+    _, found = solve_and_explain(starved(), tmp_path)
+    money = [row for row in found["marginal_values"]["rows"] if row["kind"] == "money"]
+    assert money and all(row["value"] >= -1e-9 for row in money)
 
 
 def test_packages_that_cannot_reach_the_threshold(tmp_path):

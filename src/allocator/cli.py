@@ -152,10 +152,16 @@ def explain(
     """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
     import json
 
-    from allocator.explain import difficulties, what_it_would_take
+    from allocator.explain import difficulties, marginal_values, what_it_would_take
     from allocator.model.formulation import formulate
     from allocator.model.problem import build_problem
-    from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, input_hashes, load_tables, solve_problem
+    from allocator.optimize import (
+        EXACT_MAX_INTEGER_COLUMNS,
+        LP_FIX_MAX_INTEGER_COLUMNS,
+        input_hashes,
+        load_tables,
+        solve_problem,
+    )
     from allocator.plan import Plan
     from allocator.scenario import load_scenario
 
@@ -175,7 +181,17 @@ def explain(
         progress("rebuild the model")
         problem = build_problem(load_tables(sc), name=sc.name, start_year=sc.start_year,
                                 deadline_year=sc.deadline_year, policy=sc.policy, validate=False)
-        found = difficulties(formulate(problem), plan)
+        fm = formulate(problem)
+        found = difficulties(fm, plan)
+        if int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
+            progress("marginal values: duals of the LP relaxation")
+            values = marginal_values(fm)
+            found["marginal_values"] = {"method": "duals of the LP relaxation (objective per unit: expected exits, "
+                                                  "one household of county shortfall counting as the penalty)",
+                                        "penalty": fm.penalty, "rows": values.to_dict("records")}
+        else:
+            found["marginal_values"] = {"method": None, "rows": [], "note": "not computed: the model is too large "
+                                        "for its LP relaxation here"}
         off = found["counties_off_schedule"] or plan.summary.get("expected_exits") is None
         if money and off:
             progress("what it would take: least extra money, then a re-solve to verify it")
@@ -200,6 +216,11 @@ def _print_difficulties(found: dict, folder: Path) -> None:
                   markup=False)
         for reason in county["reasons"]:
             out.print(f"    {reason['sentence']}", markup=False)
+    worth = [row for row in found.get("marginal_values", {}).get("rows", []) if row["value"] > 1e-9]
+    for row in sorted(worth, key=lambda r: -r["value"])[:5]:
+        year = f" {row['year']}" if row["year"] is not None else ""
+        out.print(f"- one more {row['per']} of {row['kind']} {row['entity']}{year} is worth {row['value']:,.4g} "
+                  "(objective units)", markup=False)
     take = found.get("what_it_would_take")
     if take:
         verified = " (verified by re-solving)" if take.get("verified") else ""

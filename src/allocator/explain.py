@@ -139,6 +139,44 @@ def _share_name(fm: Formulation, r: int) -> str:
     return ", ".join(f"{k}={v[r]}" for k, v in keys.items()) if keys else str(r)
 
 
+def marginal_values(fm: Formulation) -> pd.DataFrame:
+    """What one more unit of each limited resource is worth, from the duals of the LP
+    relaxation (which bounds the MIP; the tie is tight for this multiple-choice model, but a
+    MIP plan may gain less, in steps). Per fund row: objective per million yuan; per personnel
+    row: per hour; per share rule: per percentage point of total spend. The objective counts
+    expected exits, and one household of county shortfall as ``penalty`` of them, so where
+    counties are off schedule the values are driven by the deadline. A dual is a supergradient
+    of the LP's (concave) value: one more unit buys at most this much, exactly this much where
+    the LP vertex is not degenerate (an empty fund row often is)."""
+    p = fm.problem
+    result = get_backend("highs").solve(fm.model.relaxed(), SolveOptions())
+    if result.duals is None:
+        return pd.DataFrame(columns=["kind", "entity", "year", "per", "value"])
+    duals = result.duals
+    rows = []
+    budget = fm.family("source_budget").rows
+    for r in range(budget.stop - budget.start):
+        rows.append(("money", str(p.source_ids[p.fund_source[r]]), int(p.years[p.fund_year[r]]), "million yuan",
+                     float(duals[budget.start + _fed_rows(p, r)].sum()) * MONEY_UNIT))
+    personnel = fm.family("personnel").rows
+    for r in range(personnel.stop - personnel.start):
+        rows.append(("personnel", _personnel_region(p, r), int(p.years[p.pers_year[r]]), "hour",
+                     float(duals[personnel.start + r])))
+    shares = fm.family("category_share")
+    total = float((fm.model.A[fm.family("money_balance").rows] @ result.x).clip(min=0).sum()) if result.x is not None \
+        else 0.0
+    for r in range(shares.rows.stop - shares.rows.start):
+        rows.append(("share rule", _share_name(fm, r), None, "percentage point of spend",
+                     float(duals[shares.rows.start + r]) * 0.01 * total))
+    return pd.DataFrame(rows, columns=["kind", "entity", "year", "per", "value"])
+
+
+def _fed_rows(p: Problem, r: int) -> np.ndarray:
+    """The budget rows fund row ``r``'s money counts in: its own, and later years' with carry-over."""
+    s, t = p.fund_source[r], p.fund_year[r]
+    return np.flatnonzero((p.fund_source == s) & ((p.fund_year >= t) if p.source_carry_over[s] else (p.fund_year == t)))
+
+
 def extra_money_model(fm: Formulation) -> LinearModel:
     """The model with one extra-money column per fund row (million yuan, at least 0) in the
     budget rows it feeds, no shortfall allowed, maximising minus the extra money."""
@@ -146,10 +184,8 @@ def extra_money_model(fm: Formulation) -> LinearModel:
     budget = fm.family("source_budget")
     n_funds = len(p.fund_amount)
     rows, cols = [], []
-    for r in range(n_funds):  # the extra money of row r counts in every budget row its amount counts in
-        s, t = p.fund_source[r], p.fund_year[r]
-        feeds = (p.fund_source == s) & ((p.fund_year >= t) if p.source_carry_over[s] else (p.fund_year == t))
-        hit = np.flatnonzero(feeds)
+    for r in range(n_funds):
+        hit = _fed_rows(p, r)
         rows.append(budget.rows.start + hit)
         cols.append(np.full(len(hit), r))
     extra = sp.csr_matrix((np.full(sum(map(len, rows)), -MONEY_UNIT), (np.concatenate(rows), np.concatenate(cols))),
@@ -216,4 +252,5 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
     return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
 
 
-__all__ = ["binding_rows", "difficulties", "extra_money_model", "plan_vector", "what_it_would_take"]
+__all__ = ["binding_rows", "difficulties", "extra_money_model", "marginal_values", "plan_vector",
+           "what_it_would_take"]
