@@ -40,8 +40,6 @@ from allocator.assign import (
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "orlib-gap"
 DEFAULT_SETS = [f"gap{k}" for k in range(1, 13)] + ["gapa", "gapb", "gapc"]
-GAPD_BEST_KNOWN = {"gapd-1": 6353, "gapd-2": 12742, "gapd-3": 6347, "gapd-4": 12430, "gapd-5": 6185,
-                   "gapd-6": 12235}  # literature best-known values of type D (not all proven optimal)
 
 
 def peak_gib() -> float:
@@ -59,8 +57,8 @@ def orlib(sets: list[str], time_limit: float, method: str, threads: int | None, 
         for inst in read_orlib_gap(folder / f"{stem}.txt"):
             r = generalized_assignment(inst.cost, inst.load, inst.capacity, minimize=inst.minimize,
                                        time_limit=time_limit, threads=threads, method=method)
-            published = ORLIB_GAP_OPTIMA.get(inst.name, ORLIB_GAP_BEST_KNOWN.get(inst.name,
-                                                                                GAPD_BEST_KNOWN.get(inst.name)))
+            # proven optima; for type D the best-known values this solver verified (others: '-')
+            published = ORLIB_GAP_OPTIMA.get(inst.name, ORLIB_GAP_BEST_KNOWN.get(inst.name))
             feasible = None
             if r.has_solution:
                 a = r.assignment
