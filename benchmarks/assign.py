@@ -113,6 +113,7 @@ def province(preset: str, seed: int, workers: int, time_limit: float | None) -> 
         "seconds": {"generate": round(generate_s, 2), "identify_and_teams": round(prepare_s, 2),
                     "assign": round(assign_s, 2)},
         "peak_gib_before_assign": round(before, 2), "peak_gib": round(peak_gib(), 2),
+        "peak_gib_worker": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
         "status": summary["status"], "objective_km": summary["objective"], "bound_km": summary["bound"],
         "gap": summary["gap"], "households_objective_km": summary["households_objective"],
         "households_province_bound_km": summary["households_province_bound"],
