@@ -317,7 +317,7 @@ def generate_canonical(households: int, start_year: int = 2016, deadline_year: i
     personnel = _personnel(rngs[6], geo, vil, hh, pkg, years)
     names = rngs[7]
     tables = {
-        "regions": _regions_table(names, geo, vil, western),
+        "regions": regions_table(names, geo, vil, western),
         "villages": _villages_table(names, vil),
         "households": _households_table(hh, vil["n"]),
         "packages": _packages_table(pkg, hh),
@@ -680,10 +680,13 @@ def _personnel(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, pkg: di
 
 
 # --- tables -----------------------------------------------------------------------------
-def _regions_table(rng: np.random.Generator, geo: dict, vil: dict, western: bool) -> pd.DataFrame:
+def regions_table(rng: np.random.Generator, geo: dict, vil: dict, western: bool, *, province_id: str = "P1",
+                  prefecture_prefix: str = "F") -> pd.DataFrame:
+    """The region tree (province > prefectures > counties > townships) of a generated province;
+    also used by :mod:`allocator.synth.province`, with its own id scheme."""
     n_pref, n_c, n_t = geo["n_pref"], geo["n_counties"], vil["n_towns"]
-    pref_ids, county_ids, town_ids = _ids("F", n_pref, 2), _ids("C", n_c, 3), _ids("T", n_t, 4)
-    province = pa.array(["P1"], type=pa.large_string())
+    pref_ids, county_ids, town_ids = _ids(prefecture_prefix, n_pref, 2), _ids("C", n_c, 3), _ids("T", n_t, 4)
+    province = pa.array([province_id], type=pa.large_string())
     region_id = pa.concat_arrays([province, pref_ids, county_ids, town_ids])
     parent = pa.concat_arrays([
         pa.array([""], type=pa.large_string()),

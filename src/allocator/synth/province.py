@@ -168,7 +168,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from allocator.scenario import POVERTY_LINE
-from allocator.synth.canonical import _ids, _names, _round, _str
+from allocator.synth.canonical import _ids, _names, _round, _str, regions_table
 from allocator.tables import ANY, LIST_SEPARATOR, SPECS, take_text
 from allocator.targeting.raw import CAUSES, HOUSEHOLD_TYPES, RAW_SPECS
 
@@ -354,7 +354,7 @@ def generate_province(households: int, start_year: int = 2016, deadline_year: in
     funds = _funds(rngs[5], geo, vil, hh, years, money_scale)
     names = rngs[6]
     tables = {
-        "regions": _regions_table(names, geo, vil, western),
+        "regions": regions_table(names, geo, vil, western, province_id="PROV", prefecture_prefix="P"),
         "villages_raw": _villages_table(names, vil),
         "households_raw": _households_table(hh, vil),
         "funds": funds,
@@ -681,29 +681,6 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
 
 
 # --- tables -----------------------------------------------------------------------------
-def _regions_table(rng: np.random.Generator, geo: dict, vil: dict, western: bool) -> pd.DataFrame:
-    n_pref, n_c, n_t = geo["n_pref"], geo["n_counties"], vil["n_towns"]
-    pref_ids, county_ids, town_ids = _ids("P", n_pref, 2), _ids("C", n_c, 3), _ids("T", n_t, 4)
-    province = pa.array(["PROV"], type=pa.large_string())
-    region_id = pa.concat_arrays([province, pref_ids, county_ids, town_ids])
-    parent = pa.concat_arrays([
-        pa.array([""], type=pa.large_string()),
-        pc.take(province, pa.array(np.zeros(n_pref, dtype=np.int64))),
-        pc.take(pref_ids, pa.array(geo["county_pref"].astype(np.int64))),
-        pc.take(county_ids, pa.array(vil["town_county"].astype(np.int64))),
-    ])
-    level = np.repeat(np.arange(4), [1, n_pref, n_c, n_t])
-    name = np.r_[np.array(["Synthetic Province"]), _names(rng, n_pref, " Prefecture"), _names(rng, n_c, " County"),
-                 _names(rng, n_t, " Township")]
-    rural = np.zeros(1 + n_pref + n_c + n_t, dtype=np.int64)
-    rural[1 + n_pref: 1 + n_pref + n_c] = np.bincount(vil["county"], weights=vil["rural"], minlength=n_c)
-    return pd.DataFrame({
-        "region_id": _str(region_id), "parent_id": _str(parent),
-        "level": take_text(("province", "prefecture", "county", "township"), level),
-        "name": _str(name), "western": np.full(len(level), bool(western)), "rural_population": rural,
-    })
-
-
 def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
     town_ids = _ids("T", vil["n_towns"], 4)
     frame = pd.DataFrame({
