@@ -29,26 +29,8 @@ from allocator import load_scenario, solve_problem  # noqa: E402
 from allocator.checks import check_tables  # noqa: E402
 from allocator.cli import ProgressPrinter  # noqa: E402
 from allocator.model.problem import build_problem  # noqa: E402
+from allocator.report import NATIONAL_STILL_POOR, poor_by_year  # noqa: E402
 from allocator.targeting import prepare  # noqa: E402
-
-# share of the end-2014 stock still poor at year end (DOMAIN.md §7.5, derived from NBS)
-NATIONAL = {2014: 1.0, 2015: 0.79, 2016: 0.62, 2017: 0.43, 2018: 0.24, 2019: 0.08, 2020: 0.0}
-
-
-def plan_path(households: pd.DataFrame, packages: pd.DataFrame, planned: pd.DataFrame, years: list[int]) -> list:
-    """Share of the planned households still poor (in expectation) at the end of each year."""
-    lag = packages.set_index(["household_id", "package_id"])["lag_years"]
-    chosen = households.dropna(subset=["package_id"])
-    exit_year = chosen["start_year"].to_numpy() + lag.reindex(
-        pd.MultiIndex.from_arrays([chosen["household_id"], chosen["package_id"]])).to_numpy()
-    p = chosen["exit_probability"].to_numpy()
-    unplanned = households[households["package_id"].isna()]["exit_probability"].sum()
-    total = len(planned)
-    path = []
-    for year in years:
-        exits = p[exit_year <= year].sum() + (unplanned if year == years[-1] else 0.0)
-        path.append(1 - exits / total)
-    return path
 
 
 def main() -> None:
@@ -74,9 +56,9 @@ def main() -> None:
                             deadline_year=scenario.deadline_year, policy=scenario.policy, validate=False)
     plan = solve_problem(problem, settings, progress=progress)
     planned = result.tables["households"].query("registered_poor")
-    path = plan_path(plan.households, result.tables["packages"], planned, scenario.years)
-    start_stock = NATIONAL[scenario.start_year - 1]
-    national = [NATIONAL.get(y, 0.0) / start_stock for y in scenario.years]
+    path = poor_by_year(plan, problem)["expected_poor"].to_numpy() / len(planned)
+    start_stock = NATIONAL_STILL_POOR[scenario.start_year - 1]
+    national = [NATIONAL_STILL_POOR.get(y, 0.0) / start_stock for y in scenario.years]
     spend = plan.funding.groupby("year")["amount"].sum()
     money = result.tables["funds"].groupby("year")["amount"].sum()
     rows = pd.DataFrame({"year": scenario.years, "plan_still_poor": np.round(path, 3),

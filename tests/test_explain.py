@@ -21,8 +21,8 @@ def run(*args) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def solve_and_explain(tables, folder) -> tuple[dict, dict]:
-    path = write_folder(tables, folder / "data", policy=POLICY)
+def solve_and_explain(tables, folder, policy=POLICY) -> tuple[dict, dict]:
+    path = write_folder(tables, folder / "data", policy=policy)
     solved = run("solve", path, "--out", folder / "plan", "--quiet")
     assert solved.returncode in (0, 1), solved.stderr
     explained = run("explain", folder / "plan", "--quiet")
@@ -139,3 +139,60 @@ def test_explain_refuses_a_plan_whose_inputs_changed(tmp_path):
 def test_explain_needs_a_plan_folder(folder, tmp_path):
     result = run("explain", tmp_path / folder)
     assert result.returncode == 2 and "not a plan folder" in result.stderr
+
+
+def test_a_hard_deadline_without_the_money_names_the_conflicting_rules(tmp_path):
+    tables = starved()
+    tables["funds"]["amount"] = [1000.0, 1000.0, 1000.0, 0.0, 0.0]
+    summary, found = solve_and_explain(tables, tmp_path, {**POLICY, "deadline": "hard"})
+    assert summary["status"] == "infeasible"
+    rules = found["conflict"]["rules"]
+    sentences = " ".join(r["sentence"] for r in rules)
+    # both counties' exit rules, the central fund up to 2018 and the hard deadline are in it
+    assert "county C1 must be below 3%" in sentences and "county C2 must be below 2%" in sentences
+    assert "fund central 2018 has 3,000 yuan" in sentences
+    assert {r["rule"] for r in rules} >= {"County exit by the deadline", "Hard deadline"}
+    # and the money that would fix it, verified by re-solving with the deadline still hard
+    take = found["what_it_would_take"]
+    assert take["possible"] and take["verified"]
+
+
+def test_a_mandatory_project_that_cannot_finish_is_the_whole_conflict(tmp_path):
+    tables = tiny_tables()
+    tables["projects"].loc[tables["projects"]["project_id"] == "water", "duration_years"] = 4
+    _, found = solve_and_explain(tables, tmp_path)
+    (rule,) = found["conflict"]["rules"]
+    assert rule["sentence"] == ("water in village V2 is mandatory and takes 4 years: it cannot finish by 2018 even "
+                                "if it starts in 2016")
+
+
+def test_earliest_deadline_per_county(tmp_path):
+    """Hand-derived: with money everywhere, C2 (allowed 2 of 3 poor left, baseline 0.15) needs 0.85
+    more exits: H6 and H8 have packages that count at once (0.60 + 0.62), so 2016. C1 (allowed 1.8
+    of 4, baseline 0.23) needs 1.97: in 2016 only its two welfare packages count (0.35 + 0.48);
+    by 2017 the road (one year) lets industry start and the one-year-lag packages count, so 2017."""
+    import allocator
+    from allocator.explain import earliest_deadlines
+    from allocator.optimize import solve_problem
+
+    tables = tiny_tables()
+    tables["funds"]["amount"] = [1e6, 1e6, 1e6, 1e6, 1e6]
+    tables["regions"].loc[tables["regions"]["region_id"] == "C1", "rural_population"] = 60
+    tables["regions"].loc[tables["regions"]["region_id"] == "C2", "rural_population"] = 100
+    problem = allocator.build_problem(tables, name="t", start_year=2016, deadline_year=2018,
+                                      policy=allocator.Policy(**POLICY), validate=False)
+    table, runs = earliest_deadlines(problem, tables, lambda p: solve_problem(p, allocator.SolverSettings()))
+    assert dict(zip(table["county_id"], table["earliest_year"], strict=True)) == {"C1": 2017, "C2": 2016}
+    assert [r["counties_on_schedule"] for r in runs] == [1, 2, 2]
+
+
+def test_plan_difficulties_in_memory_and_from_its_folder(tmp_path):
+    import allocator
+
+    path = write_folder(starved(), tmp_path / "data", policy=POLICY)
+    plan = allocator.solve(allocator.load_scenario(path))
+    found = plan.difficulties()
+    assert [c["county_id"] for c in found["counties_off_schedule"]] == ["C1"]
+    plan.write(tmp_path / "plan")
+    assert allocator.Plan.read(tmp_path / "plan").difficulties() == found
+

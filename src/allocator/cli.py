@@ -147,59 +147,60 @@ def explain(
     plan_dir: Annotated[Path, typer.Argument(help="plan folder written by allocator solve")],
     money: Annotated[bool, typer.Option("--money/--no-money", help="find and verify the extra money needed")]
     = True,
+    earliest: Annotated[bool, typer.Option(
+        "--earliest/--no-earliest", help="re-solve with each year as the deadline to find the first year each "
+        "county can be on schedule (one solve per year)")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
     import json
 
-    from allocator.explain import difficulties, marginal_values, what_it_would_take
-    from allocator.model.formulation import formulate
-    from allocator.model.problem import build_problem
-    from allocator.optimize import (
-        EXACT_MAX_INTEGER_COLUMNS,
-        LP_FIX_MAX_INTEGER_COLUMNS,
-        input_hashes,
-        load_tables,
-        solve_problem,
+    from allocator.explain import (
+        conflict,
+        difficulties,
+        earliest_deadlines,
+        load_plan_context,
+        marginal_values,
+        what_it_would_take,
     )
-    from allocator.plan import Plan
-    from allocator.scenario import load_scenario
+    from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
 
     progress = ProgressPrinter(quiet)
     try:
-        if not (plan_dir / "summary.json").is_file():
-            raise InputError([Issue(str(plan_dir), "not a plan folder", expected="a folder with summary.json")])
-        plan = Plan.read(plan_dir)
-        manifest = plan.summary.get("manifest", {})
-        if not manifest.get("scenario_file"):
-            raise InputError([Issue(str(plan_dir / "summary.json"), "the plan does not name its scenario file",
-                                    key="manifest.scenario_file", expected="a plan written by allocator solve")])
-        sc = load_scenario(manifest["scenario_file"])
-        if input_hashes(sc) != manifest.get("inputs"):
-            raise InputError([Issue(manifest["scenario_file"], "the scenario or its tables changed since the plan "
-                                    "was made; solve again before explaining")])
         progress("rebuild the model")
-        problem = build_problem(load_tables(sc), name=sc.name, start_year=sc.start_year,
-                                deadline_year=sc.deadline_year, policy=sc.policy, validate=False)
-        fm = formulate(problem)
-        found = difficulties(fm, plan)
-        if int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
-            progress("marginal values: duals of the LP relaxation")
-            values = marginal_values(fm)
-            found["marginal_values"] = {"method": "duals of the LP relaxation (objective per unit: expected exits, "
-                                                  "one household of county shortfall counting as the penalty)",
-                                        "penalty": fm.penalty, "rows": values.to_dict("records")}
-        else:
-            found["marginal_values"] = {"method": None, "rows": [], "note": "not computed: the model is too large "
-                                        "for its LP relaxation here"}
-        off = found["counties_off_schedule"] or plan.summary.get("expected_exits") is None
-        if money and off:
-            progress("what it would take: least extra money, then a re-solve to verify it")
-            found["what_it_would_take"] = what_it_would_take(
-                problem, lambda changed: solve_problem(changed, sc.solver),
-                exact_up_to=EXACT_MAX_INTEGER_COLUMNS, time_limit=sc.solver.time_limit)
+        context = load_plan_context(plan_dir)
     except InputError as error:
         _fail_input(error)
+    plan, sc, problem = context.plan, context.scenario, context.problem
+    fm = context.formulation()
+    found = difficulties(fm, plan)
+    small = int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS
+    if plan.summary.get("expected_exits") is None:
+        progress("smallest conflicting set of rules (IIS of the LP relaxation)")
+        found["conflict"] = conflict(fm, time_limit=sc.solver.time_limit)
+    if small:
+        progress("marginal values: duals of the LP relaxation")
+        values = marginal_values(fm)
+        found["marginal_values"] = {"method": "duals of the LP relaxation (objective per unit: expected exits, "
+                                              "one household of county shortfall counting as the penalty)",
+                                    "penalty": fm.penalty, "rows": values.to_dict("records")}
+    else:
+        found["marginal_values"] = {"method": None, "rows": [], "note": "not computed: the model is too large "
+                                    "for its LP relaxation here"}
+
+    def resolve(changed):
+        return solve_problem(changed, sc.solver)
+
+    off = found["counties_off_schedule"] or plan.summary.get("expected_exits") is None
+    if money and off:
+        progress("what it would take: least extra money, then a re-solve to verify it")
+        found["what_it_would_take"] = what_it_would_take(problem, resolve, exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
+                                                         time_limit=sc.solver.time_limit)
+    if earliest:
+        progress("earliest deadline per county: a re-solve per year")
+        table, runs = earliest_deadlines(problem, context.tables, resolve)
+        found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
+                                       "runs": runs}
     (plan_dir / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
     _print_difficulties(found, plan_dir)
 
@@ -221,10 +222,46 @@ def _print_difficulties(found: dict, folder: Path) -> None:
         year = f" {row['year']}" if row["year"] is not None else ""
         out.print(f"- one more {row['per']} of {row['kind']} {row['entity']}{year} is worth {row['value']:,.4g} "
                   "(objective units)", markup=False)
+    if found.get("conflict"):
+        out.print(f"- {found['conflict']['sentence']}", markup=False)
     take = found.get("what_it_would_take")
     if take:
         verified = " (verified by re-solving)" if take.get("verified") else ""
         out.print(f"- what it would take{verified}: {take['sentence']}", markup=False)
+    for run in found.get("earliest_deadlines", {}).get("runs", []):
+        out.print(f"- with {run['deadline']} as the deadline, {run['counties_on_schedule']} of "
+                  f"{found['counties_total']} counties could be on schedule", markup=False)
+
+
+@app.command()
+def report(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder written by allocator solve")],
+    html_file: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default PLAN_DIR/report.html)")]
+    = None,
+    compare_with: Annotated[Path | None, typer.Option("--compare", help="another plan folder to compare with")]
+    = None,
+) -> None:
+    """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines."""
+    from allocator.report import build_report
+
+    own = plan_dir / "report.html"
+    html_file = html_file or own
+    if html_file.suffix.lower() not in (".html", ".htm"):
+        _fail_input(InputError([Issue(str(html_file), "the report is an HTML file",
+                                      expected="a name ending in .html")]))
+    if html_file.exists() and html_file.resolve() != own.resolve():
+        _fail_input(InputError([Issue(str(html_file), "file exists; choose a new name",
+                                      expected="a file that does not exist yet (only PLAN_DIR/report.html is "
+                                               "rewritten)")]))
+    if compare_with is not None and not (compare_with / "summary.json").is_file():
+        _fail_input(InputError([Issue(str(compare_with), "not a plan folder", expected="a folder with summary.json")]))
+    try:
+        page = build_report(plan_dir, compare_with=compare_with)
+    except InputError as error:
+        _fail_input(error)
+    html_file.parent.mkdir(parents=True, exist_ok=True)
+    html_file.write_text(page, encoding="utf-8")
+    out.print(f"[bold]report[/bold] → {html_file}")
 
 
 ASSIGN_FILES = {"household_cadre.csv", "teams.csv", "shortage.csv", "assignment.json"}

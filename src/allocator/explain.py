@@ -8,26 +8,73 @@ that cannot finish, and whether even every household's best package would be eno
 :func:`what_it_would_take` finds the least extra money per source and year that puts every
 county on schedule by solving that model (extra money as columns of the budget rows, no
 shortfall allowed), then verifies it by re-solving the scenario with the money added.
+:func:`conflict` names the smallest set of rules that cannot hold together when there is no
+plan at all (an IIS of the LP relaxation), and :func:`earliest_deadlines` the first year each
+county could be on schedule with the money there is, by re-solving with earlier deadlines.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from allocator.errors import InputError, Issue
 from allocator.model.formulation import Formulation, formulate
-from allocator.model.problem import Problem
+from allocator.model.problem import Problem, build_problem
 from allocator.plan import Plan
+from allocator.scenario import Scenario, load_scenario
 from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, Status
+from allocator.solvers.highs import highs_iis
 from allocator.tables import CATEGORIES
 
 MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays well scaled
 BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
 VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
+
+
+@dataclass
+class PlanContext:
+    """A plan folder with what made it: the scenario, its tables, the problem and the model."""
+
+    folder: Path
+    plan: Plan
+    scenario: Scenario
+    tables: dict[str, pd.DataFrame]
+    problem: Problem
+
+    def formulation(self) -> Formulation:
+        return formulate(self.problem)
+
+
+def load_plan_context(folder: str | Path) -> PlanContext:
+    """Read a plan folder and rebuild its problem from the scenario its manifest names.
+
+    Raises :class:`InputError` when the folder is not a plan, names no scenario, or the
+    scenario or its tables changed since the plan was made (the plan would not match them)."""
+    from allocator.optimize import input_hashes, load_tables
+
+    folder = Path(folder)
+    if not (folder / "summary.json").is_file():
+        raise InputError([Issue(str(folder), "not a plan folder", expected="a folder with summary.json")])
+    plan = Plan.read(folder)
+    manifest = plan.summary.get("manifest", {})
+    if not manifest.get("scenario_file"):
+        raise InputError([Issue(str(folder / "summary.json"), "the plan does not name its scenario file",
+                                key="manifest.scenario_file", expected="a plan written by allocator solve")])
+    scenario = load_scenario(manifest["scenario_file"])
+    if input_hashes(scenario) != manifest.get("inputs"):
+        raise InputError([Issue(manifest["scenario_file"], "the scenario or its tables changed since the plan "
+                                "was made; solve again")])
+    tables = load_tables(scenario)
+    problem = build_problem(tables, name=scenario.name, start_year=scenario.start_year,
+                            deadline_year=scenario.deadline_year, policy=scenario.policy, validate=False)
+    return PlanContext(folder, plan, scenario, tables, problem)
 
 
 def plan_vector(fm: Formulation, plan: Plan) -> np.ndarray:
@@ -252,5 +299,104 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
     return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
 
 
-__all__ = ["binding_rows", "difficulties", "extra_money_model", "marginal_values", "plan_vector",
-           "what_it_would_take"]
+def conflict(fm: Formulation, time_limit: float | None = None) -> dict | None:
+    """The smallest set of rules that cannot hold together, in planner words, or None when
+    the LP relaxation is feasible (then only integrality stands in the way) or the search
+    found none in time.
+
+    It is an IIS of the LP relaxation (HiGHS ``getIis``): drop any one rule of it and the
+    rest can hold. Rows that only route money (spend paid by funds) and the bounds of single
+    decisions are the model's plumbing: they are counted, not listed."""
+    found = highs_iis(fm.model, time_limit)
+    if found is None:
+        return None
+    p = fm.problem
+    rules = []
+    plumbing = 0
+    for r in found.rows:
+        family = next(f for f in fm.families if f.rows.start <= r < f.rows.stop)
+        i = int(r - family.rows.start)
+        sentence = _rule_sentence(fm, family.name, {k: v[i] for k, v in family.keys.items()}, i)
+        if sentence is None:
+            plumbing += 1
+        else:
+            rules.append({"rule": family.title, "sentence": sentence})
+    hard = np.flatnonzero((found.cols >= fm.s_cols.start) & (found.cols < fm.s_cols.stop))
+    if len(hard):
+        counties = p.county_ids if fm.s_county is None else p.county_ids[fm.s_county]
+        names = ", ".join(str(counties[found.cols[j] - fm.s_cols.start]) for j in hard)
+        rules.append({"rule": "Hard deadline", "sentence": f"the deadline is hard: no shortfall is allowed in {names}"})
+    plumbing += len(found.cols) - len(hard)
+    return {"method": "IIS of the LP relaxation (HiGHS)", "rules": rules, "plumbing": plumbing,
+            "sentence": "these rules cannot all hold together (drop any one and the rest can): "
+                        + "; ".join(rule["sentence"] for rule in rules)}
+
+
+def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> str | None:
+    """One row of a conflict in planner words; None for the model's plumbing."""
+    p = fm.problem
+    if family == "county_exit":
+        c = int(key["county"])
+        need = p.county_registered_poor[c] - p.county_threshold[c] * p.county_rural_population[c]
+        return (f"county {p.county_ids[c]} must be below {p.county_threshold[c]:.0%} incidence by "
+                f"{p.deadline_year}: at least {need:,.1f} of its {p.county_registered_poor[c]:,.0f} poor "
+                "households must exit")
+    if family == "source_budget":
+        r = int(key["fund"])
+        total = fm.model.row_hi[fm.family("source_budget").rows.start + r]
+        carried = " (with carry-over, up to that year)" if p.source_carry_over[p.fund_source[r]] else ""
+        return f"fund {p.source_ids[p.fund_source[r]]} {p.years[p.fund_year[r]]} has {total:,.0f} yuan{carried}"
+    if family == "project_once":
+        q = int(key["project"])
+        if not p.proj_mandatory[q]:
+            return None
+        latest = p.deadline_year - int(p.proj_duration[q]) + 1
+        timing = (f"it cannot finish by {p.deadline_year} if it starts after {latest}" if latest >= p.start_year
+                  else f"it cannot finish by {p.deadline_year} even if it starts in {p.start_year}")
+        return (f"{p.proj_ids[q]} in village {p.village_ids[p.proj_village[q]]} is mandatory and takes "
+                f"{p.proj_duration[q]} years: {timing}")
+    if family == "personnel":
+        return (f"cadres in {_personnel_region(p, row)} have {p.pers_hours[row]:,.0f} hours in "
+                f"{p.years[p.pers_year[row]]}")
+    if family == "category_share":
+        return f"the category share rule {_share_name(fm, row)} holds"
+    if family == "prerequisites":
+        return (f"household {p.household_ids[int(key['household'])]}'s package needs project "
+                f"{p.proj_ids[int(key['project'])]} finished first")
+    return None
+
+
+def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve) -> tuple[pd.DataFrame, list[dict]]:
+    """Per county, the earliest year it can be on schedule with the money there is.
+
+    For each year d from the start to the deadline, the scenario is solved again as if d
+    were the deadline: only the money and cadre hours of the years up to d, exits counted
+    only when they come by d, and mandatory projects not required to finish by d (they are
+    due at the real deadline). ``solve(problem) -> Plan`` uses the scenario's own settings;
+    each re-solve (with a soft deadline, whatever the scenario says) maximises the counties on
+    schedule by d, then exits. A county's earliest
+    year is the first d whose plan has it on schedule (missing: not even by the deadline).
+    Returns that table and one row per re-solve (deadline, counties on schedule)."""
+    policy = problem.policy.model_copy(update={"deadline": "soft"})  # which counties can, not whether all can
+    problem = dataclasses.replace(problem, policy=policy)
+    earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
+    runs = []
+    for year in problem.years:
+        if year == problem.deadline_year:
+            counties = solve(problem).counties
+        else:
+            trimmed = {**tables,
+                       "funds": tables["funds"][tables["funds"]["year"] <= year],
+                       "personnel": tables["personnel"][tables["personnel"]["year"] <= year],
+                       "projects": tables["projects"].assign(mandatory=False)}
+            counties = solve(build_problem(trimmed, name=problem.name, start_year=int(problem.years[0]),
+                                           deadline_year=int(year), policy=policy, validate=False)).counties
+        on = counties.loc[counties["on_schedule"].astype(bool), "county_id"].astype(str)
+        runs.append({"deadline": int(year), "counties_on_schedule": int(len(on))})
+        fresh = earliest.index.isin(on) & earliest.isna().to_numpy()
+        earliest[fresh] = int(year)
+    return earliest.reset_index(name="earliest_year"), runs
+
+
+__all__ = ["PlanContext", "binding_rows", "conflict", "difficulties", "earliest_deadlines", "extra_money_model",
+           "load_plan_context", "marginal_values", "plan_vector", "what_it_would_take"]

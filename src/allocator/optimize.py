@@ -137,6 +137,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     }
     x = outcome.result.x if outcome.result.status.has_solution else None
     plan = make_plan(fm, x, summary)
+    plan.problem = problem
     bounds = Bounds(None, None, None, None)
     if x is not None:
         bounds = plan_bounds(fm, outcome, plan.counties["shortfall_households"].to_numpy(),

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.model.formulation import Formulation, G
+from allocator.model.problem import Problem
 from allocator.tables import CATEGORIES
 
 TABLES = ("households", "projects", "funding", "counties")
@@ -43,6 +44,8 @@ class Plan:
     funding: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["funding"]))
     counties: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["counties"]))
     baselines: dict[str, Plan] = field(default_factory=dict)  # the usual rules' plans, by rule
+    problem: Problem | None = field(default=None, repr=False, compare=False)  # what was solved, when in memory
+    folder: Path | None = field(default=None, repr=False, compare=False)  # where it was read from
 
     @property
     def status(self) -> str:
@@ -55,6 +58,20 @@ class Plan:
     def spend_by(self, by: str = "year") -> pd.DataFrame:
         """Money spent grouped by ``year``, ``category``, ``source_id`` or ``county_id`` (or a list)."""
         return self.funding.groupby(by, as_index=False)["amount"].sum()
+
+    def difficulties(self) -> dict:
+        """Counties off schedule, with their shortfall and the rules that bind them
+        (:func:`allocator.explain.difficulties`), from the problem solved or, for a plan read
+        from a folder, the problem its scenario rebuilds."""
+        from allocator.explain import difficulties, load_plan_context
+        from allocator.model.formulation import formulate
+
+        if self.problem is not None:
+            return difficulties(formulate(self.problem), self)
+        if self.folder is not None:
+            context = load_plan_context(self.folder)
+            return difficulties(context.formulation(), self)
+        raise ValueError("this plan was neither solved here nor read from a folder: nothing to explain it with")
 
     def write(self, folder: str | Path, charts: bool = True) -> Path:
         """Write the plan folder (created if needed), with its charts unless ``charts`` is
@@ -86,7 +103,7 @@ class Plan:
                   for name in TABLES}
         baselines = {path.name: cls.read(path) for path in sorted((folder / BASELINES_FOLDER).glob("*"))
                      if (path / "summary.json").is_file()}
-        return cls(summary, **frames, baselines=baselines)
+        return cls(summary, **frames, baselines=baselines, folder=folder)
 
 
 def _json_default(value):

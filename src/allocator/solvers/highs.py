@@ -37,7 +37,7 @@ a process, whatever ``output_flag`` says.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -272,3 +272,45 @@ def _empty_model_result(model: LinearModel, result: SolveResult) -> SolveResult:
     result.status, result.x = Status.OPTIMAL, x
     result.objective = result.bound = float(model.offset)
     return result
+
+
+@dataclass
+class Conflict:
+    """An irreducible infeasible subsystem: rows and columns whose bounds cannot all hold.
+
+    ``row_side`` / ``col_side`` say which bound of each takes part: ``lower``, ``upper`` or
+    ``boxed`` (both)."""
+
+    rows: np.ndarray
+    row_side: list[str]
+    cols: np.ndarray
+    col_side: list[str]
+
+
+_IIS_SIDES = {1: "free", 2: "lower", 3: "upper", 4: "boxed"}
+
+
+def highs_iis(model: LinearModel, time_limit: float | None = None) -> Conflict | None:
+    """An IIS of the LP relaxation of ``model`` (HiGHS ``getIis``, irreducible strategy),
+    or None when the relaxation is feasible, the search ran out of time, or HiGHS found none.
+
+    An IIS is a smallest-by-inclusion set of rules that cannot hold together: drop any one
+    of them and the rest can."""
+    import highspy
+
+    _silence_banner()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("iis_strategy", int(highspy._core.IisStrategy.kIisStrategyIrreducible))
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(time_limit))
+    h.passModel(_to_highs_lp(model.relaxed()))
+    h.run()
+    if h.getModelStatus() not in (highspy.HighsModelStatus.kInfeasible,
+                                  highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return None
+    status, iis = h.getIis()
+    if status != highspy.HighsStatus.kOk or not iis.valid_ or not (len(iis.row_index_) or len(iis.col_index_)):
+        return None
+    return Conflict(np.asarray(iis.row_index_, dtype=np.int64), [_IIS_SIDES.get(b, "boxed") for b in iis.row_bound_],
+                    np.asarray(iis.col_index_, dtype=np.int64), [_IIS_SIDES.get(b, "boxed") for b in iis.col_bound_])
