@@ -97,3 +97,15 @@ def test_cli_solve_with_baselines(tmp_path):
     assert again.returncode == 0, again.stderr
     assert not (tmp_path / "plan" / "baselines").exists()
     assert "baselines" not in json.loads((tmp_path / "plan" / "summary.json").read_text())
+
+
+def test_baselines_beside_a_plan_with_no_solution(tmp_path):
+    """A hard deadline the money cannot meet: no optimised plan, the baselines still report, no uplift."""
+    tables = generate_preset("tiny", seed=5, start_year=2016, deadline_year=2018, money_scale=0.05)
+    path = write_folder(tables, tmp_path / "data", policy={"deadline": "hard"})
+    result = subprocess.run([sys.executable, "-m", "allocator", "solve", str(path), "--out", str(tmp_path / "plan"),
+                             "--baselines", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    summary = json.loads((tmp_path / "plan" / "summary.json").read_text())
+    assert summary["status"] == "infeasible"
+    assert all(row["uplift_exits"] is None and row["uplift_counties"] is None for row in summary["baselines"])

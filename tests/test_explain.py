@@ -196,3 +196,22 @@ def test_plan_difficulties_in_memory_and_from_its_folder(tmp_path):
     plan.write(tmp_path / "plan")
     assert allocator.Plan.read(tmp_path / "plan").difficulties() == found
 
+
+
+def test_uniform_scale_fallback_brackets_the_money(tmp_path):
+    """The fallback for models whose extra-money LP is too slow: k times every fund puts every
+    county on schedule and the bracket's lower end does not, checked by solving funds.csv."""
+    import allocator
+    from allocator.explain import least_uniform_scale
+    from allocator.optimize import solve_problem
+
+    problem = allocator.build_problem(starved(), name="t", start_year=2016, deadline_year=2018,
+                                      policy=allocator.Policy(**POLICY), validate=False)
+    take = least_uniform_scale(problem, lambda p: solve_problem(p, allocator.SolverSettings()))
+    assert take["verified"] and 1 < take["scale"] <= 2 and 1 < take["scale_not_enough"] < take["scale"]
+    assert take["scale"] / take["scale_not_enough"] - 1 <= 0.05
+    assert on_schedule_with(starved(), take["extra"], 1.0, tmp_path / "enough") == (2, 2)
+    funds = starved()["funds"]
+    short = [{"source_id": s, "year": y, "extra": a * (take["scale_not_enough"] - 1)}
+             for s, y, a in funds[["source_id", "year", "amount"]].itertuples(index=False)]
+    assert on_schedule_with(starved(), short, 1.0, tmp_path / "short") == (1, 2)

@@ -127,3 +127,13 @@ def test_the_report_renders_in_headless_chromium(planned, tmp_path):
     dom = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     assert images >= 6 and f'data-loaded="{images}"' in dom
+
+
+def test_the_report_shows_plan_against_actual_when_monitored(planned, tmp_path):
+    plan = tmp_path / "plan"
+    shutil.copytree(planned / "plan", plan)
+    assert run("simulate", plan, "--year", 2017, "--seed", 1, "--out", tmp_path / "record").returncode == 0
+    assert run("monitor", plan, tmp_path / "record").returncode == 0
+    assert run("report", plan).returncode == 0
+    page = (plan / "report.html").read_text()
+    assert "Plan against actual, mid-2017" in page and "households to watch for prevention" in page

@@ -113,7 +113,7 @@ def baseline_plan(fm: Formulation, rule: str) -> Plan:
 def compare_baselines(plan: Plan, baselines: dict[str, Plan]) -> list[dict]:
     """Per baseline: its expected exits, counties on schedule and cost, and the optimised plan's uplift."""
     rows = []
-    exits = plan.summary.get("expected_exits")
+    exits, on_schedule = plan.summary.get("expected_exits"), plan.summary.get("counties_on_schedule")
     for rule, other in baselines.items():
         s = other.summary
         rows.append({
@@ -121,8 +121,8 @@ def compare_baselines(plan: Plan, baselines: dict[str, Plan]) -> list[dict]:
             "counties_on_schedule": s.get("counties_on_schedule"), "total_shortfall": s.get("total_shortfall"),
             "total_cost": s.get("total_cost"),
             "uplift_exits": None if s.get("expected_exits") is None or exits is None else exits - s["expected_exits"],
-            "uplift_counties": None if s.get("counties_on_schedule") is None
-            else plan.summary["counties_on_schedule"] - s["counties_on_schedule"],
+            "uplift_counties": None if s.get("counties_on_schedule") is None or on_schedule is None
+            else on_schedule - s["counties_on_schedule"],
         })
     return rows
 

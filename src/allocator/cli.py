@@ -26,8 +26,8 @@ app.add_typer(generate_app, name="generate")
 err = Console(stderr=True)
 out = Console()
 
-PLAN_FILES = ({"summary.json", "difficulties.json", BASELINES_FOLDER} | {f"{name}.csv" for name in TABLES}
-              | set(CHART_FILES))
+PLAN_FILES = ({"summary.json", "difficulties.json", "report.html", BASELINES_FOLDER, "monitor"}
+              | {f"{name}.csv" for name in TABLES} | set(CHART_FILES))
 
 
 class ProgressPrinter:
@@ -545,6 +545,40 @@ def candidates(
                   "(no eligible measure fixes their guarantees); they keep their baseline exit")
 
 
+@generate_app.command("national")
+def generate_national(
+    out_dir: Annotated[Path, typer.Argument(help="new folder: one raw data folder per province")],
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    scale: Annotated[float, typer.Option(min=0.0, help="multiplies every county's households (1: 29.48 m)")]
+    = 1.0,
+    provinces: Annotated[str | None, typer.Option(help="only these province codes, e.g. GZ,YN")] = None,
+    years: Annotated[str, typer.Option(help="START:DEADLINE, e.g. 2016:2020")] = "2016:2020",
+    money_scale: Annotated[float, typer.Option("--money-scale", min=0.0, help="multiplies every fund")] = 1.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Stream the national preset (31 provinces' counties at 2014 proportions) to disk, county by county."""
+    from rich.progress import Progress
+
+    from allocator.synth.national import national_summary, write_national
+
+    start, deadline = _years(years)
+    codes = [c.strip() for c in provinces.split(",")] if provinces else None
+    with Progress(console=err, disable=quiet) as bar:
+        task = bar.add_task("counties", total=None)
+        try:
+            counties = write_national(out_dir, seed, scale=scale, provinces=codes, start_year=start,
+                                      deadline_year=deadline, money_scale=money_scale,
+                                      progress=lambda code, done, total: bar.update(
+                                          task, advance=1, description=f"{code} {done}/{total}"))
+        except (FileExistsError, ValueError) as error:
+            err.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from None
+    summary = national_summary(counties)
+    out.print(f"wrote {summary['provinces']} provinces, {summary['counties']:,} counties "
+              f"({summary['national_poor_counties']} national poor), {summary['households']:,} registered "
+              f"households to {out_dir} (provinces.csv, counties.csv, one folder per province)")
+
+
 @generate_app.command("province")
 def generate_province(
     out_dir: Annotated[Path, typer.Argument(help="folder to write the raw tables and scenario.yaml into")],
@@ -589,6 +623,157 @@ def _years(years: str) -> tuple[int, int]:
         err.print(f"[red]error:[/red] --years must be START:DEADLINE like 2016:2020 (got {years!r})")
         raise typer.Exit(2) from None
     return start, deadline
+
+
+@app.command()
+def monitor(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder (an approved plan or a re-plan)")],
+    progress_dir: Annotated[Path, typer.Argument(help="progress record folder")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="folder for the tables (default PLAN_DIR/monitor)")]
+    = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Plan against actual: counties, villages, households off track, counties at risk and households to watch."""
+    from allocator.monitor import MONITOR_FILES, monitor_progress
+
+    progress = ProgressPrinter(quiet)
+    folder = out_dir or plan_dir / "monitor"
+    try:
+        _check_folder(folder, set(MONITOR_FILES), "a monitoring report")
+        progress("read the plan, its inputs and the record")
+        result = monitor_progress(plan_dir, progress_dir)
+    except InputError as error:
+        _fail_input(error)
+    result.write(folder)
+    _print_report(result.summary, folder)
+
+
+@app.command()
+def replan(
+    plan_dir: Annotated[Path, typer.Argument(help="the approved plan folder")],
+    progress_dir: Annotated[Path, typer.Argument(help="progress record folder")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the new plan, its diff and the remaining problem")],
+    from_year: Annotated[int | None, typer.Option("--from-year", help="first year to plan again (default: the "
+                                                   "record's year); earlier years are history")] = None,
+    stability: Annotated[float, typer.Option("--stability", min=0.0, help="exits a planned decision must gain to "
+                                             "be changed (0: none); also reports the exits it costs")] = 0.0,
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds per solve")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Re-plan a running plan from a progress record: delivered, started and paid are pinned, the rest re-optimised."""
+    from allocator.explain import load_plan_context
+    from allocator.replan import REPLAN_FILES, replan_from
+
+    progress = ProgressPrinter(quiet)
+    try:
+        _check_folder(out_dir, PLAN_FILES | set(REPLAN_FILES), "a re-plan")
+        progress("read the plan, its inputs and the record")
+        context = load_plan_context(plan_dir)
+        settings = context.scenario.solver
+        if time_limit is not None:
+            settings = settings.model_copy(update={"time_limit": time_limit})
+        result = replan_from(context, progress_dir, from_year=from_year, stability=stability, settings=settings,
+                             progress_cb=progress)
+    except InputError as error:
+        _fail_input(error)
+    result.write(out_dir)
+    _print_summary(result.plan.summary, out_dir)
+    _print_report(result.summary, out_dir / "replan.json")
+    if result.remaining.status not in ("optimal", "feasible"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder")],
+    year: Annotated[int, typer.Option("--year", help="the record is taken in the middle of this year")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the progress record")],
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Draw a plausible progress record from a plan (slippage, exits, returns, shocks), for testing and training."""
+    from allocator.explain import load_plan_context
+    from allocator.progress import PROGRESS_FILES
+    from allocator.simulate import simulate_progress
+
+    progress = ProgressPrinter(quiet)
+    try:
+        _check_folder(out_dir, PROGRESS_FILES, "a progress record")
+        progress("read the plan and its inputs")
+        record = simulate_progress(load_plan_context(plan_dir), year, seed)
+    except InputError as error:
+        _fail_input(error)
+    record.write(out_dir)
+    hh = record.households
+    out.print(f"progress record of mid-{year} → {out_dir}: {int(hh['delivered'].sum()):,} packages delivered, "
+              f"{int(hh['exited'].sum()):,} exits, {int(hh['returned'].sum()):,} returns, "
+              f"{int((hh['shock'] != '').sum()):,} shocks, {int(hh['new'].sum()):,} newly identified, "
+              f"{int(record.projects['started'].sum()):,} projects started, "
+              f"{record.disbursed['amount'].sum():,.0f} yuan disbursed")
+
+
+def _print_report(summary: dict, where: Path) -> None:
+    """The headline numbers and sentences of a self-describing summary (monitor.json, replan.json)."""
+    table = Table(title=f"{summary['title']} → {where}", show_header=False)
+    for row in summary["headline"]:
+        value = row["value"]
+        shown = "n/a" if value is None else f"{value:.1%}" if row["unit"] == "share" else _cell(value)
+        table.add_row(row["label"], f"{shown} {row['unit'] if row['unit'] != 'share' else ''}".strip())
+    out.print(table)
+    for sentence in summary["sentences"]:
+        out.print(f"- {sentence}", markup=False)
+
+
+@app.command()
+def sweep(
+    base: Annotated[Path, typer.Argument(help="base scenario YAML")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for results.csv, frontier.png and variants/")],
+    vary: Annotated[list[str] | None, typer.Option("--vary", help="KEY=V1,V2,... (repeat; the cross product is "
+                                                   "solved), e.g. money_scale=0.5,1,1.5")] = None,
+    variants_file: Annotated[Path | None, typer.Option("--variants", help="YAML list of override mappings, one per "
+                                                       "variant (crossed with --vary)")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="address of an existing Dask scheduler, e.g. "
+                                                  "tcp://host:8786 (default: a LocalCluster)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="LocalCluster worker processes (default: the cores)")]
+    = None,
+    plans: Annotated[bool, typer.Option("--plans/--no-plans", help="keep each variant's plan folder")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Solve variants of a scenario on Dask: results.csv, a frontier chart, a folder per variant (reused)."""
+    from allocator.whatif import RESULT_COLUMNS, SWEEP_FILES, frontier_violations, parse_vary
+    from allocator.whatif import sweep as run_sweep
+
+    try:
+        _check_folder(out_dir, SWEEP_FILES, "a sweep")
+        listed = None
+        if variants_file is not None:
+            listed = yaml.safe_load(variants_file.read_text()) if variants_file.is_file() else None
+            if not (isinstance(listed, list) and all(isinstance(v, dict) for v in listed)):
+                raise InputError([Issue(str(variants_file), "expected a YAML list of override mappings")])
+        varied = parse_vary(vary or [])
+        results = run_sweep(base, varied, variants=listed, out=out_dir, scheduler=scheduler, workers=workers,
+                            plans=plans, progress=not quiet)
+    except InputError as error:
+        _fail_input(error)
+    except OSError as error:  # e.g. no scheduler at --scheduler
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    varied = [c for c in results.columns if c not in RESULT_COLUMNS]
+    table = Table(title=f"sweep of {base.name}: {len(results)} variants → {out_dir / 'results.csv'}")
+    for column in (*varied, "status", "exits", "on schedule", "cost (yuan)", "gap"):
+        table.add_column(column, overflow="fold")
+    for row in results.head(40).astype(object).where(results.notna(), None).to_dict("records"):
+        table.add_row(*(str(row[key]) for key in varied), row["status"] + (" (cached)" if row["cached"] else ""),
+                      _number(row["expected_exits"], ",.1f"), _number(row["counties_on_schedule"], ".0f"),
+                      _number(row["total_cost"], ",.0f"), _number(row["gap"], ".3%"))
+    out.print(table)
+    failed = results[results["status"] == "error"]
+    for message in failed["message"].drop_duplicates().head(10):
+        out.print(f"- variant failed: {message}", markup=False)
+    for text in frontier_violations(results, varied):
+        out.print(f"- warning: more money gives a worse plan: {text}", markup=False)
+    if len(failed):
+        raise typer.Exit(1)
 
 
 def main() -> None:

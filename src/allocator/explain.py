@@ -36,6 +36,8 @@ from allocator.tables import CATEGORIES
 MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays well scaled
 BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
 VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
+SCALE_TOLERANCE = 0.05  # the uniform-scale fallback stops when its bracket is this narrow (relative)
+MAX_SCALE = 8.0  # ... and gives up when even this multiple of every fund does not put every county on schedule
 
 
 @dataclass
@@ -67,7 +69,7 @@ def load_plan_context(folder: str | Path) -> PlanContext:
     if not manifest.get("scenario_file"):
         raise InputError([Issue(str(folder / "summary.json"), "the plan does not name its scenario file",
                                 key="manifest.scenario_file", expected="a plan written by allocator solve")])
-    scenario = load_scenario(manifest["scenario_file"])
+    scenario = load_scenario(manifest["scenario_file"], overrides=manifest.get("overrides"))
     if input_hashes(scenario) != manifest.get("inputs"):
         raise InputError([Issue(manifest["scenario_file"], "the scenario or its tables changed since the plan "
                                 "was made; solve again")])
@@ -251,7 +253,12 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
 
     ``solve(problem) -> Plan`` re-solves a problem (the scenario's own settings). Models with
     at most ``exact_up_to`` integer columns get the exact MIP minimum; larger ones the LP
-    relaxation's minimum (a lower bound), then margins on top until a re-solve verifies it."""
+    relaxation's minimum (a lower bound), then margins on top until a re-solve verifies it.
+    When that LP does not finish within ``time_limit``, :func:`least_uniform_scale` answers
+    instead (an upper bound, verified). Re-solves use a soft deadline whatever the scenario
+    says: every county on schedule in a soft plan is exactly a plan for the hard deadline, and
+    the soft model always has a plan to show."""
+    problem = _soft(problem)
     fm = formulate(problem)
     model = extra_money_model(fm)
     exact = int(fm.model.integrality.sum()) <= exact_up_to
@@ -264,7 +271,8 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
             "no amount of extra money puts every county on schedule: packages, personnel hours, mandatory "
             "project timing or share rules stand in the way (see the reasons per county)")}
     if not result.status.has_solution:
-        return {"possible": None, "method": method, "sentence": f"the extra-money model ended {result.status.value}"}
+        return least_uniform_scale(problem, solve, why=f"the extra-money LP ended {result.status.value} "
+                                   f"({result.raw_status})")
     extra = np.maximum(result.x[fm.model.num_cols:], 0.0) * MONEY_UNIT
     extra = np.where(extra > 1.0, np.ceil(extra), 0.0)  # whole yuan, and no crumbs
     lower_bound = -float(result.bound) * MONEY_UNIT if result.bound is not None else None
@@ -279,6 +287,45 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
     return {"possible": True, "method": method, "verified": False, "total_extra": float(added.sum()),
             "lower_bound": lower_bound, "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
             "sentence": "the extra money found did not verify: re-solving with it left counties off schedule"}
+
+
+def least_uniform_scale(problem: Problem, solve, why: str = "") -> dict:
+    """The least k (within SCALE_TOLERANCE) such that k times every fund puts every county on
+    schedule, by doubling then bisecting with re-solves: an upper bound on the least extra money,
+    verified by the re-solve that found it, for models whose extra-money LP is too slow."""
+    problem = _soft(problem)
+
+    def attempt(scale: float) -> tuple[np.ndarray, Plan, bool]:
+        added = np.ceil(problem.fund_amount * (scale - 1.0))
+        plan = solve(dataclasses.replace(problem, fund_amount=problem.fund_amount + added))
+        return added, plan, plan.summary.get("counties_on_schedule") == plan.summary.get("counties_total")
+
+    method = "least uniform scale of every fund, by bisection with re-solves (an upper bound on the money needed)"
+    low, high = 1.0, 2.0
+    found = attempt(high)
+    while not found[2]:
+        if high >= MAX_SCALE:
+            return {"possible": None, "method": method, "note": why, "sentence": (
+                f"even {MAX_SCALE:g} times every fund does not put every county on schedule in a re-solve: packages, "
+                "hours, timing or share rules stand in the way, or the re-solves stop before they find such a plan")}
+        low, high = high, 2 * high
+        found = attempt(high)
+    while high / low - 1 > SCALE_TOLERANCE:
+        middle = (low * high) ** 0.5
+        trial = attempt(middle)
+        low, high, found = (low, middle, trial) if trial[2] else (middle, high, found)
+    added, plan, _ = found
+    return {"possible": True, "method": method, "note": why, "verified": True, "scale": high,
+            "scale_not_enough": low if low > 1 else None, "total_extra": float(added.sum()), "lower_bound": None,
+            "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
+            "sentence": f"{high:.2f} times every fund would put every county on schedule "
+                        f"({added.sum():,.0f} yuan more in all; verified by re-solving"
+                        + (f"; {low:.2f} times was not enough" if low > 1 else "") + "). The least money, "
+                        "spent where it binds, may be lower"}
+
+
+def _soft(problem: Problem) -> Problem:
+    return dataclasses.replace(problem, policy=problem.policy.model_copy(update={"deadline": "soft"}))
 
 
 def _extra_rows(p: Problem, added: np.ndarray) -> list[dict]:
@@ -377,8 +424,7 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve)
     schedule by d, then exits. A county's earliest
     year is the first d whose plan has it on schedule (missing: not even by the deadline).
     Returns that table and one row per re-solve (deadline, counties on schedule)."""
-    policy = problem.policy.model_copy(update={"deadline": "soft"})  # which counties can, not whether all can
-    problem = dataclasses.replace(problem, policy=policy)
+    problem = _soft(problem)  # which counties can, not whether all can
     earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
     runs = []
     for year in problem.years:
@@ -390,7 +436,8 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve)
                        "personnel": tables["personnel"][tables["personnel"]["year"] <= year],
                        "projects": tables["projects"].assign(mandatory=False)}
             counties = solve(build_problem(trimmed, name=problem.name, start_year=int(problem.years[0]),
-                                           deadline_year=int(year), policy=policy, validate=False)).counties
+                                           deadline_year=int(year), policy=problem.policy,
+                                           validate=False)).counties
         on = counties.loc[counties["on_schedule"].astype(bool), "county_id"].astype(str)
         runs.append({"deadline": int(year), "counties_on_schedule": int(len(on))})
         fresh = earliest.index.isin(on) & earliest.isna().to_numpy()
@@ -399,4 +446,4 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve)
 
 
 __all__ = ["PlanContext", "binding_rows", "conflict", "difficulties", "earliest_deadlines", "extra_money_model",
-           "load_plan_context", "marginal_values", "plan_vector", "what_it_would_take"]
+           "least_uniform_scale", "load_plan_context", "marginal_values", "plan_vector", "what_it_would_take"]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 import time
@@ -24,7 +25,7 @@ from allocator.methods import Bounds, final_status, plan_bounds, solve_exact, so
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.plan import Plan, make_plan
-from allocator.scenario import Scenario, SolverSettings, file_sha256
+from allocator.scenario import Scenario, SolverSettings, apply_money, file_sha256, scenario_files
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, Status
 from allocator.tables import OPTIONAL_TABLES, REQUIRED_TABLES, read_tables, table_path
@@ -46,7 +47,14 @@ def _quiet(phase: str, **info) -> None:
 def load_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
     """The scenario's contract tables, read from its data folder or generated from its preset,
     and checked: cell errors and cross-table errors are raised together in one InputError.
-    Raw registry data (a province preset or a raw folder) goes through targeting first."""
+    Raw registry data (a province preset or a raw folder) goes through targeting first. The
+    scenario's ``money`` and ``money_scale`` then change the fund amounts (:func:`apply_money`)."""
+    tables = _read_or_generate(scenario)
+    tables["funds"] = apply_money(tables["funds"], scenario)
+    return tables
+
+
+def _read_or_generate(scenario: Scenario) -> dict[str, pd.DataFrame]:
     from allocator.targeting import is_raw_scenario, prepare
 
     if is_raw_scenario(scenario):
@@ -75,6 +83,8 @@ def input_hashes(scenario: Scenario) -> dict[str, str]:
     hashes = {}
     if scenario.source is not None:
         hashes[scenario.source.name] = file_sha256(scenario.source)
+        for base in scenario_files(scenario)[1:]:  # the bases of an override file
+            hashes[os.path.relpath(base, scenario.source.parent)] = file_sha256(base)
     catalog = scenario.catalog_path()
     if catalog is not None and catalog.is_file():
         hashes[catalog.name] = file_sha256(catalog)
@@ -205,5 +215,7 @@ def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | Non
     manifest = {"inputs": input_hashes(scenario), "seed": settings.seed,
                 "policy": scenario.policy.model_dump(mode="json"),
                 "scenario_file": str(scenario.source) if scenario.source is not None else None,
-                "generate": scenario.generate.model_dump() if scenario.generate else None}
+                "generate": scenario.generate.model_dump() if scenario.generate else None,
+                "money_scale": scenario.money_scale, "money": scenario.money,
+                **({"overrides": scenario.overrides} if scenario.overrides else {})}
     return solve_problem(problem, settings, progress=progress, manifest=manifest, baselines=baselines)

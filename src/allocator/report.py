@@ -33,6 +33,7 @@ from allocator.plan import Plan  # noqa: E402
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
 NATIONAL_STILL_POOR = {2014: 1.0, 2015: 0.79, 2016: 0.62, 2017: 0.43, 2018: 0.24, 2019: 0.08, 2020: 0.0}
 NOTHING = "nothing planned"
+MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 
 
 def exit_years(plan: Plan, problem: Problem) -> pd.Series:
@@ -303,6 +304,24 @@ def _baselines_section(plan: Plan) -> str:
             + _png(baselines_chart(rows, plan.summary["expected_exits"])) + _table(table))
 
 
+def _monitor_section(folder: Path) -> str:
+    """The plan-against-actual section, from ``allocator monitor``'s self-describing monitor.json."""
+    summary = json.loads((folder / "monitor.json").read_text())
+    headline = pd.DataFrame(summary.get("headline", []))
+    parts = [f"<h2>{_esc(summary.get('title', 'Plan against actual'))}</h2>",
+             "<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in summary.get("sentences", [])) + "</ul>"]
+    if not headline.empty:
+        parts.append(_table(headline[["label", "value", "unit"]]))
+    for chart in summary.get("charts", []):
+        path = folder / chart["file"]
+        if path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            parts.append(f'<img alt="{_esc(chart.get("title", "chart"))}" src="data:image/png;base64,{data}">')
+    parts.append(f"<p class='muted'>Tables in {_esc(folder)}: households to watch (watch.csv), households off "
+                 "track, villages and counties.</p>")
+    return "".join(parts)
+
+
 def _compare_section(plan: Plan, other: Plan, other_name: str) -> str:
     from allocator.compare import compare_plans
 
@@ -316,7 +335,8 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
     """The report of a plan folder as one self-contained HTML page.
 
     Reads ``difficulties.json`` when ``allocator explain`` wrote it; otherwise works out the
-    difficulties from the plan alone (no re-solves). Raises :class:`InputError` when the
+    difficulties from the plan alone (no re-solves). Adds the plan-against-actual section when
+    ``allocator monitor`` wrote ``monitor/monitor.json`` into the plan folder. Raises :class:`InputError` when the
     folder is not a plan or its scenario changed since it was made."""
     context = context or load_plan_context(plan_dir)
     plan, problem = context.plan, context.problem
@@ -350,6 +370,8 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
                   _table(spend_table(plan, "category").reset_index(), money=tuple(plan.funding["category"].unique())),
                   "<h2>Villages</h2>", _png(village_map(village_table(plan, context.tables["villages"])))]
     parts += [_difficulties_section(found, from_file), _marginal_section(found), _baselines_section(plan)]
+    if (context.folder / MONITOR_FOLDER / "monitor.json").is_file():
+        parts.append(_monitor_section(context.folder / MONITOR_FOLDER))
     if compare_with is not None:
         parts.append(_compare_section(plan, Plan.read(compare_with), str(compare_with)))
     parts.append("</body></html>")

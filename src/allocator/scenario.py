@@ -1,18 +1,24 @@
 """Scenario files: YAML → typed :class:`Scenario` (pydantic), with errors naming the key path.
 
 A scenario names the years, a data folder of contract tables *or* a generator preset,
-the policy and the solver settings. Relative data paths are resolved against the YAML
-file's folder, so a scenario can be run from anywhere.
+changes to the money, the policy and the solver settings. Relative data paths are resolved
+against the YAML file's folder, so a scenario can be run from anywhere.
+
+Overrides (what-if variants): a file with ``base: other.yaml`` plus any keys of the base, or
+``load_scenario(path, overrides={"policy.deadline": "hard"})``; see :func:`apply_overrides`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
+import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from allocator.errors import Issue, ScenarioError
 from allocator.tables import CATEGORIES
@@ -107,17 +113,20 @@ class Targeting(_Strict):
 
 
 class Scenario(_Strict):
-    """A scenario: years, data (folder or generator), policy and solver settings."""
+    """A scenario: years, data (folder or generator), money changes, policy and solver settings."""
 
     name: str
     start_year: int = Field(ge=1900, le=2200)
     deadline_year: int = Field(ge=1900, le=2200)
     data: Path | None = None
     generate: Generate | None = None
+    money_scale: float = Field(1.0, ge=0)  # multiplies every fund amount, after `money`
+    money: dict[str, dict[int, float]] = {}  # yuan per source and year, replacing the funds table's amount
     policy: Policy = Policy()
     targeting: Targeting = Targeting()
     solver: SolverSettings = SolverSettings()
     source: Path | None = Field(None, exclude=True)  # the YAML file it was read from
+    _overrides: dict = PrivateAttr(default_factory=dict)  # library overrides applied on top of `source`
 
     @model_validator(mode="after")
     def _years_and_data(self) -> Scenario:
@@ -125,7 +134,19 @@ class Scenario(_Strict):
             raise ValueError(f"deadline_year {self.deadline_year} is before start_year {self.start_year}")
         if (self.data is None) == (self.generate is None):
             raise ValueError("give exactly one of 'data' (a folder of tables) or 'generate' (a preset)")
+        for source, amounts in self.money.items():
+            for year, amount in amounts.items():
+                if not self.start_year <= year <= self.deadline_year:
+                    raise ValueError(f"money of {source} in {year}: the year is outside "
+                                     f"{self.start_year}..{self.deadline_year}")
+                if not amount >= 0:
+                    raise ValueError(f"money of {source} in {year} must be >= 0 (got {amount})")
         return self
+
+    @property
+    def overrides(self) -> dict:
+        """The overrides given to :func:`load_scenario` (nested keys), which its file does not show."""
+        return self._overrides
 
     @property
     def years(self) -> list[int]:
@@ -184,16 +205,182 @@ def scenario_from_dict(raw: dict, file: str = "scenario", source: Path | None = 
     return scenario
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
-    path = Path(path)
+def load_scenario(path: str | Path, overrides: Mapping | None = None) -> Scenario:
+    """Read and validate a scenario YAML file, then apply ``overrides`` (see :func:`apply_overrides`).
+
+    A file with a ``base:`` key (a scenario file, relative to this one) holds overrides of that
+    base: any of its keys, validated the same way; its paths resolve against its own folder and
+    the base's against the base's folder.
+    """
+    scenario = _load_file(Path(path), ())
+    return apply_overrides(scenario, overrides, record=True) if overrides else scenario
+
+
+def _read_yaml(path: Path):
     if not path.is_file():
         raise ScenarioError([Issue(str(path), "scenario file does not exist")])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ScenarioError([Issue(path.name, f"not valid YAML: {error}")]) from None
-    return scenario_from_dict(raw, file=path.name, source=path.resolve())
+
+
+def _load_file(path: Path, chain: tuple[Path, ...]) -> Scenario:
+    raw = _read_yaml(path)
+    if not (isinstance(raw, dict) and "base" in raw):
+        return scenario_from_dict(raw, file=path.name, source=path.resolve())
+    raw = dict(raw)
+    base = _base_path(path, raw.pop("base"))
+    if base in chain or base == path.resolve():
+        raise ScenarioError([Issue(path.name, "scenario bases form a cycle", key="base", found=str(base))])
+    return apply_overrides(_load_file(base, (*chain, path.resolve())), raw, file=path.name, source=path.resolve())
+
+
+def _base_path(path: Path, base) -> Path:
+    if not isinstance(base, str) or not base:
+        raise ScenarioError([Issue(path.name, "must name a scenario file", key="base", found=repr(base))])
+    return (path.resolve().parent / base).resolve()
+
+
+def scenario_files(scenario: Scenario) -> list[Path]:
+    """The YAML files a scenario was read from: its own, then its bases (``base:``), in order."""
+    files = []
+    path = scenario.source
+    while path is not None and path.is_file() and path not in files:
+        files.append(path)
+        raw = _read_yaml(path)
+        path = _base_path(path, raw["base"]) if isinstance(raw, dict) and "base" in raw else None
+    return files
+
+
+HIDDEN_KEYS = ("source",)  # fields a scenario file cannot set
+
+
+def expand_keys(overrides: Mapping) -> dict:
+    """Overrides as nested dicts: dotted keys (``"policy.deadline"``) and nested mappings may be mixed."""
+    nested: dict = {}
+    for key, value in overrides.items():
+        *parents, leaf = str(key).split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ScenarioError([Issue("overrides", "a key is given both as a value and as a mapping",
+                                           key=str(key))])
+        value = expand_keys(value) if isinstance(value, Mapping) else value
+        node[leaf] = merge(node[leaf], value) if isinstance(node.get(leaf), dict) and isinstance(value, dict) \
+            else value
+    return nested
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` on top: mappings merge key by key (a year 2017 and '2017' are one
+    key), anything else replaces."""
+    out = dict(base)
+    same = {str(key): key for key in base}
+    for key, value in changes.items():
+        key = same.get(str(key), key)
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_overrides(scenario: Scenario, overrides: Mapping, *, file: str = "overrides",
+                    source: Path | None = None, record: bool = False) -> Scenario:
+    """A new scenario: ``scenario`` with ``overrides`` (dotted keys or nested mappings) on top.
+
+    Every key must be a key of the scenario model, else a :class:`ScenarioError` names its path
+    and says the base has no such key; values are validated as in a scenario file. ``source``
+    (an override file) is the file that relative paths among the overrides resolve against;
+    the base's own paths keep resolving against its folder. ``record`` keeps the overrides on
+    the result (:attr:`Scenario.overrides`), for the run manifest.
+    """
+    changes = expand_keys(overrides)
+    base_file = scenario.source.name if scenario.source else "scenario"
+    issues = _unknown_keys(changes, Scenario, "", file, base_file)
+    raw = scenario.model_dump(mode="json", exclude_none=True)
+    if source is not None and source != scenario.source:
+        for keys, path in ((("data",), scenario.data_dir()), (("targeting", "catalog"), scenario.catalog_path())):
+            if path is not None:
+                _set(raw, keys, str(path))
+    try:
+        result = Scenario.model_validate(merge(raw, changes))
+    except ValidationError as error:
+        unknown = {issue.key for issue in issues}
+        issues += [issue if _touches(issue.key, changes) else dataclasses.replace(issue, file=base_file)
+                   for issue in _issues_from_validation(file, error) if issue.key not in unknown]
+    if issues:
+        raise ScenarioError(issues)
+    result.source = source or scenario.source
+    result._overrides = merge(scenario.overrides, changes) if record else dict(scenario.overrides)
+    return result
+
+
+def _unknown_keys(changes: dict, model: type[BaseModel], prefix: str, file: str, base: str) -> list[Issue]:
+    issues = []
+    for key, value in changes.items():
+        path = f"{prefix}{key}"
+        field = model.model_fields.get(key) if key not in HIDDEN_KEYS else None
+        if field is None:
+            known = ", ".join(k for k in model.model_fields if k not in HIDDEN_KEYS)
+            issues.append(Issue(file, f"unknown key: the base scenario ({base}) has no such key", key=path,
+                                expected=f"one of {known}"))
+            continue
+        inner = next((t for t in (field.annotation, *get_args(field.annotation))
+                      if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if inner is not None and isinstance(value, dict):
+            issues += _unknown_keys(value, inner, f"{path}.", file, base)
+    return issues
+
+
+def _touches(key: str | None, changes: dict) -> bool:
+    """True when the key path ``key`` lies inside or above one of the changed keys."""
+    node = changes
+    for part in (key or "").split("."):
+        if not isinstance(node, dict):
+            return True
+        match = next((v for k, v in node.items() if str(k) == part), _MISSING)
+        if match is _MISSING:
+            return False
+        node = match
+    return True
+
+
+_MISSING = object()
+
+
+def _set(raw: dict, keys: tuple[str, ...], value) -> None:
+    for key in keys[:-1]:
+        raw = raw.setdefault(key, {})
+    raw[keys[-1]] = value
+
+
+def apply_money(funds: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """The funds table with the scenario's ``money`` amounts put in and every amount times
+    ``money_scale``; a source or year without a fund row is an error naming it."""
+    if not scenario.money and scenario.money_scale == 1:
+        return funds
+    file = scenario.source.name if scenario.source else "scenario"
+    funds = funds.copy()
+    amount = funds["amount"].to_numpy(dtype=float, copy=True)
+    issues = []
+    for source, amounts in scenario.money.items():
+        rows = funds["source_id"].to_numpy() == source
+        if not rows.any():
+            issues.append(Issue(file, f"no fund row has source '{source}'", key=f"money.{source}",
+                                expected="a source of the funds table: " + ", ".join(sorted(set(funds["source_id"])))))
+            continue
+        years = funds["year"].to_numpy()
+        for year, value in amounts.items():
+            here = rows & (years == year)
+            if not here.any():
+                issues.append(Issue(file, f"source '{source}' has no fund row in {year}", key=f"money.{source}.{year}",
+                                    expected="a year with a row: " + ", ".join(map(str, sorted(set(years[rows]))))))
+            else:  # (source_id, year) is the funds table's key
+                amount[here] = value
+    if issues:
+        raise ScenarioError(issues)
+    funds["amount"] = amount * scenario.money_scale
+    return funds
 
 
 def file_sha256(path: Path) -> str:
@@ -205,5 +392,5 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["CATEGORIES", "POVERTY_LINE", "Scenario", "Policy", "SolverSettings", "Targeting", "load_scenario",
-           "scenario_from_dict"]
+__all__ = ["CATEGORIES", "POVERTY_LINE", "Scenario", "Policy", "SolverSettings", "Targeting", "apply_money",
+           "apply_overrides", "expand_keys", "load_scenario", "scenario_files", "scenario_from_dict"]

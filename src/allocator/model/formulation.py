@@ -398,6 +398,26 @@ def total_shortfall(fm: Formulation) -> Block:
                  np.ones(C), np.array([-np.inf]), np.array([np.inf]), {})
 
 
+KEEP_ANY_YEAR = -2  # a planned decision kept whatever its start year (its planned year is past)
+
+
+def keep_bonus(fm: Formulation) -> np.ndarray:
+    """Stability bonus of each x and y column. ``problem.extra["keep"]`` (set by
+    :mod:`allocator.replan`) holds ``lambda`` and, per package and per project, the planned
+    start-year index (-1: not planned; KEEP_ANY_YEAR: any year). A column that keeps its planned
+    decision earns lambda, so the model maximises exits - lambda x (planned decisions changed),
+    up to a constant; the shortfall penalty grows by the largest total bonus."""
+    bonus = np.zeros(fm.nx + fm.ny)
+    keep = fm.problem.extra.get("keep")
+    if not keep:
+        return bonus
+    for cols, index, year, planned in ((fm.x_cols, fm.x_pkg, fm.x_year, keep["package_year"]),
+                                        (fm.y_cols, fm.y_proj, fm.y_year, keep["project_year"])):
+        wanted = np.asarray(planned)[index]
+        bonus[cols] = keep["lambda"] * ((wanted == year) | (wanted == KEEP_ANY_YEAR))
+    return bonus
+
+
 FAMILIES = (one_plan_per_household, project_at_most_once, prerequisites, money_balance, source_budget,
             category_shares, personnel_hours, county_exit, total_shortfall)
 
@@ -431,11 +451,13 @@ def formulate(p: Problem) -> Formulation:
                    for i, b in enumerate(blocks)]
 
     gain = fm.x_gain
+    bonus = keep_bonus(fm)  # a re-plan's stability option (allocator.replan); zero otherwise
     best_gain = np.zeros(len(p.household_ids))
-    np.maximum.at(best_gain, fm.x_household, gain)
-    fm.penalty = float(np.ceil(best_gain.sum())) + 1.0
+    np.maximum.at(best_gain, fm.x_household, gain + bonus[fm.x_cols])
+    fm.penalty = float(np.ceil(best_gain.sum() + bonus[fm.y_cols].sum())) + 1.0
     c = np.zeros(n)
     c[fm.x_cols] = gain
+    c[: fm.nx + fm.ny] += bonus
     c[fm.s_cols] = -fm.penalty
     col_hi = np.ones(n)
     col_hi[fm.f_cols] = np.inf

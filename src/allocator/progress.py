@@ -1,0 +1,330 @@
+"""Progress records of a running plan: what was delivered, who exited or fell back, what was paid.
+
+A progress folder (CSV or Parquet, one file per table) is read with the column specs and cell
+checks of :mod:`allocator.tables` and checked against the plan and its input tables in the
+error grammar of :mod:`allocator.errors`:
+
+- ``record``: one row, ``year`` — the record is taken during that year: years before it are
+  complete, the year itself is partly delivered;
+- ``households``: what happened to each household of the plan, plus newly identified poor
+  households (``new``) and edge households being watched (neither in the plan nor new);
+- ``projects``: village projects started (and finished), with their cost so far;
+- ``disbursed``: money paid out per source, county, category and year.
+
+:func:`household_states` turns a record into one state per household (settled, open, exited,
+returned, new) and its expected exit now: what :mod:`allocator.monitor` reports and
+:mod:`allocator.replan` plans the remaining years with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from allocator.checks import county_of_regions
+from allocator.errors import InputError, Issue, IssueCollector
+from allocator.tables import CATEGORIES, Column, TableSpec, empty_table, read_table, table_path, write_table
+from allocator.targeting.raw import SHOCKS
+
+YEAR = dict(minimum=1900, maximum=2200)
+PROGRESS_SPECS: dict[str, TableSpec] = {
+    "record": TableSpec("record", (
+        Column("year", "int", **YEAR),
+        Column("note", "str", required=False, allow_empty=True, default=""),
+    ), key=("year",)),
+    "households": TableSpec("households", (
+        Column("household_id", "str"),
+        Column("village_id", "str", required=False, allow_empty=True, default=""),
+        Column("new", "bool", required=False, default=False),
+        Column("delivered", "bool", required=False, default=False),
+        Column("package_id", "str", required=False, allow_empty=True, default=""),
+        Column("start_year", "float", required=False, allow_empty=True, default=np.nan, **YEAR),
+        Column("observed_income", "float", required=False, allow_empty=True, default=np.nan, minimum=0),
+        Column("guarantees", "str", required=False, allow_empty=True, choices=("met", "failing"), default=""),
+        Column("exited", "bool", required=False, default=False),
+        Column("exit_year", "float", required=False, allow_empty=True, default=np.nan, **YEAR),
+        Column("returned", "bool", required=False, default=False),
+        Column("shock", "str", required=False, allow_empty=True, choices=SHOCKS, default=""),
+    ), key=("household_id",)),
+    "projects": TableSpec("projects", (
+        Column("village_id", "str"),
+        Column("project_id", "str"),
+        Column("started", "bool"),
+        Column("start_year", "float", required=False, allow_empty=True, default=np.nan, **YEAR),
+        Column("finished", "bool", required=False, default=False),
+        Column("cost_so_far", "float", required=False, allow_empty=True, default=np.nan, minimum=0),
+    ), key=("village_id", "project_id")),
+    "disbursed": TableSpec("disbursed", (
+        Column("source_id", "str"),
+        Column("county_id", "str"),
+        Column("category", "str", choices=CATEGORIES),
+        Column("year", "int", **YEAR),
+        Column("amount", "float", minimum=0, maximum=1e15),
+    ), key=("source_id", "county_id", "category", "year")),
+}
+OPTIONAL = ("projects",)  # the others are required
+PROGRESS_FILES = {f"{name}.{suffix}" for name in PROGRESS_SPECS for suffix in ("csv", "parquet")}
+
+# DOMAIN.md §7.5: return to poverty 2 % in the first year after exit, 0.5 % in the second,
+# 0.2 % after [D]; an illness shock cuts income by 30 % [A], taken here as a 30 % cut of the
+# household's chance to be out of poverty at the deadline.
+RETURN_RATES = (0.02, 0.005, 0.002)
+SHOCK_EXIT_FACTOR = 0.7
+EDGE_FACTOR = 1.5  # monitoring line: 1.5 x the poverty line [S]
+
+
+@dataclass
+class Progress:
+    """One progress record: its year and its tables (typed as :data:`PROGRESS_SPECS`)."""
+
+    year: int
+    households: pd.DataFrame
+    projects: pd.DataFrame
+    disbursed: pd.DataFrame
+    note: str = ""
+
+    def write(self, folder: str | Path) -> Path:
+        """Write the record as CSV tables into ``folder`` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_table(pd.DataFrame({"year": [self.year], "note": [self.note]}), folder / "record.csv")
+        for name in ("households", "projects", "disbursed"):
+            frame = getattr(self, name).copy()
+            for column in ("start_year", "exit_year"):  # whole years, empty where unknown
+                if column in frame:
+                    frame[column] = frame[column].astype(float).round().astype("Int64")
+            write_table(frame, folder / f"{name}.csv")
+        return folder
+
+
+def typed(progress: Progress) -> Progress:
+    """The record with every column of :data:`PROGRESS_SPECS` present (optional ones at their
+    default) and of its kind, for records made in memory rather than read from a folder."""
+    tables = {}
+    for name in ("households", "projects", "disbursed"):
+        frame = getattr(progress, name).copy()
+        for col in PROGRESS_SPECS[name].columns:
+            if col.name not in frame:
+                frame[col.name] = col.default
+            fill = {"bool": False, "str": "", "float": np.nan}.get(col.kind)
+            values = frame[col.name] if fill is None else frame[col.name].fillna(fill)
+            frame[col.name] = values.astype({"bool": bool, "float": float, "int": np.int64}.get(col.kind, str))
+        tables[name] = frame.reset_index(drop=True)
+    return Progress(int(progress.year), note=progress.note, **tables)
+
+
+def read_progress(folder: str | Path) -> Progress:
+    """Read and type a progress folder; every cell problem is raised together in one InputError."""
+    folder = Path(folder)
+    issues = IssueCollector()
+    if not folder.is_dir():
+        raise InputError([Issue(str(folder), "progress folder does not exist",
+                                expected="a folder with record, households and disbursed tables")])
+    frames = {}
+    for name, spec in PROGRESS_SPECS.items():
+        if name in OPTIONAL and table_path(folder, name) is None:
+            frames[name] = empty_table(spec)
+            continue
+        frame = read_table(folder, spec, issues)
+        if frame is not None:
+            frames[name] = frame
+    issues.raise_if_any()
+    record = frames["record"]
+    if len(record) != 1:
+        raise InputError([Issue(record.attrs.get("file", "record.csv"), "the record must have exactly one row",
+                                expected="one row: the year the record was taken", found=f"{len(record)} rows")])
+    return Progress(int(record["year"].iloc[0]), frames["households"], frames["projects"], frames["disbursed"],
+                    str(record["note"].iloc[0]))
+
+
+def _report(issues: IssueCollector, frame: pd.DataFrame, mask: np.ndarray, name: str, message: str, column: str,
+            expected: str, ids: pd.Series) -> None:
+    """One issue per flagged row of a progress table (1-based rows, as a spreadsheet shows)."""
+    file = frame.attrs.get("file", f"{name}.csv")
+    for pos in np.flatnonzero(mask)[: issues.limit]:
+        value = frame[column].iloc[pos]
+        issues.add(file, message, row=int(pos) + 1, id=str(ids.iloc[pos]), column=column, expected=expected,
+                   found=repr(value.item() if isinstance(value, np.generic) else value))
+
+
+def _bad_year(values: pd.Series, first: int, last: int) -> np.ndarray:
+    """Cells that are given but are not an integer year in first..last."""
+    v = values.to_numpy(dtype=float)
+    given = ~np.isnan(v)
+    return given & ((np.abs(v - np.round(v)) > 1e-9) | (v < first) | (v > last))
+
+
+def check_progress(progress: Progress, plan, tables: dict[str, pd.DataFrame], *, start_year: int, deadline_year: int,
+                   county_ids: np.ndarray) -> None:
+    """Check a record against the plan and its input tables; raise one InputError listing every problem.
+
+    Households must be in the plan, or be ``new`` (newly identified: in the data's households
+    table, not delivered) or watched edge households of the data; a delivered package must be one of the
+    household's packages; returns follow exits; projects, sources and counties must exist; every
+    year lies between the plan's start and the record's year. ``plan`` is a :class:`allocator.plan.Plan`."""
+    plan_households = plan.households
+    issues = IssueCollector()
+    year = progress.year
+    if not start_year <= year <= deadline_year:
+        issues.add("record.csv", "record year outside the plan", row=1, column="year",
+                   expected=f"a year in {start_year}..{deadline_year}", found=str(year))
+    hh = progress.households
+    ids = hh["household_id"]
+    in_plan = ids.isin(plan_households["household_id"]).to_numpy()
+    in_data = ids.isin(tables["households"]["household_id"]).to_numpy()
+    new = hh["new"].to_numpy()
+    _report(issues, hh, ~in_data, "households", "unknown household", "household_id",
+            "a household of the data's households table", ids)
+    _report(issues, hh, new & hh["delivered"].to_numpy(), "households", "a new household has no delivered package",
+            "delivered", "false: new households enter as demand", ids)
+    _report(issues, hh, ~in_plan & ~new & hh["delivered"].to_numpy(), "households",
+            "delivered to a household outside the plan", "delivered",
+            "a household of the plan (or new = true, not delivered)", ids)
+    data_village = ids.map(tables["households"].set_index("household_id")["village_id"])
+    wrong_village = (hh["village_id"] != "").to_numpy() & in_data & (hh["village_id"] != data_village).to_numpy()
+    _report(issues, hh, wrong_village, "households", "village differs from the data", "village_id",
+            "the household's village in the data (or empty)", ids)
+    planned = plan_households.set_index("household_id")
+    package = hh["package_id"].where(hh["package_id"] != "", ids.map(planned["package_id"]).fillna(""))
+    delivered = hh["delivered"].to_numpy()
+    keys = pd.MultiIndex.from_arrays([tables["packages"]["household_id"], tables["packages"]["package_id"]])
+    known = keys.get_indexer(pd.MultiIndex.from_arrays([ids, package.astype(str)])) >= 0
+    _report(issues, hh, delivered & ~known, "households", "delivered package unknown", "package_id",
+            "one of the household's packages (empty: the planned one)", ids)
+    start = hh["start_year"].fillna(ids.map(planned["start_year"]).astype(float))
+    _report(issues, hh, _bad_year(hh["start_year"], start_year, year), "households", "start year outside the record",
+            "start_year", f"a year in {start_year}..{year}", ids)
+    _report(issues, hh, delivered & (start.isna() | (start > year)).to_numpy() & hh["start_year"].isna().to_numpy(),
+            "households", "delivered, but the plan starts it later (or never): give the actual start year",
+            "start_year", f"a year in {start_year}..{year}", ids)
+    _report(issues, hh, _bad_year(hh["exit_year"], start_year, year), "households", "exit year outside the record",
+            "exit_year", f"a year in {start_year}..{year}", ids)
+    _report(issues, hh, hh["returned"].to_numpy() & ~hh["exited"].to_numpy(), "households",
+            "returned to poverty without having exited", "exited", "true when returned is true", ids)
+
+    pj = progress.projects
+    pkey = pj["village_id"] + " / " + pj["project_id"]
+    data_keys = pd.MultiIndex.from_arrays([tables["projects"]["village_id"], tables["projects"]["project_id"]])
+    known = data_keys.get_indexer(pd.MultiIndex.from_arrays([pj["village_id"], pj["project_id"]])) >= 0
+    _report(issues, pj, ~known, "projects", "unknown project", "project_id", "a project of the data's projects table",
+            pkey)
+    _report(issues, pj, _bad_year(pj["start_year"], start_year, year), "projects", "start year outside the record",
+            "start_year", f"a year in {start_year}..{year}", pkey)
+    _report(issues, pj, pj["finished"].to_numpy() & ~pj["started"].to_numpy(), "projects", "finished but not started",
+            "started", "true when finished is true", pkey)
+    planned = pd.MultiIndex.from_arrays([plan.projects["village_id"], plan.projects["project_id"]])
+    in_plan = planned.get_indexer(pd.MultiIndex.from_arrays([pj["village_id"], pj["project_id"]])) >= 0
+    _report(issues, pj, pj["started"].to_numpy() & ~in_plan & pj["start_year"].isna().to_numpy(), "projects",
+            "started outside the plan without a start year", "start_year", f"a year in {start_year}..{year}", pkey)
+
+    money = progress.disbursed
+    mkey = money["source_id"] + " / " + money["county_id"] + " / " + money["year"].astype(str)
+    funds = tables["funds"]
+    fund_keys = pd.MultiIndex.from_arrays([funds["source_id"], funds["year"]])
+    _report(issues, money, ~money["source_id"].isin(funds["source_id"]).to_numpy(), "disbursed", "unknown source",
+            "source_id", "a source of the funds table", mkey)
+    _report(issues, money, ~money["county_id"].isin(county_ids).to_numpy(), "disbursed", "unknown county",
+            "county_id", "a county of the plan", mkey)
+    _report(issues, money, ((money["year"] < start_year) | (money["year"] > year)).to_numpy(), "disbursed",
+            "year outside the record", "year", f"a year in {start_year}..{year}", mkey)
+    no_row = fund_keys.get_indexer(pd.MultiIndex.from_arrays([money["source_id"], money["year"]])) < 0
+    _report(issues, money, no_row & money["source_id"].isin(funds["source_id"]).to_numpy(), "disbursed",
+            "the source has no funds row that year", "year", "a year with a funds row of the source", mkey)
+    issues.raise_if_any()
+
+
+def plan_and_record(plan, progress) -> tuple:
+    """A plan with its inputs (a folder or :class:`allocator.explain.PlanContext`) and a checked
+    :class:`Progress` (a folder or the object): what monitoring and re-planning start from."""
+    from allocator.explain import PlanContext, load_plan_context
+
+    context = plan if isinstance(plan, PlanContext) else load_plan_context(plan)
+    record = typed(progress) if isinstance(progress, Progress) else read_progress(progress)
+    check_progress(record, context.plan, context.tables, start_year=context.scenario.start_year,
+                   deadline_year=context.scenario.deadline_year, county_ids=context.problem.county_ids)
+    return context, record
+
+
+def village_counties(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """The county of every village of the data, indexed by village_id."""
+    return tables["villages"].set_index("village_id")["township_id"].map(county_of_regions(tables["regions"]))
+
+
+def stay_out_probability(exit_year: np.ndarray, now: int, deadline_year: int) -> np.ndarray:
+    """P(still out of poverty at the deadline | exited at the end of ``exit_year``, out at ``now``),
+    with the return rates of DOMAIN.md by year since the exit."""
+    horizon = deadline_year - int(np.nanmin(exit_year, initial=now)) + 2
+    rates = np.array([RETURN_RATES[min(k, len(RETURN_RATES) - 1)] for k in range(max(horizon, 1))])
+    log_stay = np.concatenate([[0.0], np.cumsum(np.log1p(-rates))])  # log P(no return in years 1..k)
+    first = np.clip(now - 1 - exit_year, 0, len(rates)).astype(np.int64)  # whole years after exit survived
+    last = np.clip(deadline_year - exit_year, 0, len(rates)).astype(np.int64)
+    return np.exp(log_stay[np.maximum(last, first)] - log_stay[first])
+
+
+def household_states(plan_households: pd.DataFrame, progress: Progress, tables: dict[str, pd.DataFrame], *,
+                     from_year: int, deadline_year: int) -> pd.DataFrame:
+    """One row per household to plan for (the plan's and the new ones): what the record says and
+    what it means now.
+
+    ``state``: *settled* (a package was delivered, no return), *exited* (out of poverty without a
+    delivered package), *returned* (exited, then fell back), *new* (newly identified), *open*
+    (the rest: their planned package is still to come). ``expected_now`` is the expected exit at
+    the deadline with no further package: the delivered package's exit when it counts, the
+    chance to stay out for those who exited (DOMAIN return rates), the baseline otherwise, times
+    SHOCK_EXIT_FACTOR after a shock. ``outlook`` is the expected exit if the rest of the approved
+    plan is delivered from ``from_year`` on (slipped packages in ``from_year``)."""
+    hh = tables["households"].set_index("household_id")
+    village_county = village_counties(tables)
+    plan = plan_households[["household_id", "village_id", "county_id", "package_id", "start_year"]].rename(
+        columns={"package_id": "planned_package", "start_year": "planned_year"})
+    plan = plan.assign(planned_package=plan["planned_package"].fillna("").astype(str), in_plan=True)
+    record = progress.households
+    new = record[record["new"] & ~record["household_id"].isin(plan["household_id"])]
+    new = pd.DataFrame({"household_id": new["household_id"].to_numpy(),
+                        "village_id": new["household_id"].map(hh["village_id"]).to_numpy(),
+                        "planned_package": "", "planned_year": np.nan, "in_plan": False})
+    new["county_id"] = new["village_id"].map(village_county).to_numpy()
+    frame = pd.concat([plan, new], ignore_index=True)
+    frame["planned_year"] = frame["planned_year"].astype(float)
+    cols = ["household_id", "delivered", "package_id", "start_year", "observed_income", "guarantees", "exited",
+            "exit_year", "returned", "shock", "new"]
+    frame = frame.merge(record[cols].rename(columns={"start_year": "actual_year"}), on="household_id", how="left")
+    frame["recorded"] = frame["delivered"].notna()
+    for name in ("delivered", "exited", "returned", "new"):
+        frame[name] = frame[name].fillna(False).astype(bool)
+    for name in ("package_id", "guarantees", "shock"):
+        frame[name] = frame[name].fillna("").astype(str)
+    delivered = frame["delivered"].to_numpy()
+    frame["package_id"] = np.where(delivered, frame["package_id"].where(frame["package_id"] != "",
+                                                                       frame["planned_package"]), "")
+    frame["actual_year"] = frame["actual_year"].where(~delivered | frame["actual_year"].notna(),
+                                                      frame["planned_year"]).where(delivered)
+    frame["baseline"] = frame["household_id"].map(hh["baseline_exit_probability"]).to_numpy(dtype=float)
+
+    packages = tables["packages"][["household_id", "package_id", "exit_probability", "lag_years"]]
+    pkg_index = pd.MultiIndex.from_arrays([packages["household_id"], packages["package_id"]])
+    got = pkg_index.get_indexer(pd.MultiIndex.from_arrays([frame["household_id"], frame["package_id"]]))
+    plan_got = pkg_index.get_indexer(pd.MultiIndex.from_arrays([frame["household_id"], frame["planned_package"]]))
+    exit_p, lag = packages["exit_probability"].to_numpy(), packages["lag_years"].to_numpy()
+    delivered_exit = np.where((got >= 0) & (frame["actual_year"].to_numpy() + lag[got] <= deadline_year),
+                              exit_p[got], frame["baseline"].to_numpy())
+
+    returned, exited = frame["returned"].to_numpy(), frame["exited"].to_numpy()
+    state = np.select([frame["new"].to_numpy() & ~frame["in_plan"].to_numpy(), returned, delivered, exited],
+                      ["new", "returned", "settled", "exited"], "open")
+    frame["state"] = state
+    shock = np.where(frame["shock"].to_numpy() != "", SHOCK_EXIT_FACTOR, 1.0)
+    exit_year = frame["exit_year"].fillna(from_year - 1).to_numpy(dtype=float)
+    stay = stay_out_probability(exit_year, from_year, deadline_year)
+    out = exited & ~returned
+    frame["expected_now"] = shock * np.where(out, stay, np.where(state == "settled", delivered_exit,
+                                                                 frame["baseline"].to_numpy()))
+    planned_year = frame["planned_year"].to_numpy()
+    when = np.where(planned_year >= from_year, planned_year, from_year)
+    counts = (plan_got >= 0) & (when + lag[plan_got] <= deadline_year)
+    planned_exit = np.where(counts, shock * exit_p[plan_got], frame["expected_now"].to_numpy())
+    frame["outlook"] = np.where(state == "open", planned_exit, frame["expected_now"].to_numpy())
+    return frame
