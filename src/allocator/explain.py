@@ -124,7 +124,7 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
     """Counties off schedule, with their shortfall and the rules that bind them, in planner words."""
     p = fm.problem
     if plan.summary.get("expected_exits") is None:  # no plan: the solve's own words say why
-        return {"status": plan.status, "sentence": plan.summary.get("message") or "the solve found no plan",
+        return {"status": plan.status, "sentence": _no_plan_sentence(plan.summary),
                 "counties_off_schedule": [], "counties_total": len(p.county_ids), "binding_funds": []}
     x = plan_vector(fm, plan)
     binding = binding_rows(fm, x)
@@ -172,6 +172,15 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
     return {"counties_off_schedule": counties, "counties_total": len(plan.counties),
             "binding_funds": [{"source_id": str(p.source_ids[p.fund_source[r]]), "year": int(p.years[p.fund_year[r]])}
                               for r in binding_funds]}
+
+
+def _no_plan_sentence(summary: dict) -> str:
+    """Why a solve has no plan: proven impossible, or stopped before it found one."""
+    if summary.get("status") == "infeasible":
+        return "no plan satisfies every rule (proven): " + (summary.get("message") or "see the conflicting rules")
+    stopped = f", stopped by its {summary['stopped_by'].replace('_', ' ')}" if summary.get("stopped_by") else ""
+    return (f"the solve ended {summary.get('status')}{stopped} without a plan; it is not proven that none exists "
+            f"({summary.get('message') or 'no message'})")
 
 
 def _personnel_in_county(p: Problem, r: int, c: int) -> bool:
@@ -346,17 +355,21 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
     return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
 
 
-def conflict(fm: Formulation, time_limit: float | None = None) -> dict | None:
-    """The smallest set of rules that cannot hold together, in planner words, or None when
-    the LP relaxation is feasible (then only integrality stands in the way) or the search
-    found none in time.
+def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
+    """The smallest set of rules that cannot hold together, in planner words; without rules,
+    and saying why, when the LP relaxation is feasible (then only whole-number decisions stand
+    in the way) or the search found none in time.
 
     It is an IIS of the LP relaxation (HiGHS ``getIis``): drop any one rule of it and the
     rest can hold. Rows that only route money (spend paid by funds) and the bounds of single
     decisions are the model's plumbing: they are counted, not listed."""
     found = highs_iis(fm.model, time_limit)
-    if found is None:
-        return None
+    method = "IIS of the LP relaxation (HiGHS)"
+    if not found.found:
+        why = ("the LP relaxation has a solution: only whole-number decisions (a package or a project is taken or "
+               "not) stand in the way, so no set of rules conflicts on its own" if found.lp_status == "Optimal" else
+               f"no conflicting set of rules was found (the LP relaxation ended: {found.lp_status})")
+        return {"method": method, "rules": [], "plumbing": 0, "sentence": why}
     p = fm.problem
     rules = []
     plumbing = 0
@@ -374,7 +387,7 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict | None:
         names = ", ".join(str(counties[found.cols[j] - fm.s_cols.start]) for j in hard)
         rules.append({"rule": "Hard deadline", "sentence": f"the deadline is hard: no shortfall is allowed in {names}"})
     plumbing += len(found.cols) - len(hard)
-    return {"method": "IIS of the LP relaxation (HiGHS)", "rules": rules, "plumbing": plumbing,
+    return {"method": method, "rules": rules, "plumbing": plumbing,
             "sentence": "these rules cannot all hold together (drop any one and the rest can): "
                         + "; ".join(rule["sentence"] for rule in rules)}
 

@@ -235,16 +235,18 @@ border-bottom:1px solid #eee;text-align:right}img{max-width:100%}li{margin:.3em 
 
 def _headline(plan: Plan) -> str:
     s = plan.summary
-    gap = f"{s['gap']:.2%}" if s.get("gap") is not None else "n/a"
-    on = f"{s.get('counties_on_schedule')} of {s.get('counties_total')}"
+
+    def number(key: str, spec: str = ",.0f") -> str:
+        return "n/a" if s.get(key) is None else format(s[key], spec)
+
+    gap = "n/a" if s.get("gap") is None else f"{s['gap']:.2%}"
+    on = "n/a" if s.get("counties_on_schedule") is None else f"{s['counties_on_schedule']} of {s['counties_total']}"
     cards = [("status", s["status"] + (f" (stopped by {s['stopped_by']})" if s.get("stopped_by") else "")),
-             ("expected exits", f"{s['expected_exits']:,.0f}" if s.get("expected_exits") is not None else "none"),
-             ("bound / gap", f"{s['bound']:,.0f} / {gap}" if s.get("bound") is not None else gap),
-             ("counties on schedule", on),
-             ("shortfall (households)", f"{s.get('total_shortfall') or 0:,.1f}"),
-             ("money spent (yuan)", f"{s.get('total_cost') or 0:,.0f}"),
-             ("households with a package", f"{s.get('households_with_package', 0):,}"),
-             ("projects built", f"{s.get('projects_built', 0):,}")]
+             ("expected exits", number("expected_exits")), ("bound / gap", f"{number('bound')} / {gap}"),
+             ("counties on schedule", on), ("shortfall (households)", number("total_shortfall", ",.1f")),
+             ("money spent (yuan)", number("total_cost")),
+             ("households with a package", number("households_with_package", ",")),
+             ("projects built", number("projects_built", ","))]
     return '<div class="cards">' + "".join(f'<div class="card">{_esc(k)}<b>{_esc(v)}</b></div>'
                                            for k, v in cards) + "</div>"
 

@@ -279,20 +279,26 @@ class Conflict:
     """An irreducible infeasible subsystem: rows and columns whose bounds cannot all hold.
 
     ``row_side`` / ``col_side`` say which bound of each takes part: ``lower``, ``upper`` or
-    ``boxed`` (both)."""
+    ``boxed`` (both). Empty when none was found; ``lp_status`` then says why (the LP
+    relaxation's HiGHS model status: feasible, or stopped by the time limit)."""
 
     rows: np.ndarray
     row_side: list[str]
     cols: np.ndarray
     col_side: list[str]
+    lp_status: str = "Infeasible"
+
+    @property
+    def found(self) -> bool:
+        return bool(len(self.rows) or len(self.cols))
 
 
 _IIS_SIDES = {1: "free", 2: "lower", 3: "upper", 4: "boxed"}
 
 
-def highs_iis(model: LinearModel, time_limit: float | None = None) -> Conflict | None:
-    """An IIS of the LP relaxation of ``model`` (HiGHS ``getIis``, irreducible strategy),
-    or None when the relaxation is feasible, the search ran out of time, or HiGHS found none.
+def highs_iis(model: LinearModel, time_limit: float | None = None) -> Conflict:
+    """An IIS of the LP relaxation of ``model`` (HiGHS ``getIis``, irreducible strategy); an
+    empty one when the relaxation is feasible, the search ran out of time, or HiGHS found none.
 
     An IIS is a smallest-by-inclusion set of rules that cannot hold together: drop any one
     of them and the rest can."""
@@ -306,11 +312,14 @@ def highs_iis(model: LinearModel, time_limit: float | None = None) -> Conflict |
         h.setOptionValue("time_limit", float(time_limit))
     h.passModel(_to_highs_lp(model.relaxed()))
     h.run()
+    lp_status = h.modelStatusToString(h.getModelStatus())
+    none = Conflict(np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=np.int64), [], lp_status)
     if h.getModelStatus() not in (highspy.HighsModelStatus.kInfeasible,
                                   highspy.HighsModelStatus.kUnboundedOrInfeasible):
-        return None
+        return none
     status, iis = h.getIis()
-    if status != highspy.HighsStatus.kOk or not iis.valid_ or not (len(iis.row_index_) or len(iis.col_index_)):
-        return None
+    if status != highspy.HighsStatus.kOk or not iis.valid_:
+        return none
     return Conflict(np.asarray(iis.row_index_, dtype=np.int64), [_IIS_SIDES.get(b, "boxed") for b in iis.row_bound_],
-                    np.asarray(iis.col_index_, dtype=np.int64), [_IIS_SIDES.get(b, "boxed") for b in iis.col_bound_])
+                    np.asarray(iis.col_index_, dtype=np.int64), [_IIS_SIDES.get(b, "boxed") for b in iis.col_bound_],
+                    lp_status)
