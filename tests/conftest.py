@@ -39,3 +39,13 @@ def solve_checked(tmp_path):
         return plan
 
     return run
+
+
+@pytest.fixture(scope="module")
+def tiny_plan(tmp_path_factory):
+    """The tiny preset's plan (2016-2020) and its context, once per test module."""
+    from allocator.explain import load_plan_context
+    from loop_helpers import solve_preset
+
+    plan_dir = solve_preset(tmp_path_factory.mktemp("tiny"))
+    return plan_dir, load_plan_context(plan_dir)

@@ -29,14 +29,8 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    plan_dir = solve_preset(tmp_path_factory.mktemp("tiny"))
-    return plan_dir, load_plan_context(plan_dir)
-
-
-def test_monitoring_names_who_is_off_track_and_whom_to_watch(tiny, tmp_path):
-    plan_dir, context = tiny
+def test_monitoring_names_who_is_off_track_and_whom_to_watch(tiny_plan, tmp_path):
+    plan_dir, context = tiny_plan
     record = as_planned(plan_dir, 2018)
     hh = record.households
     line = context.scenario.poverty_line(2018)
@@ -74,8 +68,8 @@ def test_monitoring_names_who_is_off_track_and_whom_to_watch(tiny, tmp_path):
     assert not counties["at_risk"].any()
 
 
-def test_a_county_whose_households_fall_back_is_at_risk(tiny, tmp_path):
-    plan_dir, context = tiny
+def test_a_county_whose_households_fall_back_is_at_risk(tiny_plan, tmp_path):
+    plan_dir, context = tiny_plan
     record = as_planned(plan_dir, 2018)
     hh = record.households
     county = context.plan.households.set_index("household_id")["county_id"]
@@ -101,8 +95,8 @@ def test_a_county_whose_households_fall_back_is_at_risk(tiny, tmp_path):
     assert summary["monitoring_line"] == pytest.approx(EDGE_FACTOR * summary["poverty_line"])
 
 
-def test_the_command_line_runs_the_loop_and_refuses_bad_input(tiny, tmp_path):
-    plan_dir, _ = tiny
+def test_the_command_line_runs_the_loop_and_refuses_bad_input(tiny_plan, tmp_path):
+    plan_dir, _ = tiny_plan
     rec, mon, new = tmp_path / "rec", tmp_path / "mon", tmp_path / "new"
     result = run("simulate", plan_dir, "--year", 2018, "--seed", 13, "--out", rec, "--quiet")
     assert result.returncode == 0, result.stderr

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from allocator.errors import InputError
-from allocator.explain import load_plan_context
 from allocator.progress import (
     RETURN_RATES,
     SHOCK_EXIT_FACTOR,
@@ -18,18 +17,11 @@ from allocator.progress import (
     stay_out_probability,
 )
 from allocator.simulate import simulate_progress
-from loop_helpers import as_planned, solve_preset
+from loop_helpers import as_planned
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """The tiny preset's plan (2016-2020) and its context."""
-    plan_dir = solve_preset(tmp_path_factory.mktemp("tiny"))
-    return plan_dir, load_plan_context(plan_dir)
-
-
-def test_a_simulated_record_round_trips_and_passes_the_checks(tiny, tmp_path):
-    plan_dir, context = tiny
+def test_a_simulated_record_round_trips_and_passes_the_checks(tiny_plan, tmp_path):
+    plan_dir, context = tiny_plan
     record = simulate_progress(context, 2018, seed=5)
     record.write(tmp_path / "rec")
     back = read_progress(tmp_path / "rec")
@@ -40,8 +32,8 @@ def test_a_simulated_record_round_trips_and_passes_the_checks(tiny, tmp_path):
     plan_and_record(plan_dir, tmp_path / "rec")  # no InputError
 
 
-def test_the_simulator_is_seeded_and_keeps_to_the_plan(tiny):
-    plan_dir, context = tiny
+def test_the_simulator_is_seeded_and_keeps_to_the_plan(tiny_plan):
+    plan_dir, context = tiny_plan
     a, b, c = (simulate_progress(context, 2019, seed=s) for s in (1, 1, 2))
     pd.testing.assert_frame_equal(a.households, b.households)
     assert not a.households.equals(c.households)
@@ -89,8 +81,8 @@ def test_a_missing_table_and_a_second_record_row_are_refused(tmp_path):
                              disbursed="source_id,county_id,category,year,amount\n"))
 
 
-def test_the_record_is_checked_against_the_plan_and_its_tables(tiny, tmp_path):
-    plan_dir, context = tiny
+def test_the_record_is_checked_against_the_plan_and_its_tables(tiny_plan, tmp_path):
+    plan_dir, context = tiny_plan
     record = as_planned(plan_dir, 2018)
     hh = record.households
     first, second, third = hh["household_id"].iloc[:3]
@@ -126,8 +118,8 @@ def test_stay_out_follows_the_domain_return_rates():
     assert stay_out_probability(np.array([2016.0]), 2018, 2020)[0] == pytest.approx((1 - r2) * (1 - r3) ** 2)
 
 
-def test_household_states_fold_the_record_into_expected_exits(tiny):
-    plan_dir, context = tiny
+def test_household_states_fold_the_record_into_expected_exits(tiny_plan):
+    plan_dir, context = tiny_plan
     record = as_planned(plan_dir, 2018)
     hh = record.households
     plan = context.plan.households.set_index("household_id")

@@ -16,10 +16,10 @@ import pandas as pd  # noqa: E402
 from allocator.plan import CHART_FILES  # noqa: E402
 
 
-def money_by_year(funding: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Stacked bars: money spent per year, split by category."""
+def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") -> plt.Figure:
+    """Stacked bars: money spent per year, split by ``by`` (``category`` or ``source_id``)."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    table = funding.pivot_table(index="year", columns="category", values="amount", aggfunc="sum", fill_value=0.0)
+    table = funding.pivot_table(index="year", columns=by, values="amount", aggfunc="sum", fill_value=0.0)
     if table.empty:
         ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
     else:
@@ -27,7 +27,7 @@ def money_by_year(funding: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.legend(fontsize=8, frameon=False)
     ax.set_ylabel("million yuan")
     ax.set_xlabel("year")
-    ax.set_title(title or "Money spent by year and category")
+    ax.set_title(title or f"Money spent by year and {by.removesuffix('_id')}")
     fig.tight_layout()
     return fig
 

@@ -1,4 +1,4 @@
-"""Command line: ``allocator validate | solve | identify | candidates | generate``.
+"""Command line: ``allocator validate | solve | identify | candidates | generate | serve | keys | sweep``.
 
 Exit codes: 0 a plan (optimal or feasible) or a valid input; 1 no plan (infeasible or a
 solver error); 2 bad input or usage (the message names file, row, column and what was
@@ -23,6 +23,8 @@ from allocator.plan import BASELINES_FOLDER, CHART_FILES, TABLES
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
 app.add_typer(generate_app, name="generate")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (stored hashed in its job store).")
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 out = Console()
 
@@ -91,9 +93,13 @@ def solve(
     threads: Annotated[int | None, typer.Option(help="solver threads")] = None,
     baselines: Annotated[bool, typer.Option("--baselines", help="also the proportional and greedy rules' plans")]
     = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="decompose on the Dask scheduler at this "
+                                                  "address, e.g. tcp://host:8786")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="decompose on a new Dask LocalCluster of N worker "
+                                                "processes (ignored with --scheduler)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
-    """Solve a scenario and write its plan folder."""
+    """Solve a scenario and write its plan folder (with --scheduler or --workers: decomposed, on Dask)."""
     from allocator.optimize import solve as run
     from allocator.scenario import load_scenario, scenario_from_dict
 
@@ -107,10 +113,10 @@ def solve(
             sc = scenario_from_dict(raw, file=f"{scenario.name} (with command-line options)", source=sc.source)
         folder = out_dir or Path("plans") / sc.name
         _check_folder(folder, PLAN_FILES, "a plan")
-        plan = run(sc, progress=ProgressPrinter(quiet), baselines=baselines)
+        plan = run(sc, progress=ProgressPrinter(quiet), baselines=baselines, scheduler=scheduler, workers=workers)
     except InputError as error:
         _fail_input(error)
-    except SolverUnavailable as error:
+    except (SolverUnavailable, OSError) as error:  # OSError: e.g. no scheduler at --scheduler
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     plan.write(folder)
@@ -153,55 +159,12 @@ def explain(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
-    import json
+    from allocator.explain import explain_plan
 
-    from allocator.explain import (
-        conflict,
-        difficulties,
-        earliest_deadlines,
-        load_plan_context,
-        marginal_values,
-        what_it_would_take,
-    )
-    from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
-
-    progress = ProgressPrinter(quiet)
     try:
-        progress("rebuild the model")
-        context = load_plan_context(plan_dir)
+        found = explain_plan(plan_dir, money=money, earliest=earliest, progress=ProgressPrinter(quiet))
     except InputError as error:
         _fail_input(error)
-    plan, sc, problem = context.plan, context.scenario, context.problem
-    fm = context.formulation()
-    found = difficulties(fm, plan)
-    small = int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS
-    if plan.summary.get("expected_exits") is None:
-        progress("smallest conflicting set of rules (IIS of the LP relaxation)")
-        found["conflict"] = conflict(fm, time_limit=sc.solver.time_limit)
-    if small:
-        progress("marginal values: duals of the LP relaxation")
-        values = marginal_values(fm)
-        found["marginal_values"] = {"method": "duals of the LP relaxation (objective per unit: expected exits, "
-                                              "one household of county shortfall counting as the penalty)",
-                                    "penalty": fm.penalty, "rows": values.to_dict("records")}
-    else:
-        found["marginal_values"] = {"method": None, "rows": [], "note": "not computed: the model is too large "
-                                    "for its LP relaxation here"}
-
-    def resolve(changed):
-        return solve_problem(changed, sc.solver)
-
-    off = found["counties_off_schedule"] or plan.summary.get("expected_exits") is None
-    if money and off:
-        progress("what it would take: least extra money, then a re-solve to verify it")
-        found["what_it_would_take"] = what_it_would_take(problem, resolve, exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
-                                                         time_limit=sc.solver.time_limit)
-    if earliest:
-        progress("earliest deadline per county: a re-solve per year")
-        table, runs = earliest_deadlines(problem, context.tables, resolve)
-        found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
-                                       "runs": runs}
-    (plan_dir / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
     _print_difficulties(found, plan_dir)
 
 
@@ -614,6 +577,80 @@ def generate_province(
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
     out.print(f"wrote {', '.join(f'{k} {len(v):,}' for k, v in tables.items())} rows and "
               f"{out_dir / 'scenario.yaml'}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int | None, typer.Option(min=1, help="solve worker processes (ALLOCATOR_WORKERS)")] = None,
+) -> None:
+    """Run the HTTP service; settings come from ALLOCATOR_* variables (README "HTTP service")."""
+    import logging
+
+    import uvicorn
+
+    from allocator.api import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _service_settings(**({"workers": workers} if workers is not None else {}))
+    uvicorn.run(create_app(settings), host=host, port=port)
+
+
+def _service_settings(**overrides):
+    """The HTTP service's settings from the environment (exit 2 with the reason if invalid)."""
+    from pydantic import ValidationError
+
+    from allocator.api import Settings
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        err.print(f"[red]error:[/red] invalid ALLOCATOR_* setting: {error}", markup=False)
+        raise typer.Exit(2) from None
+
+
+def _key_store():
+    from allocator.api.store import open_store
+
+    return open_store(_service_settings().database_url())
+
+
+@keys_app.command("create")
+def keys_create(
+    region: Annotated[str, typer.Option(help="region id whose subtree the key may see; '*' for all (admin)")],
+    name: Annotated[str, typer.Option(help="who or what the key is for")] = "",
+) -> None:
+    """Make an API key; the key itself is printed once, on the last line, and only its hash is kept."""
+    from allocator.api.auth import create_key
+
+    try:
+        record, key = create_key(_key_store(), region, name)
+    except ValueError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    err.print(f"key {record.key_id} for region {record.region}; keep it now, it cannot be shown again:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys of the job store: id, region, name, created and revoked."""
+    table = Table(title="API keys")
+    for column in ("key id", "region", "name", "created", "revoked"):
+        table.add_column(column)
+    for key in _key_store().keys():
+        table.add_row(key.key_id, key.region, key.name, key.created_at, key.revoked_at or "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by keys create or keys list")]) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    if not _key_store().revoke_key(key_id):
+        err.print(f"[red]error:[/red] no active key {key_id!r}")
+        raise typer.Exit(2)
+    out.print(f"key {key_id} revoked")
 
 
 def _years(years: str) -> tuple[int, int]:

@@ -17,8 +17,9 @@ so this method never solves it:
    (:mod:`allocator.repair`): a feasible plan at once, whatever the size.
 3. **Groups of counties.** The province-wide rows are split between groups of counties by
    what the weighted relaxed plans' flows use there (:func:`county_shares`), and ``lp-fix``
-   runs per group on the columns the relaxed plans or the plan use, in parallel threads
-   (:func:`county_plans`); their plan replaces the repaired one when it is better. If the
+   runs per group on the columns the relaxed plans or the plan use (:func:`county_plans`), in
+   parallel threads or, given a Dask client (``SolveOptions.client``), as one Dask task per
+   group (:func:`run_groups`); their plan replaces the repaired one when it is better. If the
    repair fails, the whole MIP is solved in the time left.
 4. **Rounds.** County improvement rounds while time is left. The bound is the best L(u).
 """
@@ -28,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,6 +38,7 @@ import scipy.sparse as sp
 
 from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted, time_left
 from allocator.model.formulation import Formulation, expand_ranges
+from allocator.model.problem import Problem
 from allocator.repair import repair
 from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, SolveResult, Status, StoppedBy
@@ -557,14 +561,87 @@ def county_shares(fm: Formulation, plan: np.ndarray, point: np.ndarray, column_g
     return lower, upper
 
 
-def county_groups(fm: Formulation, keep: np.ndarray, column_county: np.ndarray) -> np.ndarray:
-    """Consecutive counties grouped so that each group's model has about GROUP_COLUMNS kept
+def county_groups(fm: Formulation, keep: np.ndarray, column_county: np.ndarray, group_columns: int) -> np.ndarray:
+    """Consecutive counties grouped so that each group's model has about ``group_columns`` kept
     columns (one group when the whole model is that small): the group of every column."""
     counties = len(fm.problem.county_ids)
     size = np.bincount(column_county[keep], minlength=counties)
-    group_of_county = np.cumsum(size) // GROUP_COLUMNS
+    group_of_county = np.cumsum(size) // group_columns
     _, group_of_county = np.unique(group_of_county, return_inverse=True)
     return group_of_county[column_county]
+
+
+def solve_group(sub: Formulation, problem: Problem | None, backend: str,
+                options: SolveOptions) -> tuple[str, np.ndarray | None]:
+    """lp-fix on one group of counties, in a thread or as a Dask task: the LP relaxation, then
+    a MIP over what it leaves fractional. The LP's status and the group's plan (None if none).
+
+    ``problem`` replaces ``sub.problem`` when given: a Dask task gets the group's model alone
+    and the problem's arrays once per worker."""
+    if problem is not None:
+        sub = dataclasses.replace(sub, problem=problem)
+    solver = get_backend(backend)
+    started = time.perf_counter()
+    lp = solver.solve(sub.model.relaxed(), dataclasses.replace(
+        options, mip_gap=None, extra={"solver": "ipm", **options.extra} if backend == "highs" else options.extra))
+    if lp.status != Status.OPTIMAL:
+        return lp.status.value, None
+    left = None if options.time_limit is None else max(options.time_limit - (time.perf_counter() - started), 1.0)
+    outcome = fix_and_resolve(sub, solver, lp.x, lp.objective, None, dataclasses.replace(options, time_limit=left),
+                              time.perf_counter(), lambda *a, **k: None, {}, [], polish=False)
+    return lp.status.value, outcome.result.x if outcome.result.status.has_solution else None
+
+
+def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_groups: int, problem: Problem,
+               backend: str, options: SolveOptions, threads: int,
+               progress: Progress) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], str, list[str]]:
+    """Every group's (columns, plan or None) in group order, where they ran, and the groups
+    whose Dask task failed. The groups run as tasks on ``options.client`` (Dask) when given,
+    else in ``threads`` threads (HiGHS releases the GIL).
+
+    A Dask task gets its group's model only; the problem's arrays (without its tables) go to
+    every worker once. Groups are submitted as they are built, so the first ones already run."""
+    done = [0]
+
+    def report(g: int, columns: np.ndarray, lp: str, plan: np.ndarray | None) -> None:
+        done[0] += 1
+        progress("counties", group=g + 1, done=done[0], of=n_groups, columns=len(columns), lp=lp,
+                 plan=plan is not None)
+
+    client = options.client
+    if client is None:
+        def one(g: int) -> tuple[np.ndarray, np.ndarray | None]:
+            cols, sub = group_model(g)
+            lp, plan = solve_group(sub, None, backend, options)
+            report(g, cols, lp, plan)
+            return cols, plan
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(one, range(n_groups))), f"in threads, {threads} at a time", []
+
+    from distributed import as_completed
+
+    shared = client.scatter(dataclasses.replace(problem, tables={}), broadcast=True, hash=False)
+    task_options = dataclasses.replace(options, client=None)
+    tag = uuid.uuid4().hex[:8]
+    futures, columns = {}, []
+    for g in range(n_groups):
+        cols, sub = group_model(g)
+        columns.append(cols)
+        futures[client.submit(solve_group, dataclasses.replace(sub, problem=None), shared, backend, task_options,
+                              key=f"allocator-group-{g + 1}-{tag}", pure=False)] = g
+    plans: list[np.ndarray | None] = [None] * n_groups
+    failed = []
+    for future in as_completed(futures):
+        g = futures[future]
+        try:
+            lp, plans[g] = future.result()
+        except Exception as error:  # noqa: BLE001 - a lost task leaves its counties to the repaired plan
+            lp = "error"
+            failed.append(f"group {g + 1}: {type(error).__name__}: {error}")
+        report(g, columns[g], lp, plans[g])
+    where = f"as {n_groups} Dask tasks, workers: {len(client.nthreads())}, scheduler {client.scheduler.address}"
+    return list(zip(columns, plans, strict=True)), where, failed
 
 
 def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flows: Flows, solver,
@@ -575,13 +652,14 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     The weighted relaxed plans (``point``) are paid by the flow LP; each group of counties
     gets the share of the province-wide rows those flows use there plus a share of the slack
     (:func:`county_shares`), and lp-fix runs on the group's package columns that ``point``
-    or ``incumbent`` use, groups in parallel threads (HiGHS releases the GIL). The group
-    plans together keep every province-wide row; a group without a plan keeps its part of
-    ``incumbent`` if the rows allow it, else the whole incumbent is kept."""
+    or ``incumbent`` use (:func:`solve_group`), groups in parallel threads or as Dask tasks
+    (:func:`run_groups`). The group plans together keep every province-wide row; a group
+    without a plan keeps its part of ``incumbent`` if the rows allow it, else the whole
+    incumbent is kept."""
     model = fm.model
     keep = np.ones(model.num_cols, dtype=bool)
     keep[fm.x_cols] = (point[fm.x_cols] > 1e-9) | (incumbent.x[fm.x_cols] > 0.5)
-    group = county_groups(fm, keep, fm.column_county)
+    group = county_groups(fm, keep, fm.column_county, options.group_columns or GROUP_COLUMNS)
     n_groups = int(group.max()) + 1
     row_group, global_rows = county_rows(fm, group)
     paid = point.copy()
@@ -589,14 +667,18 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     spend = -(model.A[fm.family("money_balance").rows][:, xy] @ point[xy])  # the point's spend per money cell
     paid[fm.f_cols] = flows.flows_for(spend)
     lower, upper = county_shares(fm, paid, point, group, global_rows, n_groups)
-    workers = max(1, min(options.threads or COUNTY_THREADS, n_groups))
+    threads = options.threads or COUNTY_THREADS
+    slots = sum(options.client.nthreads().values()) if options.client is not None else threads
+    if not slots:  # a scheduler without workers would hold the tasks until some join
+        notes.append("the Dask scheduler has no workers: the groups ran in threads")
+        options, slots = dataclasses.replace(options, client=None), threads
+    workers = max(1, min(slots, n_groups))
     remaining = None if options.time_limit is None else options.time_limit - (time.perf_counter() - started)
     limit = None if remaining is None else max(COUNTY_SHARE * remaining * workers / n_groups, 2.0)
     county_options = dataclasses.replace(options, time_limit=limit, progress=None, threads=None, start=None)
     county_started = time.perf_counter()
-    done = [0]
 
-    def one(g: int):
+    def group_model(g: int) -> tuple[np.ndarray, Formulation]:
         cols = np.flatnonzero(keep & (group == g))
         touched = np.asarray(model.A[global_rows][:, cols].getnnz(axis=1)).ravel() > 0
         g_rows = global_rows[touched]
@@ -604,32 +686,19 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
         lo, hi = model.row_lo[rows].copy(), model.row_hi[rows].copy()
         at = np.searchsorted(rows, g_rows)
         lo[at], hi[at] = lower[touched, g], upper[touched, g]
-        sub = fm.restrict(cols, rows, lo, hi)
-        t0 = time.perf_counter()
-        lp = solver.solve(sub.model.relaxed(), dataclasses.replace(
-            county_options, mip_gap=None, extra={"solver": "ipm", **options.extra} if solver.name == "highs"
-            else options.extra))
-        result = None
-        if lp.status == Status.OPTIMAL:
-            left = None if limit is None else max(limit - (time.perf_counter() - t0), 1.0)
-            outcome = fix_and_resolve(sub, solver, lp.x, lp.objective, None,
-                                      dataclasses.replace(county_options, time_limit=left), time.perf_counter(),
-                                      lambda *a, **k: None, {}, [], polish=False)
-            if outcome.result.status.has_solution:
-                result = outcome.result
-        done[0] += 1
-        progress("counties", group=g + 1, done=done[0], of=n_groups, columns=len(cols), lp=lp.status.value,
-                 plan=result is not None)
-        return cols, result
+        return cols, fm.restrict(cols, rows, lo, hi)
 
+    groups, where, failed = run_groups(group_model, n_groups, fm.problem, solver.name, county_options, workers,
+                                       progress)
     z = incumbent.x.copy()
     found = 0
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for cols, result in pool.map(one, range(n_groups)):
-            if result is not None:
-                z[cols] = result.x
-                found += 1
+    for cols, plan in groups:
+        if plan is not None:
+            z[cols] = plan
+            found += 1
     phases["counties"] = round(time.perf_counter() - county_started, 4)
+    if failed:
+        notes.append(f"{len(failed)} group tasks failed and keep the repaired plan's part ({failed[0]})")
     z[model.integrality] = np.round(z[model.integrality])
     ax = model.A[global_rows] @ z
     size = np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_hi[global_rows]), model.row_hi[global_rows], 0.0)))
@@ -637,11 +706,11 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
                   and np.all(ax >= model.row_lo[global_rows] - 1e-7 * size))
     objective = model.objective_value(z)
     if not within or objective <= incumbent.objective:
-        notes.append(f"lp-fix on {n_groups} groups of counties found plans for {found}; the repaired plan was better "
-                     "or their mix with it broke a province-wide row: it is kept")
+        notes.append(f"lp-fix on {n_groups} groups of counties ({where}) found plans for {found}; the repaired "
+                     "plan was better or their mix with it broke a province-wide row: it is kept")
         return incumbent
-    notes.append(f"lp-fix on {n_groups} groups of counties, on their shares of the province-wide rows, found plans "
-                 f"for {found}")
+    notes.append(f"lp-fix on {n_groups} groups of counties ({where}), on their shares of the province-wide rows, "
+                 f"found plans for {found}")
     return dataclasses.replace(incumbent, x=z, objective=objective)
 
 

@@ -355,6 +355,50 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
     return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
 
 
+def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = True, progress=None) -> dict:
+    """Everything ``allocator explain`` tells about a plan folder, written to its
+    ``difficulties.json`` and returned: the difficulties per county, for a plan with no solution
+    the conflicting rules, marginal values (models up to LP_FIX_MAX_INTEGER_COLUMNS), with
+    ``money`` what it would take (when a county is off schedule or there is no plan), and with
+    ``earliest`` the earliest deadline per county (one re-solve per year)."""
+    import json
+
+    from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
+
+    progress = progress or (lambda phase, **info: None)
+    progress("rebuild the model")
+    context = load_plan_context(folder)
+    plan, settings, problem = context.plan, context.scenario.solver, context.problem
+    fm = context.formulation()
+    found = difficulties(fm, plan)
+    if plan.summary.get("expected_exits") is None:
+        progress("smallest conflicting set of rules (IIS of the LP relaxation)")
+        found["conflict"] = conflict(fm, time_limit=settings.time_limit)
+    if int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
+        progress("marginal values: duals of the LP relaxation")
+        found["marginal_values"] = {"method": "duals of the LP relaxation (objective per unit: expected exits, "
+                                              "one household of county shortfall counting as the penalty)",
+                                    "penalty": fm.penalty, "rows": marginal_values(fm).to_dict("records")}
+    else:
+        found["marginal_values"] = {"method": None, "rows": [], "note": "not computed: the model is too large "
+                                    "for its LP relaxation here"}
+
+    def resolve(changed: Problem) -> Plan:
+        return solve_problem(changed, settings)
+
+    if money and (found["counties_off_schedule"] or plan.summary.get("expected_exits") is None):
+        progress("what it would take: least extra money, then a re-solve to verify it")
+        found["what_it_would_take"] = what_it_would_take(problem, resolve, exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
+                                                         time_limit=settings.time_limit)
+    if earliest:
+        progress("earliest deadline per county: a re-solve per year")
+        table, runs = earliest_deadlines(problem, context.tables, resolve)
+        found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
+                                       "runs": runs}
+    (context.folder / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
+    return found
+
+
 def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
     """The smallest set of rules that cannot hold together, in planner words; without rules,
     and saying why, when the LP relaxation is feasible (then only whole-number decisions stand
@@ -458,5 +502,6 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve)
     return earliest.reset_index(name="earliest_year"), runs
 
 
-__all__ = ["PlanContext", "binding_rows", "conflict", "difficulties", "earliest_deadlines", "extra_money_model",
+__all__ = ["PlanContext", "binding_rows", "conflict", "difficulties", "earliest_deadlines", "explain_plan",
+           "extra_money_model",
            "least_uniform_scale", "load_plan_context", "marginal_values", "plan_vector", "what_it_would_take"]

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -24,6 +25,7 @@ from allocator.errors import IssueCollector
 from allocator.methods import Bounds, final_status, plan_bounds, solve_exact, solve_lp_fix
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
+from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
 from allocator.plan import Plan, make_plan
 from allocator.scenario import Scenario, SolverSettings, apply_money, file_sha256, scenario_files
 from allocator.solvers import get_backend
@@ -100,15 +102,20 @@ def input_hashes(scenario: Scenario) -> dict[str, str]:
 def options_from(settings: SolverSettings) -> SolveOptions:
     """Backend options from the scenario's solver settings."""
     return SolveOptions(time_limit=settings.time_limit, mip_gap=settings.mip_gap, threads=settings.threads,
-                        seed=settings.seed, verbose=settings.verbose)
+                        seed=settings.seed, verbose=settings.verbose, group_columns=settings.group_columns)
 
 
-def choose_method(fm: Formulation, settings: SolverSettings) -> str:
-    """``exact`` for small models (at most EXACT_MAX_INTEGER_COLUMNS integer columns);
-    ``lp-fix`` for one-year models and others up to LP_FIX_MAX_INTEGER_COLUMNS, whose LP
-    relaxation HiGHS solves in a minute or two; ``decompose`` above (benchmarks/README.md)."""
+def choose_method(fm: Formulation, settings: SolverSettings, estimate: ModelSize | None = None,
+                  distributed: bool = False) -> str:
+    """``decompose`` when the solve is to run on Dask (``distributed``) or one solver run on the
+    whole model would take more than MODEL_MEMORY_LIMIT (``estimate``); else ``exact`` for small
+    models (at most EXACT_MAX_INTEGER_COLUMNS integer columns), ``lp-fix`` for one-year models
+    and others up to LP_FIX_MAX_INTEGER_COLUMNS, whose LP relaxation HiGHS solves in a minute
+    or two, and ``decompose`` above (benchmarks/README.md)."""
     if settings.method != "auto":
         return settings.method
+    if distributed or (estimate is not None and estimate.memory_bytes > MODEL_MEMORY_LIMIT):
+        return "decompose"
     integer_columns = int(fm.model.integrality.sum())
     if integer_columns <= EXACT_MAX_INTEGER_COLUMNS:
         return "exact"
@@ -118,21 +125,45 @@ def choose_method(fm: Formulation, settings: SolverSettings) -> str:
 
 
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = _quiet,
-                  manifest: dict | None = None, baselines: bool = False) -> Plan:
-    """Formulate, solve with the chosen method and backend, and return the Plan; with
-    ``baselines``, also the usual rules' plans (:mod:`allocator.baselines`) and the uplift."""
+                  manifest: dict | None = None, baselines: bool = False, scheduler: str | None = None,
+                  workers: int | None = None, client=None) -> Plan:
+    """Estimate the model's size, formulate, solve with the chosen method and backend, and
+    return the Plan; with ``baselines``, also the usual rules' plans (:mod:`allocator.baselines`)
+    and the uplift.
+
+    With ``client`` (a Dask client), ``scheduler`` (the address of a Dask scheduler) or
+    ``workers`` (a new LocalCluster of that many processes), ``auto`` picks ``decompose`` and
+    its groups of counties run as Dask tasks there (:func:`allocator.whatif.dask_client`)."""
+    estimate = estimate_size(problem)
+    progress("estimate", rows=estimate.rows, columns=estimate.columns, nonzeros=estimate.nonzeros,
+             memory_MB=round(estimate.memory_bytes / 1e6))
     started = time.perf_counter()
     progress("build model", **problem.sizes())
     fm = formulate(problem)
     build_seconds = time.perf_counter() - started
     progress("model built", columns=fm.model.num_cols, rows=fm.model.num_rows, nonzeros=fm.model.A.nnz,
              seconds=build_seconds)
-    method_name = choose_method(fm, settings)
+    distributed = client is not None or scheduler is not None or workers is not None
+    method_name = choose_method(fm, settings, estimate, distributed)
     options = dataclasses.replace(options_from(settings), progress=progress)
     backend = get_backend(settings.backend)
-    solve_started = time.perf_counter()
-    outcome = METHODS[method_name](fm, settings.backend, options, progress)
-    solve_seconds = time.perf_counter() - solve_started
+    where = None  # the Dask scheduler decompose runs on
+    with contextlib.ExitStack() as stack:
+        if method_name == "decompose" and distributed:
+            if client is None:
+                from allocator.whatif import dask_client
+
+                progress("start Dask", scheduler=scheduler, workers=None if scheduler else workers)
+                client = stack.enter_context(dask_client(scheduler, workers))
+                where = scheduler or f"LocalCluster (workers: {len(client.nthreads())})"
+            else:
+                where = client.scheduler.address
+        solve_started = time.perf_counter()
+        outcome = METHODS[method_name](fm, settings.backend, dataclasses.replace(
+            options, client=client if where else None), progress)
+        solve_seconds = time.perf_counter() - solve_started
+    if distributed and where is None:
+        outcome.notes.append(f"Dask is used by decompose only: {method_name} ran in this process")
     summary = {
         "scenario": problem.name,
         "status": None, "stopped_by": None,
@@ -162,7 +193,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     plan.summary["manifest"] = {
         "allocator_version": __version__, "backend": settings.backend, "backend_version": backend.version(),
         "python": sys.version.split()[0], "platform": platform.platform(),
-        "options": options.to_dict(), "method": method_name,
+        "options": options.to_dict(), "method": method_name, "scheduler": where, "estimate": estimate.as_dict(),
         "model": {"columns": fm.model.num_cols, "rows": fm.model.num_rows, "nonzeros": int(fm.model.A.nnz),
                   "integer_columns": int(fm.model.integrality.sum())},
         "problem": problem.sizes(),
@@ -202,8 +233,10 @@ def infeasibility_hint(fm: Formulation) -> str:
 
 
 def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | None = None,
-          settings: SolverSettings | None = None, baselines: bool = False) -> Plan:
-    """Run a whole scenario: load and check its tables, build, solve and return the Plan."""
+          settings: SolverSettings | None = None, baselines: bool = False, scheduler: str | None = None,
+          workers: int | None = None, client=None) -> Plan:
+    """Run a whole scenario: load and check its tables, build, solve and return the Plan
+    (``scheduler``, ``workers`` and ``client``: on Dask, see :func:`solve_problem`)."""
     settings = settings or scenario.solver
     if backend is not None:
         settings = settings.model_copy(update={"backend": backend})
@@ -218,4 +251,5 @@ def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | Non
                 "generate": scenario.generate.model_dump() if scenario.generate else None,
                 "money_scale": scenario.money_scale, "money": scenario.money,
                 **({"overrides": scenario.overrides} if scenario.overrides else {})}
-    return solve_problem(problem, settings, progress=progress, manifest=manifest, baselines=baselines)
+    return solve_problem(problem, settings, progress=progress, manifest=manifest, baselines=baselines,
+                         scheduler=scheduler, workers=workers, client=client)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from allocator.checks import county_of_regions
 from allocator.errors import InputError, Issue, IssueCollector
-from allocator.tables import CATEGORIES, Column, TableSpec, empty_table, read_table, table_path, write_table
+from allocator.tables import CATEGORIES, Column, TableSpec, read_specs, write_table
 from allocator.targeting.raw import SHOCKS
 
 YEAR = dict(minimum=1900, maximum=2200)
@@ -123,14 +123,7 @@ def read_progress(folder: str | Path) -> Progress:
     if not folder.is_dir():
         raise InputError([Issue(str(folder), "progress folder does not exist",
                                 expected="a folder with record, households and disbursed tables")])
-    frames = {}
-    for name, spec in PROGRESS_SPECS.items():
-        if name in OPTIONAL and table_path(folder, name) is None:
-            frames[name] = empty_table(spec)
-            continue
-        frame = read_table(folder, spec, issues)
-        if frame is not None:
-            frames[name] = frame
+    frames = read_specs(folder, PROGRESS_SPECS, set(OPTIONAL), issues)
     issues.raise_if_any()
     record = frames["record"]
     if len(record) != 1:

@@ -159,20 +159,6 @@ def incidence_chart(incidence: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def spend_chart(table: pd.DataFrame, what: str) -> plt.Figure:
-    """Stacked bars: money per year split by ``what`` (category or source)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if table.empty:
-        ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
-    else:
-        (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0)
-        ax.legend(fontsize=8, frameon=False)
-    ax.set_ylabel("million yuan")
-    ax.set_title(f"Money spent by year and {what}")
-    fig.tight_layout()
-    return fig
-
-
 def village_map(table: pd.DataFrame) -> plt.Figure:
     """Longitude/latitude scatter of villages, coloured by the category taking most of their
     money, sized by poor households."""
@@ -368,7 +354,7 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
                   + (f"; <span class='bad'>{missing} not by {problem.deadline_year}</span>" if missing else "")
                   + ".</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
                   "<h2>Money</h2>", _png(money_by_year(plan.funding)),
-                  _png(spend_chart(spend_table(plan, "source_id"), "source")),
+                  _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend_table(plan, "category").reset_index(), money=tuple(plan.funding["category"].unique())),
                   "<h2>Villages</h2>", _png(village_map(village_table(plan, context.tables["villages"])))]
     parts += [_difficulties_section(found, from_file), _marginal_section(found), _baselines_section(plan)]

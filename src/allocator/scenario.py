@@ -80,6 +80,7 @@ class SolverSettings(_Strict):
     threads: int | None = Field(None, ge=1)
     seed: int = 0
     verbose: bool = False
+    group_columns: int | None = Field(None, ge=1)  # decompose: kept columns per group of counties (None: 60,000)
 
 
 class Generate(_Strict):

@@ -293,17 +293,25 @@ def read_tables(folder: str | Path, issues: IssueCollector | None = None) -> dic
         if collect:
             return {}
         issues.raise_if_any()
+    tables = read_specs(folder, {name: SPECS[name] for name in REQUIRED_TABLES + OPTIONAL_TABLES},
+                        set(OPTIONAL_TABLES), issues)
+    if not collect:
+        issues.raise_if_any()
+    return tables
+
+
+def read_specs(folder: Path, specs: dict[str, TableSpec], optional: set[str],
+               issues: IssueCollector) -> dict[str, pd.DataFrame]:
+    """Read the tables ``specs`` names from ``folder`` (an optional one that is absent is empty);
+    problems go to ``issues``, and a table that could not be read at all is left out."""
     tables: dict[str, pd.DataFrame] = {}
-    for name in REQUIRED_TABLES + OPTIONAL_TABLES:
-        spec = SPECS[name]
-        if name in OPTIONAL_TABLES and table_path(folder, name) is None:
+    for name, spec in specs.items():
+        if name in optional and table_path(folder, name) is None:
             tables[name] = empty_table(spec)
             continue
         frame = read_table(folder, spec, issues)
         if frame is not None:
             tables[name] = frame
-    if not collect:
-        issues.raise_if_any()
     return tables
 
 

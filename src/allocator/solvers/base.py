@@ -151,10 +151,14 @@ class SolveOptions:
     progress: Callable[..., None] | None = field(default=None, repr=False, compare=False)
     # a feasible point to start branch and bound from (backends that cannot use it ignore it)
     start: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # methods that split the model (decompose): kept columns per group of counties (None: the
+    # method's default) and a Dask client that runs the groups as tasks (None: threads)
+    group_columns: int | None = None
+    client: object | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The options as plain data (for the run manifest)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "start")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "start", "client")}
 
 
 @dataclass

@@ -1,0 +1,150 @@
+"""``/v1/plans``: submit a scenario, follow its solve, read the plan folder, cancel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+from allocator.api.deps import DispatcherDep, KeyDep, SettingsDep, StoreDep, VisibleJobDep
+from allocator.api.schemas import JobStatus, PlanList, PlanOut, PlanTable, TableOut, plan_out
+from allocator.api.store import FINISHED, Job
+from allocator.api.submission import SUBMISSION_BODY, submit
+from allocator.plan import COLUMNS
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
+IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a retry with the same key returns "
+                                                                            "the first plan")]
+ERRORS = {code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+          for code in (401, 403, 404, 409, 413, 422, 429, 503)}
+
+
+@router.post("", status_code=202, responses=ERRORS, openapi_extra=SUBMISSION_BODY)
+async def submit_plan(request: Request, response: Response, key: KeyDep, store: StoreDep, settings: SettingsDep,
+                      dispatcher: DispatcherDep, idempotency_key: IdempotencyKey = None) -> PlanOut:
+    """Submit a scenario (JSON, or a multipart upload of the scenario YAML and its tables);
+    202 with the plan id at once, the solve runs in a worker process."""
+    job, _ = await submit(request, key=key, store=store, settings=settings, dispatcher=dispatcher, kind="plan",
+                          idempotency_key=idempotency_key)
+    response.headers["Location"] = f"/v1/plans/{job.plan_id}"
+    return plan_out(job)
+
+
+@router.get("", responses=ERRORS)
+def list_plans(key: KeyDep, store: StoreDep, status: JobStatus | None = None,
+               limit: Annotated[int, Query(ge=1, le=200)] = 50,
+               offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> PlanList:
+    """The plans of the key's region, newest first."""
+    jobs = store.jobs(region=None if key.admin else key.region, status=status, limit=limit, offset=offset)
+    return PlanList(plans=[plan_out(job) for job in jobs], limit=limit, offset=offset)
+
+
+@router.get("/{plan_id}", responses=ERRORS)
+async def get_plan(job: VisibleJobDep) -> PlanOut:
+    """Status (queued, running, done, failed, cancelled), progress and timestamps."""
+    return plan_out(job)
+
+
+@router.delete("/{plan_id}", responses=ERRORS)
+def cancel_plan(job: VisibleJobDep, store: StoreDep, dispatcher: DispatcherDep) -> PlanOut:
+    """Cancel a queued or running solve (its worker process is stopped); 409 once finished."""
+    if not store.cancel(job.plan_id):
+        current = store.job(job.plan_id)
+        if current.status != "cancelled":
+            raise HTTPException(409, f"plan {job.plan_id} is already {current.status}")
+    dispatcher.wake()
+    return plan_out(store.job(job.plan_id))
+
+
+@router.get("/{plan_id}/summary", responses=ERRORS)
+def get_summary(job: VisibleJobDep) -> dict:
+    """The plan folder's summary.json (status, KPIs, bounds, budget use, manifest)."""
+    return read_json(result_dir(job) / "summary.json")
+
+
+@router.get("/{plan_id}/tables/{name}", response_model=TableOut, responses={
+    **ERRORS,
+    200: {"content": {"text/csv": {}, PARQUET_TYPES[0]: {}}, "description": "JSON records (default), or the "
+          "table as CSV or Parquet when the Accept header asks for text/csv or application/vnd.apache.parquet"}})
+def get_table(job: VisibleJobDep, name: PlanTable, request: Request) -> Response:
+    """A table of the plan folder: households, projects, funding or counties."""
+    wanted = _negotiate(request.headers.get("accept"))
+    path = result_dir(job) / f"{name}.csv"
+    if wanted == "csv":
+        return FileResponse(path, media_type="text/csv", filename=f"{name}.csv")
+    frame = read_table(path.parent, name)
+    if wanted == "parquet":
+        return Response(frame.to_parquet(index=False), media_type=PARQUET_TYPES[0],
+                        headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'})
+    return JSONResponse({"plan_id": job.plan_id, "name": name, "columns": list(frame.columns), "rows": len(frame),
+                         "records": table_records(frame)})
+
+
+@router.get("/{plan_id}/difficulties", responses=ERRORS)
+def get_difficulties(job: VisibleJobDep) -> JSONResponse:
+    """difficulties.json: why counties miss the deadline and what it would take. Computed
+    only for plans submitted with ``explain: true`` (it re-solves, which takes minutes)."""
+    path = result_dir(job) / "difficulties.json"
+    if not path.is_file():
+        raise HTTPException(404, "no difficulties for this plan: submit it with explain: true to have them computed")
+    return JSONResponse(read_json(path))
+
+
+@router.get("/{plan_id}/report", response_class=HTMLResponse, responses={
+    **ERRORS, 200: {"content": {"text/html": {"schema": {"type": "string"}}},
+                    "description": "a self-contained HTML page"}})
+def get_report(job: VisibleJobDep) -> HTMLResponse:
+    """The plan's readable report (HTML with its charts)."""
+    folder = result_dir(job)
+    if read_json(folder / "summary.json").get("expected_exits") is None:
+        raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no report")
+    try:
+        from allocator.report import build_report
+    except ImportError:
+        raise HTTPException(404, "the HTML report is not available in this version of allocator") from None
+    return HTMLResponse(build_report(folder))
+
+
+def read_table(folder: Path, name: str) -> pd.DataFrame:
+    """A table of a plan folder, its ids kept as text."""
+    ids = {column: str for column in COLUMNS[name] if column.endswith("_id")}
+    return pd.read_csv(folder / f"{name}.csv", dtype=ids)
+
+
+def table_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: Python scalars at full precision, missing cells as null."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file of the plan folder, with NaN and infinities (which JSON lacks) as null."""
+    return json.loads(path.read_text(), parse_constant=lambda _: None)
+
+
+def result_dir(job: Job) -> Path:
+    """The plan folder of a finished job; 409 while it is not done."""
+    if job.status != "done" or not job.result_dir:
+        state = job.status if job.status not in FINISHED else f"{job.status}, so it has no results"
+        raise HTTPException(409, f"plan {job.plan_id} is {state}" + ("" if job.status in FINISHED else
+                                                                       "; results come when it is done"))
+    return Path(job.result_dir)
+
+
+def _negotiate(accept: str | None) -> str:
+    """csv or parquet when the Accept header names one of them first, else json (other types are
+    disregarded, as HTTP allows, rather than refused)."""
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media == "text/csv":
+            return "csv"
+        if media in PARQUET_TYPES:
+            return "parquet"
+        if media in ("application/json", "*/*", "application/*"):
+            return "json"
+    return "json"

@@ -1,0 +1,149 @@
+"""Request and response bodies of the HTTP service (kept apart from the library's models)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from allocator.api.store import Job
+
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+TableName = Literal["regions", "villages", "households", "packages", "projects", "funds", "personnel",
+                    "villages_raw", "households_raw", "cadres", "teams"]
+PlanTable = Literal["households", "projects", "funding", "counties"]
+Cell = str | int | float | bool | None | list[str | int | float]
+
+SCENARIO_EXAMPLE = {"name": "tiny", "start_year": 2016, "deadline_year": 2020,
+                    "generate": {"preset": "tiny", "seed": 1}, "solver": {"time_limit": 10}}
+
+
+class PlanRequest(BaseModel):
+    """A scenario to plan: its settings, and its tables as records unless it uses ``generate``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"scenario": SCENARIO_EXAMPLE}]})
+
+    scenario: dict[str, Any] = Field(description="the scenario YAML's keys (name, start_year, deadline_year, "
+                                                 "policy, targeting, solver; generate for a synthetic preset). "
+                                                 "'data' is set by the service to the uploaded tables.")
+    tables: dict[TableName, list[dict[str, Cell]]] | None = Field(
+        None, description="contract tables by name, each a list of records (column: value); a list value "
+                          "is one ';'-separated cell")
+    explain: bool = Field(False, strict=True, description="also compute difficulties.json after the solve (slower)")
+
+
+class IssueOut(BaseModel):
+    """One problem in the input, as the command line reports it."""
+
+    file: str
+    message: str
+    row: int | None = None
+    id: str | None = None
+    column: str | None = None
+    key: str | None = None
+    expected: str | None = None
+    found: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every error body: a sentence, and for bad input each problem found."""
+
+    detail: str
+    issues: list[IssueOut] = []
+    truncated: bool = False
+
+
+class Progress(BaseModel):
+    """Where a solve is: its phase, time, and what is known of the plan so far."""
+
+    phase: str | None = None
+    elapsed: float | None = Field(None, description="seconds since the current attempt started")
+    incumbent: float | None = Field(None, description="objective of the best plan found so far")
+    bound: float | None = Field(None, description="best proven bound on the objective")
+    gap: float | None = Field(None, description="relative gap between incumbent and bound")
+    expected_exits: float | None = None
+    details: dict[str, Any] = {}
+
+
+class PlanOut(BaseModel):
+    """A plan's job: status, progress, outcome, timestamps and links to its results."""
+
+    plan_id: str
+    status: JobStatus
+    kind: Literal["plan", "sync"]
+    scenario: str
+    region: str = Field(description="lowest region holding every county of the data")
+    region_path: list[str] = Field(description="from the root region down to 'region'")
+    households: int
+    plan_status: str | None = Field(None, description="the plan's own status once done: optimal, feasible, "
+                                                      "infeasible or error")
+    progress: Progress
+    error: ErrorOut | None = None
+    attempt: int = Field(description="how many times the solve was started (restarts re-queue it)")
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    links: dict[str, str]
+
+
+def plan_out(job: Job) -> PlanOut:
+    """The response body of a job: elapsed time is counted from the current attempt's start."""
+    elapsed = None
+    if job.started_at:
+        end = datetime.fromisoformat(job.finished_at) if job.finished_at else datetime.now(UTC)
+        elapsed = max((end - datetime.fromisoformat(job.started_at)).total_seconds(), 0.0)
+    base = f"/v1/plans/{job.plan_id}"
+    return PlanOut(
+        plan_id=job.plan_id, status=job.status, kind=job.kind, scenario=job.scenario_name, region=job.region,
+        region_path=job.region_path, households=job.households, plan_status=job.plan_status,
+        progress=Progress(**{**job.progress, "elapsed": elapsed}),
+        error=ErrorOut(**job.error) if job.error else None, attempt=job.attempt, created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at,
+        links={"self": base, "summary": f"{base}/summary", "tables": f"{base}/tables/{{name}}",
+               "difficulties": f"{base}/difficulties", "report": f"{base}/report"})
+
+
+class PlanList(BaseModel):
+    """A page of plans the key may see, newest first."""
+
+    plans: list[PlanOut]
+    limit: int
+    offset: int
+
+
+class TableOut(BaseModel):
+    """One table of a plan folder as records."""
+
+    plan_id: str
+    name: PlanTable
+    columns: list[str]
+    rows: int
+    records: list[dict[str, Any]]
+
+
+class SolveOut(BaseModel):
+    """The result of a synchronous solve: the job, its summary and its tables."""
+
+    plan: PlanOut
+    summary: dict[str, Any] | None = None
+    tables: dict[str, list[dict[str, Any]]] = {}
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    version: str
+    dispatching: bool = Field(description="this server process runs the solves (holds the dispatcher lock)")
+    workers: int
+    sync_workers: int
+    queued: int
+    running: int
+
+
+class BackendOut(BaseModel):
+    name: str
+    available: bool
+    version: str | None
+    package: str
+    supports_mip: bool
+    supports_duals: bool

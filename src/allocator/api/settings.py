@@ -1,0 +1,41 @@
+"""Service settings, read from ``ALLOCATOR_*`` environment variables (pydantic-settings).
+
+Settings live only at the edge: the library takes explicit arguments, the service reads
+these once in :func:`allocator.api.create_app` and passes them down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where jobs are kept, how many solve at once, and the limits on what a client may send."""
+
+    model_config = SettingsConfigDict(env_prefix="ALLOCATOR_", extra="ignore")
+
+    data_dir: Path = Field(Path("allocator-data"), description="stored inputs and results, one folder per plan")
+    db_url: str | None = Field(None, description="job store; default sqlite:///DATA_DIR/allocator.db")
+    workers: int = Field(1, ge=1, le=64, description="worker processes for submitted plans")
+    sync_workers: int = Field(1, ge=1, le=64, description="worker processes kept for POST /v1/solve")
+    queue_size: int = Field(20, ge=1, description="queued plans in all; beyond it 503 with Retry-After")
+    queue_per_key: int = Field(5, ge=1, description="queued plans per key; beyond it 429 with Retry-After")
+    max_request_bytes: int = Field(100 * 2**20, ge=1024, description="largest request body (bytes)")
+    max_households: int = Field(200_000, ge=1, description="most households (rows) a submission may hold")
+    max_time_limit: float = Field(3600.0, gt=0, description="solver time limit cap for submitted plans (s)")
+    sync_max_households: int = Field(2_000, ge=1, description="most households for POST /v1/solve")
+    sync_time_limit: float = Field(30.0, gt=0, description="hard limit of POST /v1/solve (s), queueing included")
+    max_attempts: int = Field(3, ge=1, description="starts of one plan (restarts included) before it fails")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, folder: Path) -> Path:
+        """Stored job paths must not depend on the folder the server was started from."""
+        return folder.expanduser().resolve()
+
+    def database_url(self) -> str:
+        """The job store URL: ``db_url`` or a SQLite file inside ``data_dir``."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'allocator.db'}"
