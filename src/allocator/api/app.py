@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allocator import __version__
 from allocator.api.intake import TooLarge
-from allocator.api.routes import plans, solve, system
+from allocator.api.routes import manage, plans, solve, system
 from allocator.api.schemas import ErrorOut, PlanRequest
 from allocator.api.settings import Settings
 from allocator.api.store import open_store
@@ -28,7 +29,9 @@ log = logging.getLogger("allocator.api")
 DESCRIPTION = """Plans poverty-alleviation money, packages and projects over HTTP.
 
 Submit a scenario to `POST /v1/plans` (202 with a plan id), poll `GET /v1/plans/{id}`,
-then read `/summary` and `/tables/{name}`. Every call but `/v1/health` and `/v1/backends`
+then read `/summary` and `/tables/{name}`. During the plan's years, upload a progress record
+to `POST /v1/plans/{id}/progress` (plan against actual, households to watch) and re-plan the
+remaining years with `POST /v1/plans/{id}/replan`. Every call but `/v1/health` and `/v1/backends`
 needs `Authorization: Bearer KEY`; a key sees only its own region's plans. Bad input is
 answered 422 with each problem's file, row, column and expected value.
 """
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings.database_url())
         dispatcher = Dispatcher(store, settings)
         app.state.settings, app.state.store, app.state.dispatcher = settings, store, dispatcher
+        app.state.monitor_slots = anyio.CapacityLimiter(settings.sync_workers)  # monitoring processes at once
         dispatcher.start()
         yield
         await run_in_threadpool(dispatcher.stop)
@@ -56,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _request_error)
     app.add_exception_handler(TooLarge, _too_large)
     app.add_exception_handler(405, _method_not_allowed)
-    for module in (plans, solve, system):
+    for module in (plans, manage, solve, system):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)
     return app

@@ -1,9 +1,10 @@
-"""Dependencies of the routes: settings, store, dispatcher, the caller's key and a visible plan."""
+"""Dependencies of the routes: settings, store, dispatcher, monitoring slots, the caller's key and a visible plan."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -27,9 +28,14 @@ async def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
+async def get_monitor_slots(request: Request) -> anyio.CapacityLimiter:
+    return request.app.state.monitor_slots
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+MonitorSlotsDep = Annotated[anyio.CapacityLimiter, Depends(get_monitor_slots)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

@@ -52,27 +52,30 @@ def write_records(tables: dict[str, list[dict]], folder: Path) -> None:
         pd.DataFrame.from_records(rows).to_csv(folder / f"{name}.csv", index=False)
 
 
-def upload_name(filename: str | None) -> str:
-    """The stored name of an uploaded table file, which must be ``NAME.csv`` or ``NAME.parquet``."""
+def upload_name(filename: str | None, names: tuple[str, ...] = TABLE_NAMES) -> str:
+    """The stored name of an uploaded table file, which must be ``NAME.csv`` or ``NAME.parquet``
+    with NAME one of ``names`` (the input contract's tables, or a progress record's)."""
     name = Path(filename or "").name
     stem, suffix = Path(name).stem, Path(name).suffix.lower()
-    if stem not in TABLE_NAMES or suffix not in TABLE_SUFFIXES:
+    if stem not in names or suffix not in TABLE_SUFFIXES:
         raise InputError([Issue(name or "(unnamed file)", "not a table of the contract",
                                 expected="a file named NAME.csv or NAME.parquet with NAME one of "
-                                         + ", ".join(TABLE_NAMES))])
+                                         + ", ".join(names))])
     return stem + suffix
 
 
-def save_upload(source: BinaryIO, name: str, folder: Path, digest: hashlib._Hash) -> None:
-    """Copy an uploaded table file into the submission folder, adding its name and bytes to
-    ``digest``; a table given twice is refused."""
+def save_upload(source: BinaryIO, name: str, folder: Path, digest: hashlib._Hash | None = None) -> None:
+    """Copy an uploaded table file into ``folder``, adding its name and bytes to ``digest`` (if
+    given); a table given twice is refused."""
     stem = Path(name).stem
     if any((folder / f"{stem}{suffix}").exists() for suffix in TABLE_SUFFIXES):
         raise InputError([Issue(name, "table uploaded twice", expected=f"one {stem}.csv or {stem}.parquet")])
-    digest.update(name.encode() + b"\0")
+    if digest is not None:
+        digest.update(name.encode() + b"\0")
     with open(folder / name, "wb") as target:
         for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
+            if digest is not None:
+                digest.update(block)
             target.write(block)
 
 

@@ -12,7 +12,8 @@ from allocator.api.store import Job
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 TableName = Literal["regions", "villages", "households", "packages", "projects", "funds", "personnel",
                     "villages_raw", "households_raw", "cadres", "teams"]
-PlanTable = Literal["households", "projects", "funding", "counties"]
+PlanTable = Literal["households", "projects", "funding", "counties", "diff"]  # diff: re-plans only
+MonitorTable = Literal["watch", "households_off_track", "villages", "counties"]
 Cell = str | int | float | bool | None | list[str | int | float]
 
 SCENARIO_EXAMPLE = {"name": "tiny", "start_year": 2016, "deadline_year": 2020,
@@ -81,6 +82,7 @@ class PlanOut(BaseModel):
     progress: Progress
     error: ErrorOut | None = None
     attempt: int = Field(description="how many times the solve was started (restarts re-queue it)")
+    parent_plan_id: str | None = Field(None, description="for a re-plan, the plan it re-plans")
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -94,14 +96,16 @@ def plan_out(job: Job) -> PlanOut:
         end = datetime.fromisoformat(job.finished_at) if job.finished_at else datetime.now(UTC)
         elapsed = max((end - datetime.fromisoformat(job.started_at)).total_seconds(), 0.0)
     base = f"/v1/plans/{job.plan_id}"
+    links = {"self": base, "summary": f"{base}/summary", "tables": f"{base}/tables/{{name}}",
+             "difficulties": f"{base}/difficulties", "report": f"{base}/report"}
+    if job.parent_plan_id:
+        links.update(replan=f"{base}/replan", parent=f"/v1/plans/{job.parent_plan_id}")
     return PlanOut(
         plan_id=job.plan_id, status=job.status, kind=job.kind, scenario=job.scenario_name, region=job.region,
         region_path=job.region_path, households=job.households, plan_status=job.plan_status,
         progress=Progress(**{**job.progress, "elapsed": elapsed}),
-        error=ErrorOut(**job.error) if job.error else None, attempt=job.attempt, created_at=job.created_at,
-        started_at=job.started_at, finished_at=job.finished_at,
-        links={"self": base, "summary": f"{base}/summary", "tables": f"{base}/tables/{{name}}",
-               "difficulties": f"{base}/difficulties", "report": f"{base}/report"})
+        error=ErrorOut(**job.error) if job.error else None, attempt=job.attempt, parent_plan_id=job.parent_plan_id,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at, links=links)
 
 
 class PlanList(BaseModel):
@@ -120,6 +124,45 @@ class TableOut(BaseModel):
     columns: list[str]
     rows: int
     records: list[dict[str, Any]]
+
+
+class ProgressTableOut(TableOut):
+    """One table of a progress record's monitoring as records."""
+
+    progress_id: str
+    name: MonitorTable
+
+
+class ProgressOut(BaseModel):
+    """A progress record of a plan, checked against it: the monitoring summary (monitor.json)."""
+
+    plan_id: str
+    progress_id: str
+    record_year: int
+    summary: dict[str, Any] = Field(description="monitor.json: headline numbers, sentences, counties at risk, "
+                                                "off-track reasons and the meaning of every table and column")
+    links: dict[str, str]
+
+
+def progress_out(plan_id: str, progress_id: str, summary: dict) -> ProgressOut:
+    base = f"/v1/plans/{plan_id}/progress/{progress_id}"
+    return ProgressOut(plan_id=plan_id, progress_id=progress_id, record_year=summary["record_year"], summary=summary,
+                       links={"self": base, "tables": f"{base}/tables/{{name}}"})
+
+
+class ReplanRequest(BaseModel):
+    """Re-plan a done plan from one of its progress records (POST /v1/plans/{id}/replan)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"progress_id": "3f2c9a7e0b1d4c5e8f6a7b8c9d0e1f2a", "from_year": 2018, "stability": 0.01}]})
+
+    progress_id: str = Field(pattern="^[0-9a-f]{32}$", description="a record uploaded to POST .../progress")
+    from_year: int | None = Field(None, ge=1900, le=2200, description="first year planned again (default: the "
+                                                                        "record's year); earlier years are history")
+    stability: float = Field(0.0, ge=0, allow_inf_nan=False, description="exits a planned decision must gain to "
+                                                                         "be changed (0: none); solves twice")
+    time_limit: float | None = Field(None, gt=0, allow_inf_nan=False, description="seconds per solve (default: the "
+                                     "plan's; capped at ALLOCATOR_MAX_TIME_LIMIT)")
 
 
 class SolveOut(BaseModel):

@@ -67,6 +67,7 @@ class NewJob:
     explain: bool = False
     idempotency_key: str | None = None
     request_sha256: str | None = None  # fingerprint of the request, to tell a retry from a new request
+    parent_plan_id: str | None = None  # a re-plan: the plan it re-plans
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Job:
     started_at: str | None = None
     finished_at: str | None = None
     updated_at: str = ""
+    parent_plan_id: str | None = None
 
     @property
     def region(self) -> str:
@@ -202,6 +204,7 @@ class SQLiteJobStore(JobStore):
         started_at TEXT,
         finished_at TEXT,
         updated_at TEXT NOT NULL,
+        parent_plan_id TEXT,
         UNIQUE (key_id, kind, idempotency_key)
     );
     CREATE INDEX IF NOT EXISTS plans_by_status ON plans (status, kind, created_at);
@@ -219,6 +222,9 @@ class SQLiteJobStore(JobStore):
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(self.SCHEMA)
+        with self._transaction() as db:  # a store made before re-plans: add their column
+            if "parent_plan_id" not in {row["name"] for row in db.execute("PRAGMA table_info(plans)")}:
+                db.execute("ALTER TABLE plans ADD COLUMN parent_plan_id TEXT")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -270,11 +276,11 @@ class SQLiteJobStore(JobStore):
             with self._transaction() as db:
                 db.execute(
                     "INSERT INTO plans (plan_id, key_id, idempotency_key, request_sha256, kind, status, region_path, "
-                    "scenario_name, households, explain, input_dir, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                    "scenario_name, households, explain, input_dir, created_at, updated_at, parent_plan_id) "
+                    "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (new.plan_id, new.key_id, new.idempotency_key, new.request_sha256, new.kind,
                      json.dumps(new.region_path), new.scenario_name, new.households, int(new.explain),
-                     new.input_dir, stamp, stamp))
+                     new.input_dir, stamp, stamp, new.parent_plan_id))
                 db.executemany("INSERT INTO plan_regions (region_id, plan_id) VALUES (?, ?)",
                                [(region, new.plan_id) for region in dict.fromkeys(new.region_path)])
         except sqlite3.IntegrityError:

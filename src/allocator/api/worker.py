@@ -8,23 +8,31 @@ drops when the process dies, however it dies. Whoever takes the lock first re-qu
 jobs left ``running`` by a dead dispatcher (:meth:`JobStore.recover`).
 
 :func:`run_job` is the worker process: it runs the library's pipeline
-(:func:`allocator.solve`, :meth:`Plan.write`) and writes progress and the outcome into the
-store itself, so nothing is lost when the server goes away. It exits when the server does:
-it holds the read end of a pipe whose only write end the server keeps, and end of file on
-it means the server is gone (a worker's parent is the forkserver, which outlives the server
-as long as any worker runs, so the parent pid tells nothing).
+(:func:`allocator.solve`, :meth:`Plan.write`; for a re-plan job, whose input folder holds
+REPLAN_REQUEST instead of a scenario, :func:`allocator.replan_from` and :meth:`Replan.write`)
+and writes progress and the outcome into the store itself, so nothing is lost when the
+server goes away. It exits when the server does: it holds the read end of a pipe whose only
+write end the server keeps, and end of file on it means the server is gone (a worker's
+parent is the forkserver, which outlives the server as long as any worker runs, so the
+parent pid tells nothing).
+
+:func:`run_in_worker` runs short work a waiting client needs (monitoring a progress record:
+seconds of pandas) in a fresh process of the same forkserver, so it neither holds the
+server's GIL against status calls nor leaves its memory in the server.
 """
 
 from __future__ import annotations
 
 import fcntl
 import io
+import json
 import logging
 import math
 import multiprocessing
 import os
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -39,6 +47,7 @@ PROGRESS_EVERY = 0.5  # seconds between progress writes within one phase
 STOP_GRACE = 5.0  # seconds a terminated worker gets before it is killed
 WORKER_NICENESS = 10  # submitted plans yield the CPU to the server and to synchronous solves, whose
 #                      clients are waiting: status calls stay fast while long solves run
+REPLAN_REQUEST = "replan-request.json"  # a re-plan job's input: parent plan and record folders, options
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -229,7 +238,8 @@ def _exit_with_server(lifeline: Connection) -> None:
 
 def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bool, sync: bool,
             lifeline: Connection) -> None:
-    """Worker process: solve the job's stored scenario, write the plan folder, record the outcome."""
+    """Worker process: solve the job's stored scenario (or re-plan as its stored request says),
+    write the plan folder, record the outcome."""
     import allocator
     from allocator.errors import InputError, SolverUnavailable
 
@@ -240,9 +250,12 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
     result_dir = Path(input_dir).parent / f"result-{attempt}"
     report = ProgressReporter(store, plan_id, attempt)
     try:
-        scenario = allocator.load_scenario(Path(input_dir) / "scenario.yaml")
-        plan = allocator.solve(scenario, progress=report)
-        plan.write(result_dir)
+        request = Path(input_dir) / REPLAN_REQUEST
+        if request.is_file():
+            plan = _replan(json.loads(request.read_text()), result_dir, report)
+        else:
+            plan = allocator.solve(allocator.load_scenario(Path(input_dir) / "scenario.yaml"), progress=report)
+            plan.write(result_dir)
         if explain:
             report("explain")
             _explain(plan_id, result_dir)
@@ -258,6 +271,43 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
         log.error("plan %s: solve failed with %s at %s", plan_id, type(error).__name__, where_raised(error))
         return
     store.finish(plan_id, attempt, "done", plan_status=plan.status, result_dir=str(result_dir))
+
+
+def _replan(request: dict, result_dir: Path, report: ProgressReporter):
+    """Re-plan the parent plan folder with the stored record, as ``allocator replan`` does; write
+    the new plan folder (with diff.csv, replan.json and remaining/) and return the new plan."""
+    import allocator
+    from allocator.explain import load_plan_context
+
+    context = load_plan_context(request["plan_dir"])
+    settings = context.scenario.solver
+    if request["time_limit"] is not None:
+        settings = settings.model_copy(update={"time_limit": request["time_limit"]})
+    result = allocator.replan_from(context, request["record_dir"], from_year=request["from_year"],
+                                   stability=request["stability"], settings=settings, progress_cb=report)
+    result.write(result_dir)
+    return result.plan
+
+
+def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, bool] | None:
+    """Worker process of a progress upload: monitor the record against the plan and write the
+    monitoring folder; returns the record's problems and whether they were cut short (an
+    InputError does not survive pickling), or None when it was written."""
+    import allocator
+    from allocator.errors import InputError
+
+    try:
+        allocator.monitor_progress(plan_dir, record_dir).write(out_dir)
+    except InputError as error:
+        return error.issues, error.truncated
+    return None
+
+
+def run_in_worker(function, *args):
+    """``function(*args)`` in a fresh worker process (the library preloaded); its result, or its
+    exception raised here. Blocks: call it from a thread, never in the event loop."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as pool:
+        return pool.submit(function, *args).result()
 
 
 def _explain(plan_id: str, plan_dir: Path) -> None:

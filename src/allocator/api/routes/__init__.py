@@ -1,1 +1,2 @@
-"""One router per resource: plans, the synchronous solve, and the system (health, backends)."""
+"""One router per resource: plans, their progress records and re-plans (manage), the synchronous
+solve, and the system (health, backends)."""

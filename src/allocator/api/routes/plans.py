@@ -1,4 +1,7 @@
-"""``/v1/plans``: submit a scenario, follow its solve, read the plan folder, cancel."""
+"""``/v1/plans``: submit a scenario, follow its solve, read the plan folder, cancel.
+
+Also the helpers every route serving a plan's files uses: tables as JSON, CSV or Parquet,
+JSON files, and the folder of a done plan."""
 
 from __future__ import annotations
 
@@ -14,15 +17,19 @@ from allocator.api.deps import DispatcherDep, KeyDep, SettingsDep, StoreDep, Vis
 from allocator.api.schemas import JobStatus, PlanList, PlanOut, PlanTable, TableOut, plan_out
 from allocator.api.store import FINISHED, Job
 from allocator.api.submission import SUBMISSION_BODY, submit
-from allocator.plan import COLUMNS
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
+TEXT_COLUMNS = ("id", "before", "after")  # of diff.csv: ids, and decisions or amounts as written
 IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a retry with the same key returns "
                                                                             "the first plan")]
 ERRORS = {code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
           for code in (401, 403, 404, 409, 413, 422, 429, 503)}
+TABLE_RESPONSES = {
+    **ERRORS,
+    200: {"content": {"text/csv": {}, PARQUET_TYPES[0]: {}}, "description": "JSON records (default), or the "
+          "table as CSV or Parquet when the Accept header asks for text/csv or application/vnd.apache.parquet"}}
 
 
 @router.post("", status_code=202, responses=ERRORS, openapi_extra=SUBMISSION_BODY)
@@ -68,22 +75,14 @@ def get_summary(job: VisibleJobDep) -> dict:
     return read_json(result_dir(job) / "summary.json")
 
 
-@router.get("/{plan_id}/tables/{name}", response_model=TableOut, responses={
-    **ERRORS,
-    200: {"content": {"text/csv": {}, PARQUET_TYPES[0]: {}}, "description": "JSON records (default), or the "
-          "table as CSV or Parquet when the Accept header asks for text/csv or application/vnd.apache.parquet"}})
+@router.get("/{plan_id}/tables/{name}", response_model=TableOut, responses=TABLE_RESPONSES)
 def get_table(job: VisibleJobDep, name: PlanTable, request: Request) -> Response:
-    """A table of the plan folder: households, projects, funding or counties."""
-    wanted = _negotiate(request.headers.get("accept"))
+    """A table of the plan folder: households, projects, funding or counties; for a re-plan
+    also diff (every decision that differs from the plan it re-plans)."""
     path = result_dir(job) / f"{name}.csv"
-    if wanted == "csv":
-        return FileResponse(path, media_type="text/csv", filename=f"{name}.csv")
-    frame = read_table(path.parent, name)
-    if wanted == "parquet":
-        return Response(frame.to_parquet(index=False), media_type=PARQUET_TYPES[0],
-                        headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'})
-    return JSONResponse({"plan_id": job.plan_id, "name": name, "columns": list(frame.columns), "rows": len(frame),
-                         "records": table_records(frame)})
+    if not path.is_file():  # only diff is missing, in a plan that is not a re-plan
+        raise HTTPException(404, f"plan {job.plan_id} is not a re-plan, so it has no {name}")
+    return table_response(path, request, {"plan_id": job.plan_id, "name": name})
 
 
 @router.get("/{plan_id}/difficulties", responses=ERRORS)
@@ -111,10 +110,25 @@ def get_report(job: VisibleJobDep) -> HTMLResponse:
     return HTMLResponse(build_report(folder))
 
 
-def read_table(folder: Path, name: str) -> pd.DataFrame:
-    """A table of a plan folder, its ids kept as text."""
-    ids = {column: str for column in COLUMNS[name] if column.endswith("_id")}
-    return pd.read_csv(folder / f"{name}.csv", dtype=ids)
+def table_response(path: Path, request: Request, about: dict) -> Response:
+    """A served CSV table: JSON records after ``about`` (default), or the file as CSV or Parquet
+    when the Accept header asks for it."""
+    wanted = _negotiate(request.headers.get("accept"))
+    if wanted == "csv":
+        return FileResponse(path, media_type="text/csv", filename=path.name)
+    frame = read_table(path)
+    if wanted == "parquet":
+        return Response(frame.to_parquet(index=False), media_type=PARQUET_TYPES[0],
+                        headers={"Content-Disposition": f'attachment; filename="{path.stem}.parquet"'})
+    return JSONResponse({**about, "columns": list(frame.columns), "rows": len(frame),
+                         "records": table_records(frame)})
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A served CSV table, its ids (columns named *_id, and the diff's id, before and after) kept as text."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype={column: str for column in header
+                                    if column.endswith("_id") or column in TEXT_COLUMNS})
 
 
 def table_records(frame: pd.DataFrame) -> list[dict]:

@@ -56,5 +56,5 @@ def _solved(job: Job) -> SolveOut:
     if job.status != "done":
         return SolveOut(plan=plan_out(job))
     folder = Path(job.result_dir)
-    tables = {name: table_records(read_table(folder, name)) for name in TABLES}
+    tables = {name: table_records(read_table(folder / f"{name}.csv")) for name in TABLES}
     return SolveOut(plan=plan_out(job), summary=read_json(folder / "summary.json"), tables=tables)
