@@ -65,3 +65,10 @@ def test_the_estimate_is_reported_before_the_build(tables):
     assert [p for p, _ in phases[:2]] == ["estimate", "build model"]
     assert phases[0][1]["columns"] == plan.summary["manifest"]["estimate"]["columns"]
     assert plan.summary["manifest"]["scheduler"] is None
+
+
+def test_a_project_of_no_duration_is_counted_in_every_year(tables):
+    """A mandatory project that takes 0 years may start in the last year too (found by the
+    property tests: the estimate indexed one year past the horizon)."""
+    tables["projects"]["duration_years"] = 0
+    _assert_close(build_problem(tables, name="t", start_year=2016, deadline_year=2018, validate=False))

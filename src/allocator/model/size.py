@@ -95,7 +95,7 @@ def estimate_size(p: Problem) -> ModelSize:
     proj_last = np.where(p.proj_mandatory, last_year - p.proj_duration + 1, last_year - p.proj_duration)
     if shares:
         proj_last = np.where(p.proj_mandatory, proj_last, last_year)
-    proj_last = np.where(p.proj_mandatory | needed, proj_last, -1)
+    proj_last = np.where(p.proj_mandatory | needed, np.minimum(proj_last, last_year), -1)  # duration 0: any year
     proj_years = fundable[p.proj_category, p.proj_county]
     proj_years[p.proj_cost == 0] = True
     n_y = _years_in(_cumulative(proj_years), np.zeros(Q, dtype=np.int64), proj_last)
