@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from allocator.plan import json_default
 from allocator.progress import EDGE_FACTOR, Progress, household_states, plan_and_record, village_counties
 
 MONITOR_FILES = ("counties.csv", "villages.csv", "households_off_track.csv", "watch.csv", "monitor.json",
@@ -114,17 +115,11 @@ class Monitoring:
         self.villages.to_csv(folder / "villages.csv", index=False)
         self.off_track.to_csv(folder / "households_off_track.csv", index=False)
         self.watch.to_csv(folder / "watch.csv", index=False)
-        (folder / "monitor.json").write_text(json.dumps(self.summary, indent=2, default=_plain) + "\n")
+        (folder / "monitor.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
         fig = counties_at_risk(self.counties, self.summary["record_year"])
         fig.savefig(folder / "counties_at_risk.png", dpi=110)
         plt.close(fig)
         return folder
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def monitor_progress(plan, progress) -> Monitoring:

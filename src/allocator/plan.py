@@ -78,7 +78,7 @@ class Plan:
         False or there is no plan; returns its path."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "summary.json").write_text(json.dumps(self.summary, indent=2, default=_json_default) + "\n")
+        (folder / "summary.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
         for name in TABLES:
             getattr(self, name).to_csv(folder / f"{name}.csv", index=False)
         if charts and len(self.counties):
@@ -106,7 +106,8 @@ class Plan:
         return cls(summary, **frames, baselines=baselines, folder=folder)
 
 
-def _json_default(value):
+def json_default(value):
+    """``json.dumps`` default for numpy scalars and paths, which the plan's summaries hold."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Path):

@@ -53,7 +53,7 @@ from allocator.errors import InputError, Issue
 from allocator.model.formulation import KEEP_ANY_YEAR
 from allocator.model.problem import build_problem
 from allocator.plan import COLUMNS as PLAN_COLUMNS
-from allocator.plan import Plan
+from allocator.plan import Plan, json_default
 from allocator.progress import SHOCK_EXIT_FACTOR, Progress, household_states, plan_and_record, village_counties
 from allocator.tables import split_list
 
@@ -110,14 +110,8 @@ class Replan:
                         inputs=input_hashes(load_scenario(scenario_path)))
         self.remaining.write(remaining)
         self.diff.to_csv(folder / "diff.csv", index=False)
-        (folder / "replan.json").write_text(json.dumps(self.summary, indent=2, default=_plain) + "\n")
+        (folder / "replan.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
         return folder
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def replan_from(plan, progress, *, from_year: int | None = None, stability: float = 0.0, settings=None,
