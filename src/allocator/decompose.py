@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, solve_restricted, time_left
+from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, quiet, solve_restricted, time_left
 from allocator.model.formulation import Formulation, expand_ranges
 from allocator.model.problem import Problem
 from allocator.repair import repair
@@ -591,7 +591,7 @@ def solve_group(sub: Formulation, problem: Problem | None, backend: str,
         return lp.status.value, None
     left = None if options.time_limit is None else max(options.time_limit - (time.perf_counter() - started), 1.0)
     outcome = fix_and_resolve(sub, solver, lp.x, lp.objective, None, dataclasses.replace(options, time_limit=left),
-                              time.perf_counter(), lambda *a, **k: None, {}, [], polish=False)
+                              time.perf_counter(), quiet, {}, [], polish=False)
     return lp.status.value, outcome.result.x if outcome.result.status.has_solution else None
 
 

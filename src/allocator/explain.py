@@ -24,6 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from allocator.errors import InputError, Issue
+from allocator.methods import quiet
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.plan import Plan
@@ -365,7 +366,7 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
 
     from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
 
-    progress = progress or (lambda phase, **info: None)
+    progress = progress or quiet
     progress("rebuild the model")
     context = load_plan_context(folder)
     plan, settings, problem = context.plan, context.scenario.solver, context.problem
@@ -392,7 +393,8 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
                                                          time_limit=settings.time_limit)
     if earliest:
         progress("earliest deadline per county: a re-solve per year")
-        table, runs = earliest_deadlines(problem, context.tables, resolve)
+        solved = plan.counties if plan.summary.get("expected_exits") is not None else None
+        table, runs = earliest_deadlines(problem, context.tables, resolve, at_deadline=solved)
         found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
                                        "runs": runs}
     (context.folder / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
@@ -470,7 +472,8 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> str | N
     return None
 
 
-def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve) -> tuple[pd.DataFrame, list[dict]]:
+def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve,
+                       at_deadline: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Per county, the earliest year it can be on schedule with the money there is.
 
     For each year d from the start to the deadline, the scenario is solved again as if d
@@ -480,13 +483,14 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve)
     each re-solve (with a soft deadline, whatever the scenario says) maximises the counties on
     schedule by d, then exits. A county's earliest
     year is the first d whose plan has it on schedule (missing: not even by the deadline).
-    Returns that table and one row per re-solve (deadline, counties on schedule)."""
+    ``at_deadline``, the counties table of a plan already solved for the real deadline, saves
+    the last re-solve. Returns that table and one row per year (deadline, counties on schedule)."""
     problem = _soft(problem)  # which counties can, not whether all can
     earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
     runs = []
     for year in problem.years:
         if year == problem.deadline_year:
-            counties = solve(problem).counties
+            counties = at_deadline if at_deadline is not None else solve(problem).counties
         else:
             trimmed = {**tables,
                        "funds": tables["funds"][tables["funds"]["year"] <= year],

@@ -47,6 +47,10 @@ STALE_ROUNDS = 3  # improvement rounds stop after this many (at least one per co
 Progress = Callable[..., None]
 
 
+def quiet(phase: str, **info) -> None:
+    """Default progress sink: say nothing."""
+
+
 @dataclasses.dataclass
 class Outcome:
     """A finished solve: the final backend result, the proven bound on the model objective,

@@ -12,7 +12,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +21,7 @@ from allocator.baselines import BASELINES, baseline_plan, compare_baselines
 from allocator.checks import check_tables
 from allocator.decompose import solve_decompose
 from allocator.errors import IssueCollector
-from allocator.methods import Bounds, final_status, plan_bounds, solve_exact, solve_lp_fix
+from allocator.methods import Bounds, Progress, final_status, plan_bounds, quiet, solve_exact, solve_lp_fix
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
@@ -39,11 +38,6 @@ EXACT_MAX_INTEGER_COLUMNS = 5000  # branch and bound beyond this takes minutes (
 LP_FIX_MAX_INTEGER_COLUMNS = 150_000  # multi-year LPs beyond this take minutes (h10k-5y: 113k, 65-100 s)
 METHODS = {"exact": solve_exact, "lp-fix": solve_lp_fix, "decompose": solve_decompose}
 
-Progress = Callable[..., None]
-
-
-def _quiet(phase: str, **info) -> None:
-    """Default progress sink: say nothing."""
 
 
 def load_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
@@ -124,7 +118,7 @@ def choose_method(fm: Formulation, settings: SolverSettings, estimate: ModelSize
     return "decompose"
 
 
-def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = _quiet,
+def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = quiet,
                   manifest: dict | None = None, baselines: bool = False, scheduler: str | None = None,
                   workers: int | None = None, client=None) -> Plan:
     """Estimate the model's size, formulate, solve with the chosen method and backend, and
@@ -232,7 +226,7 @@ def infeasibility_hint(fm: Formulation) -> str:
     return "; ".join(hints)
 
 
-def solve(scenario: Scenario, *, progress: Progress = _quiet, backend: str | None = None,
+def solve(scenario: Scenario, *, progress: Progress = quiet, backend: str | None = None,
           settings: SolverSettings | None = None, baselines: bool = False, scheduler: str | None = None,
           workers: int | None = None, client=None) -> Plan:
     """Run a whole scenario: load and check its tables, build, solve and return the Plan

@@ -50,6 +50,7 @@ import pandas as pd
 import yaml
 
 from allocator.errors import InputError, Issue
+from allocator.methods import quiet
 from allocator.model.formulation import KEEP_ANY_YEAR
 from allocator.model.problem import build_problem
 from allocator.plan import COLUMNS as PLAN_COLUMNS
@@ -74,10 +75,6 @@ REASONS = {
     "reoptimised": "re-optimised with the money left, for the demand there is now",
 }
 DIFF_COLUMNS = ["kind", "id", "county_id", "village_id", "change", "reason", "before", "after", "delta", "sentence"]
-
-
-def _quiet(phase: str, **info) -> None:
-    """Default progress sink: say nothing."""
 
 
 @dataclass
@@ -115,7 +112,7 @@ class Replan:
 
 
 def replan_from(plan, progress, *, from_year: int | None = None, stability: float = 0.0, settings=None,
-                progress_cb=_quiet) -> Replan:
+                progress_cb=quiet) -> Replan:
     """Re-plan ``plan`` (a plan folder or :class:`allocator.explain.PlanContext`) from ``from_year``
     (default: the record's year) with the progress record ``progress`` (a folder or
     :class:`Progress`); ``settings`` (SolverSettings) default to the scenario's."""

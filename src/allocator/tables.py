@@ -74,6 +74,10 @@ class TableSpec:
 
 PROB = dict(minimum=0.0, maximum=1.0)
 
+# optional village coordinates, in the canonical and the raw villages tables
+LATITUDE = Column("latitude", "float", required=False, minimum=-90, maximum=90, allow_empty=True, default=np.nan)
+LONGITUDE = Column("longitude", "float", required=False, minimum=-180, maximum=180, allow_empty=True, default=np.nan)
+
 SPECS: dict[str, TableSpec] = {
     "regions": TableSpec(
         "regions",
@@ -95,8 +99,8 @@ SPECS: dict[str, TableSpec] = {
             Column("name", "str", required=False, allow_empty=True, default=""),
             Column("population", "int", required=False, minimum=0, default=0),
             Column("poor_village", "bool", required=False, default=False),
-            Column("latitude", "float", required=False, minimum=-90, maximum=90, allow_empty=True, default=np.nan),
-            Column("longitude", "float", required=False, minimum=-180, maximum=180, allow_empty=True, default=np.nan),
+            LATITUDE,
+            LONGITUDE,
         ),
         key=("village_id",),
     ),

@@ -16,7 +16,16 @@ import pandas as pd
 
 from allocator.checks import _report, check_region_tree
 from allocator.errors import IssueCollector
-from allocator.tables import LIST_SEPARATOR, SPECS, Column, TableSpec, empty_table, read_table, table_path
+from allocator.tables import (
+    LATITUDE,
+    LIST_SEPARATOR,
+    LONGITUDE,
+    SPECS,
+    Column,
+    TableSpec,
+    read_specs,
+    table_path,
+)
 
 CAUSES = ("illness", "disability", "lack_of_funds", "lack_of_skills", "lack_of_labour", "schooling",
           "lack_of_motivation", "disaster", "transport", "lack_of_land", "lack_of_water", "other")
@@ -53,9 +62,8 @@ RAW_SPECS: dict[str, TableSpec] = {
             Column("township_id", "str"),
             Column("name", "str", required=False, allow_empty=True, default=""),
             Column("population", "int", minimum=0),
-            Column("latitude", "float", required=False, minimum=-90, maximum=90, allow_empty=True, default=np.nan),
-            Column("longitude", "float", required=False, minimum=-180, maximum=180, allow_empty=True,
-                   default=np.nan),
+            LATITUDE,
+            LONGITUDE,
             Column("has_road", "bool"),
             Column("has_tap_water", "bool"),
             Column("has_power", "bool"),
@@ -98,13 +106,8 @@ def read_raw_tables(folder: str | Path, issues: IssueCollector | None = None) ->
     if not folder.is_dir():
         issues.add(str(folder), "data folder does not exist", expected="a folder with the raw tables")
     else:
-        for name in RAW_TABLES + RAW_OPTIONAL_TABLES:
-            if name in RAW_OPTIONAL_TABLES and table_path(folder, name) is None:
-                tables[name] = empty_table(SPECS[name])
-                continue
-            frame = read_table(folder, spec_of(name), issues)
-            if frame is not None:
-                tables[name] = frame
+        tables = read_specs(folder, {name: spec_of(name) for name in RAW_TABLES + RAW_OPTIONAL_TABLES},
+                            set(RAW_OPTIONAL_TABLES), issues)
         if "households_raw" in tables:
             tables["households_raw"].attrs["registry_given"] = _has_column(folder, "households_raw",
                                                                           "registered_poor")
