@@ -171,12 +171,14 @@ def _load_inputs(data_dir: Path, policy: dict) -> dict:
     projects = _read_table(data_dir, "projects")
     funds = _read_table(data_dir, "funds")
     personnel = _read_table(data_dir, "personnel", required=False)
+    targets = _read_table(data_dir, "targets", required=False)
 
     regions = regions.assign(
         parent_id=_col(regions, "parent_id"),
         level=regions["level"].str.lower(),
         western=_bool(_col(regions, "western"), False, "regions.western"),
         rural_population=_num(_col(regions, "rural_population")).fillna(0.0),
+        hat_off_year=_int_year(_col(regions, "hat_off_year")),
     )
     anc = _ancestors(regions)
     level = regions.drop_duplicates("region_id").set_index("region_id")["level"]
@@ -187,7 +189,7 @@ def _load_inputs(data_dir: Path, policy: dict) -> dict:
         .set_index("region_id")["ancestor_id"]
     )
     default_thr, western_thr = _thresholds(policy)
-    counties = regions.loc[regions["level"] == "county", ["region_id", "western", "rural_population"]]
+    counties = regions.loc[regions["level"] == "county", ["region_id", "western", "rural_population", "hat_off_year"]]
     counties = counties.rename(columns={"region_id": "county_id"}).drop_duplicates("county_id")
     counties["threshold"] = np.where(counties["western"], western_thr, default_thr)
 
@@ -202,6 +204,7 @@ def _load_inputs(data_dir: Path, policy: dict) -> dict:
         cost=_num(packages["cost"]).fillna(0.0),
         personnel_hours=_num(_col(packages, "personnel_hours")).fillna(0.0),
         exit_probability=_num(packages["exit_probability"]),
+        sustained_probability=_num(_col(packages, "sustained_probability")),
         lag_years=_num(_col(packages, "lag_years")).fillna(0.0),
         requires=_col(packages, "requires"),
     ).drop_duplicates(["household_id", "package_id"])
@@ -220,12 +223,16 @@ def _load_inputs(data_dir: Path, policy: dict) -> dict:
         categories=_col(funds, "categories", "*").replace("", "*"),
         regions=_col(funds, "regions", "*").replace("", "*"),
         carry_over=_bool(_col(funds, "carry_over"), False, "funds.carry_over"),
+        carry_over_years=_num(_col(funds, "carry_over_years")),
+        min_spend_share=_num(_col(funds, "min_spend_share")).fillna(0.0),
     )
     if personnel is not None:
         personnel = personnel.assign(year=_int_year(personnel["year"]), hours=_num(personnel["hours"]).fillna(0.0))
 
+    if targets is not None:
+        targets = targets.assign(year=_int_year(targets["year"]), max_poor_share=_num(targets["max_poor_share"]))
     return dict(regions=regions, anc=anc, counties=counties, villages=villages, households=households,
-                packages=packages, projects=projects, funds=funds, personnel=personnel)
+                packages=packages, projects=projects, funds=funds, personnel=personnel, targets=targets)
 
 
 # --------------------------------------------------------------------------
@@ -233,14 +240,16 @@ def _load_inputs(data_dir: Path, policy: dict) -> dict:
 # --------------------------------------------------------------------------
 _PLAN_COLUMNS = {
     "households": ["household_id", "village_id", "county_id", "package_id", "category", "start_year", "cost",
-                   "exit_probability"],
+                   "exit_probability", "sustained_probability", "exit_year"],
     "projects": ["village_id", "project_id", "category", "start_year", "cost", "mandatory"],
     "funding": ["source_id", "county_id", "category", "year", "amount"],
     "counties": ["county_id", "registered_poor", "expected_exits", "expected_incidence", "threshold", "on_schedule",
-                 "shortfall_households", "spend"],
+                 "shortfall_households", "spend", "hat_off_year", "achieved_hat_off_year"],
+    "path": ["year", "region_id", "registered_poor", "expected_poor", "target", "shortfall"],
 }
-_SUMMARY_KEYS = ["status", "expected_exits", "total_cost", "counties_on_schedule", "counties_total",
-                 "total_shortfall", "objective", "bound", "gap"]
+_SUMMARY_KEYS = ["status", "expected_exits", "sustained_exits", "household_years", "value", "total_cost",
+                 "counties_on_schedule", "counties_total", "total_shortfall", "target_shortfall", "objective", "bound",
+                 "gap"]
 
 
 def _load_plan(plan_dir: Path, rep: _Report) -> dict | None:
@@ -291,10 +300,10 @@ def _check_households(ctx: dict, rep: _Report) -> pd.DataFrame:
     p1 = p1.assign(start=_int_year(p1["start_year"]), plan_cost=_num(p1["cost"]),
                    plan_exit=_num(p1["exit_probability"]))
     pk = inp["packages"].rename(columns={"category": "category_in", "cost": "cost_in", "exit_probability": "pkg_exit",
-                                         "lag_years": "lag_in", "personnel_hours": "hours_in",
-                                         "requires": "requires_in"})
-    p1 = p1.merge(pk[["household_id", "package_id", "category_in", "cost_in", "pkg_exit", "lag_in", "hours_in",
-                      "requires_in"]],
+                                         "sustained_probability": "pkg_sustained", "lag_years": "lag_in",
+                                         "personnel_hours": "hours_in", "requires": "requires_in"})
+    p1 = p1.merge(pk[["household_id", "package_id", "category_in", "cost_in", "pkg_exit", "pkg_sustained", "lag_in",
+                      "hours_in", "requires_in"]],
                   on=["household_id", "package_id"], how="left", indicator=True)
     has_pkg = p1["package_id"] != ""
     found = p1["_merge"] == "both"
@@ -315,14 +324,38 @@ def _check_households(ctx: dict, rep: _Report) -> pd.DataFrame:
     rep.rows(bad, lambda r: f"rule 2 package: household {r.household_id} has no package but start_year "
              f"{r.start_year!r} / cost {r.cost!r}", "rule 2")
 
-    # rule 3
+    # rule 3: the exit counts from the end of start + lag; sustained when it also lasts
     counted = found & (p1["start"] + p1["lag_in"] <= deadline)
     p1["exit"] = np.where(counted, p1["pkg_exit"], p1["baseline_in"])
+    p1["exit_from"] = np.where(counted, p1["start"] + p1["lag_in"], np.nan)
+    sustained = p1["pkg_sustained"].where(p1["pkg_sustained"].notna(), p1["pkg_exit"])
+    p1["sustained"] = np.where(counted, sustained, p1["baseline_in"])
     p1["chosen"] = found
     bad = p1[~(np.abs(p1["plan_exit"] - p1["exit"]) <= EXIT_TOL)]
     rep.rows(bad, lambda r: f"rule 3 exit: household {r.household_id} exit_probability {_g(r.plan_exit)} "
              f"!= expected {_g(r.exit)}", "rule 3")
+    got = _num(p1["sustained_probability"])
+    bad = p1[~(np.abs(got - p1["sustained"]) <= EXIT_TOL)]
+    rep.rows(bad, lambda r: f"rule 3 sustained: household {r.household_id} sustained_probability "
+             f"{r.sustained_probability!r} != expected {_g(r.sustained)}", "rule 3")
+    got = _int_year(p1["exit_year"])
+    bad = p1[~((got == p1["exit_from"]) | (got.isna() & p1["exit_from"].isna()))]
+    rep.rows(bad, lambda r: f"rule 3 exit year: household {r.household_id} exit_year {r.exit_year!r} != "
+             f"{_y(r.exit_from)}", "rule 3")
     return p1
+
+
+def _exit_by_year(ctx: dict, hh: pd.DataFrame) -> pd.DataFrame:
+    """Each registered poor household's chance to be out of poverty at each year-end: the
+    package's exit probability from start + lag on, else the baseline reached at a constant
+    yearly rate, 1 - (1 - b)^((year - start + 1) / T)."""
+    years = ctx["years"]
+    T = len(years)
+    out = {}
+    for i, year in enumerate(years):
+        base = 1.0 - (1.0 - hh["baseline_in"]) ** ((i + 1) / T)
+        out[year] = np.where(hh["exit_from"] <= year, hh["pkg_exit"], base)
+    return pd.DataFrame(out, index=hh.index)
 
 
 def _check_projects(ctx: dict, rep: _Report) -> pd.DataFrame:
@@ -441,27 +474,42 @@ def _check_money(ctx: dict, spend: pd.DataFrame, rep: _Report) -> pd.DataFrame:
 
 
 def _check_budgets(ctx: dict, fl: pd.DataFrame, rep: _Report) -> None:
-    """Rule 7."""
-    tol = ctx["tol"]
+    """Rule 7: every source pays each year's spend from money it still holds, oldest first:
+    its own year's amount without carry-over; with carry-over, what earlier years left, except
+    money older than carry_over_years, which is recalled. And the pace: cumulative spend
+    through a year >= min_spend_share x cumulative amount through it."""
+    tol, years = ctx["tol"], ctx["years"]
     funds = ctx["inp"]["funds"]
-    avail = funds.groupby(["source_id", "year"], as_index=False)["amount"].sum()
-    used = fl.groupby(["source_id", "year"], as_index=False)["amount"].sum().rename(columns={"amount": "used"})
-    b = avail.merge(used, on=["source_id", "year"], how="outer").fillna({"amount": 0.0, "used": 0.0})
-    carry = funds.groupby("source_id")["carry_over"].any()
-    b = b[b["source_id"].isin(carry.index)]  # unknown sources are reported by rule 6
-    b = b.assign(carry=b["source_id"].map(carry).astype(bool)).sort_values(["source_id", "year"])
-    b["cum_amount"] = b.groupby("source_id")["amount"].cumsum()
-    b["cum_used"] = b.groupby("source_id")["used"].cumsum()
-
-    def over(u, a):
-        return u > a + 0.01 + tol * np.abs(a)
-
-    bad = b[~b["carry"] & over(b["used"], b["amount"])]
-    rep.rows(bad, lambda r: f"rule 7 budget: source {r.source_id} year {_y(r.year)} spends {_m(r.used)} > "
-             f"amount {_m(r.amount)}", "rule 7")
-    bad = b[b["carry"] & over(b["cum_used"], b["cum_amount"])]
-    rep.rows(bad, lambda r: f"rule 7 budget: carry-over source {r.source_id} spends {_m(r.cum_used)} up to "
-             f"{_y(r.year)} > cumulative amount {_m(r.cum_amount)}", "rule 7")
+    used = fl.groupby(["source_id", "year"])["amount"].sum()
+    for source, rows in funds.groupby("source_id"):
+        carry = bool(rows["carry_over"].any())
+        recall = rows["carry_over_years"].dropna()
+        recall = int(recall.iloc[0]) if carry and len(recall) else None
+        amount = rows.groupby("year")["amount"].sum()
+        pace = rows.set_index("year")["min_spend_share"]
+        held: list[list[float]] = []  # [year, money left], oldest first
+        spent_total = amount_total = 0.0
+        for year in years:
+            if not carry:
+                held = []
+            held = [h for h in held if recall is None or year - h[0] <= recall]
+            held.append([year, float(amount.get(year, 0.0))])
+            need = float(used.get((source, year), 0.0))
+            have = sum(h[1] for h in held)
+            if need > have + 0.01 + tol * abs(have):
+                rep.add(f"rule 7 budget: source {source} year {year} spends {_m(need)} > the {_m(have)} it still "
+                        "holds" + (" (carry-over" + (f", recalled after {recall} years)" if recall is not None
+                                                     else ")") if carry else ""))
+            for h in held:
+                take = min(h[1], need)
+                h[1] -= take
+                need -= take
+            spent_total += float(used.get((source, year), 0.0))
+            amount_total += float(amount.get(year, 0.0))
+            share = float(pace.get(year, 0.0)) if year in pace.index else 0.0
+            if share > 0 and spent_total < share * amount_total - 0.01 - tol * amount_total:
+                rep.add(f"rule 7 pace: source {source} has spent {_m(spent_total)} by {year} < {share:.0%} of "
+                        f"{_m(amount_total)}")
 
 
 def _check_shares(ctx: dict, spend: pd.DataFrame, rep: _Report) -> None:
@@ -483,6 +531,29 @@ def _check_shares(ctx: dict, spend: pd.DataFrame, rep: _Report) -> None:
                     f"(spend {_m(by_cat.get(cat, 0.0))} of {_m(total)})")
 
 
+def _check_source_rules(ctx: dict, fl: pd.DataFrame, rep: _Report) -> None:
+    """Rule 8b: category shares of one source's spend, and county floors (each county a source
+    pays anything gets at least its share of that source's spend)."""
+    tol, policy = ctx["tol"], ctx["policy"]
+    for kind in ("min", "max"):
+        for source, shares in (policy.get(f"{kind}_source_category_share") or {}).items():
+            mine = fl[fl["source_id"] == source]
+            total = float(mine["amount"].sum())
+            for cat, bound in shares.items():
+                got = float(mine.loc[mine["category"] == cat, "amount"].sum())
+                if (kind == "min" and got < float(bound) * total - 0.01 - tol * total) or (
+                        kind == "max" and got > float(bound) * total + 0.01 + tol * total):
+                    rep.add(f"rule 8b source share: {source} spends {_m(got)} of {_m(total)} on {cat}, "
+                            f"{kind} share {float(bound):.2%}")
+    for source, share in (policy.get("county_floor_share") or {}).items():
+        mine = fl[fl["source_id"] == source]
+        total = float(mine["amount"].sum())
+        by_county = mine.groupby("county_id")["amount"].sum()
+        for county, got in by_county.items():
+            if got < float(share) * total - 0.01 - tol * total:
+                rep.add(f"rule 8b county floor: {county} gets {_m(got)} of {source}'s {_m(total)} < {float(share):.2%}")
+
+
 def _check_personnel(ctx: dict, hh: pd.DataFrame, rep: _Report) -> None:
     """Rule 9."""
     pers, tol = ctx["inp"]["personnel"], ctx["tol"]
@@ -501,12 +572,19 @@ def _check_personnel(ctx: dict, hh: pd.DataFrame, rep: _Report) -> None:
 
 def _check_counties(ctx: dict, hh: pd.DataFrame, spend: pd.DataFrame, rep: _Report) -> pd.DataFrame:
     """Rule 10; returns the recomputed county table (columns r_*)."""
-    tol, inp = ctx["tol"], ctx["inp"]
+    tol, inp, years = ctx["tol"], ctx["inp"], ctx["years"]
     agg = hh.groupby("county_id_in").agg(r_rp=("household_id", "size"), r_exits=("exit", "sum"))
     c = inp["counties"].rename(columns={"threshold": "r_thr", "rural_population": "r_pop"}).set_index("county_id")
-    c = c[["r_thr", "r_pop"]].join(agg, how="left").fillna({"r_rp": 0, "r_exits": 0.0})
+    c = c[["r_thr", "r_pop", "hat_off_year"]].join(agg, how="left").fillna({"r_rp": 0, "r_exits": 0.0})
+    c["r_hat"] = c.pop("hat_off_year").fillna(ctx["deadline"])
     c["r_spend"] = spend.groupby("county_id")["spend"].sum().reindex(c.index).fillna(0.0)
-    c["r_short"] = np.maximum(0.0, c["r_rp"] - c["r_exits"] - c["r_thr"] * c["r_pop"])
+    by_year = ctx["exits_by_year"].groupby(hh["county_id_in"]).sum().reindex(c.index).fillna(0.0)
+    short = np.maximum(0.0, c["r_rp"].to_numpy()[:, None] - by_year[years].to_numpy()
+                       - (c["r_thr"] * c["r_pop"]).to_numpy()[:, None])  # per county and year-end
+    at_hat = np.searchsorted(years, c["r_hat"].to_numpy())
+    c["r_short"] = short[np.arange(len(c)), np.clip(at_hat, 0, len(years) - 1)]
+    meets = short <= tol
+    c["r_achieved"] = np.where(meets.any(axis=1), np.array(years)[np.argmax(meets, axis=1)], np.nan)
     c["r_on"] = c["r_short"] <= tol
     c["r_inc"] = (c["r_rp"] - c["r_exits"]) / c["r_pop"].where(c["r_pop"] != 0)
     c = c.reset_index()
@@ -529,6 +607,8 @@ def _check_counties(ctx: dict, hh: pd.DataFrame, spend: pd.DataFrame, rep: _Repo
         ("shortfall_households", "r_short", lambda a, b: ~(np.abs(a - b) <= 10 * tol)),
         ("spend", "r_spend", lambda a, b: _money_bad(a, b, tol)),
         ("expected_incidence", "r_inc", lambda a, b: b.notna() & ~(np.abs(a - b) <= tol)),
+        ("hat_off_year", "r_hat", lambda a, b: ~(a == b)),
+        ("achieved_hat_off_year", "r_achieved", lambda a, b: ~((a == b) | (a.isna() & b.isna()))),
     ]
     for col, ref, is_bad in checks:
         mm = m.assign(got=_num(m[col]), ref=m[ref])
@@ -547,8 +627,73 @@ def _check_counties(ctx: dict, hh: pd.DataFrame, spend: pd.DataFrame, rep: _Repo
     return c
 
 
+def _targets(ctx: dict) -> pd.DataFrame:
+    """The annual targets in force: the targets table, with policy.annual_targets replacing its
+    scenario-wide rows (region_id empty)."""
+    table = ctx["inp"]["targets"]
+    rows = (table[["region_id", "year", "max_poor_share"]] if table is not None
+            else pd.DataFrame({"region_id": [], "year": [], "max_poor_share": []}))
+    policy_targets = ctx["policy"].get("annual_targets") or {}
+    if policy_targets:
+        rows = pd.concat([rows[rows["region_id"] != ""],
+                          pd.DataFrame({"region_id": "", "year": [float(y) for y in policy_targets],
+                                        "max_poor_share": [float(v) for v in policy_targets.values()]})])
+    return rows.reset_index(drop=True)
+
+
+def _check_path(ctx: dict, hh: pd.DataFrame, rep: _Report) -> float:
+    """Rule 12: path.csv's expected poor per year (whole scenario and each county) and each
+    annual target's shortfall; returns the total target shortfall."""
+    tol, inp, years = ctx["tol"], ctx["inp"], ctx["years"]
+    exits = ctx["exits_by_year"]
+    anc = inp["anc"]
+    path = ctx["plan"]["path"].assign(year=lambda d: _int_year(d["year"]), got=lambda d: _num(d["expected_poor"]),
+                                      got_target=lambda d: _num(d["target"]), got_short=lambda d: _num(d["shortfall"]))
+    path = path.set_index(["region_id", "year"])
+    county_of_hh = hh["county_id_in"]
+
+    def members(region: str) -> pd.Series:
+        if region == "":
+            return pd.Series(True, index=hh.index)
+        under = set(anc.loc[anc["ancestor_id"] == region, "region_id"])
+        return county_of_hh.isin(under)
+
+    regions = [""] + sorted(set(county_of_hh))
+    for region in regions:
+        inside = members(region)
+        for year in years:
+            want = float(inside.sum()) - float(exits.loc[inside, year].sum())
+            if (region, year) not in path.index:
+                rep.add(f"rule 12 path: no row for region {region!r} year {year}")
+                continue
+            got = float(path.loc[(region, year), "got"])
+            if not abs(got - want) <= tol * max(1.0, abs(want)):
+                rep.add(f"rule 12 path: region {region!r} year {year} expected_poor {_g(got)} != recomputed {_g(want)}")
+    total = 0.0
+    for t in _targets(ctx).itertuples(index=False):
+        inside = members(t.region_id)
+        if not inside.any():
+            continue
+        poor = float(inside.sum()) - float(exits.loc[inside, int(t.year)].sum())
+        short = max(poor - float(t.max_poor_share) * float(inside.sum()), 0.0)
+        total += short
+        key = (t.region_id, int(t.year))
+        if key not in path.index:
+            rep.add(f"rule 12 target: no path row for the target of {t.region_id!r} in {int(t.year)}")
+            continue
+        row = path.loc[key]
+        if not abs(float(row["got_target"]) - float(t.max_poor_share)) <= 1e-9:
+            rep.add(f"rule 12 target: {t.region_id!r} {int(t.year)} target {row['target']!r} != {t.max_poor_share}")
+        if not abs(float(row["got_short"]) - short) <= 10 * tol * max(1.0, short):
+            rep.add(f"rule 12 target: {t.region_id!r} {int(t.year)} shortfall {row['shortfall']!r} != recomputed "
+                    f"{_g(short)}")
+        if str(ctx["policy"].get("deadline", "soft")).lower() == "hard" and short > 10 * tol:
+            rep.add(f"rule 12 hard deadline: {t.region_id!r} misses its {int(t.year)} target by {_g(short)} households")
+    return total
+
+
 def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFrame, counties: pd.DataFrame,
-                   rep: _Report) -> None:
+                   target_short: float, rep: _Report) -> None:
     """Rule 11."""
     tol = ctx["tol"]
     missing = [k for k in _SUMMARY_KEYS if k not in summary]
@@ -577,10 +722,26 @@ def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFra
     if num("counties_total") != len(pc):
         rep.add(f"rule 11 summary: counties_total {summary.get('counties_total')} != {len(pc)} rows in "
                 f"counties.csv")
-    short = float(counties["r_short"].sum())
+    short = float(counties["r_short"].sum()) + target_short
     got = num("total_shortfall")
-    if not abs(got - short) <= 10 * tol:
-        rep.add(f"rule 11 summary: total_shortfall {_g(got)} != recomputed {_g(short)}")
+    if not abs(got - short) <= 10 * tol * max(1.0, short):
+        rep.add(f"rule 11 summary: total_shortfall {_g(got)} != recomputed {_g(short)} (counties and targets)")
+    got = num("target_shortfall")
+    if not abs(got - target_short) <= 10 * tol * max(1.0, target_short):
+        rep.add(f"rule 11 summary: target_shortfall {_g(got)} != recomputed {_g(target_short)}")
+    sustained = float(hh["sustained"].sum())
+    got = num("sustained_exits")
+    if not abs(got - sustained) <= tol * max(1.0, sustained):
+        rep.add(f"rule 11 summary: sustained_exits {_g(got)} != recomputed {_g(sustained)}")
+    years_out = float(ctx["exits_by_year"].to_numpy().sum())
+    got = num("household_years")
+    if not abs(got - years_out) <= tol * max(1.0, years_out):
+        rep.add(f"rule 11 summary: household_years {_g(got)} != recomputed {_g(years_out)}")
+    weight = float(ctx["policy"].get("earliness_weight", 0.02))
+    value = sustained + weight * years_out
+    got = num("value")
+    if not abs(got - value) <= tol * max(1.0, value):
+        rep.add(f"rule 11 summary: value {_g(got)} != sustained exits + {weight} x household-years = {_g(value)}")
 
 
 # --------------------------------------------------------------------------
@@ -617,8 +778,11 @@ def check_plan(data_dir, plan_dir, *, start_year, deadline_year, policy=None, to
     _check_budgets(ctx, flows, rep)
     _check_shares(ctx, spend, rep)
     _check_personnel(ctx, hh, rep)
+    _check_source_rules(ctx, flows, rep)
+    ctx["exits_by_year"] = _exit_by_year(ctx, hh)
     counties = _check_counties(ctx, hh, spend, rep)
-    _check_summary(ctx, summary, hh, spend, counties, rep)
+    target_short = _check_path(ctx, hh, rep)
+    _check_summary(ctx, summary, hh, spend, counties, target_short, rep)
     return rep.msgs
 
 

@@ -18,8 +18,7 @@ def _typed(name: str, rows: list[dict]) -> pd.DataFrame:
     for col in spec.columns:
         if col.name not in frame:
             frame[col.name] = col.default
-        kind = {"int": np.int64, "float": float, "bool": bool}.get(col.kind, str)
-        frame[col.name] = frame[col.name].astype(kind)
+        frame[col.name] = frame[col.name].astype(col.dtype)
     return frame[[c.name for c in spec.columns]]
 
 

@@ -145,8 +145,8 @@ def test_sync_solve_returns_the_plan_and_is_bounded(service):
     body = solved.json()
     assert solved.status_code == 200 and body["plan"]["kind"] == "sync" and body["plan"]["status"] == "done"
     assert body["summary"]["status"] == "optimal" and body["summary"]["counties_total"] == 2
-    assert len(body["tables"]["households"]) == 60 and set(body["tables"]) == {"households", "projects", "funding",
-                                                                                "counties"}
+    assert len(body["tables"]["households"]) == 60
+    assert set(body["tables"]) == {"households", "projects", "funding", "path", "counties"}
     stored = c.get(f"/v1/plans/{body['plan']['plan_id']}", headers=admin).json()
     assert stored["status"] == "done" and stored["plan_status"] == "optimal"
     too_big = c.post("/v1/solve", json={"scenario": {**TINY, "generate": {"preset": "demo"}}}, headers=admin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -52,8 +53,9 @@ def test_less_money_shows_in_inputs_and_outcomes(two_plans):
 
 def test_cli_compare(two_plans, tmp_path):
     command = [sys.executable, "-m", "allocator", "compare", str(two_plans["rich"]), str(two_plans["poor"])]
+    wide = {**os.environ, "COLUMNS": "200"}  # a terminal wide enough that no item folds
     result = subprocess.run(command + ["--out", str(tmp_path / "diff.csv")], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=120, env=wide)
     assert result.returncode == 0, result.stderr
     assert "expected_exits" in result.stdout and "money" in result.stdout
     assert len(pd.read_csv(tmp_path / "diff.csv")) > 5

@@ -151,7 +151,7 @@ def test_a_hard_deadline_without_the_money_names_the_conflicting_rules(tmp_path)
     # both counties' exit rules, the central fund up to 2018 and the hard deadline are in it
     assert "county C1 must be below 3%" in sentences and "county C2 must be below 2%" in sentences
     assert "fund central 2018 has 3,000 yuan" in sentences
-    assert {r["rule"] for r in rules} >= {"County exit by the deadline", "Hard deadline"}
+    assert {r["rule"] for r in rules} >= {"County exit from its hat-off year", "Hard deadline"}
     # and the money that would fix it, verified by re-solving with the deadline still hard
     take = found["what_it_would_take"]
     assert take["possible"] and take["verified"]

@@ -92,10 +92,10 @@ def make_plan() -> tuple[dict[str, pd.DataFrame], dict]:
     plan = {
         "households": _df(
             "household_id,village_id,county_id,package_id,category,start_year,cost,exit_probability,"
-            "responsible_cadre_id",
-            "H1,V1,C1,K1,industry,2017,1000,0.8,cad1",
-            "H2,V1,C1,K3,industry,2018,1500.0,0.2,",
-            "H3,V2,C1,K4,ability,2016,500,0.6,cad2",
+            "sustained_probability,exit_year,responsible_cadre_id",
+            "H1,V1,C1,K1,industry,2017,1000,0.8,0.8,2018,cad1",
+            "H2,V1,C1,K3,industry,2018,1500.0,0.2,0.2,,",
+            "H3,V2,C1,K4,ability,2016,500,0.6,0.6,2018,cad2",
         ),
         "projects": _df(
             "village_id,project_id,category,start_year,cost,mandatory",
@@ -111,13 +111,23 @@ def make_plan() -> tuple[dict[str, pd.DataFrame], dict]:
         ),
         "counties": _df(
             "county_id,registered_poor,expected_exits,expected_incidence,threshold,on_schedule,"
-            "shortfall_households,spend",
-            "C1,3,1.6,0.014,0.02,true,0,10000",
+            "shortfall_households,spend,hat_off_year,achieved_hat_off_year",
+            "C1,3,1.6,0.014,0.02,true,0,10000,2018,2018",
+        ),
+        # before its exit counts a household is out with its baseline b reached at a constant
+        # yearly rate, 1 - (1 - b)^(k / 3) at the k-th year-end: 2016 3 - (0.0345 + 0.0717 + 0.0170)
+        "path": _df(
+            "year,region_id,registered_poor,expected_poor,target,shortfall",
+            "2016,,3,2.876854723819744,,", "2017,,3,2.760326157580457,,", "2018,,3,1.4,,",
+            "2016,C1,3,2.876854723819744,,", "2017,C1,3,2.760326157580457,,", "2018,C1,3,1.4,,",
         ),
     }
+    # household-years 0.123145 + 0.239674 + 1.6; value = sustained exits 1.6 + 0.02 x household-years
     summary = {
-        "status": "optimal", "expected_exits": 1.6, "total_cost": 10000.0, "counties_on_schedule": 1,
-        "counties_total": 1, "total_shortfall": 0.0, "objective": 1.6, "bound": 1.6, "gap": 0.0,
+        "status": "optimal", "expected_exits": 1.6, "sustained_exits": 1.6, "household_years": 1.962819118599799,
+        "value": 1.6392563823719961, "total_cost": 10000.0, "counties_on_schedule": 1, "counties_total": 1,
+        "total_shortfall": 0.0, "target_shortfall": 0.0, "objective": 1.6392563823719961,
+        "bound": 1.6392563823719961, "gap": 0.0,
     }
     return plan, summary
 
@@ -198,22 +208,28 @@ def test_missing_optional_inputs_and_empty_plan_tables(case):
     case.inputs["projects"]["mandatory"] = "false"
     case.policy = {}
     case.plan["households"] = _df(
-        "household_id,village_id,county_id,package_id,category,start_year,cost,exit_probability,responsible_cadre_id",
-        "H1,V1,C1,,,,,0.1,", "H2,V1,C1,,,,,0.2,", "H3,V2,C1,,,,0,0.05,")
+        "household_id,village_id,county_id,package_id,category,start_year,cost,exit_probability,sustained_probability,"
+        "exit_year,responsible_cadre_id",
+        "H1,V1,C1,,,,,0.1,0.1,,", "H2,V1,C1,,,,,0.2,0.2,,", "H3,V2,C1,,,,0,0.05,0.05,,")
     case.plan["projects"] = case.plan["projects"].iloc[0:0]
     case.plan["funding"] = case.plan["funding"].iloc[0:0]
     # exits 0.35, shortfall 3 - 0.35 - 2 = 0.65 -> off schedule (fine under a soft deadline)
     case.plan["counties"] = _df(
-        "county_id,registered_poor,expected_exits,expected_incidence,threshold,on_schedule,shortfall_households,spend",
-        "C1,3,0.35,0.0265,0.02,false,0.65,0")
-    case.summary.update(expected_exits=0.35, total_cost=0, counties_on_schedule=0, total_shortfall=0.65)
+        "county_id,registered_poor,expected_exits,expected_incidence,threshold,on_schedule,shortfall_households,spend,"
+        "hat_off_year,achieved_hat_off_year",
+        "C1,3,0.35,0.0265,0.02,false,0.65,0,2018,")
+    case.plan["path"].loc[case.plan["path"]["year"] == "2018", "expected_poor"] = "2.65"
+    # household-years 0.123145 + 0.239674 + 0.35
+    case.summary.update(expected_exits=0.35, sustained_exits=0.35, household_years=0.712819118599799,
+                        value=0.35 + 0.02 * 0.712819118599799, total_cost=0, counties_on_schedule=0,
+                        total_shortfall=0.65)
     assert case.check() == []
 
 
 def test_off_schedule_is_fine_when_soft_but_not_when_hard(case):
     case.policy["county_exit_threshold"] = {"default": 0.01}  # 3 - 1.6 - 1 = 0.4 short
     _set(case.plan["counties"], {"county_id": "C1"}, threshold="0.01", on_schedule="false",
-         shortfall_households="0.4")
+         shortfall_households="0.4", achieved_hat_off_year="")
     case.summary.update(counties_on_schedule=0, total_shortfall=0.4)
     assert case.check() == []
     case.policy["deadline"] = "hard"
@@ -225,6 +241,8 @@ def test_western_threshold(case):
     case.inputs["regions"].loc[case.inputs["regions"]["region_id"] == "C1", "western"] = "1"
     assert any("rule 10" in m and "threshold" in m for m in case.check())
     _set(case.plan["counties"], {"county_id": "C1"}, threshold="0.03")
+    assert any("achieved_hat_off_year" in m for m in case.check())  # 2.88 poor <= 3 allowed already in 2016
+    _set(case.plan["counties"], {"county_id": "C1"}, achieved_hat_off_year="2016")
     assert case.check() == []
 
 
@@ -432,6 +450,43 @@ def c_hard_deadline(c):
     c.summary.update(counties_on_schedule=0, total_shortfall=0.4)
 
 
+def c_recalled_money(c):  # prov's 2016 and 2017 money is recalled at once: 2018 has only its own 1,000
+    c.inputs["funds"]["carry_over_years"] = ["", "", "", "0", "0", "0"]
+
+
+def c_pace(c):  # prov must have spent 90 % of its 2016 money in 2016; it spent 500 of 1,000
+    c.inputs["funds"]["min_spend_share"] = ["", "", "", "0.9", "", ""]
+
+
+def c_source_share(c):  # prov spends 1,500 of its 2,000 on industry: 75 %
+    c.policy["min_source_category_share"] = {"prov": {"industry": 0.9}}
+
+
+def c_sustained(c):
+    _set(c.plan["households"], {"household_id": "H1"}, sustained_probability="0.5")
+
+
+def c_exit_year(c):
+    _set(c.plan["households"], {"household_id": "H1"}, exit_year="2017")
+
+
+def c_achieved_hat_off(c):
+    _set(c.plan["counties"], {"county_id": "C1"}, achieved_hat_off_year="2017")
+
+
+def c_path(c):
+    path = c.plan["path"]
+    path.loc[(path["year"] == "2017") & (path["region_id"].isna() | (path["region_id"] == "")), "expected_poor"] = "2"
+
+
+def c_target_missed(c):  # at most half of the 3 poor still poor at the end of 2017: 2.76 are
+    c.policy["annual_targets"] = {2017: 0.5}
+
+
+def c_summary_value(c):
+    c.summary["value"] = 1.6
+
+
 CORRUPTIONS = [
     (c_missing_household, "rule 1"),
     (c_extra_household, "rule 1"),
@@ -458,7 +513,18 @@ CORRUPTIONS = [
     (c_flow_ineligible_category, "rule 6 eligibility"),
     (c_flow_ineligible_region, "rule 6 eligibility"),
     (c_budget_exceeded, "rule 7 budget: source central year 2016"),
-    (c_budget_exceeded_with_carry, "rule 7 budget: carry-over source prov"),
+    (c_budget_exceeded_with_carry,
+     "rule 7 budget: source prov year 2018 spends 1,500.00 > the 900.00 it still holds (carry-over)"),
+    (c_recalled_money, "rule 7 budget: source prov year 2018 spends 1,500.00 > the 1,000.00 it still holds "
+                       "(carry-over, recalled after 0 years)"),
+    (c_pace, "rule 7 pace: source prov has spent 500.00 by 2016"),
+    (c_source_share, "rule 8b source share: prov"),
+    (c_sustained, "rule 3 sustained: household H1"),
+    (c_exit_year, "rule 3 exit year: household H1"),
+    (c_achieved_hat_off, "rule 10 counties: county C1 achieved_hat_off_year"),
+    (c_path, "rule 12 path: region '' year 2017"),
+    (c_target_missed, "rule 12 target: '' 2017"),
+    (c_summary_value, "rule 11 summary: value"),
     (c_budget_without_carry, "rule 7 budget: source prov year 2018"),
     (c_min_share, "rule 8"),
     (c_max_share, "rule 8"),
@@ -490,6 +556,7 @@ KNOCK_ON = (
     c_missing_household, c_extra_household, c_package_of_other_household, c_package_start_outside_years,
     c_lag_grows_past_deadline, c_unknown_project, c_mandatory_missing, c_prerequisite_not_built, c_flow_missing,
     c_flow_not_matching_spend, c_flow_source_year_unknown, c_counties_missing,
+    c_target_missed,  # the summary's target shortfall is wrong too
 )
 ISOLATED = [f for f, _ in CORRUPTIONS if f not in KNOCK_ON]
 

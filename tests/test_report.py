@@ -45,20 +45,25 @@ def test_yearly_tables_agree_with_the_plan_and_the_packages(planned):
 
     context = load_plan_context(planned / "plan")
     plan = context.plan
-    # independently: exit year = start + lag from packages.csv; no package: baseline at the deadline
+    # independently: a package counts from start + lag (packages.csv); before, and without one,
+    # the household's baseline (households.csv) reached at a constant yearly rate by the deadline
     packages = pd.read_csv(planned / "data" / "packages.csv", dtype=str)
     lag = packages.set_index(["household_id", "package_id"])["lag_years"].astype(int)
+    baseline = pd.read_csv(planned / "data" / "households.csv", dtype={"household_id": str}).set_index(
+        "household_id")["baseline_exit_probability"]
     households = plan.households
     chosen = households["start_year"].notna()
-    exit_year = pd.Series(2018, index=households.index)
+    exit_year = pd.Series(9999, index=households.index)
     exit_year[chosen] = [int(s) + lag[(h, k)] for h, k, s in
                          households.loc[chosen, ["household_id", "package_id", "start_year"]].itertuples(index=False)]
+    b = households["household_id"].map(baseline)
     regions = pd.read_csv(planned / "data" / "regions.csv", dtype={"region_id": str}).set_index("region_id")
     incidence = county_incidence_by_year(plan, context.problem).set_index(["county_id", "year"])
     for county in ("C1", "C2"):
         here = households["county_id"] == county
         for year in (2016, 2017, 2018):
-            left = here.sum() - households.loc[here & (exit_year <= year), "exit_probability"].sum()
+            out = np.where(exit_year <= year, households["exit_probability"], 1 - (1 - b) ** ((year - 2015) / 3))
+            left = here.sum() - out[here.to_numpy()].sum()
             row = incidence.loc[(county, year)]
             assert row["expected_poor"] == pytest.approx(left)
             assert row["expected_incidence"] == pytest.approx(left / regions.loc[county, "rural_population"])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.errors import IssueCollector
-from allocator.tables import ANY, CATEGORIES, LEVELS, file_of, split_list
+from allocator.tables import ANY, CATEGORIES, LEVELS, complete_tables, file_of, split_list
 
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
@@ -169,6 +169,72 @@ def check_funds(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None
             "carry_over differs between rows of the same source", "one value per source")
 
 
+def check_schedule(tables: dict[str, pd.DataFrame], years: list[int], issues: IssueCollector) -> None:
+    """The schedule's cells: hat-off years on counties within the horizon, targets on known
+    regions and years, sustained probabilities not above exit probabilities, recall years
+    only on carried-over sources and the same on every row of a source."""
+    regions, targets, packages, funds = (tables[n] for n in ("regions", "targets", "packages", "funds"))
+    horizon = f"a year in {years[0]}..{years[-1]}, or empty (the deadline)"
+    given = regions["hat_off_year"].notna()
+    _report(issues, "regions.csv", regions, given & (regions["level"] != "county"), "region_id", "hat_off_year",
+            "only a county takes off its hat", "empty for regions other than counties")
+    _report(issues, "regions.csv", regions, given & ~regions["hat_off_year"].fillna(years[-1]).isin(years), "region_id",
+            "hat_off_year", "hat-off year outside the scenario", horizon)
+    unknown = (targets["region_id"] != "") & ~targets["region_id"].isin(regions["region_id"])
+    _report(issues, "targets.csv", targets, unknown, ("region_id", "year"), "region_id",
+            "region does not exist", "a region_id of regions.csv, or empty for the whole scenario")
+    _report(issues, "targets.csv", targets, ~targets["year"].isin(years), ("region_id", "year"), "year",
+            "year outside the scenario", f"a year in {years[0]}..{years[-1]}")
+    sustained = packages["sustained_probability"]
+    _report(issues, "packages.csv", packages, sustained.notna() & (sustained > packages["exit_probability"] + 1e-12),
+            ("household_id", "package_id"), "sustained_probability",
+            "a sustained exit is an exit: it cannot be likelier", "a number <= exit_probability")
+    recall = funds["carry_over_years"].notna()
+    _report(issues, "funds.csv", funds, recall & ~funds["carry_over"], ("source_id", "year"), "carry_over_years",
+            "money that is not carried over cannot be recalled later", "empty, or carry_over true")
+    mixed = funds.groupby("source_id")["carry_over_years"].transform("nunique") > 1
+    _report(issues, "funds.csv", funds, mixed, ("source_id", "year"), "carry_over_years",
+            "carry_over_years differs between rows of the same source", "one value per source")
+
+
+def check_policy(tables: dict[str, pd.DataFrame], policy, file: str, issues: IssueCollector) -> None:
+    """Policy keys that name sources must name sources of the funds table, and county floors
+    of one source must leave room for one another (their sum over the counties it may pay <= 1)."""
+    sources = set(tables["funds"]["source_id"])
+    for key in ("min_source_category_share", "max_source_category_share", "county_floor_share"):
+        for source in getattr(policy, key):
+            if source not in sources:
+                issues.add(file, "unknown source", key=f"policy.{key}.{source}",
+                           expected="a source_id of funds.csv: " + ", ".join(sorted(sources)), found=repr(source))
+    if not policy.county_floor_share:
+        return
+    regions, funds = tables["regions"], tables["funds"]
+    county_of = county_of_regions(regions)
+    village_county = _lookup(tables["villages"], "village_id", "township_id").map(county_of)
+    households = tables["households"]
+    poor_counties = sorted(set(households.loc[households["registered_poor"].to_numpy(), "village_id"]
+                               .map(village_county).dropna()))
+    parent_of = dict(zip(regions["region_id"], regions["parent_id"], strict=True))
+
+    def ancestors(region: str) -> set[str]:
+        chain = {region}
+        while parent_of.get(region, "") and parent_of[region] not in chain:
+            region = parent_of[region]
+            chain.add(region)
+        return chain
+
+    chains = {c: ancestors(c) for c in poor_counties}
+    for source, share in policy.county_floor_share.items():
+        reach = funds.loc[funds["source_id"] == source, "regions"].map(split_list)
+        scopes = set().union(*reach) if len(reach) else set()
+        eligible = [c for c in poor_counties if ANY in scopes or chains[c] & scopes]
+        if share * len(eligible) > 1 + 1e-9:
+            issues.add(file, "county floors add up to more than the whole source",
+                       key=f"policy.county_floor_share.{source}",
+                       expected=f"a share <= 1/{len(eligible)} ({len(eligible)} counties it may pay)",
+                       found=repr(share))
+
+
 def check_personnel(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:
     """Personnel rows name a county or a township."""
     personnel = tables["personnel"]
@@ -198,19 +264,25 @@ def check_county_population(tables: dict[str, pd.DataFrame], county_of_household
             "county with registered poor households has no rural population", "an integer > 0")
 
 
-def check_tables(tables: dict[str, pd.DataFrame], years: list[int], issues: IssueCollector | None = None) -> None:
-    """Run every cross-table rule; raise one InputError listing all problems found
-    (with those already in ``issues``, e.g. from reading the tables)."""
+def check_tables(tables: dict[str, pd.DataFrame], years: list[int], issues: IssueCollector | None = None,
+                 policy=None, scenario_file: str = "scenario") -> None:
+    """Run every cross-table rule, and with ``policy`` the policy's rules on the tables; raise
+    one InputError listing all problems found (with those already in ``issues``, e.g. from
+    reading the tables)."""
     issues = issues or IssueCollector()
+    tables = complete_tables(tables)
     check_region_tree(tables["regions"], issues)
     check_regions_used(tables, issues)
     check_households_and_packages(tables, issues)
     check_years(tables, years, issues)
     check_funds(tables, issues)
     check_personnel(tables, issues)
+    check_schedule(tables, years, issues)
     check_not_empty(tables, issues)
     if not issues.issues:
         county_of = county_of_regions(tables["regions"])
         village_county = _lookup(tables["villages"], "village_id", "township_id").map(county_of)
         check_county_population(tables, tables["households"]["village_id"].map(village_county), issues)
+        if policy is not None:
+            check_policy(tables, policy, scenario_file, issues)
     issues.raise_if_any()

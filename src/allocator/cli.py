@@ -127,6 +127,12 @@ def solve(
         raise typer.Exit(1)
 
 
+def _path_text(path: list[dict]) -> str:
+    """'2016 77.5% (target 78.5%), 2017 ...': the share of the registered poor still poor each year-end."""
+    return ", ".join(f"{row['year']} {row['share']:.1%}" + (f" (target {row['target']:.1%})" if row.get("target")
+                                                             is not None else "") for row in path) or "n/a"
+
+
 def _print_summary(summary: dict, folder: Path) -> None:
     table = Table(title=f"plan {summary['scenario']} → {folder}", show_header=False)
     rows = [("status", summary["status"] + (f" (stopped by {summary['stopped_by']})" if summary["stopped_by"] else "")),
@@ -134,10 +140,14 @@ def _print_summary(summary: dict, folder: Path) -> None:
     if summary.get("expected_exits") is not None:
         rows += [
             ("expected exits", f"{summary['expected_exits']:,.1f}"),
-            ("bound / gap", f"{summary['bound']:,.1f} / {summary['gap']:.3%}" if summary.get("gap") is not None
-             else "n/a"),
+            ("sustained exits", f"{summary['sustained_exits']:,.1f} ({summary['sustained_share']:.1%})"
+             if summary.get("sustained_share") is not None else "n/a"),
+            ("value / bound / gap", f"{summary['value']:,.1f} / {summary['bound']:,.1f} / {summary['gap']:.3%}"
+             if summary.get("gap") is not None else "n/a"),
             ("counties on schedule", f"{summary['counties_on_schedule']} of {summary['counties_total']}"),
-            ("total shortfall (households)", f"{summary['total_shortfall']:,.1f}"),
+            ("still poor by year", _path_text(summary.get("path") or [])),
+            ("total shortfall (households)", f"{summary['total_shortfall']:,.1f}"
+             + (f" (targets {summary['target_shortfall']:,.1f})" if summary.get("target_shortfall") else "")),
             ("total cost (yuan)", f"{summary['total_cost']:,.0f}"),
         ]
     rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))

@@ -12,8 +12,9 @@ import pandas as pd
 from allocator.plan import Plan
 
 BINDING_SHARE = 1 - 1e-6  # a budget is binding when this share of what was available is spent
-OUTCOME_KEYS = ("status", "expected_exits", "bound", "gap", "counties_on_schedule", "counties_total",
-                "total_shortfall", "total_cost", "households_with_package", "projects_built")
+OUTCOME_KEYS = ("status", "expected_exits", "sustained_exits", "value", "bound", "gap", "counties_on_schedule",
+                "counties_total", "target_shortfall", "total_shortfall", "total_cost", "households_with_package",
+                "projects_built")
 
 
 def _row(section: str, item: str, a, b) -> dict:

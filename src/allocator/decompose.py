@@ -37,13 +37,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from allocator.methods import Outcome, Progress, fix_and_resolve, improve_by_county, quiet, solve_restricted, time_left
-from allocator.model.formulation import Formulation, expand_ranges
+from allocator.model.formulation import FLOW_FAMILIES, SHORTFALL_FAMILIES, Formulation, expand_ranges
 from allocator.model.problem import Problem
 from allocator.repair import repair
 from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, SolveResult, Status, StoppedBy
 
-RELAXED_FAMILIES = ("money_balance", "personnel", "county_exit")
+RELAXED_FAMILIES = ("money_balance", "personnel") + SHORTFALL_FAMILIES  # the shortfall rows last
 MAX_SCHEDULES = 4096  # project start-year combinations enumerated per village
 PRICING_SHARE = 0.4  # share of the time limit spent on prices
 PRICING_SECONDS = 120.0  # ... and without a time limit
@@ -80,7 +80,7 @@ class Relaxation:
     u_lo: np.ndarray
     u_hi: np.ndarray
     magnitude: np.ndarray  # the size of each row, to step in relative units
-    exit_rows: np.ndarray  # positions of the county exit rows within ``rows``
+    exit_rows: np.ndarray  # positions of the county exit and annual target rows within ``rows``
 
     @classmethod
     def of(cls, fm: Formulation) -> Relaxation:
@@ -96,9 +96,9 @@ class Relaxation:
         rhs = np.where(le, hi, lo)
         u_lo = np.where(le, 0.0, -np.inf)
         u_hi = np.where(ge, 0.0, np.inf)
-        start = len(rows) - (fm.family("county_exit").rows.stop - fm.family("county_exit").rows.start)
-        exit_rows = np.arange(start, len(rows))
-        if np.isinf(m.col_hi[fm.s_cols]).any():  # a price above the penalty would make shortfall pay
+        n_exit = sum(fm.family(name).rows.stop - fm.family(name).rows.start for name in SHORTFALL_FAMILIES)
+        exit_rows = np.arange(len(rows) - n_exit, len(rows))
+        if np.isinf(m.col_hi[fm.shortfall_cols]).any():  # a price above the penalty would make shortfall pay
             u_lo[exit_rows] = -fm.penalty
         row_sum = np.asarray(abs(A).sum(axis=1)).ravel()
         empty = np.diff(A.indptr) == 0  # a constant row: nothing to price
@@ -263,7 +263,7 @@ class Flows:
     def of(cls, fm: Formulation) -> Flows:
         m = fm.model
         rows = np.concatenate([np.arange(fm.family(name).rows.start, fm.family(name).rows.stop)
-                               for name in ("source_budget", "category_share")])
+                               for name in FLOW_FAMILIES])
         cols = fm.f_cols
         model = LinearModel(c=np.zeros(fm.nf), A=m.A[rows][:, cols].tocsr(), row_lo=m.row_lo[rows],
                             row_hi=m.row_hi[rows], col_lo=m.col_lo[cols], col_hi=m.col_hi[cols],
@@ -331,10 +331,11 @@ def relaxed_plan(fm: Formulation, relax: Relaxation, villages: Villages, flows: 
     z[x_cols] = 1.0
     z[fm.nx + y_cols] = 1.0
     z[fm.f_cols] = f
-    d_s = d[fm.s_cols]
-    s_hi = m.col_hi[fm.s_cols]
-    pays = d_s > 1e-9 * np.maximum(np.abs(m.c[fm.s_cols]), 1.0)  # not rounding noise at a price equal to the penalty
-    z[fm.s_cols] = np.where(pays, s_hi, 0.0)
+    d_s = d[fm.shortfall_cols]
+    s_hi = m.col_hi[fm.shortfall_cols]
+    # not rounding noise at a price equal to the penalty
+    pays = d_s > 1e-9 * np.maximum(np.abs(m.c[fm.shortfall_cols]), 1.0)
+    z[fm.shortfall_cols] = np.where(pays, s_hi, 0.0)
     s_value = float(d_s[pays] @ s_hi[pays])
     return value + flow_value + s_value + float(u @ relax.rhs) + m.offset, z, d
 
@@ -661,7 +662,11 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     incumbent is kept."""
     model = fm.model
     keep = np.ones(model.num_cols, dtype=bool)
-    keep[fm.x_cols] = (point[fm.x_cols] > 1e-9) | (incumbent.x[fm.x_cols] > 0.5)
+    used = (point[fm.x_cols] > 1e-9) | (incumbent.x[fm.x_cols] > 0.5)
+    # every start year of a package used: the years are where prices and the earliness credit trade off
+    used_pkgs = np.zeros(len(fm.problem.pkg_ids), dtype=bool)
+    used_pkgs[fm.x_pkg[used]] = True
+    keep[fm.x_cols] = used_pkgs[fm.x_pkg]
     group = county_groups(fm, keep, fm.column_county, options.group_columns or GROUP_COLUMNS)
     n_groups = int(group.max()) + 1
     row_group, global_rows = county_rows(fm, group)

@@ -25,9 +25,9 @@ import scipy.sparse as sp
 
 from allocator.errors import InputError, Issue
 from allocator.methods import quiet
-from allocator.model.formulation import Formulation, formulate
+from allocator.model.formulation import Formulation, budget_windows, county_exit_need, formulate
 from allocator.model.problem import Problem, build_problem
-from allocator.plan import Plan
+from allocator.plan import Plan, shortfall_vector
 from allocator.scenario import Scenario, load_scenario
 from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, Status
@@ -105,9 +105,7 @@ def plan_vector(fm: Formulation, plan: Plan) -> np.ndarray:
         wanted = pd.MultiIndex.from_arrays([f["source_id"].astype(str), f["year"].astype(int),
                                             f["county_id"].astype(str), f["category"].astype(str)])
         x[fm.f_cols.start + pd.Index(fund_key).get_indexer(wanted)] = f["amount"].to_numpy(dtype=float)
-    shortfall = plan.counties.set_index("county_id")["shortfall_households"]
-    counties = p.county_ids if fm.s_county is None else p.county_ids[fm.s_county]
-    x[fm.s_cols] = shortfall.reindex(counties, fill_value=0.0).to_numpy()
+    x[fm.shortfall_cols] = shortfall_vector(fm, plan)
     return x
 
 
@@ -131,28 +129,36 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
     binding = binding_rows(fm, x)
     budget = fm.family("source_budget")
     binding_funds = np.flatnonzero(binding[budget.rows] & (fm.model.row_hi[budget.rows] > 0))  # empty funds: no news
+    windows = budget_windows(p)
     personnel = fm.family("personnel")
     binding_people = np.flatnonzero(binding[personnel.rows])
     shares = fm.family("category_share")
     binding_shares = np.flatnonzero(binding[shares.rows])
     best = np.zeros(len(p.household_ids))
-    np.maximum.at(best, fm.x_household, fm.x_gain)
+    np.maximum.at(best, fm.x_household, fm.x_exit_at(p.county_hat_off[fm.x_county]))
     best_by_county = np.bincount(p.household_county, weights=best, minlength=len(p.county_ids))
-    need = p.county_registered_poor - p.county_baseline_exits - p.county_threshold * p.county_rural_population
+    need = county_exit_need(p)
     unstartable = fm.unstartable_mandatory()
     counties = []
     off = plan.counties[~plan.counties["on_schedule"].astype(bool)]
     for row in off.itertuples(index=False):
         c = int(np.flatnonzero(p.county_ids == str(row.county_id))[0])
         reasons = []
+        hat_off = int(p.years[p.county_hat_off[c]])
+        achieved = getattr(row, "achieved_hat_off_year", None)
+        achieved = None if achieved is None or pd.isna(achieved) else int(achieved)
+        schedule = (f"{row.county_id} is to take off its hat at the end of {hat_off} and is "
+                    f"{row.shortfall_households:,.1f} households above its threshold then; "
+                    + (f"the plan gets it there by {achieved}" if achieved is not None
+                       else "the plan does not get it there by the deadline"))
         if best_by_county[c] < need[c] - 1e-9:
             reasons.append({"rule": "packages", "sentence": (
                 f"even if every poor household of {row.county_id} took its best package in time, "
-                f"{need[c] - best_by_county[c]:,.1f} households would still be above the threshold: "
-                "more money cannot fix this; better packages or more time can")})
-        funds = [r for r in binding_funds if p.fund_county_ok[r, c]]
+                f"{need[c] - best_by_county[c]:,.1f} households would still be above the threshold at the end of "
+                f"{hat_off}: more money cannot fix this; better packages or more time can")})
+        funds = [r for r in binding_funds if _window_pays(p, windows[r], c)]
         if funds:
-            names = ", ".join(f"{p.source_ids[p.fund_source[r]]} {p.years[p.fund_year[r]]}" for r in funds)
+            names = ", ".join(_window_name(p, windows[r]) for r in funds)
             reasons.append({"rule": "source budget", "funds": names, "sentence": (
                 f"funds that may pay in {row.county_id} are fully spent: {names}")})
         regions = [r for r in binding_people if _personnel_in_county(p, r, c)]
@@ -167,12 +173,46 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
             reasons.append({"rule": "mandatory project timing", "sentence": (
                 f"mandatory project {p.proj_ids[q]} in village {p.village_ids[p.proj_village[q]]} takes "
                 f"{p.proj_duration[q]} years and cannot finish by {p.deadline_year}")})
-        counties.append({"county_id": str(row.county_id), "shortfall_households": float(row.shortfall_households),
+        counties.append({"county_id": str(row.county_id), "hat_off_year": hat_off, "achieved_hat_off_year": achieved,
+                         "sentence": schedule, "shortfall_households": float(row.shortfall_households),
                          "expected_incidence": float(row.expected_incidence), "threshold": float(row.threshold),
                          "reasons": reasons})
     return {"counties_off_schedule": counties, "counties_total": len(plan.counties),
-            "binding_funds": [{"source_id": str(p.source_ids[p.fund_source[r]]), "year": int(p.years[p.fund_year[r]])}
-                              for r in binding_funds]}
+            "years_behind_target": _behind_target(plan),
+            "binding_funds": [{"source_id": str(p.source_ids[windows[r][0]]), "first_year": int(p.years[windows[r][1]]),
+                               "year": int(p.years[windows[r][2]])} for r in binding_funds]}
+
+
+def _behind_target(plan: Plan) -> list[dict]:
+    """The annual targets the plan misses: region, year, expected poor against the target."""
+    path = plan.path
+    if not len(path) or "shortfall" not in path:
+        return []
+    behind = path[path["shortfall"].fillna(0.0) > 1e-6]
+    rows = []
+    for r in behind.itertuples(index=False):
+        where = "the whole scenario" if r.region_id == "" else str(r.region_id)
+        rows.append({"region_id": str(r.region_id), "year": int(r.year), "expected_poor": float(r.expected_poor),
+                     "target_share": float(r.target), "shortfall_households": float(r.shortfall),
+                     "sentence": (f"{where} is behind its {int(r.year)} target: {r.expected_poor:,.0f} of its "
+                                  f"{int(r.registered_poor):,} poor households are expected to be still poor against "
+                                  f"at most {r.target:.1%} ({r.target * r.registered_poor:,.0f}), "
+                                  f"{r.shortfall:,.1f} households short")})
+    return rows
+
+
+def _window_pays(p: Problem, window: tuple[int, int, int], c: int) -> bool:
+    """Some fund row of the window's source may pay in county ``c``."""
+    return bool(p.fund_county_ok[p.fund_source == window[0], c].any())
+
+
+def _window_name(p: Problem, window: tuple[int, int, int]) -> str:
+    """A budget row in words: 'central 2018' (that year, or up to it with carry-over), or
+    'central 2018-2020' for a window after a recall."""
+    s, a, b = window
+    if a == b or a == 0:
+        return f"{p.source_ids[s]} {p.years[b]}"
+    return f"{p.source_ids[s]} {p.years[a]}-{p.years[b]}"
 
 
 def _no_plan_sentence(summary: dict) -> str:
@@ -214,7 +254,7 @@ def marginal_values(fm: Formulation) -> pd.DataFrame:
     duals = result.duals
     rows = []
     budget = fm.family("source_budget").rows
-    for r in range(budget.stop - budget.start):
+    for r in range(len(p.fund_amount)):
         rows.append(("money", str(p.source_ids[p.fund_source[r]]), int(p.years[p.fund_year[r]]), "million yuan",
                      float(duals[budget.start + _fed_rows(p, r)].sum()) * MONEY_UNIT))
     personnel = fm.family("personnel").rows
@@ -231,9 +271,18 @@ def marginal_values(fm: Formulation) -> pd.DataFrame:
 
 
 def _fed_rows(p: Problem, r: int) -> np.ndarray:
-    """The budget rows fund row ``r``'s money counts in: its own, and later years' with carry-over."""
+    """The budget rows (windows of :func:`budget_windows`) fund row ``r``'s money counts in:
+    its own year's, and with carry-over the later windows its money may still pay."""
     s, t = p.fund_source[r], p.fund_year[r]
-    return np.flatnonzero((p.fund_source == s) & ((p.fund_year >= t) if p.source_carry_over[s] else (p.fund_year == t)))
+    recall = p.source_recall_years[s]
+    fed = []
+    for i, (source, a, b) in enumerate(budget_windows(p)):
+        if source != s or not t <= b:
+            continue
+        first = a if not p.source_carry_over[s] else (max(a - recall, 0) if recall >= 0 else 0)
+        if first <= t:
+            fed.append(i)
+    return np.array(fed, dtype=np.int64)
 
 
 def extra_money_model(fm: Formulation) -> LinearModel:
@@ -251,7 +300,7 @@ def extra_money_model(fm: Formulation) -> LinearModel:
                           shape=(m.num_rows, n_funds))
     c = np.concatenate([np.zeros(m.num_cols), -np.ones(n_funds)])
     col_hi = m.col_hi.copy()
-    col_hi[fm.s_cols] = 0.0
+    col_hi[fm.shortfall_cols] = 0.0
     return LinearModel(c=c, A=sp.hstack([m.A, extra]).tocsr(), row_lo=m.row_lo, row_hi=m.row_hi,
                        col_lo=np.concatenate([m.col_lo, np.zeros(n_funds)]),
                        col_hi=np.concatenate([col_hi, np.full(n_funds, np.inf)]),
@@ -289,14 +338,22 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
     for margin in (VERIFY_MARGINS if not exact else (0.0,)):
         added = np.ceil(extra * (1 + margin))
         plan = solve(dataclasses.replace(problem, fund_amount=problem.fund_amount + added))
-        if plan.summary.get("counties_on_schedule") == plan.summary.get("counties_total"):
+        if on_schedule(plan):
             return {"possible": True, "method": method, "verified": True, "margin": margin,
                     "total_extra": float(added.sum()), "lower_bound": lower_bound,
                     "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
                     "sentence": _sentence(problem, added)}
     return {"possible": True, "method": method, "verified": False, "total_extra": float(added.sum()),
             "lower_bound": lower_bound, "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
-            "sentence": "the extra money found did not verify: re-solving with it left counties off schedule"}
+            "sentence": "the extra money found did not verify: re-solving with it left counties off schedule "
+                        "or years behind their target"}
+
+
+def on_schedule(plan: Plan) -> bool:
+    """Every county on its hat-off year and every annual target met."""
+    summary = plan.summary
+    return (summary.get("counties_on_schedule") == summary.get("counties_total")
+            and (summary.get("target_shortfall") or 0.0) <= 1e-6)
 
 
 def least_uniform_scale(problem: Problem, solve, why: str = "") -> dict:
@@ -308,7 +365,7 @@ def least_uniform_scale(problem: Problem, solve, why: str = "") -> dict:
     def attempt(scale: float) -> tuple[np.ndarray, Plan, bool]:
         added = np.ceil(problem.fund_amount * (scale - 1.0))
         plan = solve(dataclasses.replace(problem, fund_amount=problem.fund_amount + added))
-        return added, plan, plan.summary.get("counties_on_schedule") == plan.summary.get("counties_total")
+        return added, plan, on_schedule(plan)
 
     method = "least uniform scale of every fund, by bisection with re-solves (an upper bound on the money needed)"
     low, high = 1.0, 2.0
@@ -344,8 +401,8 @@ def _extra_rows(p: Problem, added: np.ndarray) -> list[dict]:
 
 
 def _kpis(plan: Plan) -> dict:
-    return {k: plan.summary.get(k) for k in ("status", "expected_exits", "counties_on_schedule", "counties_total",
-                                              "total_shortfall")}
+    return {k: plan.summary.get(k) for k in ("status", "expected_exits", "sustained_exits", "counties_on_schedule",
+                                              "counties_total", "target_shortfall", "total_shortfall")}
 
 
 def _sentence(p: Problem, added: np.ndarray) -> str:
@@ -427,10 +484,11 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
             plumbing += 1
         else:
             rules.append({"rule": family.title, "sentence": sentence})
-    hard = np.flatnonzero((found.cols >= fm.s_cols.start) & (found.cols < fm.s_cols.stop))
+    hard = np.flatnonzero((found.cols >= fm.shortfall_cols.start) & (found.cols < fm.shortfall_cols.stop))
     if len(hard):
-        counties = p.county_ids if fm.s_county is None else p.county_ids[fm.s_county]
-        names = ", ".join(str(counties[found.cols[j] - fm.s_cols.start]) for j in hard)
+        counties, targets = p.county_ids[fm.shortfall_counties], fm.shortfall_targets
+        names = ", ".join(str(counties[j - fm.s_cols.start]) if j < fm.s_cols.stop else
+                          _target_name(p, targets[j - fm.t_cols.start]) for j in found.cols[hard])
         rules.append({"rule": "Hard deadline", "sentence": f"the deadline is hard: no shortfall is allowed in {names}"})
     plumbing += len(found.cols) - len(hard)
     return {"method": method, "rules": rules, "plumbing": plumbing,
@@ -444,14 +502,32 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> str | N
     if family == "county_exit":
         c = int(key["county"])
         need = p.county_registered_poor[c] - p.county_threshold[c] * p.county_rural_population[c]
-        return (f"county {p.county_ids[c]} must be below {p.county_threshold[c]:.0%} incidence by "
-                f"{p.deadline_year}: at least {need:,.1f} of its {p.county_registered_poor[c]:,.0f} poor "
+        return (f"county {p.county_ids[c]} must be below {p.county_threshold[c]:.0%} incidence by the end of "
+                f"{p.years[p.county_hat_off[c]]}: at least {need:,.1f} of its {p.county_registered_poor[c]:,.0f} poor "
                 "households must exit")
+    if family == "annual_target":
+        k = int(key["target"])
+        members = int(p.target_households(k).sum())
+        return (f"{_target_name(p, k)}: at most {p.target_share[k]:.1%} of its {members:,} poor households may "
+                f"still be poor at the end of {p.years[p.target_year[k]]}")
     if family == "source_budget":
+        window = budget_windows(p)[row]
+        total = fm.model.row_hi[fm.family("source_budget").rows.start + row]
+        s, a, b = window
+        carried = (" (with carry-over, up to that year)" if a == 0 and p.source_carry_over[s] else
+                   " (money older than its carry-over years is recalled)" if a > 0 else "")
+        return f"fund {_window_name(p, window)} has {total:,.0f} yuan{carried}"
+    if family == "spend_pace":
         r = int(key["fund"])
-        total = fm.model.row_hi[fm.family("source_budget").rows.start + r]
-        carried = " (with carry-over, up to that year)" if p.source_carry_over[p.fund_source[r]] else ""
-        return f"fund {p.source_ids[p.fund_source[r]]} {p.years[p.fund_year[r]]} has {total:,.0f} yuan{carried}"
+        return (f"source {p.source_ids[p.fund_source[r]]} must have spent {p.fund_min_spend[r]:.0%} of its money by "
+                f"the end of {p.years[p.fund_year[r]]}")
+    if family == "source_category_share":
+        kind = "at least" if key["kind"] == "min" else "at most"
+        return (f"{kind} {key['share']:.0%} of source {p.source_ids[int(key['source'])]}'s spend goes to "
+                f"{CATEGORIES[int(key['category'])]}")
+    if family == "county_floor":
+        return (f"county {p.county_ids[int(key['county'])]} gets at least {key['share']:.0%} of source "
+                f"{p.source_ids[int(key['source'])]}'s spend")
     if family == "project_once":
         q = int(key["project"])
         if not p.proj_mandatory[q]:
@@ -472,6 +548,11 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> str | N
     return None
 
 
+def _target_name(p: Problem, k: int) -> str:
+    region = str(p.target_region[k])
+    return f"the {p.years[p.target_year[k]]} target of " + ("the whole scenario" if region == "" else region)
+
+
 def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve,
                        at_deadline: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Per county, the earliest year it can be on schedule with the money there is.
@@ -483,22 +564,31 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve,
     each re-solve (with a soft deadline, whatever the scenario says) maximises the counties on
     schedule by d, then exits. A county's earliest
     year is the first d whose plan has it on schedule (missing: not even by the deadline).
-    ``at_deadline``, the counties table of a plan already solved for the real deadline, saves
-    the last re-solve. Returns that table and one row per year (deadline, counties on schedule)."""
+    ``at_deadline``, the counties table of a plan already solved for the real deadline (with
+    no earlier hat-off years and no annual targets), saves the last re-solve. Returns that table
+    and one row per year (deadline, counties on schedule)."""
     problem = _soft(problem)  # which counties can, not whether all can
+    # each county judged at the trial deadline, without the schedule's targets
+    policy = problem.policy.model_copy(update={"annual_targets": {}})
     earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
     runs = []
     for year in problem.years:
-        if year == problem.deadline_year:
-            counties = at_deadline if at_deadline is not None else solve(problem).counties
+        plain = not len(problem.target_year) and bool(np.all(problem.county_hat_off == len(problem.years) - 1))
+        if year == problem.deadline_year and (plain or at_deadline is None):
+            counties = at_deadline if at_deadline is not None else solve(dataclasses.replace(
+                problem, policy=policy, county_hat_off=np.full(len(problem.county_ids), len(problem.years) - 1),
+                target_region=problem.target_region[:0], target_year=problem.target_year[:0],
+                target_share=problem.target_share[:0], target_county_ok=problem.target_county_ok[:0])).counties
         else:
             trimmed = {**tables,
                        "funds": tables["funds"][tables["funds"]["year"] <= year],
                        "personnel": tables["personnel"][tables["personnel"]["year"] <= year],
-                       "projects": tables["projects"].assign(mandatory=False)}
-            counties = solve(build_problem(trimmed, name=problem.name, start_year=int(problem.years[0]),
-                                           deadline_year=int(year), policy=problem.policy,
-                                           validate=False)).counties
+                       "projects": tables["projects"].assign(mandatory=False),
+                       "regions": tables["regions"].assign(hat_off_year=pd.NA).astype({"hat_off_year": "Int64"}),
+                       "targets": tables["targets"].iloc[0:0] if "targets" in tables else None}
+            counties = solve(build_problem({k: v for k, v in trimmed.items() if v is not None}, name=problem.name,
+                                           start_year=int(problem.years[0]), deadline_year=int(year),
+                                           policy=policy, validate=False)).counties
         on = counties.loc[counties["on_schedule"].astype(bool), "county_id"].astype(str)
         runs.append({"deadline": int(year), "counties_on_schedule": int(len(on))})
         fresh = earliest.index.isin(on) & earliest.isna().to_numpy()

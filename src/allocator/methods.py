@@ -15,16 +15,17 @@
   other decision fixed at the plan, and re-solve from the plan (a local search that never
   makes the plan worse). ``decompose`` (:mod:`allocator.decompose`) reuses both.
 
-The model maximises W = exits - penalty * shortfall; the solver proves a bound B_W on W
-(the MIP dual bound, or the LP optimum). From it, :func:`plan_bounds` states two facts
-a planner can read:
+The model maximises W = V - penalty * shortfall, where V is the plan's value (sustained
+exits plus the earliness credit, :mod:`allocator.model.formulation`) and shortfall sums the
+county exit rows' and the annual targets'; the solver proves a bound B_W on W (the MIP dual
+bound, or the LP optimum). From it, :func:`plan_bounds` states two facts a planner can read:
 
 - ``shortfall_bound``: no plan has less total shortfall than
-  (E_min - B_W) / penalty, where E_min is the fewest exits any plan can have;
-- ``bound`` on exits: no plan with at most this plan's shortfall in every county has more
-  than B_W + sum_c y_c s_c expected exits, where y_c is the price of county c's exit row
+  (V_min - B_W) / penalty, where V_min is the least value any plan can have;
+- ``bound`` on the value: no plan with at most this plan's shortfall in every county and
+  target has more than B_W + sum_r y_r s_r, where y_r is the price of shortfall row r
   (its LP dual, at most the penalty; the penalty itself when no duals are known).
-  This follows from Lagrangian duality: for every plan, exits - sum_c y_c s_c <= B_W.
+  This follows from Lagrangian duality: for every plan, V - sum_r y_r s_r <= B_W.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from allocator.model.formulation import Formulation, expand_ranges
+from allocator.model.formulation import SHORTFALL_FAMILIES, Formulation, expand_ranges
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy
 
@@ -54,13 +55,14 @@ def quiet(phase: str, **info) -> None:
 @dataclasses.dataclass
 class Outcome:
     """A finished solve: the final backend result, the proven bound on the model objective,
-    the county exit-row prices (LP duals) when known, and what happened."""
+    the prices of the shortfall rows (county exit rows, then annual targets: LP duals or
+    Lagrangian prices) when known, and what happened."""
 
     result: SolveResult
     bound: float | None
     phases: dict[str, float]
     notes: list[str]
-    county_prices: np.ndarray | None = None
+    shortfall_prices: np.ndarray | None = None
     # proven directly by a lexicographic solve (exact method); None: derive from ``bound``
     exits_bound: float | None = None
     shortfall_bound: float | None = None
@@ -87,7 +89,7 @@ def solve_exact(fm: Formulation, backend: str, options: SolveOptions, progress: 
     phases = {"mip_shortfall": round(least.solve_seconds, 4)}
     if not least.status.has_solution:
         return Outcome(least, None, phases, ["the least-shortfall stage found no plan"])
-    shortfall = float(least.x[fm.s_cols].sum())
+    shortfall = float(least.x[fm.shortfall_cols].sum())
     shortfall_bound = max(-least.bound, 0.0) if least.bound is not None else None
     cap = shortfall + max(1e-7, 1e-9 * shortfall)
     progress("branch and bound: most exits", shortfall=shortfall)
@@ -134,8 +136,9 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
     if lp.status != Status.OPTIMAL:
         return Outcome(lp, None, phases, [f"LP relaxation ended {lp.status.value}"])
     prices = None
-    if lp.duals is not None:  # d objective / d need_c <= 0 for the >= county exit rows
-        prices = np.clip(-lp.duals[fm.family("county_exit").rows], 0.0, fm.penalty)
+    if lp.duals is not None:  # d objective / d need <= 0 for the >= county exit and target rows
+        prices = np.clip(-np.concatenate([lp.duals[fm.family(name).rows] for name in SHORTFALL_FAMILIES]),
+                         0.0, fm.penalty)
     progress("LP done", bound=lp.objective, seconds=lp.solve_seconds)
     return fix_and_resolve(fm, solver, lp.x, lp.objective, prices, options, started, progress, phases, [])
 
@@ -192,7 +195,7 @@ def money_neighbours(fm: Formulation, point: np.ndarray, free: np.ndarray) -> np
     y_free = np.flatnonzero(free[fm.y_cols] & (point[fm.y_cols] > INTEGRAL_TOL))
     cells[p.proj_county[fm.y_proj[y_free]], fm.y_year[y_free]] = True
     chosen = np.flatnonzero((point[fm.x_cols] > 0.5) & cells[fm.x_county, fm.x_year] & ~free[fm.x_cols])
-    density = fm.x_gain[chosen] / np.maximum(p.pkg_cost[fm.x_pkg[chosen]], 1.0)
+    density = fm.model.c[chosen] / np.maximum(p.pkg_cost[fm.x_pkg[chosen]], 1.0)
     households = fm.x_household[chosen[np.argsort(density, kind="stable")[:WIDER_HOUSEHOLDS]]]
     return household_columns(fm, households) & fm.model.integrality
 
@@ -300,25 +303,25 @@ class Bounds:
     shortfall_gap: float | None  # total shortfall - shortfall_bound, in households
 
 
-def plan_bounds(fm: Formulation, outcome: Outcome, county_shortfall: np.ndarray, exits: float) -> Bounds:
-    """The exits and shortfall bounds of a plan (see the module docstring for the proofs)."""
-    total = float(county_shortfall.sum())
+def plan_bounds(fm: Formulation, outcome: Outcome, shortfalls: np.ndarray, value: float) -> Bounds:
+    """The value and shortfall bounds of a plan whose shortfalls (per county exit row, then per
+    annual target) are ``shortfalls`` and whose value V is ``value`` (module docstring)."""
+    total = float(shortfalls.sum())
     if outcome.exits_bound is not None or outcome.shortfall_bound is not None:
-        exits_bound = None if outcome.exits_bound is None else max(outcome.exits_bound, exits)
-        return Bounds(exits_bound, None if exits_bound is None else (exits_bound - exits) / max(abs(exits), 1.0),
+        exits_bound = None if outcome.exits_bound is None else max(outcome.exits_bound, value)
+        return Bounds(exits_bound, None if exits_bound is None else (exits_bound - value) / max(abs(value), 1.0),
                       outcome.shortfall_bound,
                       None if outcome.shortfall_bound is None else max(total - outcome.shortfall_bound, 0.0))
     if outcome.bound is None:
         return Bounds(None, None, None, None)
-    prices = outcome.county_prices if outcome.county_prices is not None else np.full(len(county_shortfall),
-                                                                                      fm.penalty)
-    exits_bound = max(outcome.bound + float(prices @ county_shortfall), exits)
-    p = fm.problem
-    worst = np.zeros(len(p.household_ids))
-    np.minimum.at(worst, fm.x_household, fm.x_gain)
-    fewest_exits = float(p.household_baseline.sum() + worst.sum())
-    shortfall_bound = max((fewest_exits - outcome.bound) / fm.penalty, 0.0)
-    return Bounds(exits_bound, (exits_bound - exits) / max(abs(exits), 1.0), shortfall_bound,
+    prices = outcome.shortfall_prices if outcome.shortfall_prices is not None else np.full(len(shortfalls),
+                                                                                          fm.penalty)
+    exits_bound = max(outcome.bound + float(prices @ shortfalls), value)
+    worst = np.zeros(len(fm.problem.household_ids))
+    np.minimum.at(worst, fm.x_household, fm.model.c[fm.x_cols])
+    least_value = float(fm.model.offset + worst.sum())
+    shortfall_bound = max((least_value - outcome.bound) / fm.penalty, 0.0)
+    return Bounds(exits_bound, (exits_bound - value) / max(abs(value), 1.0), shortfall_bound,
                   max(total - shortfall_bound, 0.0))
 
 

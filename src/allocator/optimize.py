@@ -25,7 +25,7 @@ from allocator.methods import Bounds, Progress, final_status, plan_bounds, quiet
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
-from allocator.plan import Plan, make_plan
+from allocator.plan import Plan, make_plan, shortfall_vector
 from allocator.scenario import Scenario, SolverSettings, apply_money, file_sha256, scenario_files
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, Status
@@ -55,7 +55,7 @@ def _read_or_generate(scenario: Scenario) -> dict[str, pd.DataFrame]:
 
     if is_raw_scenario(scenario):
         tables = prepare(scenario).tables
-        check_tables(tables, scenario.years)
+        check_tables(tables, scenario.years, policy=scenario.policy, scenario_file=_file_name(scenario))
         return tables
     if scenario.generate is not None:
         from allocator.synth import generate_preset
@@ -64,14 +64,19 @@ def _read_or_generate(scenario: Scenario) -> dict[str, pd.DataFrame]:
                      if k not in ("preset", "seed") and v is not None}
         tables = generate_preset(scenario.generate.preset, seed=scenario.generate.seed,
                                  start_year=scenario.start_year, deadline_year=scenario.deadline_year, **overrides)
-        check_tables(tables, scenario.years)
+        check_tables(tables, scenario.years, policy=scenario.policy, scenario_file=_file_name(scenario))
         return tables
     issues = IssueCollector()
     tables = read_tables(scenario.data_dir(), issues)
     if set(tables) == set(REQUIRED_TABLES + OPTIONAL_TABLES):
-        check_tables(tables, scenario.years, issues)
+        check_tables(tables, scenario.years, issues, policy=scenario.policy, scenario_file=_file_name(scenario))
     issues.raise_if_any()
     return tables
+
+
+def _file_name(scenario: Scenario) -> str:
+    """The scenario file's name, for issues about its keys."""
+    return scenario.source.name if scenario.source is not None else "scenario"
 
 
 def input_hashes(scenario: Scenario) -> dict[str, str]:
@@ -175,8 +180,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     plan.problem = problem
     bounds = Bounds(None, None, None, None)
     if x is not None:
-        bounds = plan_bounds(fm, outcome, plan.counties["shortfall_households"].to_numpy(),
-                             plan.summary["expected_exits"])
+        bounds = plan_bounds(fm, outcome, shortfall_vector(fm, plan), plan.summary["value"])
     status, stopped_by = final_status(outcome, bounds, options.mip_gap)
     gap = bounds.exits_gap
     plan.summary.update(status=status.value, stopped_by=stopped_by.value if stopped_by else None,
@@ -194,6 +198,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
         **(manifest or {}),
     }
     progress("plan ready", status=status.value, expected_exits=plan.summary.get("expected_exits"),
+             sustained_exits=plan.summary.get("sustained_exits"), value=plan.summary.get("value"),
              bound=bounds.exits_bound, gap=gap, shortfall=plan.summary.get("total_shortfall"))
     if baselines:
         for rule in BASELINES:

@@ -130,8 +130,9 @@ def replan_from(plan, progress, *, from_year: int | None = None, stability: floa
                               deadline_year=scenario.deadline_year)
     tables, states, projects, notes = remaining_tables(context, record, states, year)
     name = f"{scenario.name}-from-{year}"
-    problem = build_problem(tables, name=name, start_year=year, deadline_year=scenario.deadline_year,
-                            policy=scenario.policy)
+    policy = scenario.policy.model_copy(update={"annual_targets": {
+        y: share for y, share in scenario.policy.annual_targets.items() if y >= year}})  # the years still ahead
+    problem = build_problem(tables, name=name, start_year=year, deadline_year=scenario.deadline_year, policy=policy)
     manifest = {"seed": settings.seed, "policy": scenario.policy.model_dump(mode="json"),
                 "replan_of": context.plan.summary.get("manifest", {}).get("scenario_file"), "from_year": year}
     remaining = solve_problem(problem, settings, progress=progress_cb, manifest=manifest)
@@ -147,7 +148,7 @@ def replan_from(plan, progress, *, from_year: int | None = None, stability: floa
     summary = _summary(context, record, states, projects, tables, remaining, new_plan, diff, year, notes, stable)
     new_plan.summary["replan"] = {k: summary[k] for k in ("from_year", "record_year", "remaining", "stability")}
     doc = {"name": name, "start_year": year, "deadline_year": scenario.deadline_year, "data": "data",
-           "policy": scenario.policy.model_dump(mode="json"), "solver": settings.model_dump(mode="json")}
+           "policy": policy.model_dump(mode="json"), "solver": settings.model_dump(mode="json")}
     return Replan(new_plan, remaining, tables, doc, diff, summary)
 
 
@@ -185,16 +186,25 @@ def remaining_tables(context, record: Progress, states: pd.DataFrame, year: int)
     packages = packages[again & ~spent].reset_index(drop=True)
     shocked = (packages["household_id"].map(by_id["shock"]) != "").to_numpy()
     fresh = packages["household_id"].isin(generated["household_id"]).to_numpy()
-    packages["exit_probability"] = np.round(packages["exit_probability"].to_numpy()
-                                            * np.where(shocked & ~fresh, SHOCK_EXIT_FACTOR, 1.0), 6)
+    factor = np.where(shocked & ~fresh, SHOCK_EXIT_FACTOR, 1.0)
+    packages["exit_probability"] = np.round(packages["exit_probability"].to_numpy() * factor, 6)
+    if "sustained_probability" in packages:
+        sustained = np.round(packages["sustained_probability"].to_numpy() * factor, 6)
+        packages["sustained_probability"] = np.minimum(sustained, packages["exit_probability"].to_numpy())
 
     projects, project_states, late_notes = _remaining_projects(context, record, gen_projects, year)
     notes += late_notes
     funds, money_notes = _remaining_funds(t["funds"], record.disbursed, year)
     notes += money_notes
     personnel = _remaining_personnel(t, states, year)
-    tables = {"regions": t["regions"], "villages": t["villages"], "households": households, "packages": packages,
+    regions = t["regions"].copy()  # a county whose hat-off year has passed keeps its rule from now on
+    if "hat_off_year" in regions:
+        regions["hat_off_year"] = regions["hat_off_year"].where(regions["hat_off_year"].isna()
+                                                                | (regions["hat_off_year"] >= year), year)
+    tables = {"regions": regions, "villages": t["villages"], "households": households, "packages": packages,
               "projects": projects, "funds": funds, "personnel": personnel}
+    if "targets" in t:
+        tables["targets"] = t["targets"][t["targets"]["year"] >= year].reset_index(drop=True)
     return tables, states, project_states, notes
 
 
@@ -338,15 +348,15 @@ def planned_changes(states: pd.DataFrame, projects: pd.DataFrame, remaining: Pla
 
 
 def _stability(free: Plan, stable: Plan, states, projects, year: int, stability: float, mip_gap) -> dict:
-    """What the stability penalty did: changes and exits without and with it. The stable solve's
-    status is judged on its own objective, exits + lambda x kept decisions, against its bound."""
+    """What the stability penalty did: changes, exits and value without and with it. The stable
+    solve's status is judged on its own objective, value + lambda x kept decisions, against its bound."""
     changes_free = planned_changes(states, projects, free, year)
     changes = planned_changes(states, projects, stable, year)
     without = changes_free["households"] + changes_free["projects"]
     with_ = changes["households"] + changes["projects"]
     s = stable.summary
-    exits = s["expected_exits"]
-    objective = exits + stability * changes["kept"]
+    exits, value = s["expected_exits"], s["value"]
+    objective = value + stability * changes["kept"]
     gap = None
     if s.get("bound") is not None:
         gap = max(s["bound"] - objective, 0.0) / max(abs(objective), 1.0)
@@ -359,9 +369,10 @@ def _stability(free: Plan, stable: Plan, states, projects, year: int, stability:
             "project_changes_without": changes_free["projects"], "project_changes_with": changes["projects"],
             "expected_exits_without": free.summary["expected_exits"], "expected_exits_with": exits,
             "exits_cost": free.summary["expected_exits"] - exits,
-            "sentence": (f"the stability penalty ({stability:g} exits per changed decision) keeps {without - with_:,} "
-                         f"more planned decisions and costs {free.summary['expected_exits'] - exits:,.2f} expected "
-                         "exits")}
+            "value_without": free.summary["value"], "value_with": value, "value_cost": free.summary["value"] - value,
+            "sentence": (f"the stability penalty ({stability:g} sustained exits per changed decision) keeps "
+                         f"{without - with_:,} more planned decisions and costs "
+                         f"{free.summary['expected_exits'] - exits:,.2f} expected exits")}
     s["stability"] = info
     return info
 
@@ -410,7 +421,7 @@ def merge_plan(context, record: Progress, states: pd.DataFrame, projects: pd.Dat
                    total_cost=float(funding["amount"].sum()),
                    households_with_package=int((hh["package_id"].fillna("") != "").sum()),
                    projects_built=len(built), manifest=context.plan.summary.get("manifest", {}))
-    return Plan(summary, hh, built, funding, counties)
+    return Plan(summary, hh, built, funding, counties, remaining.path)  # the path from the re-plan year on
 
 
 def plan_diff(old: Plan, new: Plan, states: pd.DataFrame, projects: pd.DataFrame, packages: pd.DataFrame,

@@ -36,68 +36,44 @@ NOTHING = "nothing planned"
 MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 
 
-def exit_years(plan: Plan, problem: Problem) -> pd.Series:
-    """Per household of the plan, the year its package's exit counts (start + lag), or NA."""
-    lag = pd.Series(problem.pkg_lag, index=pd.MultiIndex.from_arrays(
-        [problem.household_ids[problem.pkg_household], problem.pkg_ids]))
-    chosen = plan.households["start_year"].notna().to_numpy()
-    years = pd.Series(pd.NA, index=plan.households.index, dtype="Int64")
-    key = pd.MultiIndex.from_arrays([plan.households["household_id"][chosen].astype(str),
-                                     plan.households["package_id"][chosen].astype(str)])
-    years[chosen] = plan.households["start_year"][chosen].astype(int).to_numpy() + lag.reindex(key).to_numpy()
-    return years
-
-
-def _exits_by_county_year(plan: Plan, problem: Problem) -> pd.DataFrame:
-    """Expected exits counted by the end of each year, per county (cumulative). A package
-    counts from start + lag (only if that is by the deadline); a household without one counts
-    its baseline at the deadline, as the model does."""
-    years = [int(y) for y in problem.years]
-    exit_year = exit_years(plan, problem)
-    counted = exit_year.fillna(problem.deadline_year).astype(int).clip(upper=problem.deadline_year + 1)
-    cells = pd.DataFrame({"county_id": plan.households["county_id"].astype(str), "year": counted,
-                          "exits": plan.households["exit_probability"].astype(float)})
-    grid = cells.pivot_table(index="county_id", columns="year", values="exits", aggfunc="sum", fill_value=0.0)
-    grid = grid.reindex(columns=years, fill_value=0.0).reindex(problem.county_ids.astype(str), fill_value=0.0)
-    return grid.cumsum(axis=1)
-
-
 def poor_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
-    """Expected registered poor households still poor at the end of each year, against the
-    national path rescaled to this plan's stock, and the most the thresholds allow at the deadline."""
-    exits = _exits_by_county_year(plan, problem).sum(axis=0)
+    """Expected registered poor households still poor at the end of each year (``path.csv``,
+    the whole scenario), against the plan's annual target, the national path rescaled to this
+    plan's stock, and the most the county thresholds allow."""
+    path = plan.path[plan.path["region_id"] == ""].sort_values("year")
     stock = float(problem.county_registered_poor.sum())
-    start = int(problem.years[0])
-    base = NATIONAL_STILL_POOR.get(start - 1)
+    base = NATIONAL_STILL_POOR.get(int(problem.years[0]) - 1)
     national = [stock * NATIONAL_STILL_POOR[y] / base if base and y in NATIONAL_STILL_POOR else np.nan
-                for y in exits.index]
+                for y in path["year"].astype(int)]
     allowed = float((problem.county_threshold * problem.county_rural_population).sum())
-    return pd.DataFrame({"year": exits.index.astype(int), "expected_poor": stock - exits.to_numpy(),
-                         "national_path": national, "allowed_at_deadline": allowed})
+    return pd.DataFrame({"year": path["year"].astype(int).to_numpy(), "expected_poor": path["expected_poor"].to_numpy(),
+                         "target": (path["target"] * path["registered_poor"]).to_numpy(),
+                         "national_path": national, "allowed_by_thresholds": allowed})
 
 
 def county_incidence_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
-    """Per county and year: expected poor at year end, incidence, threshold, and whether it is
-    below (the plan takes the county's hat off in the first such year)."""
-    exits = _exits_by_county_year(plan, problem)
-    poor = pd.Series(problem.county_registered_poor, index=exits.index)
-    population = pd.Series(problem.county_rural_population, index=exits.index)
-    remaining = exits.rsub(poor, axis=0)
-    incidence = remaining.div(population.where(population > 0), axis=0)
-    long = incidence.stack().rename("expected_incidence").reset_index()
-    long.columns = ["county_id", "year", "expected_incidence"]
-    long["expected_poor"] = remaining.stack().to_numpy()
-    long["threshold"] = long["county_id"].map(pd.Series(problem.county_threshold, index=exits.index))
+    """Per county and year: expected poor at year end (``path.csv``), incidence, threshold,
+    whether it is below, and the county's planned hat-off year."""
+    counties = problem.county_ids.astype(str)
+    long = plan.path[plan.path["region_id"].isin(counties)].rename(columns={"region_id": "county_id"})
+    long = long[["county_id", "year", "expected_poor"]].reset_index(drop=True)
+    population = pd.Series(problem.county_rural_population, index=counties)
+    long["expected_incidence"] = long["expected_poor"] / long["county_id"].map(population.where(population > 0))
+    long["threshold"] = long["county_id"].map(pd.Series(problem.county_threshold, index=counties))
     long["below_threshold"] = long["expected_incidence"] <= long["threshold"] + 1e-9
-    return long[["county_id", "year", "expected_poor", "expected_incidence", "threshold", "below_threshold"]]
+    long["hat_off_year"] = long["county_id"].map(pd.Series(problem.years[problem.county_hat_off], index=counties))
+    return long[["county_id", "year", "expected_poor", "expected_incidence", "threshold", "below_threshold",
+                 "hat_off_year"]]
 
 
 def hat_off_years(incidence: pd.DataFrame) -> pd.DataFrame:
-    """Per county, the first year the plan has it below its threshold (NA: not by the deadline)."""
+    """Per county, its planned hat-off year and the first year the plan has it below its
+    threshold (NA: not by the deadline)."""
     below = incidence[incidence["below_threshold"]].groupby("county_id")["year"].min()
-    counties = incidence["county_id"].drop_duplicates()
-    return pd.DataFrame({"county_id": counties.to_numpy(),
-                         "hat_off_year": below.reindex(counties).astype("Int64").to_numpy()})
+    counties = incidence.drop_duplicates("county_id")
+    return pd.DataFrame({"county_id": counties["county_id"].to_numpy(),
+                         "planned_hat_off_year": counties["hat_off_year"].to_numpy(),
+                         "hat_off_year": below.reindex(counties["county_id"]).astype("Int64").to_numpy()})
 
 
 def spend_table(plan: Plan, by: str) -> pd.DataFrame:
@@ -124,13 +100,17 @@ def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
 
 
 def poor_by_year_chart(table: pd.DataFrame) -> plt.Figure:
-    """Lines: expected poor at year end, the national path, and what the thresholds allow."""
+    """Lines: expected poor at year end against the annual targets, the national path, and
+    what the thresholds allow."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(table["year"], table["expected_poor"], marker="o", label="this plan (expected)")
+    if table["target"].notna().any():
+        ax.plot(table["year"], table["target"], marker="v", linestyle="", color="tab:red", markersize=9,
+                label="annual target (most still poor)")
     if table["national_path"].notna().any():
         ax.plot(table["year"], table["national_path"], marker="s", linestyle="--",
                 label="national path (NBS, rescaled)")
-    ax.axhline(table["allowed_at_deadline"].iloc[0], color="black", linewidth=1, label="allowed by the thresholds")
+    ax.axhline(table["allowed_by_thresholds"].iloc[0], color="black", linewidth=1, label="allowed by the thresholds")
     ax.set_xticks(table["year"])
     ax.set_ylabel("poor households at year end")
     ax.set_ylim(bottom=0)
@@ -347,11 +327,17 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
         by_year = hats["hat_off_year"].value_counts().sort_index()
         hat_text = "; ".join(f"{n} in {y}" for y, n in by_year.items())
         missing = int(hats["hat_off_year"].isna().sum())
-        parts += ["<h2>Expected poor by year</h2>", _png(poor_by_year_chart(path_table)),
-                  _table(path_table, money=("expected_poor", "national_path", "allowed_at_deadline")),
+        late = int((hats["hat_off_year"].fillna(problem.deadline_year + 1) > hats["planned_hat_off_year"]).sum())
+        sustained = s.get("sustained_share")
+        parts += ["<h2>Expected poor by year against the targets</h2>", _png(poor_by_year_chart(path_table)),
+                  _table(path_table, money=("expected_poor", "target", "national_path", "allowed_by_thresholds")),
+                  f"<p>Sustained exits (still out {problem.policy.sustain_years} years after the deadline): "
+                  f"{s['sustained_exits']:,.0f} of {s['expected_exits']:,.0f} expected exits"
+                  + (f" ({sustained:.1%})" if sustained is not None else "") + ".</p>",
                   "<h2>Counties against their threshold</h2>",
                   f"<p>Counties taking off the hat, by year: {_esc(hat_text or 'none')}"
                   + (f"; <span class='bad'>{missing} not by {problem.deadline_year}</span>" if missing else "")
+                  + (f"; <span class='bad'>{late} after their planned year</span>" if late else "")
                   + ".</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
                   "<h2>Money</h2>", _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
@@ -366,5 +352,5 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
     return "\n".join(parts)
 
 
-__all__ = ["build_report", "county_incidence_by_year", "exit_years", "hat_off_years", "poor_by_year", "spend_table",
+__all__ = ["build_report", "county_incidence_by_year", "hat_off_years", "poor_by_year", "spend_table",
            "village_table"]

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import pandas as pd
 import yaml
@@ -24,6 +24,7 @@ from allocator.errors import Issue, ScenarioError
 from allocator.tables import CATEGORIES
 
 Category = Literal["infrastructure", "industry", "housing", "ability", "ecology", "welfare"]
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
@@ -50,6 +51,18 @@ class Policy(_Strict):
     min_category_share: dict[Category, float] = {}
     max_category_share: dict[Category, float] = {}
     deadline: Literal["soft", "hard"] = "soft"
+    sustain_years: int = Field(3, ge=0, le=30)  # consolidation horizon after the deadline for a sustained exit
+    # the schedule: largest share of the starting registered poor still poor at each year-end
+    # (the whole scenario; per region in the `targets` table); replaces the table's scenario-wide rows
+    annual_targets: dict[int, Share] = {}
+    # objective credit per expected household-year out of poverty at the year-ends before the
+    # deadline, beside one per sustained exit: among plans equal on the rules, earlier exits win
+    earliness_weight: float = Field(0.02, ge=0, le=1)
+    # category shares of one source's spend, all years and counties: {source: {category: share}}
+    min_source_category_share: dict[str, dict[Category, Share]] = {}
+    max_source_category_share: dict[str, dict[Category, Share]] = {}
+    # county floors: every county a source may pay gets at least this share of the source's spend
+    county_floor_share: dict[str, Share] = {}
 
     @field_validator("min_category_share", "max_category_share")
     @classmethod
@@ -61,13 +74,22 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Policy:
-        for category, low in self.min_category_share.items():
-            high = self.max_category_share.get(category, 1.0)
-            if low > high:
-                raise ValueError(f"min share of {category} ({low}) is above its max share ({high})")
-        if sum(self.min_category_share.values()) > 1 + 1e-9:
-            raise ValueError("minimum category shares add up to more than 1")
+        rules = [("", self.min_category_share, self.max_category_share)]
+        rules += [(f" of source {source}", low, self.max_source_category_share.get(source, {}))
+                  for source, low in self.min_source_category_share.items()]
+        for where, lows, highs in rules:
+            for category, low in lows.items():
+                high = highs.get(category, 1.0)
+                if low > high:
+                    raise ValueError(f"min share of {category}{where} ({low}) is above its max share ({high})")
+            if sum(lows.values()) > 1 + 1e-9:
+                raise ValueError(f"minimum category shares{where} add up to more than 1")
         return self
+
+    @property
+    def has_source_shares(self) -> bool:
+        """Per-source category share rules or county floors are set (rules on one source's spend)."""
+        return bool(self.min_source_category_share or self.max_source_category_share or self.county_floor_share)
 
 
 class SolverSettings(_Strict):
@@ -142,6 +164,10 @@ class Scenario(_Strict):
                                      f"{self.start_year}..{self.deadline_year}")
                 if not amount >= 0:
                     raise ValueError(f"money of {source} in {year} must be >= 0 (got {amount})")
+        for year in self.policy.annual_targets:
+            if not self.start_year <= year <= self.deadline_year:
+                raise ValueError(f"policy.annual_targets: the year {year} is outside "
+                                 f"{self.start_year}..{self.deadline_year}")
         return self
 
     @property

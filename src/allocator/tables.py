@@ -42,6 +42,13 @@ class Column:
     allow_empty: bool = False  # for str/float: empty cells allowed
     default: object = None  # value used when an optional column is absent
 
+    @property
+    def dtype(self):
+        """The pandas dtype of the typed column (nullable Int64 for an int column that may be empty)."""
+        if self.kind == "int":
+            return "Int64" if self.allow_empty else np.int64
+        return {"str": str, "list": str, "float": float, "bool": bool}[self.kind]
+
     def expected(self) -> str:
         """The human description of what the column accepts."""
         words = {
@@ -88,6 +95,9 @@ SPECS: dict[str, TableSpec] = {
             Column("name", "str", required=False, allow_empty=True, default=""),
             Column("western", "bool", required=False, default=False),
             Column("rural_population", "int", required=False, minimum=0, default=0),
+            # counties: the year from whose end on the exit rule must hold (empty: the deadline)
+            Column("hat_off_year", "int", required=False, minimum=1900, maximum=2200, allow_empty=True,
+                   default=pd.NA),
         ),
         key=("region_id",),
     ),
@@ -124,6 +134,9 @@ SPECS: dict[str, TableSpec] = {
             Column("cost", "float", minimum=0, maximum=MAX_MONEY),
             Column("personnel_hours", "float", minimum=0, maximum=1e7),
             Column("exit_probability", "float", **PROB),
+            # exits by the deadline and stays out through policy.sustain_years (empty: exit_probability)
+            Column("sustained_probability", "float", required=False, allow_empty=True, default=np.nan, **PROB),
+            Column("earned_share", "float", required=False, allow_empty=True, default=np.nan, **PROB),
             Column("lag_years", "int", minimum=0, maximum=100),
             Column("requires", "list", required=False, default=""),
             Column("measures", "str", required=False, allow_empty=True, default=""),
@@ -151,6 +164,11 @@ SPECS: dict[str, TableSpec] = {
             Column("categories", "list", required=False, default=ANY),
             Column("regions", "list", required=False, default=ANY),
             Column("carry_over", "bool", required=False, default=False),
+            # with carry_over: unspent money of a year is recalled after this many years (empty: never)
+            Column("carry_over_years", "int", required=False, minimum=0, maximum=100, allow_empty=True,
+                   default=pd.NA),
+            # disbursement pace: cumulative spend through this year >= share x cumulative amount
+            Column("min_spend_share", "float", required=False, allow_empty=True, default=0.0, **PROB),
         ),
         key=("source_id", "year"),
     ),
@@ -163,10 +181,19 @@ SPECS: dict[str, TableSpec] = {
         ),
         key=("region_id", "year"),
     ),
+    "targets": TableSpec(
+        "targets",
+        (
+            Column("region_id", "str", allow_empty=True),  # empty: the whole scenario
+            Column("year", "int"),
+            Column("max_poor_share", "float", **PROB),
+        ),
+        key=("region_id", "year"),
+    ),
 }
 
 REQUIRED_TABLES = ("regions", "villages", "households", "packages", "projects", "funds")
-OPTIONAL_TABLES = ("personnel",)
+OPTIONAL_TABLES = ("personnel", "targets")
 
 
 def table_path(folder: Path, name: str) -> Path | None:
@@ -237,7 +264,8 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
     _bad_rows(out_of_range, raw, col, file, issues, "out of range")
     if col.kind == "int":
         exact = finite & np.isfinite(values)
-        return pd.Series(np.where(exact, np.round(np.where(exact, values, 0)), 0).astype(np.int64), index=raw.index)
+        ints = pd.Series(np.where(exact, np.round(np.where(exact, values, 0)), 0).astype(np.int64), index=raw.index)
+        return ints.astype("Int64").mask(empty) if col.allow_empty else ints
     return numbers
 
 
@@ -266,11 +294,7 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
         if col.name in raw.columns:
             typed[col.name] = _convert(raw[col.name].astype(str), col, file, issues)
         else:
-            typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index)
-            if col.kind in ("int", "float", "bool"):
-                typed[col.name] = typed[col.name].astype({"int": np.int64, "float": float, "bool": bool}[col.kind])
-            else:
-                typed[col.name] = typed[col.name].astype(str)
+            typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index, dtype=col.dtype)
     frame = pd.DataFrame(typed)
     frame.attrs["file"] = file
     bad_key_rows = {i.row - 1 for i in issues.issues[before:] if i.column in spec.key and i.row is not None}
@@ -321,10 +345,31 @@ def read_specs(folder: Path, specs: dict[str, TableSpec], optional: set[str],
 
 def empty_table(spec: TableSpec) -> pd.DataFrame:
     """A table of ``spec`` with no rows and the right dtypes."""
-    dtypes = {"str": str, "list": str, "int": np.int64, "float": float, "bool": bool}
-    frame = pd.DataFrame({c.name: pd.Series([], dtype=dtypes[c.kind]) for c in spec.columns})
+    frame = pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in spec.columns})
     frame.attrs["file"] = f"{spec.name}.csv"
     return frame
+
+
+def conform(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """``frame`` with exactly the spec's columns, in order; optional columns it lacks are
+    added at their default (generators and older code do not write every optional column)."""
+    missing = {c.name: pd.Series([c.default] * len(frame), index=frame.index, dtype=c.dtype)
+               for c in spec.columns if not c.required and c.name not in frame.columns}
+    done = frame.assign(**missing)[[c.name for c in spec.columns]]
+    done.attrs = dict(frame.attrs)
+    return done
+
+
+def complete_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The contract tables with every optional column and table present (at its default)."""
+    done = dict(tables)
+    for name, spec in SPECS.items():
+        if name in done:
+            if any(c.name not in done[name].columns for c in spec.columns):
+                done[name] = conform(done[name], spec)
+        elif name in OPTIONAL_TABLES:
+            done[name] = empty_table(spec)
+    return done
 
 
 def file_of(frame: pd.DataFrame, name: str) -> str:

@@ -37,7 +37,8 @@ from allocator import __version__
 from allocator.errors import InputError, Issue, ScenarioError
 from allocator.scenario import Scenario, apply_overrides, expand_keys, load_scenario
 
-RESULT_COLUMNS = ["status", "expected_exits", "counties_on_schedule", "counties_total", "total_shortfall",
+RESULT_COLUMNS = ["status", "expected_exits", "sustained_exits", "value", "counties_on_schedule", "counties_total",
+                  "target_shortfall", "total_shortfall",
                   "total_cost", "money_available", "bound", "gap", "seconds", "cached", "message", "variant"]
 RESULTS_FILE = "results.csv"
 FRONTIER_FILE = "frontier.png"
@@ -104,7 +105,8 @@ def solve_variant(scenario: Scenario, plans: bool = True) -> tuple[dict, object]
         return {"status": "error", "message": f"{type(error).__name__}: {text}",
                 "seconds": round(time.perf_counter() - started, 3)}, None
     summary = plan.summary
-    row = {key: summary.get(key) for key in ("status", "expected_exits", "counties_on_schedule", "counties_total",
+    row = {key: summary.get(key) for key in ("status", "expected_exits", "sustained_exits", "value",
+                                             "counties_on_schedule", "counties_total", "target_shortfall",
                                              "total_shortfall", "total_cost", "bound", "gap", "message")}
     budget = summary.get("budget_use") or []
     row["money_available"] = float(sum(item["amount"] for item in budget)) if budget else None
@@ -247,9 +249,9 @@ def _is_money_key(key: str) -> bool:
 
 def frontier_violations(results: pd.DataFrame, keys: Sequence[str], tol: float = 1e-6) -> list[str]:
     """Where the frontier goes backwards: with the other varied keys fixed, more money must
-    never give more total shortfall, nor fewer expected exits at the same shortfall (the model
-    minimises shortfall first, then maximises exits). A solve stopped short of its proof
-    (status feasible) can break this; a proven optimum cannot."""
+    never give more total shortfall, nor less value (sustained exits and the earliness credit)
+    at the same shortfall (the model minimises shortfall first, then maximises the value). A
+    solve stopped short of its proof (status feasible) can break this; a proven optimum cannot."""
     found = []
     planned = results[results["status"].isin(PLANNED) & results["money_available"].notna()]
     others = [k for k in keys if not _is_money_key(k)]
@@ -261,12 +263,12 @@ def frontier_violations(results: pd.DataFrame, keys: Sequence[str], tol: float =
             if previous is not None and row.money_available > previous.money_available:
                 before, after = previous.total_shortfall, row.total_shortfall
                 worse_shortfall = after > before + tol
-                exits = previous.expected_exits
-                fewer_exits = abs(after - before) <= tol and row.expected_exits < exits - tol * max(1.0, exits)
-                if worse_shortfall or fewer_exits:
+                value = previous.value
+                less_value = abs(after - before) <= tol and row.value < value - tol * max(1.0, value)
+                if worse_shortfall or less_value:
                     where = f" with {_label(others, label)}" if others else ""
                     found.append(f"money {previous.money_available:,.0f} → {row.money_available:,.0f}{where}: "
-                                 f"expected exits {previous.expected_exits:,.4f} → {row.expected_exits:,.4f}, "
+                                 f"value {previous.value:,.4f} → {row.value:,.4f}, "
                                  f"shortfall {before:,.4f} → {after:,.4f} (statuses {previous.status}, {row.status})")
             previous = row
     return found

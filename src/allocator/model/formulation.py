@@ -9,13 +9,21 @@ Columns (each a block of numpy index arrays):
 - ``y[q, t]`` binary: project q starts in year t (mandatory: t + d - 1 <= deadline;
   others only when some package needs them);
 - ``f[r, c, g]`` >= 0: fund row r (a source in a year) pays county c for category g;
-- ``s[c]`` >= 0: shortfall of county c, in households (fixed at 0 when the deadline is hard).
+- ``s[c]`` >= 0: shortfall of county c at its hat-off year, in households;
+- ``s[k]`` >= 0: shortfall of annual target k (a region and a year-end), in households
+  (both fixed at 0 when the deadline is hard).
 
-Objective (``Formulation.model``): maximise expected exits minus a shortfall penalty,
-sum_h baseline_h + sum (exit_p - baseline_h) x - penalty * sum_c s_c, with the penalty
-above every possible exit gain (one household of shortfall outweighs all exits), so the
-least total shortfall comes first and the most exits second. The exact method solves the
-lexicographic objective in two stages instead (:meth:`Formulation.shortfall_model`, then
+A household is out of poverty at the end of year t with its package's ``exit_probability``
+once t >= start + lag, else with its baseline chance by then (:meth:`Problem.baseline_at`).
+
+Objective (``Formulation.model``): maximise the plan's value minus a shortfall penalty,
+V - penalty * (sum_c s_c + sum_k s_k), where V = sustained exits (each household's
+``sustained_probability`` when its exit counts by the deadline, else its baseline) plus
+``policy.earliness_weight`` x the expected household-years out of poverty at the year-ends
+start..deadline. The penalty is above every possible gain in V (one household of shortfall
+outweighs everything else), so the least total shortfall comes first, then sustained exits,
+with earlier exits worth a little more. The exact method solves the lexicographic objective
+in two stages instead (:meth:`Formulation.shortfall_model`, then
 :meth:`Formulation.exits_model` with total shortfall capped).
 """
 
@@ -72,8 +80,9 @@ class Formulation:
     f_county: np.ndarray
     f_category: np.ndarray
     families: list[RowFamily]
-    penalty: float = 0.0  # objective units lost per household of county shortfall
+    penalty: float = 0.0  # objective units lost per household of county or target shortfall
     s_county: np.ndarray | None = None  # counties with a shortfall column (None: all, in order)
+    t_target: np.ndarray | None = None  # annual targets with a shortfall column (None: all, in order)
 
     @property
     def nx(self) -> int:
@@ -100,17 +109,41 @@ class Formulation:
         return slice(self.nx + self.ny, self.nx + self.ny + self.nf)
 
     @property
+    def shortfall_counties(self) -> np.ndarray:
+        """The county of each county-shortfall column."""
+        return np.arange(len(self.problem.county_ids)) if self.s_county is None else self.s_county
+
+    @property
+    def shortfall_targets(self) -> np.ndarray:
+        """The annual target of each target-shortfall column."""
+        return np.arange(len(self.problem.target_year)) if self.t_target is None else self.t_target
+
+    @property
     def s_cols(self) -> slice:
+        """County shortfall columns."""
         start = self.nx + self.ny + self.nf
-        n = len(self.problem.county_ids) if self.s_county is None else len(self.s_county)
-        return slice(start, start + n)
+        return slice(start, start + len(self.shortfall_counties))
+
+    @property
+    def t_cols(self) -> slice:
+        """Annual-target shortfall columns (right after the county ones)."""
+        start = self.s_cols.stop
+        return slice(start, start + len(self.shortfall_targets))
+
+    @property
+    def shortfall_cols(self) -> slice:
+        """Every penalised shortfall column: counties', then targets'."""
+        return slice(self.s_cols.start, self.t_cols.stop)
 
     @property
     def column_county(self) -> np.ndarray:
-        """The county of every column: its household's, project's, flow's or shortfall's."""
+        """The county of every column: its household's, project's, flow's or shortfall's (a
+        target's first county)."""
         p = self.problem
-        s_county = np.arange(len(p.county_ids)) if self.s_county is None else self.s_county
-        return np.concatenate([self.x_county, p.proj_county[self.y_proj], self.f_county, s_county])
+        t_county = np.argmax(p.target_county_ok[self.shortfall_targets], axis=1) if len(p.county_ids) else \
+            np.zeros(len(self.shortfall_targets), dtype=np.int64)
+        return np.concatenate([self.x_county, p.proj_county[self.y_proj], self.f_county, self.shortfall_counties,
+                               t_county])
 
     @property
     def x_household(self) -> np.ndarray:
@@ -121,11 +154,35 @@ class Formulation:
         return self.problem.household_county[self.x_household]
 
     @property
-    def x_gain(self) -> np.ndarray:
-        """Exit gain of each x column over the baseline; 0 where the exit would not count."""
+    def x_exit_year(self) -> np.ndarray:
+        """Year index from whose end each x column's exit counts (start + lag)."""
+        return self.x_year + self.problem.pkg_lag[self.x_pkg]
+
+    def x_exit_at(self, t: int | np.ndarray) -> np.ndarray:
+        """Exit gain of each x column over the baseline at the end of year index ``t`` (one per
+        column, or a scalar); 0 where the exit does not count by then."""
         p = self.problem
-        counted = p.years[self.x_year] + p.pkg_lag[self.x_pkg] <= p.deadline_year
-        return np.where(counted, p.pkg_exit[self.x_pkg] - p.household_baseline[self.x_household], 0.0)
+        t = np.broadcast_to(np.asarray(t, dtype=np.int64), self.x_year.shape)
+        base = 1.0 - np.power(1.0 - p.household_baseline[self.x_household], (t + 1.0) / len(p.years))
+        return np.where(self.x_exit_year <= t, p.pkg_exit[self.x_pkg] - base, 0.0)
+
+    @property
+    def x_gain(self) -> np.ndarray:
+        """Exit gain of each x column over the baseline at the deadline; 0 where it would not count."""
+        return self.x_exit_at(len(self.problem.years) - 1)
+
+    @property
+    def x_value(self) -> np.ndarray:
+        """Each x column's gain in the plan's value V: its sustained exit over the baseline at
+        the deadline, plus the earliness weight times its household-years out of poverty."""
+        p = self.problem
+        counted = self.x_exit_year <= len(p.years) - 1
+        value = np.where(counted, p.pkg_sustained[self.x_pkg] - p.household_baseline[self.x_household], 0.0)
+        weight = p.policy.earliness_weight
+        if weight:
+            for t in range(len(p.years)):
+                value = value + weight * self.x_exit_at(t)
+        return value
 
     def unstartable_mandatory(self) -> np.ndarray:
         """Mandatory projects without a start-year column (no year lets them finish and be paid)."""
@@ -141,8 +198,8 @@ class Formulation:
         nx, ny, nf = self.nx, self.ny, self.nf
         x, y = columns[columns < nx], columns[(columns >= nx) & (columns < nx + ny)] - nx
         f = columns[(columns >= nx + ny) & (columns < nx + ny + nf)] - nx - ny
-        s = columns[columns >= nx + ny + nf] - nx - ny - nf
-        s_all = np.arange(len(self.problem.county_ids)) if self.s_county is None else self.s_county
+        s = columns[(columns >= self.s_cols.start) & (columns < self.s_cols.stop)] - self.s_cols.start
+        t = columns[columns >= self.t_cols.start] - self.t_cols.start
         families, start = [], 0
         for family in self.families:
             inside = rows[(rows >= family.rows.start) & (rows < family.rows.stop)]
@@ -154,18 +211,19 @@ class Formulation:
                             col_lo=m.col_lo[columns], col_hi=m.col_hi[columns], integrality=m.integrality[columns],
                             sense=m.sense, offset=0.0)
         return Formulation(self.problem, model, self.x_pkg[x], self.x_year[x], self.y_proj[y], self.y_year[y],
-                           self.f_fund[f], self.f_county[f], self.f_category[f], families, self.penalty, s_all[s])
+                           self.f_fund[f], self.f_county[f], self.f_category[f], families, self.penalty,
+                           self.shortfall_counties[s], self.shortfall_targets[t])
 
     def shortfall_model(self) -> LinearModel:
         """Stage 1 of the lexicographic objective: minimise total shortfall (maximise its negative)."""
         c = np.zeros(self.model.num_cols)
-        c[self.s_cols] = -1.0
+        c[self.shortfall_cols] = -1.0
         return dataclasses.replace(self.model, c=c, offset=0.0)
 
     def exits_model(self, shortfall_cap: float) -> LinearModel:
-        """Stage 2: maximise expected exits with total shortfall <= ``shortfall_cap``."""
+        """Stage 2: maximise the plan's value with total shortfall <= ``shortfall_cap``."""
         c = self.model.c.copy()
-        c[self.s_cols] = 0.0
+        c[self.shortfall_cols] = 0.0
         row_hi = self.model.row_hi.copy()
         row_hi[self.family("total_shortfall").rows] = shortfall_cap
         return dataclasses.replace(self.model, c=c, row_hi=row_hi)
@@ -209,8 +267,11 @@ def package_columns(p: Problem, fundable: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def has_share_rules(p: Problem) -> bool:
-    """Category share rules make any spend useful (it changes the shares), so nothing is pruned."""
-    return bool(p.policy.min_category_share or p.policy.max_category_share)
+    """Rules on spend — category shares (of all spend or of a source's), county floors, a
+    disbursement pace — make any spend useful (it changes the shares or the pace), so nothing
+    is pruned."""
+    return bool(p.policy.min_category_share or p.policy.max_category_share or p.policy.has_source_shares
+                or np.any(p.fund_min_spend > 0))
 
 
 def project_columns(p: Problem, fundable: np.ndarray, x_pkg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,26 +374,136 @@ def money_balance(fm: Formulation) -> Block:
                  {"county": keys // (G * T), "category": (keys // T) % G, "year": keys % T})
 
 
+def budget_windows(p: Problem) -> list[tuple[int, int, int]]:
+    """The (source, first year, last year) windows whose spend the source's money must cover.
+
+    Without carry-over each year's spend is within its own amount: windows (t, t). With
+    carry-over, money of year t may pay spend in years t .. t + R (R = ``carry_over_years``,
+    infinite when never recalled). Spend can then be matched to money exactly when, for every
+    window [a, b] of years, spend in it <= the money of years max(a - R, start) .. b (Hall's
+    condition on an interval graph: windows suffice); windows with a - R <= start are implied
+    by [start, b], so only a = start and a > start + R are kept."""
+    T = len(p.years)
+    windows = []
+    for s in range(len(p.source_ids)):
+        if not p.source_carry_over[s]:
+            windows += [(s, t, t) for t in sorted(set(p.fund_year[p.fund_source == s].tolist()))]
+            continue
+        recall = p.source_recall_years[s]
+        firsts = [0] + ([a for a in range(1, T) if a - recall > 0] if recall >= 0 else [])
+        windows += [(s, a, b) for a in firsts for b in range(a, T)]
+    return windows
+
+
+def window_money(p: Problem, s: int, a: int, b: int) -> float:
+    """The money of source ``s`` that may pay spend in years a..b (see :func:`budget_windows`)."""
+    if not p.source_carry_over[s]:
+        first = a
+    else:
+        recall = p.source_recall_years[s]
+        first = max(a - recall, 0) if recall >= 0 else 0
+    return float(p.fund_amount[(p.fund_source == s) & (p.fund_year >= first) & (p.fund_year <= b)].sum())
+
+
 def source_budget(fm: Formulation) -> Block:
-    """Source budget: spend of a source in year t <= its amount (cumulatively with carry-over)."""
+    """Source budget: spend of a source in each window of years <= the money that may pay it
+    (:func:`budget_windows`: each year's own amount, cumulatively with carry-over, recalled
+    after ``carry_over_years``)."""
     p = fm.problem
-    rows, cols, limits = [], [], []
+    rows, cols, limits, keys = [], [], [], []
     f_index = fm.f_cols.start + np.arange(fm.nf)
-    for r in range(len(p.fund_amount)):
-        s, t = p.fund_source[r], p.fund_year[r]
-        if p.source_carry_over[s]:
-            same = (p.fund_source == s) & (p.fund_year <= t)
-        else:
-            same = np.arange(len(p.fund_amount)) == r
-        members = np.flatnonzero(same[fm.f_fund])
-        rows.append(np.full(len(members), r))
+    f_source, f_year = p.fund_source[fm.f_fund], p.fund_year[fm.f_fund]
+    for s, a, b in budget_windows(p):
+        members = np.flatnonzero((f_source == s) & (f_year >= a) & (f_year <= b))
+        rows.append(np.full(len(members), len(limits)))
         cols.append(f_index[members])
-        limits.append(p.fund_amount[same].sum())
+        limits.append(window_money(p, s, a, b))
+        keys.append((s, a, b))
     n = len(limits)
+    key = np.array(keys, dtype=np.int64).reshape(n, 3)
     row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    return Block("source_budget", "Source budget (cumulative with carry-over)", row, col, np.ones(len(row)),
-                 np.full(n, -np.inf), np.array(limits, dtype=float), {"fund": np.arange(n)})
+    return Block("source_budget", "Source budget (carry-over, recalled after its years)", row, col,
+                 np.ones(len(row)), np.full(n, -np.inf), np.array(limits, dtype=float),
+                 {"source": key[:, 0], "first_year": key[:, 1], "year": key[:, 2]})
+
+
+def spend_pace(fm: Formulation) -> Block:
+    """Disbursement pace: a source's spend through year t >= min_spend_share x its amount through t."""
+    p = fm.problem
+    rules = np.flatnonzero(p.fund_min_spend > 0)
+    f_index = fm.f_cols.start + np.arange(fm.nf)
+    f_source, f_year = p.fund_source[fm.f_fund], p.fund_year[fm.f_fund]
+    rows, cols, need = [], [], []
+    for i, r in enumerate(rules):
+        s, t = p.fund_source[r], p.fund_year[r]
+        members = np.flatnonzero((f_source == s) & (f_year <= t))
+        rows.append(np.full(len(members), i))
+        cols.append(f_index[members])
+        need.append(p.fund_min_spend[r] * p.fund_amount[(p.fund_source == s) & (p.fund_year <= t)].sum())
+    n = len(rules)
+    return Block("spend_pace", "Disbursement pace of a source (spend through a year)",
+                 np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+                 np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+                 np.ones(sum(len(c) for c in cols)), np.array(need, dtype=float), np.full(n, np.inf),
+                 {"fund": rules})
+
+
+def _share_rows(fm: Formulation, groups: list[tuple[np.ndarray, np.ndarray, float, str]], name: str,
+                title: str, keys: dict[str, np.ndarray]) -> Block:
+    """Rows sum_{part} f - share * sum_{whole} f >= 0 (kind 'min') or <= 0 ('max'), one per
+    (part mask, whole mask, share, kind) over the flow columns."""
+    f_index = fm.f_cols.start + np.arange(fm.nf)
+    rows, cols, vals = [], [], []
+    for i, (part, whole, share, _kind) in enumerate(groups):
+        members = np.flatnonzero(whole | part)
+        rows.append(np.full(len(members), i))
+        cols.append(f_index[members])
+        vals.append(np.where(part[members], 1.0, 0.0) - np.where(whole[members], share, 0.0))
+    n = len(groups)
+    return Block(name, title, np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+                 np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+                 np.concatenate(vals) if vals else np.zeros(0),
+                 np.array([0.0 if g[3] == "min" else -np.inf for g in groups]).reshape(n),
+                 np.array([np.inf if g[3] == "min" else 0.0 for g in groups]).reshape(n), keys)
+
+
+def source_category_shares(fm: Formulation) -> Block:
+    """Category shares of one source: min_g * spend_s <= spend_{s,g} <= max_g * spend_s, all years."""
+    p = fm.problem
+    source_index = {source: i for i, source in enumerate(p.source_ids)}
+    f_source = p.fund_source[fm.f_fund]
+    groups, key_source, key_category = [], [], []
+    for kind, rules in (("min", p.policy.min_source_category_share), ("max", p.policy.max_source_category_share)):
+        for source, shares in rules.items():
+            whole = f_source == source_index[source]
+            for category, share in shares.items():
+                g = CATEGORIES.index(category)
+                groups.append((whole & (fm.f_category == g), whole, share, kind))
+                key_source.append(source_index[source])
+                key_category.append(g)
+    return _share_rows(fm, groups, "source_category_share", "Category share of a source's spend",
+                       {"source": np.array(key_source, dtype=np.int64),
+                        "category": np.array(key_category, dtype=np.int64),
+                        "kind": np.array([g[3] for g in groups], dtype=object),
+                        "share": np.array([g[2] for g in groups], dtype=float)})
+
+
+def county_floors(fm: Formulation) -> Block:
+    """County floors: each county a source can pay for something in gets >= share x the source's spend."""
+    p = fm.problem
+    source_index = {source: i for i, source in enumerate(p.source_ids)}
+    f_source = p.fund_source[fm.f_fund]
+    groups, key_source, key_county = [], [], []
+    for source, share in p.policy.county_floor_share.items():
+        whole = f_source == source_index[source]
+        for c in np.unique(fm.f_county[whole]):
+            groups.append((whole & (fm.f_county == c), whole, share, "min"))
+            key_source.append(source_index[source])
+            key_county.append(c)
+    return _share_rows(fm, groups, "county_floor", "County floor: a county's share of a source's spend",
+                       {"source": np.array(key_source, dtype=np.int64), "county": np.array(key_county, dtype=np.int64),
+                        "share": np.array([g[2] for g in groups], dtype=float)})
 
 
 def category_shares(fm: Formulation) -> Block:
@@ -380,22 +551,67 @@ def personnel_hours(fm: Formulation) -> Block:
 
 
 def county_exit(fm: Formulation) -> Block:
-    """County exit: poor_c - exits_c <= threshold_c * population_c + s_c."""
+    """County exit at its hat-off year H: poor_c - exits_c(H) <= threshold_c * population_c + s_c.
+    Exits only grow with the years (a counted exit stays counted, the baseline rises), so the
+    rule then holds at every later year-end too."""
     p = fm.problem
     C = len(p.county_ids)
-    need = p.county_registered_poor - p.county_baseline_exits - p.county_threshold * p.county_rural_population
-    row = np.concatenate([fm.x_county, np.arange(C)])
-    col = np.concatenate([np.arange(fm.nx), fm.s_cols.start + np.arange(C)])
-    val = np.concatenate([fm.x_gain, np.ones(C)])
-    return Block("county_exit", "County exit by the deadline", row, col, val, need, np.full(C, np.inf),
-                 {"county": np.arange(C)})
+    at = p.county_hat_off
+    need = county_exit_need(p)
+    gain = fm.x_exit_at(at[fm.x_county])
+    hit = np.flatnonzero(gain != 0)
+    row = np.concatenate([fm.x_county[hit], np.arange(C)])
+    col = np.concatenate([hit, fm.s_cols.start + np.arange(C)])
+    val = np.concatenate([gain[hit], np.ones(C)])
+    return Block("county_exit", "County exit from its hat-off year", row, col, val, need, np.full(C, np.inf),
+                 {"county": np.arange(C), "year": at.copy()})
+
+
+def county_exit_need(p: Problem) -> np.ndarray:
+    """Per county, the expected exits by its hat-off year that packages must add to the
+    baseline's for its incidence to reach the threshold (<= 0: the baseline suffices)."""
+    hh_at = p.county_hat_off[p.household_county]
+    base = 1.0 - np.power(1.0 - p.household_baseline, (hh_at + 1.0) / len(p.years))
+    baseline = np.bincount(p.household_county, weights=base, minlength=len(p.county_ids))
+    return p.county_registered_poor - baseline - p.county_threshold * p.county_rural_population
+
+
+def annual_target(fm: Formulation) -> Block:
+    """Annual target k (a region, a year-end t, a share m): its registered poor still poor at
+    the end of t <= m x its registered poor at the start + s_k, i.e.
+    sum_{h in k} exit_h(t) + s_k >= (1 - m) x poor_k."""
+    p = fm.problem
+    K = len(p.target_year)
+    rows, cols, vals, need = [], [], [], []
+    for k in range(K):
+        covered = p.target_county_ok[k][fm.x_county]
+        gain = np.where(covered, fm.x_exit_at(p.target_year[k]), 0.0)
+        hit = np.flatnonzero(gain != 0)
+        rows.append(np.full(len(hit) + 1, k))
+        cols.append(np.append(hit, fm.t_cols.start + k))
+        vals.append(np.append(gain[hit], 1.0))
+        members = p.target_households(k)
+        need.append((1.0 - p.target_share[k]) * members.sum() - p.baseline_at(p.target_year[k])[members].sum())
+    return Block("annual_target", "Annual target: share still poor at a year-end",
+                 np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
+                 np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+                 np.concatenate(vals) if vals else np.zeros(0), np.array(need, dtype=float), np.full(K, np.inf),
+                 {"target": np.arange(K), "year": p.target_year.copy()})
 
 
 def total_shortfall(fm: Formulation) -> Block:
-    """Total shortfall cap: sum_c s_c <= cap (+inf here; the exact method's second stage sets it)."""
-    C = len(fm.problem.county_ids)
-    return Block("total_shortfall", "Total shortfall cap", np.zeros(C, dtype=np.int64), fm.s_cols.start + np.arange(C),
-                 np.ones(C), np.array([-np.inf]), np.array([np.inf]), {})
+    """Total shortfall cap: sum of county and target shortfalls <= cap (+inf here; the exact
+    method's second stage sets it)."""
+    cols = np.arange(fm.shortfall_cols.start, fm.shortfall_cols.stop)
+    return Block("total_shortfall", "Total shortfall cap", np.zeros(len(cols), dtype=np.int64), cols,
+                 np.ones(len(cols)), np.array([-np.inf]), np.array([np.inf]), {})
+
+
+def baseline_value(p: Problem) -> float:
+    """The plan's value V with no package: baseline exits, plus the earliness weight times
+    the baseline household-years out of poverty."""
+    years = float(p.baseline_at(np.arange(len(p.years))).sum()) if len(p.household_ids) else 0.0
+    return float(p.household_baseline.sum()) + p.policy.earliness_weight * years
 
 
 KEEP_ANY_YEAR = -2  # a planned decision kept whatever its start year (its planned year is past)
@@ -419,7 +635,12 @@ def keep_bonus(fm: Formulation) -> np.ndarray:
 
 
 FAMILIES = (one_plan_per_household, project_at_most_once, prerequisites, money_balance, source_budget,
-            category_shares, personnel_hours, county_exit, total_shortfall)
+            category_shares, source_category_shares, county_floors, spend_pace, personnel_hours, county_exit,
+            annual_target, total_shortfall)
+# families whose rows hold flow columns only (the money piece of decompose's relaxation)
+FLOW_FAMILIES = ("source_budget", "category_share", "source_category_share", "county_floor", "spend_pace")
+# families with a penalised shortfall column per row, in the order of the shortfall columns
+SHORTFALL_FAMILIES = ("county_exit", "annual_target")
 
 
 def formulate(p: Problem) -> Formulation:
@@ -439,7 +660,7 @@ def formulate(p: Problem) -> Formulation:
 
     blocks = [build(fm) for build in FAMILIES]
     offsets = np.cumsum([0] + [len(b.lo) for b in blocks])
-    n = fm.s_cols.stop
+    n = fm.t_cols.stop
     A = sp.csr_matrix(
         (np.concatenate([b.val for b in blocks]),
          (np.concatenate([b.row + off for b, off in zip(blocks, offsets, strict=False)]),
@@ -450,7 +671,7 @@ def formulate(p: Problem) -> Formulation:
     fm.families = [RowFamily(b.name, b.title, slice(int(offsets[i]), int(offsets[i + 1])), b.keys)
                    for i, b in enumerate(blocks)]
 
-    gain = fm.x_gain
+    gain = fm.x_value
     bonus = keep_bonus(fm)  # a re-plan's stability option (allocator.replan); zero otherwise
     best_gain = np.zeros(len(p.household_ids))
     np.maximum.at(best_gain, fm.x_household, gain + bonus[fm.x_cols])
@@ -458,15 +679,15 @@ def formulate(p: Problem) -> Formulation:
     c = np.zeros(n)
     c[fm.x_cols] = gain
     c[: fm.nx + fm.ny] += bonus
-    c[fm.s_cols] = -fm.penalty
+    c[fm.shortfall_cols] = -fm.penalty
     col_hi = np.ones(n)
     col_hi[fm.f_cols] = np.inf
-    col_hi[fm.s_cols] = 0.0 if p.policy.deadline == "hard" else np.inf
+    col_hi[fm.shortfall_cols] = 0.0 if p.policy.deadline == "hard" else np.inf
     integrality = np.zeros(n, dtype=bool)
     integrality[: fm.nx + fm.ny] = True
     fm.model = LinearModel(
         c=c, A=A, row_lo=np.concatenate([b.lo for b in blocks]), row_hi=np.concatenate([b.hi for b in blocks]),
         col_lo=np.zeros(n), col_hi=col_hi, integrality=integrality, sense="max",
-        offset=float(p.household_baseline.sum()),
+        offset=baseline_value(p),
     )
     return fm

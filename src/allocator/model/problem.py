@@ -13,7 +13,7 @@ import pandas as pd
 
 from allocator.checks import check_tables, county_of_regions
 from allocator.scenario import Policy
-from allocator.tables import ANY, CATEGORIES, split_list
+from allocator.tables import ANY, CATEGORIES, complete_tables, split_list
 
 CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 
@@ -31,6 +31,7 @@ class Problem:
     county_rural_population: np.ndarray
     county_threshold: np.ndarray
     county_western: np.ndarray
+    county_hat_off: np.ndarray  # year index from whose end on the county's exit rule holds
     # townships (all townships of those counties)
     township_ids: np.ndarray
     township_county: np.ndarray
@@ -49,6 +50,7 @@ class Problem:
     pkg_cost: np.ndarray
     pkg_hours: np.ndarray
     pkg_exit: np.ndarray
+    pkg_sustained: np.ndarray  # exit by the deadline and no return through policy.sustain_years
     pkg_lag: np.ndarray
     pkg_req_ptr: np.ndarray
     pkg_req_project: np.ndarray
@@ -62,16 +64,24 @@ class Problem:
     # fund rows: one per (source, year); eligibility as boolean masks
     source_ids: np.ndarray
     source_carry_over: np.ndarray
+    source_recall_years: np.ndarray  # carried money is recalled after this many years (-1: never)
     fund_source: np.ndarray
     fund_year: np.ndarray  # index into years
     fund_amount: np.ndarray
     fund_category_ok: np.ndarray  # (funds, categories)
     fund_county_ok: np.ndarray  # (funds, counties)
+    fund_min_spend: np.ndarray  # pace: cumulative spend of the source through the year >= this x amount
     # personnel rows on counties or townships
     pers_is_county: np.ndarray
     pers_region: np.ndarray  # county index or township index
     pers_year: np.ndarray
     pers_hours: np.ndarray
+    # annual targets: per target its region ('' = the whole scenario), year index, largest
+    # share still poor, and which counties it covers (targets x counties)
+    target_region: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    target_year: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    target_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    target_county_ok: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     extra: dict = field(default_factory=dict)
 
     @property
@@ -103,6 +113,19 @@ class Problem:
         return np.bincount(self.household_county, weights=self.household_baseline,
                            minlength=len(self.county_ids))
 
+    def baseline_at(self, t: int | np.ndarray) -> np.ndarray:
+        """Each household's chance to be out of poverty at the end of year index ``t`` with no
+        package: ``baseline_exit_probability`` is reached at the deadline at a constant yearly
+        rate, 1 - (1 - b)^((t + 1) / T). With ``t`` an array, one row per entry."""
+        T = len(self.years)
+        frac = (np.asarray(t, dtype=float) + 1.0) / T
+        b = self.household_baseline
+        return 1.0 - np.power(1.0 - b, frac[..., None] if np.ndim(frac) else frac)
+
+    def target_households(self, k: int) -> np.ndarray:
+        """Mask of the registered poor households target ``k`` covers."""
+        return self.target_county_ok[k][self.household_county]
+
     def sizes(self) -> dict[str, int]:
         """Entity counts, for progress messages and the run manifest."""
         return {
@@ -110,7 +133,7 @@ class Problem:
             "villages": len(self.village_ids), "households": len(self.household_ids),
             "packages": len(self.pkg_ids), "projects": len(self.proj_ids),
             "fund_rows": len(self.fund_amount), "personnel_rows": len(self.pers_hours),
-            "years": len(self.years),
+            "targets": len(self.target_year), "years": len(self.years),
         }
 
 
@@ -138,7 +161,8 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
     years = np.arange(start_year, deadline_year + 1)
     policy = policy or Policy()
     if validate:
-        check_tables(tables, years.tolist())
+        check_tables(tables, years.tolist(), policy=policy)
+    tables = complete_tables(tables)
     regions, villages, households = tables["regions"], tables["villages"], tables["households"]
     packages, projects, funds, personnel = (tables[n] for n in ("packages", "projects", "funds", "personnel"))
 
@@ -155,6 +179,7 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
     county_ids = county_rows["region_id"].to_numpy(dtype=object)
     western = county_rows["western"].to_numpy(dtype=bool)
     thresholds = np.where(western, policy.county_exit_threshold.western, policy.county_exit_threshold.default)
+    hat_off = county_rows["hat_off_year"].fillna(deadline_year).to_numpy(dtype=np.int64) - start_year
 
     in_model = regions["region_id"].map(county_of).isin(poor_county_ids)
     township_rows = regions[(regions["level"] == "township") & in_model]
@@ -188,6 +213,9 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
     fund_source = _codes(funds["source_id"], source_ids)
     carry = np.zeros(len(source_ids), dtype=bool)
     carry[fund_source] = funds["carry_over"].to_numpy(dtype=bool)
+    recall = np.full(len(source_ids), -1, dtype=np.int64)
+    recall[fund_source] = funds["carry_over_years"].fillna(-1).to_numpy(dtype=np.int64)
+    recall = np.where(carry, recall, -1)
     cat_ok = np.zeros((len(funds), len(CATEGORIES)), dtype=bool)
     county_ok = np.zeros((len(funds), len(county_ids)), dtype=bool)
     ancestors = _ancestors(regions)
@@ -198,6 +226,9 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
         reg_items = set(split_list(regs))
         county_ok[i] = True if ANY in reg_items else [bool(a & reg_items) for a in county_ancestors]
 
+    target_region, target_year, target_share, target_ok = _targets(tables["targets"], policy, regions, county_ids,
+                                                                    ancestors, start_year)
+
     pers_county = _codes(personnel["region_id"], county_ids)
     pers_township = _codes(personnel["region_id"], township_ids)
     pers_is_county = pers_county >= 0
@@ -207,7 +238,7 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
         name=name, years=years, policy=policy, tables=tables,
         county_ids=county_ids,
         county_rural_population=county_rows["rural_population"].to_numpy(dtype=float),
-        county_threshold=thresholds, county_western=western,
+        county_threshold=thresholds, county_western=western, county_hat_off=hat_off,
         township_ids=township_ids, township_county=township_county,
         village_ids=village_ids, village_township=village_township, village_county=village_county,
         household_ids=household_ids, household_village=household_village,
@@ -217,6 +248,7 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
         pkg_cost=pkg_rows["cost"].to_numpy(dtype=float),
         pkg_hours=pkg_rows["personnel_hours"].to_numpy(dtype=float),
         pkg_exit=pkg_rows["exit_probability"].to_numpy(dtype=float),
+        pkg_sustained=pkg_rows["sustained_probability"].fillna(pkg_rows["exit_probability"]).to_numpy(dtype=float),
         pkg_lag=pkg_rows["lag_years"].to_numpy(dtype=np.int64),
         pkg_req_ptr=req_ptr, pkg_req_project=req_project.astype(np.int64),
         proj_village=proj_village, proj_ids=proj_rows["project_id"].to_numpy(dtype=object),
@@ -224,12 +256,33 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
         proj_cost=proj_rows["cost"].to_numpy(dtype=float),
         proj_duration=proj_rows["duration_years"].to_numpy(dtype=np.int64),
         proj_mandatory=proj_rows["mandatory"].to_numpy(dtype=bool),
-        source_ids=source_ids, source_carry_over=carry, fund_source=fund_source,
+        source_ids=source_ids, source_carry_over=carry, source_recall_years=recall, fund_source=fund_source,
         fund_year=(funds["year"].to_numpy() - start_year).astype(np.int64),
         fund_amount=funds["amount"].to_numpy(dtype=float),
         fund_category_ok=cat_ok, fund_county_ok=county_ok,
+        fund_min_spend=funds["min_spend_share"].fillna(0.0).to_numpy(dtype=float),
         pers_is_county=pers_is_county[keep_pers],
         pers_region=np.where(pers_is_county, pers_county, pers_township)[keep_pers],
         pers_year=(personnel["year"].to_numpy() - start_year)[keep_pers].astype(np.int64),
         pers_hours=personnel["hours"].to_numpy(dtype=float)[keep_pers],
+        target_region=target_region, target_year=target_year, target_share=target_share,
+        target_county_ok=target_ok,
     )
+
+
+def _targets(targets: pd.DataFrame, policy: Policy, regions: pd.DataFrame, county_ids: np.ndarray,
+             ancestors: dict[str, set[str]], start_year: int) -> tuple[np.ndarray, ...]:
+    """The annual targets as arrays: the table's rows, with ``policy.annual_targets`` replacing
+    its scenario-wide ones (region ''); a region covers the counties in its subtree."""
+    rows = targets[["region_id", "year", "max_poor_share"]]
+    if policy.annual_targets:
+        rows = pd.concat([rows[rows["region_id"] != ""],
+                          pd.DataFrame({"region_id": "", "year": list(policy.annual_targets),
+                                        "max_poor_share": list(policy.annual_targets.values())})])
+    rows = rows.sort_values(["region_id", "year"], kind="stable")
+    region = rows["region_id"].to_numpy(dtype=object)
+    ok = np.array([[r == "" or r in ancestors[c] for c in county_ids] for r in region], dtype=bool)
+    ok = ok.reshape(len(region), len(county_ids))
+    covers = ok.any(axis=1)  # a target on a region without registered poor constrains nothing
+    return (region[covers], (rows["year"].to_numpy(dtype=np.int64) - start_year)[covers],
+            rows["max_poor_share"].to_numpy(dtype=float)[covers], ok[covers])

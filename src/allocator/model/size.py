@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from allocator.model.formulation import G, expand_ranges, fundable_grid, has_share_rules
+from allocator.model.formulation import G, budget_windows, expand_ranges, fundable_grid, has_share_rules
 from allocator.model.problem import Problem
 
 BYTES_PER_NONZERO = 160  # the model's triplets and CSR, HiGHS' copy, presolve and IPM factors
@@ -77,7 +77,12 @@ def estimate_size(p: Problem) -> ModelSize:
     years_ok[free] = True
     allowed = _cumulative(years_ok)
     n_x = _years_in(allowed, earliest, latest)
-    n_exit = _years_in(allowed, earliest, np.minimum(latest, counted_last))
+    hat_off = p.county_hat_off[county]  # county exit entries: columns counted by the county's hat-off year
+    n_exit = _years_in(allowed, earliest, np.minimum(latest, hat_off - p.pkg_lag))
+    n_target = np.zeros(len(p.pkg_ids), dtype=np.int64)  # annual target entries: counted by the target's year
+    for k in range(len(p.target_year)):
+        covered = p.target_county_ok[k][county]
+        n_target += np.where(covered, _years_in(allowed, earliest, np.minimum(latest, p.target_year[k] - p.pkg_lag)), 0)
     span = _years_in(_cumulative(years_ok * spans), earliest, latest)
     has_x = n_x > 0
 
@@ -113,9 +118,22 @@ def estimate_size(p: Problem) -> ModelSize:
     possible &= fundable
     flows_per_fund = np.einsum("rc,rg,rgc->r", p.fund_county_ok.astype(np.int64), p.fund_category_ok.astype(np.int64),
                                possible[:, :, p.fund_year].transpose(2, 0, 1).astype(np.int64))
-    same_or_later = (p.fund_source[:, None] == p.fund_source[None, :]) & (p.fund_year[None, :] >= p.fund_year[:, None])
-    budget_rows_per_flow = np.where(p.source_carry_over[p.fund_source], same_or_later.sum(axis=1), 1)
+    windows = np.array(budget_windows(p), dtype=np.int64).reshape(-1, 3)
+    budget_rows_per_flow = ((windows[None, :, 0] == p.fund_source[:, None])
+                            & (windows[None, :, 1] <= p.fund_year[:, None])
+                            & (windows[None, :, 2] >= p.fund_year[:, None])).sum(axis=1)
     n_f = int(flows_per_fund.sum())
+    flows_of_source = np.bincount(p.fund_source, weights=flows_per_fund, minlength=len(p.source_ids))
+    source = {name: i for i, name in enumerate(p.source_ids)}
+    pol = p.policy
+    share_rules = [(source[s_], len(rules)) for s_, rules in (*pol.min_source_category_share.items(),
+                                                              *pol.max_source_category_share.items())]
+    floor_rules = [(source[s_], C) for s_ in pol.county_floor_share]  # at most one row per county
+    source_rows = sum(n for _, n in share_rules + floor_rules)
+    source_nonzeros = int(sum(flows_of_source[s_] * n for s_, n in share_rules + floor_rules))
+    pace = np.flatnonzero(p.fund_min_spend > 0)
+    earlier = (p.fund_source[pace, None] == p.fund_source[None, :]) & (p.fund_year[None, :] <= p.fund_year[pace, None])
+    pace_nonzeros = int((earlier * flows_per_fund[None, :]).sum())
 
     # prerequisite rows: per (household, project) pair, the years from its earliest start on
     pair = p.pkg_household[req_owner] * max(Q, 1) + p.pkg_req_project[req_flat]
@@ -132,15 +150,17 @@ def estimate_size(p: Problem) -> ModelSize:
 
     n_req = np.diff(p.pkg_req_ptr)
     rules = len(p.policy.min_category_share) + len(p.policy.max_category_share)
-    x_nonzeros = n_x * (1 + ~free + personnel) + n_exit + span * n_req
+    x_nonzeros = n_x * (1 + ~free + personnel) + n_exit + n_target + span * n_req
+    K = len(p.target_year)
     nonzeros = (int(x_nonzeros.sum()) + int(n_y.sum()) + int((n_y * (p.proj_cost > 0)).sum()) + y_prereq
-                + int(flows_per_fund @ budget_rows_per_flow) + n_f * (1 + rules) + 2 * C)
+                + int(flows_per_fund @ budget_rows_per_flow) + n_f * (1 + rules) + source_nonzeros + pace_nonzeros
+                + 2 * (C + K))
     money_rows = int(possible.sum())
     mandatory_or_built = int(((n_y > 0) | p.proj_mandatory).sum())
     rows = (int(np.unique(p.pkg_household[has_x]).size) + mandatory_or_built + prereq_rows + money_rows
-            + len(p.fund_amount) + rules + len(p.pers_hours) + C + 1)
+            + len(windows) + rules + source_rows + len(pace) + len(p.pers_hours) + C + K + 1)
     integer = int(n_x.sum() + n_y.sum())
-    columns = integer + n_f + C
+    columns = integer + n_f + C + K
     memory = nonzeros * BYTES_PER_NONZERO + (rows + columns) * BYTES_PER_LINE
     return ModelSize(rows, columns, integer, nonzeros, memory)
 

@@ -169,7 +169,7 @@ import pyarrow.compute as pc
 
 from allocator.scenario import POVERTY_LINE
 from allocator.synth.canonical import _ids, _names, _round, _str, regions_table
-from allocator.tables import ANY, LIST_SEPARATOR, SPECS, take_text
+from allocator.tables import ANY, LIST_SEPARATOR, SPECS, conform, take_text
 from allocator.targeting.raw import CAUSES, HOUSEHOLD_TYPES, RAW_SPECS
 
 TABLE_NAMES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "cadres")
@@ -362,8 +362,7 @@ def generate_province(households: int, start_year: int = 2016, deadline_year: in
         "cadres": _cadres_table(cad, vil),
     }
     for name, frame in tables.items():
-        columns = CADRE_COLUMNS if name == "cadres" else [c.name for c in _spec(name).columns]
-        tables[name] = frame[list(columns)]
+        tables[name] = frame[list(CADRE_COLUMNS)] if name == "cadres" else conform(frame, _spec(name))
     # the generator's truth (not part of the raw contract): the villages drawn as poor
     village_ids = tables["villages_raw"]["village_id"].to_numpy(dtype=object)
     tables["villages_raw"].attrs["poor_village_ids"] = tuple(village_ids[vil["poor"]].tolist())

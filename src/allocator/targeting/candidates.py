@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from allocator.errors import Issue, ScenarioError
-from allocator.tables import LIST_SEPARATOR, SPECS, take_text
+from allocator.tables import LIST_SEPARATOR, SPECS, conform, take_text
 from allocator.targeting.catalog import GUARANTEES, Catalog, evaluate
 from allocator.targeting.identify import Identification
 
@@ -332,7 +332,7 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
                                "registered_poor": planned, "baseline_exit_probability": baseline})
     tables = {"regions": regions, "villages": villages, "households": households, "packages": packages,
               "projects": projects, "funds": funds, "personnel": personnel}
-    tables = {name: t[[c.name for c in SPECS[name].columns]].reset_index(drop=True) for name, t in tables.items()}
+    tables = {name: conform(t, SPECS[name]).reset_index(drop=True) for name, t in tables.items()}
     served = np.unique(rows)
     summary = {
         "planned_households": len(sub), "basis": basis,
