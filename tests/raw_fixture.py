@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from allocator.tables import SPECS
+from allocator.tables import SPECS, column_dtype
 from allocator.targeting.raw import RAW_SPECS
 
 LINE = 2855.0  # the 2015 line: data year of a 2016-2020 plan
@@ -18,8 +18,7 @@ def _typed(name: str, rows: list[dict]) -> pd.DataFrame:
     for col in spec.columns:
         if col.name not in frame:
             frame[col.name] = col.default
-        kind = {"int": np.int64, "float": float, "bool": bool}.get(col.kind, str)
-        frame[col.name] = frame[col.name].astype(kind)
+        frame[col.name] = frame[col.name].astype(column_dtype(col))
     return frame[[c.name for c in spec.columns]]
 
 

@@ -21,8 +21,8 @@ from allocator.synth.province import (
 from allocator.tables import ANY, LEVELS, SPECS, split_list
 from allocator.targeting.raw import CAUSES, RAW_SPECS, read_raw_tables
 
-TABLES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "cadres")
-KIND_DTYPE = {"int": "int64", "float": "float64", "bool": "bool"}
+TABLES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "targets", "cadres")
+KIND_DTYPE = {"int": "int64", "float": "float64", "bool": "bool", "nullable int": "Int64"}
 CADRE_KINDS = {"cadre_id": "str", "township_id": "str", "capacity": "int", "skills": "list", "latitude": "float",
                "longitude": "float", "hours_per_year": "float"}
 MEMBER_COLUMNS = ("labourers", "children_out_of_school", "uninsured_members", "chronic_illness_members",
@@ -67,7 +67,7 @@ def _spec_columns(name: str) -> list[tuple[str, str]]:
     if name == "cadres":
         return list(CADRE_KINDS.items())
     spec = RAW_SPECS.get(name) or SPECS[name]
-    return [(c.name, c.kind) for c in spec.columns]
+    return [(c.name, "nullable int" if c.kind == "int" and c.allow_empty else c.kind) for c in spec.columns]
 
 
 # --- determinism and presets ------------------------------------------------------------
@@ -122,7 +122,8 @@ def test_columns_and_dtypes_follow_the_specs(small):
                 assert not values.isna().any(), (name, column)
             else:
                 assert str(values.dtype) == KIND_DTYPE[kind], (name, column, values.dtype)
-            if kind in ("int", "float") and column not in ("latitude", "longitude", "income_per_capita"):
+            if kind in ("int", "float") and column not in ("latitude", "longitude", "income_per_capita",
+                                                           "min_spend_share"):
                 assert np.isfinite(values.to_numpy(dtype=float)).all() and (values >= 0).all(), (name, column)
     for name in ("villages_raw", "households_raw"):
         spec = RAW_SPECS[name]
@@ -345,8 +346,12 @@ def test_funds_are_real_sized(small, registered):
     assert loan.sum() == pytest.approx(62_500 * 0.57 * movers, rel=1e-6)
     np.testing.assert_allclose(loan.to_numpy() / loan.sum(), np.array([25, 35, 25, 10]) / 95, atol=1e-6)
     carry = table["carry_over"].groupby(level=0).first()
-    assert carry.to_dict() == {"central": True, "east_west": False, "integrated": False, "provincial": False,
+    assert carry.to_dict() == {"central": True, "east_west": True, "integrated": True, "provincial": True,
                                "relocation_loan": True, "social_donation": True}
+    recall = table["carry_over_years"].groupby(level=0).first().astype(object).fillna("never")
+    assert recall.to_dict() == {"central": 2, "east_west": 2, "integrated": 2, "provincial": 2,  # fiscal money
+                                "relocation_loan": "never", "social_donation": "never"}
+    assert table["min_spend_share"].isna().all()  # no sourced disbursement pace
     cats = table["categories"].groupby(level=0).first()
     assert cats["central"] == ANY and cats["relocation_loan"] == "housing"
     assert cats["integrated"] == "infrastructure;industry"

@@ -88,6 +88,7 @@ SPECS: dict[str, TableSpec] = {
             Column("name", "str", required=False, allow_empty=True, default=""),
             Column("western", "bool", required=False, default=False),
             Column("rural_population", "int", required=False, minimum=0, default=0),
+            Column("hat_off_year", "int", required=False, minimum=1900, maximum=2200, allow_empty=True),
         ),
         key=("region_id",),
     ),
@@ -127,6 +128,8 @@ SPECS: dict[str, TableSpec] = {
             Column("lag_years", "int", minimum=0, maximum=100),
             Column("requires", "list", required=False, default=""),
             Column("measures", "str", required=False, allow_empty=True, default=""),
+            Column("sustained_probability", "float", required=False, allow_empty=True, default=np.nan, **PROB),
+            Column("earned_share", "float", required=False, allow_empty=True, default=np.nan, **PROB),
         ),
         key=("household_id", "package_id"),
     ),
@@ -151,6 +154,8 @@ SPECS: dict[str, TableSpec] = {
             Column("categories", "list", required=False, default=ANY),
             Column("regions", "list", required=False, default=ANY),
             Column("carry_over", "bool", required=False, default=False),
+            Column("carry_over_years", "int", required=False, minimum=0, maximum=100, allow_empty=True),
+            Column("min_spend_share", "float", required=False, allow_empty=True, default=np.nan, **PROB),
         ),
         key=("source_id", "year"),
     ),
@@ -163,10 +168,19 @@ SPECS: dict[str, TableSpec] = {
         ),
         key=("region_id", "year"),
     ),
+    "targets": TableSpec(  # annual targets: region_id empty = the whole scenario
+        "targets",
+        (
+            Column("region_id", "str", allow_empty=True),
+            Column("year", "int"),
+            Column("max_poor_share", "float", **PROB),
+        ),
+        key=("region_id", "year"),
+    ),
 }
 
 REQUIRED_TABLES = ("regions", "villages", "households", "packages", "projects", "funds")
-OPTIONAL_TABLES = ("personnel",)
+OPTIONAL_TABLES = ("personnel", "targets")
 
 
 def table_path(folder: Path, name: str) -> Path | None:
@@ -237,7 +251,10 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
     _bad_rows(out_of_range, raw, col, file, issues, "out of range")
     if col.kind == "int":
         exact = finite & np.isfinite(values)
-        return pd.Series(np.where(exact, np.round(np.where(exact, values, 0)), 0).astype(np.int64), index=raw.index)
+        ints = np.where(exact, np.round(np.where(exact, values, 0)), 0).astype(np.int64)
+        if col.allow_empty:  # empty cells stay missing (nullable integers)
+            return pd.Series(pd.array(ints, dtype="Int64"), index=raw.index).mask(empty)
+        return pd.Series(ints, index=raw.index)
     return numbers
 
 
@@ -268,7 +285,7 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
         else:
             typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index)
             if col.kind in ("int", "float", "bool"):
-                typed[col.name] = typed[col.name].astype({"int": np.int64, "float": float, "bool": bool}[col.kind])
+                typed[col.name] = typed[col.name].astype(column_dtype(col))
             else:
                 typed[col.name] = typed[col.name].astype(str)
     frame = pd.DataFrame(typed)
@@ -319,12 +336,26 @@ def read_specs(folder: Path, specs: dict[str, TableSpec], optional: set[str],
     return tables
 
 
+def column_dtype(col: Column):
+    """The pandas dtype of a typed column (nullable integers where cells may be empty)."""
+    if col.kind == "int" and col.allow_empty:
+        return "Int64"
+    return {"str": str, "list": str, "int": np.int64, "float": float, "bool": bool}[col.kind]
+
+
 def empty_table(spec: TableSpec) -> pd.DataFrame:
     """A table of ``spec`` with no rows and the right dtypes."""
-    dtypes = {"str": str, "list": str, "int": np.int64, "float": float, "bool": bool}
-    frame = pd.DataFrame({c.name: pd.Series([], dtype=dtypes[c.kind]) for c in spec.columns})
+    frame = pd.DataFrame({c.name: pd.Series([], dtype=column_dtype(c)) for c in spec.columns})
     frame.attrs["file"] = f"{spec.name}.csv"
     return frame
+
+
+def conform(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """``frame`` with exactly the columns of ``spec`` in spec order; an optional column it lacks
+    gets the column's default (a table made in memory before the column existed)."""
+    missing = {c.name: pd.Series([c.default] * len(frame), index=frame.index).astype(column_dtype(c))
+               for c in spec.columns if c.name not in frame and not c.required}
+    return frame.assign(**missing)[[c.name for c in spec.columns]].reset_index(drop=True)
 
 
 def file_of(frame: pd.DataFrame, name: str) -> str:

@@ -325,8 +325,8 @@ def generate_canonical(households: int, start_year: int = 2016, deadline_year: i
         "funds": funds,
         "personnel": personnel,
     }
-    for name, frame in tables.items():
-        tables[name] = frame[[c.name for c in SPECS[name].columns]]
+    for name, frame in tables.items():  # optional columns this generator does not draw are left out
+        tables[name] = frame[[c.name for c in SPECS[name].columns if c.required or c.name in frame]]
     return tables
 
 
