@@ -651,16 +651,20 @@ def batch_years(difficulty: np.ndarray, years: np.ndarray) -> np.ndarray:
     quantile (r + 0.5) / n and takes off in the first year whose cumulative share reaches it, so
     a single county gets the median county's year."""
     n = len(difficulty)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(difficulty, kind="stable")] = np.arange(n)
+    return batch_year_at((rank + 0.5) / max(n, 1), years)
+
+
+def batch_year_at(quantile: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """The hat-off year of counties at these quantiles of difficulty (0 = easiest): the first
+    year of the horizon whose stretched cumulative batch share reaches the quantile."""
     real = np.cumsum(list(COUNTY_BATCHES.values())) / sum(COUNTY_BATCHES.values())
     real_t = np.arange(1, len(real) + 1) / len(real)
     horizon_t = np.arange(1, len(years) + 1) / len(years)
     share = np.interp(horizon_t, np.r_[0.0, real_t], np.r_[0.0, real])
     share[-1] = 1.0
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(difficulty, kind="stable")] = np.arange(n)
-    index = np.searchsorted(share, (rank + 0.5) / n - 1e-12)
+    index = np.searchsorted(share, np.asarray(quantile, dtype=float) - 1e-12)
     return np.asarray(years, dtype=np.int64)[np.minimum(index, len(years) - 1)]
 
 
@@ -805,5 +809,6 @@ def _personnel_table(cad: dict, vil: dict, years: np.ndarray) -> pd.DataFrame:
     })
 
 
-__all__ = ["CADRE_COLUMNS", "CADRE_SKILLS", "COUNTY_BATCHES", "PROVINCE_PRESETS", "TABLE_NAMES", "batch_years",
+__all__ = ["CADRE_COLUMNS", "CADRE_SKILLS", "COUNTY_BATCHES", "PROVINCE_PRESETS", "TABLE_NAMES", "batch_year_at",
+           "batch_years",
            "generate_province", "generate_province_preset", "national_targets"]

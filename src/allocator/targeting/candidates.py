@@ -124,44 +124,49 @@ def _above(mean: np.ndarray, var: np.ndarray, line: float) -> np.ndarray:
 
 @dataclass
 class Later:
-    """Income at the end of the consolidation horizon D + S, per package and priced gain: the
-    base and the gains grown to then, the chance ``keep`` a gain present at D is still paid,
-    and the line of that year."""
+    """The consolidation years D + 1 .. D + ``years`` of each package: the household's yearly
+    income growth (of its base income and its earned gains), which priced gains are earned, the
+    chance ``keep`` that a gain paid at D is still paid through the last year, and the line."""
 
-    base: np.ndarray
-    base_var: np.ndarray
-    means: np.ndarray
-    sds: np.ndarray
-    keep: np.ndarray
-    line: float
+    growth: np.ndarray  # per package
+    earned: np.ndarray  # per priced gain
+    keep: np.ndarray  # per package and priced gain
+    line: float  # at the deadline
+    line_growth: float
+    years: int
 
 
-def _joint_income_probability(base: np.ndarray, base_var: np.ndarray, means: np.ndarray, sds: np.ndarray,
-                              fails: np.ndarray, line: float, later: Later) -> tuple[np.ndarray, ...]:
-    """P(income_D >= line), P(income_D+S >= later.line) and P(both), per package.
+def _income_probabilities(base: np.ndarray, base_var: np.ndarray, means: np.ndarray, sds: np.ndarray,
+                          fails: np.ndarray, line: float, later: Later) -> tuple[np.ndarray, ...]:
+    """Per package: P(income >= line at D), P(>= the line at every year-end D + 1 .. D + S) and
+    P(both: at D and through D + S).
 
-    Gain i fails by D with fails[:, i]; if it succeeded it is still paid at D + S with
-    later.keep[:, i]. The normal parts at D and D + S are comonotone (one standard normal
-    draw: a household richer than expected stays so), so for each success pattern
-    P(both) = min(P_D, P_S). The EXACT_GAINS gains most likely to be missing at D + S
-    (by (1 - (1 - f) keep) x mean) are enumerated over fail / stop / last; the rest are
-    moment-matched at each date. With keep = 1 and later = the deadline, P(both) = P_D."""
+    Gain i fails by D with fails[:, i]; if it succeeded it is paid through D + S with
+    later.keep[:, i], else (pessimistically) it stops right after D. The normal parts of all
+    years are comonotone (one standard normal draw: a household richer than expected stays
+    so), so for each success pattern P(every year) = min over the years of P(that year). The
+    EXACT_GAINS gains most likely to be missing later (by (1 - (1 - f) keep) x mean) are
+    enumerated over fail / stop / last; the rest are moment-matched in each year."""
     n, k = means.shape
     rows = np.arange(n)[:, None]
     order = np.argsort(-(1 - (1 - fails) * later.keep) * means, axis=1, kind="stable")
-    means, sds, fails = means[rows, order], sds[rows, order], fails[rows, order]
-    means_s, sds_s, keep = later.means[rows, order], later.sds[rows, order], later.keep[rows, order]
+    means, sds, fails, keep = means[rows, order], sds[rows, order], fails[rows, order], later.keep[rows, order]
+    earned = np.broadcast_to(later.earned, (n, k))[rows, order]
     exact = min(EXACT_GAINS, k)
     on = 1 - fails[:, exact:]
-    on_s = on * keep[:, exact:]
+    last = on * keep[:, exact:]
     mean_d0 = base + (on * means[:, exact:]).sum(axis=1)
     var_d0 = base_var + (on * (sds[:, exact:] ** 2 + fails[:, exact:] * means[:, exact:] ** 2)).sum(axis=1)
-    mean_s0 = later.base + (on_s * means_s[:, exact:]).sum(axis=1)
-    var_s0 = later.base_var + (on_s * (sds_s[:, exact:] ** 2 + (1 - on_s) * means_s[:, exact:] ** 2)).sum(axis=1)
-    p_d, p_s, p_both = np.zeros(n), np.zeros(n), np.zeros(n)
+    later_mean = last * means[:, exact:]
+    later_var = last * (sds[:, exact:] ** 2 + (1 - last) * means[:, exact:] ** 2)
+    rest_e = earned[:, exact:]
+    e_mean0, e_var0 = (later_mean * rest_e).sum(axis=1), (later_var * rest_e).sum(axis=1)
+    t_mean0, t_var0 = (later_mean * ~rest_e).sum(axis=1), (later_var * ~rest_e).sum(axis=1)
+    p_d, p_later, p_both = np.zeros(n), np.zeros(n), np.zeros(n)
+    years = [((1 + later.growth) ** year, line * (1 + later.line_growth) ** year) for year in range(1, later.years + 1)]
     for states in itertools.product(range(3), repeat=exact):  # 0 failed, 1 succeeded then stopped, 2 lasts
         weight = np.ones(n)
-        mean_d, var_d, mean_s, var_s = mean_d0, var_d0, mean_s0, var_s0
+        mean_d, var_d, e_mean, e_var, t_mean, t_var = mean_d0, var_d0, e_mean0, e_var0, t_mean0, t_var0
         for i, state in enumerate(states):
             if state == 0:
                 weight = weight * fails[:, i]
@@ -169,12 +174,20 @@ def _joint_income_probability(base: np.ndarray, base_var: np.ndarray, means: np.
             weight = weight * (1 - fails[:, i]) * (keep[:, i] if state == 2 else 1 - keep[:, i])
             mean_d, var_d = mean_d + means[:, i], var_d + sds[:, i] ** 2
             if state == 2:
-                mean_s, var_s = mean_s + means_s[:, i], var_s + sds_s[:, i] ** 2
-        at_d, at_s = _above(mean_d, var_d, line), _above(mean_s, var_s, later.line)
+                e = earned[:, i]
+                e_mean, e_var = e_mean + e * means[:, i], e_var + e * sds[:, i] ** 2
+                t_mean, t_var = t_mean + ~e * means[:, i], t_var + ~e * sds[:, i] ** 2
+        if not weight.any():  # e.g. a transfer that never lasts
+            continue
+        at_d = _above(mean_d, var_d, line)
+        through = np.ones(n)
+        for grown, line_then in years:  # earned income and the base grow, transfers do not
+            through = np.minimum(through, _above((base + e_mean) * grown + t_mean,
+                                                 (base_var + e_var) * grown ** 2 + t_var, line_then))
         p_d += weight * at_d
-        p_s += weight * at_s
-        p_both += weight * np.minimum(at_d, at_s)
-    return tuple(np.clip(p, 0.0, 1.0) for p in (p_d, p_s, p_both))
+        p_later += weight * through
+        p_both += weight * np.minimum(at_d, through)
+    return tuple(np.clip(p, 0.0, 1.0) for p in (p_d, p_later, p_both))
 
 
 def _codes_text(codes: np.ndarray, names: list[str], separator: str) -> pd.api.extensions.ExtensionArray:
@@ -316,20 +329,21 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
     fails = np.where(mem[:, priced], fails, 0.0)
     base_var = (p.income_volatility * np.maximum(base, 0)) ** 2
     p_income = _income_probability(base, base_var, means, sds, fails, line)
-    later = _later(rows, sub, arrays, catalog, base, means, sds, line=line, sustain_years=sustain_years)
-    p_d, p_s, p_both = _joint_income_probability(base, base_var, means, sds, fails, line, later)
+    later = _later(rows, sub, arrays, catalog, line=line, sustain_years=sustain_years)
+    p_d, p_later, p_both = _income_probabilities(base, base_var, means, sds, fails, line, later)
     weights = np.where(mem, (1 - _failures(measures)) * np.maximum(gain_mean, 0), 0.0)
     for m, measure in enumerate(measures):
         if measure.gain is not None and measure.gain.to_line is not None:  # a top-up to a line (dibao)
             if catalog.line(measure.gain.to_line, deadline_year) >= line:
                 f = measure.gain.failure
                 p_income = np.where(mem[:, m], (1 - f) + f * p_income, p_income)
-                lasts = mem[:, m] & (arrays.continues[rows, m] | (sustain_years == 0)) & (
-                    catalog.line(measure.gain.to_line, deadline_year + sustain_years) >= later.line)
-                at_s = np.where(lasts, 1.0, p_s)  # paid at D + S, or the household's own income
-                p_d, p_s, p_both = (np.where(mem[:, m], (1 - f) + f * p_d, p_d),
-                                    np.where(mem[:, m], (1 - f) * at_s + f * p_s, p_s),
-                                    np.where(mem[:, m], (1 - f) * at_s + f * p_both, p_both))
+                later_line = line * (1 + p.line_growth) ** sustain_years
+                lasts = arrays.continues[rows, m] & (
+                    catalog.line(measure.gain.to_line, deadline_year + sustain_years) >= later_line)
+                then = np.where(lasts, 1.0, p_later)  # still paid through D + S, or the household's own income
+                p_d, p_later, p_both = (np.where(mem[:, m], (1 - f) + f * p_d, p_d),
+                                        np.where(mem[:, m], (1 - f) * then + f * p_later, p_later),
+                                        np.where(mem[:, m], (1 - f) * then + f * p_both, p_both))
             weights[:, m] = np.where(mem[:, m], np.maximum(sub["dibao_gap"].to_numpy()[rows], 1.0), 0.0)
     total = weights.sum(axis=1)
     risks = np.array([m.return_risk for m in measures])
@@ -349,29 +363,24 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
     return exit_p, np.minimum(sustained, exit_p), np.round(earned_share, 4)
 
 
-def _later(rows: np.ndarray, sub: pd.DataFrame, arrays: MeasureArrays, catalog: Catalog, base: np.ndarray,
-           means: np.ndarray, sds: np.ndarray, *, line: float, sustain_years: int) -> Later:
-    """Income at D + S (docs/effect-model.md §3a): the base and earned gains grow at the
-    household's income growth; an earned gain is still there with (1 - yearly failure) per
-    year (the failure x ``unsupported_failure_factor`` after the transition years); a transfer
-    only where it continues for the household; the line grows at ``line_growth``."""
+def _later(rows: np.ndarray, sub: pd.DataFrame, arrays: MeasureArrays, catalog: Catalog, *, line: float,
+           sustain_years: int) -> Later:
+    """The consolidation years of each package (docs/effect-model.md §3a): an earned gain is
+    still there with (1 - yearly failure) per year (the failure x ``unsupported_failure_factor``
+    after the transition years); a transfer only where it continues for the household."""
     p = catalog.parameters
     measures = list(catalog.measures.values())
     priced = [m for m, measure in enumerate(measures) if measure.gain is not None and measure.gain.to_line is None]
-    years = sustain_years
-    growth = np.where(sub["labourers"].to_numpy()[rows] > 0, p.income_growth_with_labour,
-                      p.income_growth_without_labour)
-    grown = (1 + growth) ** years
     earned = np.array([measures[m].gain.kind == "earned" for m in priced], dtype=bool)
     hazard = np.array([measures[m].gain.yearly_failure for m in priced], dtype=float)
-    supported, unsupported = min(years, p.transition_years), max(years - p.transition_years, 0)
+    supported = min(sustain_years, p.transition_years)
+    unsupported = sustain_years - supported
     survival = (1 - hazard) ** supported * (1 - np.minimum(hazard * p.unsupported_failure_factor, 1.0)) ** unsupported
-    keep = np.where(earned, survival, arrays.continues[rows][:, priced] | (years == 0))
-    factor = np.where(earned, grown[:, None], 1.0)
-    later_base = base * grown
-    return Later(base=later_base, base_var=(p.income_volatility * np.maximum(later_base, 0)) ** 2,
-                 means=means * factor, sds=sds * factor, keep=keep.astype(float),
-                 line=line * (1 + p.line_growth) ** years)
+    keep = np.where(earned, survival, arrays.continues[rows][:, priced] | (sustain_years == 0))
+    growth = np.where(sub["labourers"].to_numpy()[rows] > 0, p.income_growth_with_labour,
+                      p.income_growth_without_labour)
+    return Later(growth=growth, earned=earned, keep=keep.astype(float), line=line, line_growth=p.line_growth,
+                 years=sustain_years)
 
 
 def _staying(hazards: list[float], years: int) -> float:
