@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from scipy.special import ndtr
 
 from allocator.errors import InputError, ScenarioError
