@@ -28,7 +28,6 @@ Everything runs on arrays over all households at once (packages over slices of
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,35 +84,6 @@ def household_frame(cards: pd.DataFrame, households_raw: pd.DataFrame, villages:
     return frame
 
 
-def _income_probability(base: np.ndarray, base_var: np.ndarray, means: np.ndarray, sds: np.ndarray,
-                        fails: np.ndarray, line: float) -> np.ndarray:
-    """P(base + sum of gains >= line): base ~ N(base, base_var); gain i is 0 with probability
-    fails[:, i], else N(means[:, i], sds[:, i]^2). The EXACT_GAINS riskiest gains are enumerated,
-    the rest moment-matched into the normal part."""
-    n, k = means.shape
-    risk = fails * means
-    order = np.argsort(-risk, axis=1, kind="stable")
-    rows = np.arange(n)[:, None]
-    means, sds, fails = means[rows, order], sds[rows, order], fails[rows, order]
-    exact = min(EXACT_GAINS, k)
-    rest_mean = ((1 - fails[:, exact:]) * means[:, exact:]).sum(axis=1)
-    rest_var = ((1 - fails[:, exact:]) * (sds[:, exact:] ** 2 + fails[:, exact:] * means[:, exact:] ** 2)).sum(axis=1)
-    total = np.zeros(n)
-    for subset in range(1 << exact):
-        weight = np.ones(n)
-        mean = base + rest_mean
-        var = base_var + rest_var
-        for i in range(exact):
-            if subset >> i & 1:
-                weight = weight * (1 - fails[:, i])
-                mean = mean + means[:, i]
-                var = var + sds[:, i] ** 2
-            else:
-                weight = weight * fails[:, i]
-        total += weight * _above(mean, var, line)
-    return np.clip(total, 0.0, 1.0)
-
-
 def _above(mean: np.ndarray, var: np.ndarray, line: float) -> np.ndarray:
     """P(N(mean, var) >= line), a point mass where the variance is 0."""
     sd = np.sqrt(var)
@@ -141,18 +111,20 @@ def _income_probabilities(base: np.ndarray, base_var: np.ndarray, means: np.ndar
     """Per package: P(income >= line at D), P(>= the line at every year-end D + 1 .. D + S) and
     P(both: at D and through D + S).
 
-    Gain i fails by D with fails[:, i]; if it succeeded it is paid through D + S with
-    later.keep[:, i], else (pessimistically) it stops right after D. The normal parts of all
-    years are comonotone (one standard normal draw: a household richer than expected stays
-    so), so for each success pattern P(every year) = min over the years of P(that year). The
-    EXACT_GAINS gains most likely to be missing later (by (1 - (1 - f) keep) x mean) are
-    enumerated over fail / stop / last; the rest are moment-matched in each year."""
+    base ~ N(base, base_var); gain i is 0 with probability fails[:, i], else N(means[:, i],
+    sds[:, i]^2); a gain that succeeded is paid through D + S with later.keep[:, i], else
+    (pessimistically) it stops right after D. The EXACT_GAINS riskiest gains (by fails x
+    mean) are enumerated (success or failure, and for a success: lasting or not); the rest are
+    moment-matched into the normal part of each year. The normal parts of all years are
+    comonotone (one standard normal draw: a household richer than expected stays so), so for
+    each pattern P(every year) = min over the years of P(that year)."""
     n, k = means.shape
+    order = np.argsort(np.where(means > 0, -fails * means - 1.0, 0.0), axis=1, kind="stable")  # no gain last
+    order = order[:, :int((means > 0).sum(axis=1).max(initial=0))]  # a package holds few of the gains
     rows = np.arange(n)[:, None]
-    order = np.argsort(-(1 - (1 - fails) * later.keep) * means, axis=1, kind="stable")
     means, sds, fails, keep = means[rows, order], sds[rows, order], fails[rows, order], later.keep[rows, order]
     earned = np.broadcast_to(later.earned, (n, k))[rows, order]
-    exact = min(EXACT_GAINS, k)
+    exact = min(EXACT_GAINS, order.shape[1])
     on = 1 - fails[:, exact:]
     last = on * keep[:, exact:]
     mean_d0 = base + (on * means[:, exact:]).sum(axis=1)
@@ -162,31 +134,43 @@ def _income_probabilities(base: np.ndarray, base_var: np.ndarray, means: np.ndar
     rest_e = earned[:, exact:]
     e_mean0, e_var0 = (later_mean * rest_e).sum(axis=1), (later_var * rest_e).sum(axis=1)
     t_mean0, t_var0 = (later_mean * ~rest_e).sum(axis=1), (later_var * ~rest_e).sum(axis=1)
-    p_d, p_later, p_both = np.zeros(n), np.zeros(n), np.zeros(n)
     years = [((1 + later.growth) ** year, line * (1 + later.line_growth) ** year) for year in range(1, later.years + 1)]
-    for states in itertools.product(range(3), repeat=exact):  # 0 failed, 1 succeeded then stopped, 2 lasts
+    p_d, p_later, p_both = np.zeros(n), np.zeros(n), np.zeros(n)
+    for subset in range(1 << exact):  # which of the exact gains succeeded by D
+        won = [i for i in range(exact) if subset >> i & 1]
         weight = np.ones(n)
-        mean_d, var_d, e_mean, e_var, t_mean, t_var = mean_d0, var_d0, e_mean0, e_var0, t_mean0, t_var0
-        for i, state in enumerate(states):
-            if state == 0:
+        mean_d, var_d = mean_d0, var_d0
+        for i in range(exact):
+            if i in won:
+                weight = weight * (1 - fails[:, i])
+                mean_d, var_d = mean_d + means[:, i], var_d + sds[:, i] ** 2
+            else:
                 weight = weight * fails[:, i]
-                continue
-            weight = weight * (1 - fails[:, i]) * (keep[:, i] if state == 2 else 1 - keep[:, i])
-            mean_d, var_d = mean_d + means[:, i], var_d + sds[:, i] ** 2
-            if state == 2:
-                e = earned[:, i]
-                e_mean, e_var = e_mean + e * means[:, i], e_var + e * sds[:, i] ** 2
-                t_mean, t_var = t_mean + ~e * means[:, i], t_var + ~e * sds[:, i] ** 2
-        if not weight.any():  # e.g. a transfer that never lasts
-            continue
         at_d = _above(mean_d, var_d, line)
-        through = np.ones(n)
-        for grown, line_then in years:  # earned income and the base grow, transfers do not
-            through = np.minimum(through, _above((base + e_mean) * grown + t_mean,
-                                                 (base_var + e_var) * grown ** 2 + t_var, line_then))
         p_d += weight * at_d
-        p_later += weight * through
-        p_both += weight * np.minimum(at_d, through)
+        if not years:
+            p_later += weight
+            p_both += weight * at_d
+            continue
+        for lasting in range(1 << len(won)):  # which of them are still paid after D
+            split = weight.copy()
+            e_mean, e_var, t_mean, t_var = e_mean0, e_var0, t_mean0, t_var0
+            for j, i in enumerate(won):
+                if lasting >> j & 1:
+                    split = split * keep[:, i]
+                    e = earned[:, i]
+                    e_mean, e_var = e_mean + e * means[:, i], e_var + e * sds[:, i] ** 2
+                    t_mean, t_var = t_mean + ~e * means[:, i], t_var + ~e * sds[:, i] ** 2
+                else:
+                    split = split * (1 - keep[:, i])
+            if not split.any():  # e.g. a transfer that never lasts
+                continue
+            through = np.ones(n)
+            for grown, line_then in years:  # earned income and the base grow, transfers do not
+                through = np.minimum(through, _above((base + e_mean) * grown + t_mean,
+                                                     (base_var + e_var) * grown ** 2 + t_var, line_then))
+            p_later += split * through
+            p_both += split * np.minimum(at_d, through)
     return tuple(np.clip(p, 0.0, 1.0) for p in (p_d, p_later, p_both))
 
 
@@ -328,22 +312,20 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
                 fails[opt == o, priced.index(m)] = failure
     fails = np.where(mem[:, priced], fails, 0.0)
     base_var = (p.income_volatility * np.maximum(base, 0)) ** 2
-    p_income = _income_probability(base, base_var, means, sds, fails, line)
     later = _later(rows, sub, arrays, catalog, line=line, sustain_years=sustain_years)
-    p_d, p_later, p_both = _income_probabilities(base, base_var, means, sds, fails, line, later)
+    p_income, p_later, p_both = _income_probabilities(base, base_var, means, sds, fails, line, later)
     weights = np.where(mem, (1 - _failures(measures)) * np.maximum(gain_mean, 0), 0.0)
     for m, measure in enumerate(measures):
         if measure.gain is not None and measure.gain.to_line is not None:  # a top-up to a line (dibao)
             if catalog.line(measure.gain.to_line, deadline_year) >= line:
                 f = measure.gain.failure
-                p_income = np.where(mem[:, m], (1 - f) + f * p_income, p_income)
                 later_line = line * (1 + p.line_growth) ** sustain_years
                 lasts = arrays.continues[rows, m] & (
                     catalog.line(measure.gain.to_line, deadline_year + sustain_years) >= later_line)
                 then = np.where(lasts, 1.0, p_later)  # still paid through D + S, or the household's own income
-                p_d, p_later, p_both = (np.where(mem[:, m], (1 - f) + f * p_d, p_d),
-                                        np.where(mem[:, m], (1 - f) * then + f * p_later, p_later),
-                                        np.where(mem[:, m], (1 - f) * then + f * p_both, p_both))
+                p_income, p_later, p_both = (np.where(mem[:, m], (1 - f) + f * p_income, p_income),
+                                             np.where(mem[:, m], (1 - f) * then + f * p_later, p_later),
+                                             np.where(mem[:, m], (1 - f) * then + f * p_both, p_both))
             weights[:, m] = np.where(mem[:, m], np.maximum(sub["dibao_gap"].to_numpy()[rows], 1.0), 0.0)
     total = weights.sum(axis=1)
     risks = np.array([m.return_risk for m in measures])
@@ -355,7 +337,7 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
     fixed = ((mem[:, :, None] & fixes[None, :, :]).any(axis=1) | ~gaps[rows]).all(axis=1)
     exit_p = np.clip(p_income * fixed * (1 - return_risk), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        stays = np.where(p_d > 0, np.clip(p_both / np.where(p_d > 0, p_d, 1.0), 0.0, 1.0), 0.0)
+        stays = np.where(p_income > 0, np.clip(p_both / np.where(p_income > 0, p_income, 1.0), 0.0, 1.0), 0.0)
     sustained = np.round(np.minimum(exit_p * stays * _staying(p.return_hazard, sustain_years), exit_p), 4)
     earned = np.array([m.gain is not None and m.gain.kind == "earned" for m in measures])
     earned_share = np.where(total > 0, (weights * earned).sum(axis=1) / np.where(total > 0, total, 1.0), 0.0)
