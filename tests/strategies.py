@@ -183,7 +183,7 @@ class Corruption:
 def _cols(kinds: tuple[str, ...]) -> list[tuple[str, str]]:
     """(table, column) of every column of these kinds in the tiny tables."""
     return [(t, c.name) for t, spec in SPECS.items() for c in spec.columns
-            if c.kind in kinds and c.name in BASE[t].columns]
+            if c.kind in kinds and t in BASE and c.name in BASE[t].columns]
 
 
 def _fmt_float(x: float) -> str:
