@@ -226,7 +226,7 @@ def headline_table(chosen: pd.DataFrame, tables: dict, exits: pd.DataFrame, indu
         ("exits through industry and jobs", ij, f"≈ {INDUSTRY_AND_JOBS_SHARE:.2f}", "DOMAIN §5.1"),
         ("relocated people / planned people", relocated["size"].sum() / max(planned["size"].sum(), 1),
          f"≈ {RELOCATED_SHARE:.3f}", "DOMAIN §5.1, §7.1"),
-        ("relocated households", len(relocated), "", ""),
+        ("relocated households", f"{len(relocated):,}", "", ""),
         ("sustained share of exits (sustained / expected exits)",
          chosen["sustained_probability"].sum() / max(chosen["exit_probability"].sum(), 1e-9), "",
          f"policy.sustain_years = {scenario.policy.sustain_years}"),
