@@ -65,5 +65,9 @@ def test_write_national_streams_one_row_group_per_county(tmp_path):
     regions = raw["regions"]
     assert (regions["level"] == "county").sum() == 17 and (regions["level"] == "province").sum() == 1
     assert pd.read_csv(out / "counties.csv")["households"].sum() == counties["households"].sum()
+    poor = counties[counties["national_poor"]]
+    hat_off = regions.set_index("region_id")["hat_off_year"]
+    assert hat_off[poor["county_id"]].notna().all() and hat_off.drop(poor["county_id"]).isna().all()
+    assert len(raw["targets"]) == 4  # 2016-2019: at the deadline the county rules are the target
     with pytest.raises(FileExistsError):
         write_national(out, seed=3, scale=0.01, provinces=["NX"])

@@ -15,14 +15,16 @@ from allocator.synth.province import (
     CADRE_COLUMNS,
     CADRE_SKILLS,
     PROVINCE_PRESETS,
+    batch_years,
     generate_province,
     generate_province_preset,
+    national_targets,
 )
 from allocator.tables import ANY, LEVELS, SPECS, split_list
 from allocator.targeting.raw import CAUSES, RAW_SPECS, read_raw_tables
 
-TABLES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "cadres")
-KIND_DTYPE = {"int": "int64", "float": "float64", "bool": "bool"}
+TABLES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "targets", "cadres")
+KIND_DTYPE = {"int": "int64", "float": "float64", "bool": "bool", "nullable int": "Int64"}
 CADRE_KINDS = {"cadre_id": "str", "township_id": "str", "capacity": "int", "skills": "list", "latitude": "float",
                "longitude": "float", "hours_per_year": "float"}
 MEMBER_COLUMNS = ("labourers", "children_out_of_school", "uninsured_members", "chronic_illness_members",
@@ -67,7 +69,7 @@ def _spec_columns(name: str) -> list[tuple[str, str]]:
     if name == "cadres":
         return list(CADRE_KINDS.items())
     spec = RAW_SPECS.get(name) or SPECS[name]
-    return [(c.name, c.kind) for c in spec.columns]
+    return [(c.name, "nullable int" if c.kind == "int" and c.allow_empty else c.kind) for c in spec.columns]
 
 
 # --- determinism and presets ------------------------------------------------------------
@@ -123,7 +125,7 @@ def test_columns_and_dtypes_follow_the_specs(small):
             else:
                 assert str(values.dtype) in (KIND_DTYPE[kind], "Int64"), (name, column, values.dtype)
             if kind in ("int", "float") and column not in ("latitude", "longitude", "income_per_capita"):
-                given = values.dropna() if str(values.dtype) == "Int64" else values  # an optional year may be empty
+                given = values.dropna()  # an optional cell (a hat-off year, a pace) may be empty
                 assert np.isfinite(given.to_numpy(dtype=float)).all() and (given >= 0).all(), (name, column)
     for name in ("villages_raw", "households_raw"):
         spec = RAW_SPECS[name]
@@ -346,8 +348,12 @@ def test_funds_are_real_sized(small, registered):
     assert loan.sum() == pytest.approx(62_500 * 0.57 * movers, rel=1e-6)
     np.testing.assert_allclose(loan.to_numpy() / loan.sum(), np.array([25, 35, 25, 10]) / 95, atol=1e-6)
     carry = table["carry_over"].groupby(level=0).first()
-    assert carry.to_dict() == {"central": True, "east_west": False, "integrated": False, "provincial": False,
+    assert carry.to_dict() == {"central": True, "east_west": True, "integrated": True, "provincial": True,
                                "relocation_loan": True, "social_donation": True}
+    recall = table["carry_over_years"].groupby(level=0).first().astype(object).fillna("never")
+    assert recall.to_dict() == {"central": 2, "east_west": 2, "integrated": 2, "provincial": 2,  # fiscal money
+                                "relocation_loan": "never", "social_donation": "never"}
+    assert table["min_spend_share"].isna().all()  # no sourced disbursement pace
     cats = table["categories"].groupby(level=0).first()
     assert cats["central"] == ANY and cats["relocation_loan"] == "housing"
     assert cats["integrated"] == "infrastructure;industry"
@@ -420,3 +426,46 @@ def test_full_presets(preset, poor_villages):
     assert len(split_list(tables["funds"].set_index("source_id").loc["integrated", "regions"].iloc[0])) == 35
     assert v["people"].sum() == pytest.approx(2_000_000, rel=0.05)
     assert v["people"].sum() / v["poor"].sum() == pytest.approx(2_040_000 / poor_villages, rel=0.05)
+
+
+# --- schedule: hat-off years, annual targets ----------------------------------------------
+def test_batches_reproduce_the_real_county_counts():
+    years = batch_years(np.arange(832.0), np.arange(2016, 2021))
+    assert np.bincount(years - 2016).tolist() == [28, 125, 283, 344, 52]  # DOMAIN §2.3
+    assert (np.diff(years) >= 0).all()  # the least difficult first
+    assert batch_years(np.array([0.1]), np.arange(2016, 2021)).tolist() == [2018]  # the median county
+    assert batch_years(np.array([0.1, 0.2]), np.array([2020])).tolist() == [2020, 2020]
+    stretched = batch_years(np.arange(100.0), np.arange(2018, 2021))  # 3 years: cumulative 13 %, 66 %, 100 %
+    assert np.bincount(stretched - 2018).tolist() == [13, 53, 34]
+
+
+def test_province_poor_counties_take_off_in_batches_by_incidence():
+    tables = generate_province_preset("province", seed=0)
+    regions = tables["regions"].set_index("region_id")
+    counties = regions[regions["level"] == "county"]
+    assert regions.loc[regions["level"] != "county", "hat_off_year"].isna().all()
+    poor_set = set(split_list(tables["funds"].query("source_id == 'integrated'")["regions"].iloc[0]))
+    poor = counties[counties.index.isin(poor_set)]
+    assert len(poor) == 35 and counties.loc[~counties.index.isin(poor_set), "hat_off_year"].isna().all()
+    # 35 counties in the real proportions (28, 125, 283, 344, 52 of 832): 1, 5, 12, 15, 2
+    assert poor["hat_off_year"].value_counts().sort_index().tolist() == [1, 5, 12, 15, 2]
+    hh = tables["households_raw"].query("registered_poor")
+    county_of = tables["villages_raw"].set_index("village_id")["township_id"].map(regions["parent_id"])
+    registered = hh["village_id"].map(county_of).value_counts()
+    incidence = (registered[poor.index] / poor["rural_population"]).sort_values()
+    assert poor.loc[incidence.index, "hat_off_year"].is_monotonic_increasing
+    county = generate_province_preset("county", seed=1)["regions"]
+    assert county.loc[county["level"] == "county", "hat_off_year"].tolist() == [2018]
+
+
+def test_targets_follow_the_national_path_rescaled_to_the_start():
+    full = national_targets(2016, 2020)
+    assert (full["region_id"] == "").all()
+    assert full["max_poor_share"].tolist() == [0.785, 0.544, 0.304, 0.101]  # 2020's 0: the county rules
+    assert full["year"].tolist() == [2016, 2017, 2018, 2019]
+    late = national_targets(2018, 2022)  # shares of the end-2017 stock; none poor after 2020
+    assert late["year"].tolist() == [2018, 2019]
+    assert late["max_poor_share"].tolist() == [round(0.24 / 0.43, 3), round(0.08 / 0.43, 3)]
+    assert len(national_targets(2012, 2016)) == 0  # no published stock at the end of 2011
+    generated = generate_province(500, start_year=2018, deadline_year=2020, seed=1)["targets"]
+    pd.testing.assert_frame_equal(generated, national_targets(2018, 2020))

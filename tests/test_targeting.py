@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy.special import ndtr
 
 from allocator.errors import InputError, ScenarioError
 from allocator.synth.canonical import write_tables
@@ -178,7 +179,8 @@ def _catalog_copy(tmp_path, change) -> str:
 def test_every_default_number_has_a_tagged_source():
     catalog = load_catalog()
     for key, measure in catalog.measures.items():
-        for field in ("cost", "hours", "lag", "return_risk", "eligible") + (("gain",) if measure.gain else ()):
+        for field in ("cost", "hours", "lag", "return_risk", "eligible") + (("gain", "durability") if measure.gain
+                                                                            else ()):
             assert measure.sources[field][0] in "SDAB", (key, field)
     for key, project in catalog.projects.items():
         for field in ("cost", "duration", "mandatory"):
@@ -253,3 +255,85 @@ def test_registry_basis_plans_the_registered(fixture_result):
                              line_deadline=4000.0)
     planned = cands.tables["households"].set_index("household_id")["registered_poor"]
     assert planned["H07"] and not planned["H05"]
+
+
+# --- sustained exits (docs/effect-model.md §3a) -----------------------------------------
+def _candidates(sustain_years: int = 3, catalog=None):
+    raw = raw_tables()
+    ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE,
+                     registry_given=True)
+    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
+                             catalog or load_catalog(), basis="rule", data_year=2015, start_year=2016,
+                             deadline_year=2020, line_deadline=4000.0, sustain_years=sustain_years)
+    return cands.tables["packages"].set_index(["household_id", "package_id"])
+
+
+STAYING_3 = (1 - 0.02) * (1 - 0.005) * (1 - 0.002)  # the catalogue's return hazards of years 1, 2, 3
+
+
+def test_a_transfer_for_a_household_with_labour_does_not_last():
+    """H11 (2 people, 1 labourer, 0.7 x the 2015 line) with a public-welfare post alone: the post
+    (4,800 a year, sd 10 %, 5 % failure) lifts it out by 2020 but ends after it, so three years
+    in the three years after it only its own income counts (lowest against the line in the first
+    year, as it grows 8 %/yr and the line 3 %/yr): recomputed here from the documented formulas."""
+    row = _candidates().loc[("H11", "public_welfare_job")]
+    base_d = 0.7 * LINE * 1.08 ** 5
+    gain = 4800 / 2
+    own_d = ndtr((base_d - 4000) / (0.25 * base_d))
+    with_post = ndtr((base_d + gain - 4000) / np.hypot(0.25 * base_d, 0.1 * gain))
+    own_s = min(ndtr((base_d * 1.08 ** s - 4000 * 1.03 ** s) / (0.25 * base_d * 1.08 ** s)) for s in (1, 2, 3))
+    assert own_s == ndtr((base_d * 1.08 - 4000 * 1.03) / (0.25 * base_d * 1.08))
+    p_d = 0.95 * with_post + 0.05 * own_d
+    p_both = 0.95 * min(with_post, own_s) + 0.05 * min(own_d, own_s)
+    exit_p = p_d * (1 - 0.15)
+    assert row["exit_probability"] == pytest.approx(exit_p, abs=1e-4)
+    assert row["sustained_probability"] == pytest.approx(exit_p * p_both / p_d * STAYING_3, abs=1e-4)
+    assert row["sustained_probability"] < 0.3 * row["exit_probability"]
+    assert row["earned_share"] == 0.0
+
+
+def test_the_safety_net_keeps_a_household_without_labour_out():
+    """H12 (tekun, no labour) on the dibao top-up: the top-up keeps paying, so only the return
+    hazards separate its sustained exit from its exit 0.98 (1 - the top-up's return risk)."""
+    row = _candidates().loc[("H12", "dibao_topup")]
+    assert row["exit_probability"] == pytest.approx(0.98)
+    assert row["sustained_probability"] == pytest.approx(round(0.98 * STAYING_3, 4))
+    assert row["earned_share"] == 0.0
+
+
+def test_earned_income_lasts_longer_than_a_transfer():
+    packages = _candidates()
+    ratio = packages["sustained_probability"] / packages["exit_probability"]
+    assert ratio[("H11", "job_placement")] > 0.8 > 0.3 > ratio[("H11", "public_welfare_job")]
+    assert packages.loc[("H11", "job_placement"), "earned_share"] == 1.0
+    assert (packages["sustained_probability"] <= packages["exit_probability"]).all()
+    assert packages["earned_share"].between(0, 1).all()
+
+
+def test_no_consolidation_horizon_makes_sustained_equal_to_exit():
+    packages = _candidates(sustain_years=0)
+    np.testing.assert_array_equal(packages["sustained_probability"], packages["exit_probability"])
+
+
+def test_a_longer_horizon_never_raises_the_sustained_probability():
+    short, long = _candidates(1)["sustained_probability"], _candidates(8)["sustained_probability"]
+    common = short.index.intersection(long.index)
+    assert (long[common] <= short[common] + 1e-4).all() and (long[common] < short[common]).any()
+
+
+def test_catalog_durability_must_fit_the_kind(tmp_path):
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["job_placement"]["gain"].update(continues="True"))
+    with pytest.raises(ScenarioError, match="'continues' is for transfers"):
+        load_catalog(path)
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["job_placement"]["gain"].pop("kind"))
+    with pytest.raises(ScenarioError, match="kind"):
+        load_catalog(path)
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["job_placement"]["sources"].pop("durability"))
+    with pytest.raises(ScenarioError, match="no source for durability"):
+        load_catalog(path)
+
+
+def test_bad_continues_expression_names_the_catalogue_key(tmp_path):
+    path = _catalog_copy(tmp_path, lambda c: c["measures"]["dibao_topup"]["gain"].update(continues="labourrs == 0"))
+    with pytest.raises(ScenarioError, match="dibao_topup.gain.continues"):
+        _candidates(catalog=load_catalog(path))

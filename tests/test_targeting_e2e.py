@@ -15,7 +15,7 @@ import yaml
 import allocator
 from allocator.scenario import scenario_from_dict
 from allocator.synth.canonical import write_tables
-from allocator.synth.province import generate_province, generate_province_preset
+from allocator.synth.province import generate_province, generate_province_preset, national_targets
 from allocator.targeting import prepare
 from plan_checker import check_scenario_plan
 from test_targeting import check_candidates
@@ -105,6 +105,22 @@ def test_raw_folder_to_checked_plan_through_the_library(tmp_path):
     assert direct.summary["expected_exits"] == pytest.approx(plan.summary["expected_exits"], rel=1e-9)
 
 
+def test_schedule_columns_and_targets_reach_the_canonical_tables(tmp_path):
+    path = raw_scenario(tmp_path / "raw")
+    tables = prepare(allocator.load_scenario(path)).tables
+    pd.testing.assert_frame_equal(tables["targets"], national_targets(2016, 2020))
+    counties = tables["regions"].query("level == 'county'")
+    assert counties["hat_off_year"].notna().any() and counties["hat_off_year"].dropna().between(2016, 2020).all()
+    central = tables["funds"].query("source_id == 'central'")
+    assert (central["carry_over_years"] == 2).all() and central["carry_over"].all()
+    packages = tables["packages"]
+    assert (packages["sustained_probability"] <= packages["exit_probability"]).all()
+    assert (packages["sustained_probability"] < packages["exit_probability"]).any()
+    assert packages["earned_share"].between(0, 1).all()
+    (tmp_path / "raw" / "targets.csv").unlink()  # optional in a raw folder
+    assert len(prepare(allocator.load_scenario(path)).tables["targets"]) == 0
+
+
 def test_cli_identify_candidates_solve(tmp_path):
     path = raw_scenario(tmp_path / "raw")
     result = run("identify", path, "--out", tmp_path / "ident", "--quiet")
@@ -117,6 +133,10 @@ def test_cli_identify_candidates_solve(tmp_path):
 
     result = run("candidates", path, "--out", tmp_path / "cand", "--quiet")
     assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(tmp_path / "cand" / "targets.csv")) == 4  # 2016-2019
+    assert {"sustained_probability", "earned_share"} <= set(pd.read_csv(tmp_path / "cand" / "packages.csv"))
+    again = run("candidates", path, "--out", tmp_path / "cand", "--quiet")  # rewrites its own tables
+    assert again.returncode == 0, again.stderr
     result = run("solve", tmp_path / "cand" / "scenario.yaml", "--out", tmp_path / "plan", "--quiet")
     assert result.returncode == 0, result.stderr
     assert check_scenario_plan(tmp_path / "cand" / "scenario.yaml", tmp_path / "plan") == []
@@ -126,6 +146,8 @@ def test_cli_generate_province_writes_a_raw_scenario(tmp_path):
     result = run("generate", "province", tmp_path / "p", "--preset", "county", "--seed", "2", "--central")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p" / "households_raw.csv").is_file() and (tmp_path / "p" / "cadres.csv").is_file()
+    assert pd.read_csv(tmp_path / "p" / "targets.csv")["max_poor_share"].tolist() == [0.785, 0.544, 0.304, 0.101]
+    assert pd.read_csv(tmp_path / "p" / "regions.csv").query("level == 'county'")["hat_off_year"].tolist() == [2018]
     regions = pd.read_csv(tmp_path / "p" / "regions.csv")
     assert not regions["western"].any()
     result = run("validate", tmp_path / "p" / "scenario.yaml")

@@ -483,14 +483,16 @@ def candidates(
     import json
 
     from allocator.checks import check_tables
-    from allocator.synth import TABLE_NAMES, write_tables
+    from allocator.synth import write_tables
+    from allocator.tables import OPTIONAL_TABLES, REQUIRED_TABLES
     from allocator.targeting import prepare, raw_tables
 
     if fmt not in ("csv", "parquet"):
         err.print(f"[red]error:[/red] --format must be csv or parquet (got {fmt!r})")
         raise typer.Exit(2)
     progress = ProgressPrinter(quiet)
-    allowed = {f"{n}.{x}" for n in TABLE_NAMES for x in ("csv", "parquet")} | {"scenario.yaml", "candidates.json"}
+    allowed = {f"{n}.{x}" for n in REQUIRED_TABLES + OPTIONAL_TABLES for x in ("csv", "parquet")} | {
+        "scenario.yaml", "candidates.json"}
     try:
         sc = _raw_scenario(scenario)
         _check_folder(out_dir, allowed, "canonical tables")

@@ -28,10 +28,10 @@ from allocator.charts import counties_against_threshold, money_by_year  # noqa: 
 from allocator.explain import PlanContext, difficulties, load_plan_context  # noqa: E402
 from allocator.model.problem import Problem  # noqa: E402
 from allocator.plan import Plan  # noqa: E402
+from allocator.scenario import NATIONAL_STILL_POOR  # noqa: E402
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
-NATIONAL_STILL_POOR = {2014: 1.0, 2015: 0.79, 2016: 0.62, 2017: 0.43, 2018: 0.24, 2019: 0.08, 2020: 0.0}
 NOTHING = "nothing planned"
 MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 

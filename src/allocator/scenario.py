@@ -42,6 +42,8 @@ class ExitThreshold(_Strict):
 # 2017 and 2018 are unverified there, 2020 is "about 4,000").
 POVERTY_LINE = {2010: 2300.0, 2011: 2536.0, 2012: 2625.0, 2013: 2736.0, 2014: 2800.0, 2015: 2855.0, 2016: 2952.0,
                 2017: 2952.0, 2018: 2995.0, 2019: 3218.0, 2020: 4000.0}
+# Share of the end-2014 rural poor still poor at each year end (NBS survey; DOMAIN.md §7.5).
+NATIONAL_STILL_POOR = {2014: 1.0, 2015: 0.79, 2016: 0.62, 2017: 0.43, 2018: 0.24, 2019: 0.08, 2020: 0.0}
 
 
 class Policy(_Strict):

@@ -143,7 +143,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocator.tables import ANY, LIST_SEPARATOR, SPECS, conform, take_text, write_table
+from allocator.tables import ANY, LIST_SEPARATOR, SPECS, take_text, write_table
 
 TABLE_NAMES = ("regions", "villages", "households", "packages", "projects", "funds", "personnel")
 
@@ -325,8 +325,8 @@ def generate_canonical(households: int, start_year: int = 2016, deadline_year: i
         "funds": funds,
         "personnel": personnel,
     }
-    for name, frame in tables.items():
-        tables[name] = conform(frame, SPECS[name])
+    for name, frame in tables.items():  # optional columns this generator does not draw are left out
+        tables[name] = frame[[c.name for c in SPECS[name].columns if c.required or c.name in frame]]
     return tables
 
 

@@ -31,6 +31,11 @@ county caseload           the province's households ∝ U(0.7, 1.3) x (1.25 nati
                           0.85 other), as in the province generator; at least 1
 western                   the 12 western provinces (3 % exit threshold); the others 2 %         S
 prefectures               7.5 counties each, as in the province generator                      A
+hat-off year              the province's national poor counties in a random order of           S/A
+                          difficulty (``schedule_quantile``; incidence is drawn only with the
+                          county), years in the real batch proportions (28, 125, 283, 344, 52
+                          of 832, DOMAIN §2.3) stretched onto the horizon
+targets                   the national path rescaled to the start year, in every province     D
 everything in a county    :mod:`allocator.synth.province` with ``counties=1``                  —
 money                     each county's funds as the province generator sizes them for its     D/A
                           people (central, provincial, relocation loans, social donations,
@@ -56,7 +61,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from allocator.synth.province import COUNTIES_PER_PREFECTURE, HOUSEHOLDS_PER_COUNTY, generate_province
+from allocator.synth.province import (
+    COUNTIES_PER_PREFECTURE,
+    HOUSEHOLDS_PER_COUNTY,
+    batch_year_at,
+    generate_province,
+    national_targets,
+)
 
 NATIONAL_HOUSEHOLDS = 29_480_000
 NATIONAL_POOR_COUNTIES = 832
@@ -120,13 +131,16 @@ def national_counties(seed: int = 0, scale: float = 1.0, provinces: Sequence[str
         n_pref = max(1, round(n / COUNTIES_PER_PREFECTURE))
         prefecture = (np.arange(n) * n_pref) // n
         paired = rng.permutation(n_pref)[: max(1, round(n_pref / 2))]
+        order = np.empty(n, dtype=float)  # the province's poor counties in a random order of difficulty
+        order[poor] = (np.argsort(rng.permutation(int(poor.sum())), kind="stable") + 0.5) / max(int(poor.sum()), 1)
+        order[~poor] = np.nan
         seeds = [int(np.random.SeedSequence([seed, number, c]).generate_state(1)[0]) for c in range(n)]
         rows.append(pd.DataFrame({
             "province": p.province, "province_name": p.name,
             "county_id": [f"{p.province}{c + 1:03d}" for c in range(n)],
             "prefecture": [f"{p.province}-P{k + 1:02d}" for k in prefecture], "national_poor": poor,
             "households": caseload, "east_west": np.isin(prefecture, paired), "western": bool(p.western),
-            "seed": seeds}))
+            "seed": seeds, "schedule_quantile": np.round(order, 6)}))
     if not rows:
         raise ValueError(f"no province with registered poor among {list(provinces or [])}")
     return pd.concat(rows, ignore_index=True)
@@ -151,6 +165,10 @@ def generate_county(county: Mapping, start_year: int = 2016, deadline_year: int 
             known = values.map(renamed)
             values = known.where(known.notna(), np.where(values == "", "", cid + "-" + values.astype(str)))
             frame[column] = pd.array(values.to_numpy(dtype=object), dtype="str")
+    quantile = float(county.get("schedule_quantile", np.nan))
+    year = batch_year_at(np.array([quantile]), np.arange(start_year, deadline_year + 1))[0] \
+        if np.isfinite(quantile) else pd.NA
+    regions["hat_off_year"] = pd.array(np.where(regions["level"] == "county", year, pd.NA), dtype="Int64")
     funds = tables["funds"]
     if not county["east_west"]:
         funds = funds[funds["source_id"] != "east_west"]
@@ -194,6 +212,7 @@ def write_national(out: str | Path, seed: int = 0, *, scale: float = 1.0, provin
         for writer in writers.values():
             writer.close()
         _province_funds(pd.concat(funds, ignore_index=True)).to_parquet(folder / "funds.parquet", index=False)
+        national_targets(start_year, deadline_year).to_parquet(folder / "targets.parquet", index=False)
         western = bool(group["western"].iloc[0])
         scenario = {"name": f"national-{code}", "start_year": start_year, "deadline_year": deadline_year,
                     "data": ".", "policy": {"county_exit_threshold": {"default": 0.02, "western": 0.03}},

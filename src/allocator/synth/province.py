@@ -167,12 +167,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocator.scenario import POVERTY_LINE
+from allocator.scenario import NATIONAL_STILL_POOR, POVERTY_LINE
 from allocator.synth.canonical import _ids, _names, _round, _str, regions_table
 from allocator.tables import ANY, LIST_SEPARATOR, SPECS, conform, take_text
 from allocator.targeting.raw import CAUSES, HOUSEHOLD_TYPES, RAW_SPECS
 
-TABLE_NAMES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "cadres")
+TABLE_NAMES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "targets", "cadres")
 CADRE_COLUMNS = ("cadre_id", "township_id", "capacity", "skills", "latitude", "longitude", "hours_per_year")
 CADRE_SKILLS = ("agriculture", "health", "education", "employment", "finance")
 
@@ -228,6 +228,11 @@ RELOCATION_LOAN_SHARE = 0.57
 RELOCATION_LOAN_PROFILE = (0.25, 0.35, 0.25, 0.10)
 EAST_WEST_BN = (0.3, 0.4, 0.5, 0.6)  # from start_year + 1; 0.6 after
 SOCIAL_DONATION_SHARE = 0.02
+FISCAL_SOURCES = ("central", "provincial", "integrated", "east_west")  # budget money: recalled when idle
+RECALL_YEARS = 2  # DOMAIN §4.4: carry-over funds not spent within two years are recalled
+
+# --- schedule ---------------------------------------------------------------------------
+COUNTY_BATCHES = {2016: 28, 2017: 125, 2018: 283, 2019: 344, 2020: 52}  # poor counties delisted (DOMAIN §2.3)
 
 # --- cadres -----------------------------------------------------------------------------
 CADRES_PER_POOR_VILLAGE = 4  # a 3-cadre work team + 1 first secretary
@@ -353,12 +358,16 @@ def generate_province(households: int, start_year: int = 2016, deadline_year: in
     cad = _cadres(rngs[4], vil)
     funds = _funds(rngs[5], geo, vil, hh, years, money_scale)
     names = rngs[6]
+    regions = regions_table(names, geo, vil, western, province_id="PROV", prefecture_prefix="P")
+    hat_off = np.full(len(regions), pd.NA, dtype=object)
+    hat_off[(regions["level"] == "county").to_numpy()] = _hat_off_years(geo, vil, hh, years)
     tables = {
-        "regions": regions_table(names, geo, vil, western, province_id="PROV", prefecture_prefix="P"),
+        "regions": regions.assign(hat_off_year=pd.array(hat_off, dtype="Int64")),
         "villages_raw": _villages_table(names, vil),
         "households_raw": _households_table(hh, vil),
         "funds": funds,
         "personnel": _personnel_table(cad, vil, years),
+        "targets": national_targets(start_year, deadline_year),
         "cadres": _cadres_table(cad, vil),
     }
     for name, frame in tables.items():
@@ -634,6 +643,61 @@ def _central(year: int) -> float:
     return CENTRAL_BN[year] * 1e9
 
 
+def batch_years(difficulty: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """Hat-off year per poor county: the real batches (:data:`COUNTY_BATCHES`) as cumulative
+    shares, stretched onto the horizon ``years`` (linear in between), assigned by rank of
+    ``difficulty`` (the least difficult first; ties by position). County r of n sits at the
+    quantile (r + 0.5) / n and takes off in the first year whose cumulative share reaches it, so
+    a single county gets the median county's year."""
+    n = len(difficulty)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(difficulty, kind="stable")] = np.arange(n)
+    return batch_year_at((rank + 0.5) / max(n, 1), years)
+
+
+def batch_year_at(quantile: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """The hat-off year of counties at these quantiles of difficulty (0 = easiest): the first
+    year of the horizon whose stretched cumulative batch share reaches the quantile."""
+    real = np.cumsum(list(COUNTY_BATCHES.values())) / sum(COUNTY_BATCHES.values())
+    real_t = np.arange(1, len(real) + 1) / len(real)
+    horizon_t = np.arange(1, len(years) + 1) / len(years)
+    share = np.interp(horizon_t, np.r_[0.0, real_t], np.r_[0.0, real])
+    share[-1] = 1.0
+    index = np.searchsorted(share, np.asarray(quantile, dtype=float) - 1e-12)
+    return np.asarray(years, dtype=np.int64)[np.minimum(index, len(years) - 1)]
+
+
+def _hat_off_years(geo: dict, vil: dict, hh: dict, years: np.ndarray) -> np.ndarray:
+    """Per county: its hat-off year if it is a national poor county (by the rank of its
+    incidence, registered / rural households, as the real batches went), else NA (the deadline)."""
+    n_c = geo["n_counties"]
+    county = vil["county"][hh["village"]]
+    registered = np.bincount(county[hh["registered"]], minlength=n_c)
+    rural = np.maximum(np.bincount(vil["county"], weights=vil["rural"], minlength=n_c), 1)
+    out = np.full(n_c, pd.NA, dtype=object)
+    poor = geo["national_poor"]
+    out[poor] = batch_years(registered[poor] / rural[poor], years)
+    return out
+
+
+def national_targets(start_year: int, deadline_year: int) -> pd.DataFrame:
+    """One scenario-wide target per year of the horizon where the national path (DOMAIN §7.5),
+    rescaled to the stock at the end of ``start_year - 1``, still leaves some poor; years after
+    the last listed one keep its value. The path's 0 (2020: every registered household declared
+    out by the 2010 standard) is no target here: an expected-value model never reaches 0 poor,
+    and the programme's own test for "out" is the county exit rule (incidence below 2 % / 3 %),
+    which every county meets from its hat-off year. A 0 target would only be an unmeetable
+    shortfall that outweighs every other aim (docs/effect-model.md). No rows when the start is
+    outside the path."""
+    last = max(NATIONAL_STILL_POOR)
+    base = NATIONAL_STILL_POOR.get(start_year - 1)
+    years = [y for y in range(start_year, deadline_year + 1)] if base else []
+    shares = [round(NATIONAL_STILL_POOR[min(y, last)] / base, 3) for y in years]
+    years, shares = [y for y, v in zip(years, shares, strict=True) if v > 0], [v for v in shares if v > 0]
+    return pd.DataFrame({"region_id": pd.array([""] * len(years), dtype="str"),
+                         "year": np.array(years, dtype=np.int64), "max_poor_share": np.array(shares, dtype=float)})
+
+
 def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.ndarray,
            money_scale: float) -> pd.DataFrame:
     """Real-sized fund rows per source and year (see the module doc)."""
@@ -655,11 +719,11 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
     ew_counties = county_ids[np.isin(geo["county_pref"], ew_prefs)]
     sources = (  # source, amount per year, weight per year (0: no row), categories, regions, carry_over
         ("central", central, np.ones(n_years), ANY, ANY, True),
-        ("provincial", PROVINCIAL_SHARE * central, np.ones(n_years), ANY, ANY, False),
+        ("provincial", PROVINCIAL_SHARE * central, np.ones(n_years), ANY, ANY, True),
         ("integrated", integrated, np.full(n_years, float(n_national > 0)), "infrastructure;industry",
-         LIST_SEPARATOR.join(county_ids[geo["national_poor"]]), False),
+         LIST_SEPARATOR.join(county_ids[geo["national_poor"]]), True),
         ("relocation_loan", loan, loan_w, "housing", ANY, True),
-        ("east_west", east_west, (t >= 1).astype(float), "industry;ability", LIST_SEPARATOR.join(ew_counties), False),
+        ("east_west", east_west, (t >= 1).astype(float), "industry;ability", LIST_SEPARATOR.join(ew_counties), True),
         ("social_donation", SOCIAL_DONATION_SHARE * central, np.ones(n_years), "welfare;ability;industry", ANY,
          True),
     )
@@ -669,6 +733,7 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
         for i in np.flatnonzero(weight > 0):  # and per year
             rows.append((source, int(years[i]), float(amount[i]), cats, regions, carry))
     frame = pd.DataFrame(rows, columns=["source_id", "year", "amount", "categories", "regions", "carry_over"])
+    fiscal = frame["source_id"].isin(FISCAL_SOURCES).to_numpy()
     return pd.DataFrame({
         "source_id": _str(frame["source_id"].to_numpy(dtype=object)),
         "year": frame["year"].to_numpy(dtype=np.int64),
@@ -676,6 +741,8 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
         "categories": _str(frame["categories"].to_numpy(dtype=object)),
         "regions": _str(frame["regions"].to_numpy(dtype=object)),
         "carry_over": frame["carry_over"].to_numpy(dtype=bool),
+        "carry_over_years": pd.array(np.where(fiscal, RECALL_YEARS, pd.NA), dtype="Int64"),
+        "min_spend_share": np.full(len(frame), np.nan),  # no sourced disbursement pace
     })
 
 
@@ -747,5 +814,6 @@ def _personnel_table(cad: dict, vil: dict, years: np.ndarray) -> pd.DataFrame:
     })
 
 
-__all__ = ["CADRE_COLUMNS", "CADRE_SKILLS", "PROVINCE_PRESETS", "TABLE_NAMES", "generate_province",
-           "generate_province_preset"]
+__all__ = ["CADRE_COLUMNS", "CADRE_SKILLS", "COUNTY_BATCHES", "PROVINCE_PRESETS", "TABLE_NAMES", "batch_year_at",
+           "batch_years",
+           "generate_province", "generate_province_preset", "national_targets"]

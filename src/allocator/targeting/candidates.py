@@ -8,6 +8,14 @@ together). Its exit probability follows the effect model of docs/effect-model.md
 
     P(exit) = P(income at the deadline >= line) x [every guarantee fixed] x (1 - return risk)
 
+and its sustained probability (exit by the deadline AND still out ``sustain_years`` later)::
+
+    P(sustained) = P(exit) x P(income at D + S >= line(D + S) | income at D >= line(D))
+                   x prod over s = 1..S of (1 - return hazard of year s)
+
+where earned gains go on (with a yearly failure) and transfers stop after the deadline unless
+they continue for the household (the safety net of those who cannot work).
+
 Income at the deadline is the household's income grown at the catalogue's rate, with a
 volatility, plus each measure's gain if it succeeds. Two gains with the largest failure risk
 are enumerated exactly (success or failure); others enter as their mean and variance.
@@ -27,7 +35,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from allocator.errors import Issue, ScenarioError
-from allocator.tables import LIST_SEPARATOR, SPECS, conform, take_text
+from allocator.tables import LIST_SEPARATOR, SPECS, conform, empty_table, take_text
 from allocator.targeting.catalog import GUARANTEES, Catalog, evaluate
 from allocator.targeting.identify import Identification
 
@@ -76,36 +84,94 @@ def household_frame(cards: pd.DataFrame, households_raw: pd.DataFrame, villages:
     return frame
 
 
-def _income_probability(base: np.ndarray, base_var: np.ndarray, means: np.ndarray, sds: np.ndarray,
-                        fails: np.ndarray, line: float) -> np.ndarray:
-    """P(base + sum of gains >= line): base ~ N(base, base_var); gain i is 0 with probability
-    fails[:, i], else N(means[:, i], sds[:, i]^2). The EXACT_GAINS riskiest gains are enumerated,
-    the rest moment-matched into the normal part."""
+def _above(mean: np.ndarray, var: np.ndarray, line: float) -> np.ndarray:
+    """P(N(mean, var) >= line), a point mass where the variance is 0."""
+    sd = np.sqrt(var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, (mean - line) / np.where(sd > 0, sd, 1), np.where(mean >= line, np.inf, -np.inf))
+    return ndtr(z)
+
+
+@dataclass
+class Later:
+    """The consolidation years D + 1 .. D + ``years`` of each package: the household's yearly
+    income growth (of its base income and its earned gains), which priced gains are earned, the
+    chance ``keep`` that a gain paid at D is still paid through the last year, and the line."""
+
+    growth: np.ndarray  # per package
+    earned: np.ndarray  # per priced gain
+    keep: np.ndarray  # per package and priced gain
+    line: float  # at the deadline
+    line_growth: float
+    years: int
+
+
+def _income_probabilities(base: np.ndarray, base_var: np.ndarray, means: np.ndarray, sds: np.ndarray,
+                          fails: np.ndarray, line: float, later: Later) -> tuple[np.ndarray, ...]:
+    """Per package: P(income >= line at D), P(>= the line at every year-end D + 1 .. D + S) and
+    P(both: at D and through D + S).
+
+    base ~ N(base, base_var); gain i is 0 with probability fails[:, i], else N(means[:, i],
+    sds[:, i]^2); a gain that succeeded is paid through D + S with later.keep[:, i], else
+    (pessimistically) it stops right after D. The EXACT_GAINS riskiest gains (by fails x
+    mean) are enumerated (success or failure, and for a success: lasting or not); the rest are
+    moment-matched into the normal part of each year. The normal parts of all years are
+    comonotone (one standard normal draw: a household richer than expected stays so), so for
+    each pattern P(every year) = min over the years of P(that year)."""
     n, k = means.shape
-    risk = fails * means
-    order = np.argsort(-risk, axis=1, kind="stable")
+    order = np.argsort(np.where(means > 0, -fails * means - 1.0, 0.0), axis=1, kind="stable")  # no gain last
+    order = order[:, :int((means > 0).sum(axis=1).max(initial=0))]  # a package holds few of the gains
     rows = np.arange(n)[:, None]
-    means, sds, fails = means[rows, order], sds[rows, order], fails[rows, order]
-    exact = min(EXACT_GAINS, k)
-    rest_mean = ((1 - fails[:, exact:]) * means[:, exact:]).sum(axis=1)
-    rest_var = ((1 - fails[:, exact:]) * (sds[:, exact:] ** 2 + fails[:, exact:] * means[:, exact:] ** 2)).sum(axis=1)
-    total = np.zeros(n)
-    for subset in range(1 << exact):
+    means, sds, fails, keep = means[rows, order], sds[rows, order], fails[rows, order], later.keep[rows, order]
+    earned = np.broadcast_to(later.earned, (n, k))[rows, order]
+    exact = min(EXACT_GAINS, order.shape[1])
+    on = 1 - fails[:, exact:]
+    last = on * keep[:, exact:]
+    mean_d0 = base + (on * means[:, exact:]).sum(axis=1)
+    var_d0 = base_var + (on * (sds[:, exact:] ** 2 + fails[:, exact:] * means[:, exact:] ** 2)).sum(axis=1)
+    later_mean = last * means[:, exact:]
+    later_var = last * (sds[:, exact:] ** 2 + (1 - last) * means[:, exact:] ** 2)
+    rest_e = earned[:, exact:]
+    e_mean0, e_var0 = (later_mean * rest_e).sum(axis=1), (later_var * rest_e).sum(axis=1)
+    t_mean0, t_var0 = (later_mean * ~rest_e).sum(axis=1), (later_var * ~rest_e).sum(axis=1)
+    years = [((1 + later.growth) ** year, line * (1 + later.line_growth) ** year) for year in range(1, later.years + 1)]
+    p_d, p_later, p_both = np.zeros(n), np.zeros(n), np.zeros(n)
+    for subset in range(1 << exact):  # which of the exact gains succeeded by D
+        won = [i for i in range(exact) if subset >> i & 1]
         weight = np.ones(n)
-        mean = base + rest_mean
-        var = base_var + rest_var
+        mean_d, var_d = mean_d0, var_d0
         for i in range(exact):
-            if subset >> i & 1:
+            if i in won:
                 weight = weight * (1 - fails[:, i])
-                mean = mean + means[:, i]
-                var = var + sds[:, i] ** 2
+                mean_d, var_d = mean_d + means[:, i], var_d + sds[:, i] ** 2
             else:
                 weight = weight * fails[:, i]
-        sd = np.sqrt(var)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(sd > 0, (mean - line) / np.where(sd > 0, sd, 1), np.where(mean >= line, np.inf, -np.inf))
-        total += weight * ndtr(z)
-    return np.clip(total, 0.0, 1.0)
+        at_d = _above(mean_d, var_d, line)
+        p_d += weight * at_d
+        if not years:
+            p_later += weight
+            p_both += weight * at_d
+            continue
+        for lasting in range(1 << len(won)):  # which of them are still paid after D
+            split = weight.copy()
+            e_mean, e_var, t_mean, t_var = e_mean0, e_var0, t_mean0, t_var0
+            for j, i in enumerate(won):
+                if lasting >> j & 1:
+                    split = split * keep[:, i]
+                    e = earned[:, i]
+                    e_mean, e_var = e_mean + e * means[:, i], e_var + e * sds[:, i] ** 2
+                    t_mean, t_var = t_mean + ~e * means[:, i], t_var + ~e * sds[:, i] ** 2
+                else:
+                    split = split * (1 - keep[:, i])
+            if not split.any():  # e.g. a transfer that never lasts
+                continue
+            through = np.ones(n)
+            for grown, line_then in years:  # earned income and the base grow, transfers do not
+                through = np.minimum(through, _above((base + e_mean) * grown + t_mean,
+                                                     (base_var + e_var) * grown ** 2 + t_var, line_then))
+            p_later += split * through
+            p_both += split * np.minimum(at_d, through)
+    return tuple(np.clip(p, 0.0, 1.0) for p in (p_d, p_later, p_both))
 
 
 def _codes_text(codes: np.ndarray, names: list[str], separator: str) -> pd.api.extensions.ExtensionArray:
@@ -124,6 +190,7 @@ class MeasureArrays:
     hours: np.ndarray
     gain_mean: np.ndarray  # yuan per person per year at the deadline, if the measure succeeds
     requires: np.ndarray  # bitmask over the catalogue's projects, only those the village lacks
+    continues: np.ndarray  # a transfer keeps paying this household through the consolidation horizon
     gap: np.ndarray  # villages x projects: the village lacks it
     village_frame: pd.DataFrame  # the village file with the columns project expressions use
 
@@ -144,6 +211,7 @@ def _measure_arrays(sub: pd.DataFrame, hv: np.ndarray, villages: pd.DataFrame, c
     gap = np.column_stack([evaluate(v_frame, catalog.projects[k].gap, f"projects.{k}.gap", bool)
                            for k in projects]) if projects else np.zeros((len(villages), 0), dtype=bool)
     cost, hours, gain_mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    continues = np.zeros(shape, dtype=bool)
     requires = np.zeros(shape, dtype=np.int64)
     projected = sub["projected_income"].to_numpy()
     for m, key in enumerate(keys):
@@ -158,10 +226,12 @@ def _measure_arrays(sub: pd.DataFrame, hv: np.ndarray, villages: pd.DataFrame, c
             if measure.gain.mean is not None:
                 gain_mean[:, m] = evaluate(sub, measure.gain.mean, f"measures.{key}.gain.mean")
             gain_mean[:, m] += measure.gain.relative * projected
+            if measure.gain.kind == "transfer":
+                continues[:, m] = evaluate(sub, measure.gain.continues, f"measures.{key}.gain.continues", bool)
         for project in measure.requires:  # a requirement holds only where the project is missing
             j = projects.index(project)
             requires[:, m] |= np.where(gap[hv, j], 1 << j, 0)
-    return MeasureArrays(eligible, cost, hours, gain_mean, requires, gap, v_frame)
+    return MeasureArrays(eligible, cost, hours, gain_mean, requires, continues, gap, v_frame)
 
 
 def _fix_alternatives(gaps: np.ndarray, fixes: np.ndarray, arrays: MeasureArrays) -> list[tuple[np.ndarray, ...]]:
@@ -224,8 +294,10 @@ def _enumerate(alternatives, options, eligible: np.ndarray) -> tuple[np.ndarray,
 
 def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, options, sub: pd.DataFrame,
                       arrays: MeasureArrays, gaps: np.ndarray, fixes: np.ndarray, catalog: Catalog, *,
-                      line: float, deadline_year: int) -> np.ndarray:
-    """P(income at the deadline >= line) x [every guarantee fixed] x (1 - return risk), per package."""
+                      line: float, deadline_year: int, sustain_years: int) -> tuple[np.ndarray, ...]:
+    """Per package: P(exit) = P(income at the deadline >= line) x [every guarantee fixed] x
+    (1 - return risk); P(sustained) (exit and still out ``sustain_years`` after the deadline);
+    and the earned share of its expected income gain."""
     p = catalog.parameters
     measures = list(catalog.measures.values())
     base = sub["projected_income"].to_numpy()[rows]
@@ -239,13 +311,21 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
             if m in priced:
                 fails[opt == o, priced.index(m)] = failure
     fails = np.where(mem[:, priced], fails, 0.0)
-    p_income = _income_probability(base, (p.income_volatility * np.maximum(base, 0)) ** 2, means, sds, fails, line)
+    base_var = (p.income_volatility * np.maximum(base, 0)) ** 2
+    later = _later(rows, sub, arrays, catalog, line=line, sustain_years=sustain_years)
+    p_income, p_later, p_both = _income_probabilities(base, base_var, means, sds, fails, line, later)
     weights = np.where(mem, (1 - _failures(measures)) * np.maximum(gain_mean, 0), 0.0)
     for m, measure in enumerate(measures):
         if measure.gain is not None and measure.gain.to_line is not None:  # a top-up to a line (dibao)
             if catalog.line(measure.gain.to_line, deadline_year) >= line:
                 f = measure.gain.failure
-                p_income = np.where(mem[:, m], (1 - f) + f * p_income, p_income)
+                later_line = line * (1 + p.line_growth) ** sustain_years
+                lasts = arrays.continues[rows, m] & (
+                    catalog.line(measure.gain.to_line, deadline_year + sustain_years) >= later_line)
+                then = np.where(lasts, 1.0, p_later)  # still paid through D + S, or the household's own income
+                p_income, p_later, p_both = (np.where(mem[:, m], (1 - f) + f * p_income, p_income),
+                                             np.where(mem[:, m], (1 - f) * then + f * p_later, p_later),
+                                             np.where(mem[:, m], (1 - f) * then + f * p_both, p_both))
             weights[:, m] = np.where(mem[:, m], np.maximum(sub["dibao_gap"].to_numpy()[rows], 1.0), 0.0)
     total = weights.sum(axis=1)
     risks = np.array([m.return_risk for m in measures])
@@ -255,7 +335,40 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
     ill = sub["chronic_illness_members"].to_numpy()[rows] > 0
     return_risk = return_risk + np.where(ill & ~(mem & protects).any(axis=1), p.illness_return_risk, 0.0)
     fixed = ((mem[:, :, None] & fixes[None, :, :]).any(axis=1) | ~gaps[rows]).all(axis=1)
-    return np.round(np.clip(p_income * fixed * (1 - return_risk), 0.0, 1.0), 4)
+    exit_p = np.clip(p_income * fixed * (1 - return_risk), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stays = np.where(p_income > 0, np.clip(p_both / np.where(p_income > 0, p_income, 1.0), 0.0, 1.0), 0.0)
+    sustained = np.round(np.minimum(exit_p * stays * _staying(p.return_hazard, sustain_years), exit_p), 4)
+    earned = np.array([m.gain is not None and m.gain.kind == "earned" for m in measures])
+    earned_share = np.where(total > 0, (weights * earned).sum(axis=1) / np.where(total > 0, total, 1.0), 0.0)
+    exit_p = np.round(exit_p, 4)
+    return exit_p, np.minimum(sustained, exit_p), np.round(earned_share, 4)
+
+
+def _later(rows: np.ndarray, sub: pd.DataFrame, arrays: MeasureArrays, catalog: Catalog, *, line: float,
+           sustain_years: int) -> Later:
+    """The consolidation years of each package (docs/effect-model.md §3a): an earned gain is
+    still there with (1 - yearly failure) per year (the failure x ``unsupported_failure_factor``
+    after the transition years); a transfer only where it continues for the household."""
+    p = catalog.parameters
+    measures = list(catalog.measures.values())
+    priced = [m for m, measure in enumerate(measures) if measure.gain is not None and measure.gain.to_line is None]
+    earned = np.array([measures[m].gain.kind == "earned" for m in priced], dtype=bool)
+    hazard = np.array([measures[m].gain.yearly_failure for m in priced], dtype=float)
+    supported = min(sustain_years, p.transition_years)
+    unsupported = sustain_years - supported
+    survival = (1 - hazard) ** supported * (1 - np.minimum(hazard * p.unsupported_failure_factor, 1.0)) ** unsupported
+    keep = np.where(earned, survival, arrays.continues[rows][:, priced] | (sustain_years == 0))
+    growth = np.where(sub["labourers"].to_numpy()[rows] > 0, p.income_growth_with_labour,
+                      p.income_growth_without_labour)
+    return Later(growth=growth, earned=earned, keep=keep.astype(float), line=line, line_growth=p.line_growth,
+                 years=sustain_years)
+
+
+def _staying(hazards: list[float], years: int) -> float:
+    """The chance an exited household does not return in ``years`` years: prod (1 - hazard of year s),
+    the last hazard repeating."""
+    return float(np.prod([1 - hazards[min(s, len(hazards)) - 1] for s in range(1, years + 1)]))
 
 
 def _baseline(frame: pd.DataFrame, catalog: Catalog, line: float) -> np.ndarray:
@@ -273,8 +386,11 @@ def _baseline(frame: pd.DataFrame, catalog: Catalog, line: float) -> np.ndarray:
 
 def build_candidates(ident: Identification, households_raw: pd.DataFrame, regions: pd.DataFrame,
                      funds: pd.DataFrame, personnel: pd.DataFrame, catalog: Catalog, *, basis: str,
-                     data_year: int, start_year: int, deadline_year: int, line_deadline: float) -> Candidates:
-    """The canonical tables (regions, villages, households, packages, projects, funds, personnel)."""
+                     data_year: int, start_year: int, deadline_year: int, line_deadline: float,
+                     sustain_years: int = 3, targets: pd.DataFrame | None = None) -> Candidates:
+    """The canonical tables (regions, villages, households, packages, projects, funds, personnel,
+    targets); packages carry their sustained probability through ``sustain_years`` after the
+    deadline. Regions, funds, personnel and targets pass through with their contract columns."""
     villages = ident.villages
     planned = ident.cards["registered_poor"].to_numpy() if basis == "registry" else ident.poor
     frame = household_frame(ident.cards, households_raw, villages, catalog, data_year=data_year,
@@ -298,15 +414,18 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
         rows, mem, opt = _enumerate([(member[chunk], valid[chunk]) for member, valid in alternatives], options,
                                     arrays.eligible[chunk])
         rows += first
-        exit_p = _exit_probability(rows, mem, opt, options, sub, arrays, gaps, fixes, catalog, line=line_deadline,
-                                   deadline_year=deadline_year)
+        exit_p, sustained, earned = _exit_probability(rows, mem, opt, options, sub, arrays, gaps, fixes, catalog,
+                                                      line=line_deadline, deadline_year=deadline_year,
+                                                      sustain_years=sustain_years)
         cost = (mem * arrays.cost[rows]).sum(axis=1)
         lag = np.where(mem, lags, 0).max(axis=1, initial=0)
-        keep = _frontier(rows, lag, cost, exit_p, exit_p > planned_baseline[rows] + USEFUL_GAIN,
+        keep = _frontier(rows, lag, cost, exit_p, sustained, exit_p > planned_baseline[rows] + USEFUL_GAIN,
                          catalog.parameters.max_packages_per_household)
-        kept.append((rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep]))
-    rows, mem, cost, lag, exit_p = (np.concatenate(part) for part in zip(*kept, strict=True)) if kept else (
-        np.zeros(0, np.int64), np.zeros((0, len(measures)), bool), np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+        kept.append((rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep], sustained[keep], earned[keep]))
+    rows, mem, cost, lag, exit_p, sustained, earned = (
+        (np.concatenate(part) for part in zip(*kept, strict=True)) if kept else
+        (np.zeros(0, np.int64), np.zeros((0, len(measures)), bool), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
+         np.zeros(0), np.zeros(0)))
     requires = np.bitwise_or.reduce(np.where(mem, arrays.requires[rows], 0), axis=1, initial=0)
     costliest = np.argmax(np.where(mem, arrays.cost[rows] + 1e-9 * (len(measures) - np.arange(len(measures))), -1.0),
                           axis=1)
@@ -321,6 +440,8 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
         "lag_years": lag.astype(np.int64),
         "requires": _codes_text(requires, list(catalog.projects), LIST_SEPARATOR),
         "measures": _codes_text(members, [m.name for m in measures], "; "),
+        "sustained_probability": sustained,
+        "earned_share": earned,
     })
     required = np.zeros_like(arrays.gap)
     for j in range(arrays.gap.shape[1]):
@@ -331,7 +452,8 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
                                "village_id": frame["village_id"].to_numpy(), "size": frame["size"].to_numpy(),
                                "registered_poor": planned, "baseline_exit_probability": baseline})
     tables = {"regions": regions, "villages": villages, "households": households, "packages": packages,
-              "projects": projects, "funds": funds, "personnel": personnel}
+              "projects": projects, "funds": funds, "personnel": personnel,
+              "targets": targets if targets is not None else empty_table(SPECS["targets"])}
     tables = {name: conform(t, SPECS[name]).reset_index(drop=True) for name, t in tables.items()}
     served = np.unique(rows)
     summary = {
@@ -342,6 +464,9 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
         "projects": len(projects), "mandatory_projects": int(projects["mandatory"].sum()),
         "mean_baseline_exit": round(float(baseline[planned].mean()) if len(sub) else 0.0, 4),
         "mean_best_exit": round(float(pd.Series(exit_p).groupby(rows).max().mean()) if len(rows) else 0.0, 4),
+        "mean_best_sustained": round(float(pd.Series(sustained).groupby(rows).max().mean()) if len(rows) else 0.0,
+                                     4),
+        "sustain_years": sustain_years,
         "line_at_deadline": line_deadline,
     }
     return Candidates(tables=tables, summary=summary)
@@ -351,20 +476,23 @@ def _failures(measures) -> np.ndarray:
     return np.array([m.gain.failure if m.gain is not None else 0.0 for m in measures])
 
 
-def _frontier(rows: np.ndarray, lag: np.ndarray, cost: np.ndarray, prob: np.ndarray, useful: np.ndarray,
-              cap: int) -> np.ndarray:
-    """Indices of the packages to keep: per (household, lag), those no cheaper package beats;
-    then at most ``cap`` per household, spread evenly from the cheapest to the best."""
+def _frontier(rows: np.ndarray, lag: np.ndarray, cost: np.ndarray, prob: np.ndarray, sustained: np.ndarray,
+              useful: np.ndarray, cap: int) -> np.ndarray:
+    """Indices of the packages to keep: per (household, lag), those no cheaper package beats in
+    exit or in sustained probability; then at most ``cap`` per household, spread evenly from
+    the cheapest to the best, plus the household's best sustained package if the spread missed it."""
     idx = np.flatnonzero(useful)
-    order = np.lexsort((-prob[idx], cost[idx], lag[idx], rows[idx]))
+    order = np.lexsort((-sustained[idx], -prob[idx], cost[idx], lag[idx], rows[idx]))
     idx = idx[order]
     group = pd.Series(rows[idx].astype(np.int64) * 64 + lag[idx])
-    best_before = pd.Series(prob[idx]).groupby(group.to_numpy()).cummax().shift(1)
     same = group.eq(group.shift(1)).to_numpy()
-    frontier = ~same | (prob[idx] > best_before.to_numpy())
+    frontier = ~same
+    for value in (prob, sustained):
+        best_before = pd.Series(value[idx]).groupby(group.to_numpy()).cummax().shift(1)
+        frontier |= value[idx] > best_before.to_numpy()
     idx = idx[frontier]
     # cap per household: evenly spaced ranks by cost (cheapest and best always kept)
-    order = np.lexsort((-prob[idx], cost[idx], rows[idx]))
+    order = np.lexsort((-sustained[idx], -prob[idx], cost[idx], rows[idx]))
     idx = idx[order]
     h = rows[idx]
     starts = np.r_[0, np.flatnonzero(np.diff(h)) + 1]
@@ -372,7 +500,11 @@ def _frontier(rows: np.ndarray, lag: np.ndarray, cost: np.ndarray, prob: np.ndar
     rank = np.arange(len(h)) - np.repeat(starts, counts)
     n = np.repeat(counts, counts)
     wanted = np.round(np.arange(cap)[None, :] * (np.maximum(n, 1)[:, None] - 1) / max(cap - 1, 1))
+    is_best = sustained[idx] == pd.Series(sustained[idx]).groupby(h).transform("max").to_numpy()
+    first_best = is_best & (pd.Series(is_best).groupby(h).cumsum().to_numpy() == 1)
     keep = (n <= cap) | (wanted == rank[:, None]).any(axis=1)
+    missed = ~pd.Series(keep & is_best).groupby(h).transform("any").to_numpy()
+    keep |= first_best & missed
     return np.sort(idx[keep])
 
 

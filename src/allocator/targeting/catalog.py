@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from allocator.errors import Issue, ScenarioError
 from allocator.scenario import Category
@@ -34,6 +34,13 @@ class Gain(_Strict):
 
     ``mean`` is an expression; ``relative`` a share of the projected income; ``to_line`` lifts
     income to a named line of the parameters (the dibao line). ``sd`` is relative to the mean.
+
+    Durability after the deadline (the sustained exit, docs/effect-model.md §3a): an ``earned``
+    gain (the household's own business or job) keeps going, growing with the household's
+    income, and stops with probability ``yearly_failure`` per year; a ``transfer`` (paid only
+    while the household is eligible or the post lasts) stops after the deadline, except for
+    the households the ``continues`` expression names (the safety net of households that
+    cannot work).
     """
 
     mean: str | None = None
@@ -41,6 +48,17 @@ class Gain(_Strict):
     to_line: str | None = None
     sd: float = Field(0.0, ge=0)
     failure: float = Field(0.0, ge=0, le=1)
+    kind: Literal["earned", "transfer"]
+    yearly_failure: float = Field(0.0, ge=0, le=1)
+    continues: str = "False"
+
+    @model_validator(mode="after")
+    def _durability_fits_kind(self) -> Gain:
+        if self.kind == "earned" and self.continues != "False":
+            raise ValueError("'continues' is for transfers; an earned gain has 'yearly_failure'")
+        if self.kind == "transfer" and self.yearly_failure > 0:
+            raise ValueError("'yearly_failure' is for earned gains; a transfer has 'continues'")
+        return self
 
 
 class Measure(_Strict):
@@ -66,7 +84,7 @@ class Measure(_Strict):
             raise ValueError(f"role '{self.role}' needs 'fixes' (one of {', '.join(GUARANTEES)})")
         if self.role in ("income", "both") and self.gain is None:
             raise ValueError(f"role '{self.role}' needs a 'gain'")
-        needed = ["cost", "hours", "lag", "return_risk", "eligible"] + (["gain"] if self.gain else [])
+        needed = ["cost", "hours", "lag", "return_risk", "eligible"] + (["gain", "durability"] if self.gain else [])
         _require_sources(self.sources, needed)
         return self
 
@@ -112,6 +130,17 @@ class Parameters(_Strict):
     contract_years: int = Field(ge=1, le=20)
     max_packages_per_household: int = Field(ge=1, le=50)
     dibao_line: dict[int, float]
+    line_growth: float = Field(ge=-0.5, le=1)  # yearly growth of the poverty line after the deadline
+    return_hazard: list[float] = Field(min_length=1)  # yearly return risk after exit: year 1, 2, ..., last repeats
+    transition_years: int = Field(ge=0, le=30)  # years after the deadline with support policies kept stable
+    unsupported_failure_factor: float = Field(ge=1, le=20)  # earned gains' yearly failure x this after them
+
+    @field_validator("return_hazard")
+    @classmethod
+    def _hazards_are_probabilities(cls, hazards: list[float]) -> list[float]:
+        if not all(0 <= h <= 1 for h in hazards):
+            raise ValueError(f"return hazards must be in [0, 1] (got {hazards})")
+        return hazards
 
 
 class Catalog(_Strict):

@@ -78,7 +78,8 @@ def prepare(scenario: Scenario, raw: dict[str, pd.DataFrame] | None = None) -> T
     candidates = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
                                   catalog, basis=scenario.targeting.basis, data_year=scenario.data_year,
                                   start_year=scenario.start_year, deadline_year=scenario.deadline_year,
-                                  line_deadline=scenario.poverty_line(scenario.deadline_year))
+                                  line_deadline=scenario.poverty_line(scenario.deadline_year),
+                                  sustain_years=scenario.policy.sustain_years, targets=raw.get("targets"))
     return Targeting(identification=ident, candidates=candidates, catalog=catalog)
 
 

@@ -1,7 +1,7 @@
 """The raw data contract: what a province's registry holds, before identification.
 
 A raw data folder holds ``regions`` (as in the canonical contract), ``villages_raw``,
-``households_raw``, ``funds`` and optionally ``personnel`` (both canonical). Identification
+``households_raw``, ``funds`` and optionally ``personnel`` and ``targets`` (all canonical). Identification
 (:mod:`allocator.targeting.identify`) and candidates (:mod:`allocator.targeting.candidates`)
 turn it into the canonical problem. Cells are checked by the same machinery and error
 grammar as the canonical tables; cross-table rules are the ``check_*`` functions here.
@@ -81,7 +81,7 @@ RAW_SPECS: dict[str, TableSpec] = {
     ),
 }
 RAW_TABLES = ("regions", "villages_raw", "households_raw", "funds")
-RAW_OPTIONAL_TABLES = ("personnel",)
+RAW_OPTIONAL_TABLES = ("personnel", "targets")
 MEMBER_COUNTS = ("labourers", "children_out_of_school", "uninsured_members", "chronic_illness_members",
                  "disabled_members")
 
