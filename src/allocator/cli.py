@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allocator.errors import AllocatorError, InputError, Issue, SolverUnavailable
-from allocator.provenance import check_output_folder, output_folder
+from allocator.provenance import check_output_folder, output_folder, read_manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
@@ -215,15 +215,16 @@ def report(
                                                "rewritten)")]))
     if compare_with is not None and not (compare_with / "summary.json").is_file():
         _fail_input(InputError([Issue(str(compare_with), "not a plan folder", expected="a folder with summary.json")]))
-    inside = html_file.resolve() == own.resolve()
+    folder = html_file.parent  # allocator's own folder (the plan's, or another with a manifest) lists the report
+    ours = html_file.resolve() == own.resolve() or read_manifest(folder) is not None
     try:
-        if inside:
-            check_output_folder(plan_dir)
+        if ours:
+            check_output_folder(folder)
         page = build_report(plan_dir, compare_with=compare_with)
     except InputError as error:
         _fail_input(error)
-    html_file.parent.mkdir(parents=True, exist_ok=True)
-    with output_folder(plan_dir) if inside else contextlib.nullcontext():
+    folder.mkdir(parents=True, exist_ok=True)
+    with output_folder(folder) if ours else contextlib.nullcontext():
         html_file.write_text(page, encoding="utf-8")
     out.print(f"[bold]report[/bold] → {html_file}")
 
@@ -243,7 +244,7 @@ def assign(
     import shutil
 
     from allocator.plan import Plan
-    from allocator.provenance import check_plan_inputs, input_fingerprint, read_manifest
+    from allocator.provenance import check_plan_inputs, input_fingerprint
     from allocator.responsibility import (
         assign_responsibility,
         fill_responsible_cadres,
@@ -394,7 +395,6 @@ def _write_generated(tables: dict, out_dir: Path, fmt: str, scenario: dict) -> N
     from allocator.synth import write_tables
 
     try:
-        check_output_folder(out_dir, GENERATED)
         with output_folder(out_dir, GENERATED):
             write_tables(tables, out_dir, fmt=fmt)
             (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))

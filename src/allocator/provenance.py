@@ -97,18 +97,22 @@ def write_manifest(folder: str | Path, kind: str | None = None, **facts) -> dict
     return manifest
 
 
+def _listing(folder: Path) -> dict[str, str]:
+    """The files a folder's manifest vouches for, and the manifest itself, with their SHA-256."""
+    return {**read_manifest(folder)["files"], MANIFEST: file_sha256(folder / MANIFEST)}
+
+
 def _update_enclosing(folder: Path, active: tuple[Path, ...]) -> None:
-    """Bring the listings of the allocator folders around ``folder`` up to date with its files
-    (those being written now list themselves when they are done)."""
+    """Put the listing of ``folder`` (just written) into the manifests of the allocator folders
+    around it, innermost first (those being written now list themselves when they are done)."""
     inner = folder
     for outer in folder.parents:
-        if outer in active or read_manifest(outer) is None:
-            return
         manifest = read_manifest(outer)
+        if outer in active or manifest is None:
+            return
         prefix = inner.relative_to(outer).as_posix() + "/"
         files = {k: v for k, v in manifest["files"].items() if not k.startswith(prefix)}
-        files.update({prefix + name: file_sha256(inner / name) for name in [*_files(inner), MANIFEST]
-                      if (inner / name).is_file()})
+        files.update({prefix + name: digest for name, digest in _listing(inner).items()})
         manifest["files"] = dict(sorted(files.items()))
         (outer / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         inner = outer
@@ -117,9 +121,10 @@ def _update_enclosing(folder: Path, active: tuple[Path, ...]) -> None:
 @contextlib.contextmanager
 def output_folder(folder: str | Path, kind: str | None = None, **facts) -> Iterator[Path]:
     """Write allocator output into ``folder``: refuse it unless :func:`check_output_folder`
-    passes (not checked again inside a folder being written), create it, and on success write
-    its manifest, also after a failure (``kind`` None: keep the folder's kind, for commands that add files to it)
-    and update the listing of any allocator folder around it."""
+    passes (not checked again inside a folder being written), create it, and when done (also
+    after a failure: what was written is allocator's) write its manifest and update the listing
+    of any allocator folder around it. ``kind`` None keeps the folder's kind: for commands that
+    add files to a folder (explain, report)."""
     folder = Path(folder)
     resolved = folder.resolve()
     active = _active.get()
@@ -129,7 +134,7 @@ def output_folder(folder: str | Path, kind: str | None = None, **facts) -> Itera
     token = _active.set((*active, resolved))
     try:
         yield folder
-    finally:  # what was written before a failure is allocator's too
+    finally:
         _active.reset(token)
         write_manifest(folder, kind, **facts)
         _update_enclosing(resolved, active)
