@@ -38,7 +38,7 @@ from allocator.assign import (
     read_orlib_gap,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "orlib-gap"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "orlib-gap"
 DEFAULT_SETS = [f"gap{k}" for k in range(1, 13)] + ["gapa", "gapb", "gapc"]
 
 

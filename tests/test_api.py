@@ -363,7 +363,7 @@ def test_explain_difficulties_and_report(service):
 def test_keys_command_makes_a_working_key(service, tmp_path, monkeypatch):
     monkeypatch.setenv("ALLOCATOR_DATA_DIR", str(tmp_path / "data"))
     runner = CliRunner()
-    made = runner.invoke(cli_app, ["keys", "create", "--region", "P1", "--name", "budget office"])
+    made = runner.invoke(cli_app, ["keys", "create", "--region", "P1", "--name", "budget office", "--create"])
     assert made.exit_code == 0, made.output
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("alk_")

@@ -18,6 +18,7 @@ import allocator
 from allocator.api import Settings, create_app
 from allocator.api.auth import create_key
 from api_support import TINY, wait_for
+from loop_helpers import solve_preset
 from plan_checker import check_scenario_plan
 from test_api import Service, TestClient, no_dispatch, table
 
@@ -138,6 +139,24 @@ def test_scope_and_bad_records(managed, caplog):
         response = c.request(method, f"/v1/plans/{plan_id}{path}", headers=elsewhere, **kwargs)
         assert response.status_code == 404 and response.json() == {"detail": f"no plan {plan_id!r}"}, path
     assert c.get(f"/v1/plans/{plan_id}/progress/{progress_id}", headers=svc.headers("F01")).status_code == 200
+
+
+def test_a_record_of_another_plan_is_refused_with_409(managed, tmp_path):
+    svc, admin, plan_id, plan_dir, record = managed
+    c = svc.client
+    other = solve_preset(tmp_path / "other", seed=2)
+    foreign = allocator.simulate_progress(other, YEAR, seed=3).write(tmp_path / "foreign")
+    ours, theirs = (json.loads((folder / "summary.json").read_text())["plan_fingerprint"][:16]
+                    for folder in (plan_dir, other))
+    refused = c.post(f"/v1/plans/{plan_id}/progress", files=tables(foreign), headers=admin)
+    assert refused.status_code == 409, refused.text
+    assert ours in refused.text and theirs in refused.text and str(tmp_path) not in refused.text
+    # a stored record that names another plan (as one stored before records were checked)
+    progress_id = c.post(f"/v1/plans/{plan_id}/progress", files=tables(record), headers=admin).json()["progress_id"]
+    stored = Path(svc.store.job(plan_id).input_dir).parent / "progress" / progress_id / "record" / "record.csv"
+    stored.write_text((foreign / "record.csv").read_text())
+    replan = c.post(f"/v1/plans/{plan_id}/replan", json={"progress_id": progress_id}, headers=admin)
+    assert replan.status_code == 409 and theirs in replan.text, replan.text
 
 
 def test_replan_jobs_cancel_and_resume_after_a_restart(tmp_path):

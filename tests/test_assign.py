@@ -40,8 +40,7 @@ from allocator.responsibility import (
 from allocator.solvers.base import Status
 from allocator.synth.teams import TEAM_COLUMNS, generate_teams
 
-ORLIB = Path(__file__).parents[2] / "shared" / "data" / "orlib-gap"
-needs_orlib = pytest.mark.skipif(not ORLIB.is_dir(), reason=f"OR-Library GAP data not found at {ORLIB}")
+ORLIB = Path(__file__).parent / "data" / "orlib-gap"  # OR-Library's public GAP instances
 
 
 # --- generalized assignment against enumeration ---------------------------------------------
@@ -165,7 +164,6 @@ def test_gap_input_errors(kwargs, match):
 
 
 # --- OR-Library ------------------------------------------------------------------------------
-@needs_orlib
 def test_orlib_loader(tmp_path):
     gap1 = read_orlib_gap(ORLIB / "gap1.txt")
     assert [i.name for i in gap1] == [f"gap1-{k}" for k in range(1, 6)]
@@ -196,7 +194,6 @@ def _solve_set(stem: str, time_limit: float) -> list[tuple[str, float, float, st
     return rows
 
 
-@needs_orlib
 @pytest.mark.parametrize("stem", [f"gap{k}" for k in range(1, 13)])
 def test_orlib_gap1_to_gap12_reach_published_optima(stem):
     for name, objective, bound, status, _seconds in _solve_set(stem, time_limit=60):
@@ -204,7 +201,6 @@ def test_orlib_gap1_to_gap12_reach_published_optima(stem):
         assert status == "optimal" and bound == objective, name
 
 
-@needs_orlib
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", ["gapa", "gapb", "gapc"])
 def test_orlib_types_a_b_c_reach_proven_optima(stem):

@@ -203,7 +203,7 @@ def test_stability_trades_changes_for_exits_and_says_how_many(tiny):
     assert info["value_cost"] == pytest.approx(info["value_without"] - info["value_with"])
     assert info["value_cost"] >= -1e-6  # the model trades value (sustained exits, earliness) for kept decisions
     assert info["value_cost"] <= 0.05 * (info["changes_without"] - info["changes_with"]) + 1e-6
-    assert result.remaining.summary["stability"]["objective_gap"] <= 1e-9
+    assert result.remaining.summary["stability"]["objective_gap"] <= 1e-4 + 1e-9  # the scenario's gap
 
 
 def test_the_replan_year_must_follow_the_record(tiny):

@@ -7,6 +7,7 @@ expected).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allocator.errors import AllocatorError, InputError, Issue, SolverUnavailable
-from allocator.plan import BASELINES_FOLDER, CHART_FILES, TABLES
+from allocator.provenance import check_output_folder, output_folder, read_manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
@@ -27,10 +28,6 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service 
 app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 out = Console()
-
-PLAN_FILES = ({"summary.json", "difficulties.json", "report.html", BASELINES_FOLDER, "monitor"}
-              | {f"{name}.csv" for name in TABLES} | set(CHART_FILES))
-
 
 class ProgressPrinter:
     """Prints each phase with the time elapsed and what is known (incumbent, bound, gap)."""
@@ -112,7 +109,7 @@ def solve(
             raw["solver"].update(updates)
             sc = scenario_from_dict(raw, file=f"{scenario.name} (with command-line options)", source=sc.source)
         folder = out_dir or Path("plans") / sc.name
-        _check_folder(folder, PLAN_FILES, "a plan")
+        check_output_folder(folder, "plan")
         plan = run(sc, progress=ProgressPrinter(quiet), baselines=baselines, scheduler=scheduler, workers=workers)
     except InputError as error:
         _fail_input(error)
@@ -228,16 +225,18 @@ def report(
                                                "rewritten)")]))
     if compare_with is not None and not (compare_with / "summary.json").is_file():
         _fail_input(InputError([Issue(str(compare_with), "not a plan folder", expected="a folder with summary.json")]))
+    folder = html_file.parent  # allocator's own folder (the plan's, or another with a manifest) lists the report
+    ours = html_file.resolve() == own.resolve() or read_manifest(folder) is not None
     try:
+        if ours:
+            check_output_folder(folder)
         page = build_report(plan_dir, compare_with=compare_with)
     except InputError as error:
         _fail_input(error)
-    html_file.parent.mkdir(parents=True, exist_ok=True)
-    html_file.write_text(page, encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    with output_folder(folder) if ours else contextlib.nullcontext():
+        html_file.write_text(page, encoding="utf-8")
     out.print(f"[bold]report[/bold] → {html_file}")
-
-
-ASSIGN_FILES = {"household_cadre.csv", "teams.csv", "shortage.csv", "assignment.json"}
 
 
 @app.command()
@@ -255,6 +254,7 @@ def assign(
     import shutil
 
     from allocator.plan import Plan
+    from allocator.provenance import check_plan_inputs, input_fingerprint
     from allocator.responsibility import (
         assign_responsibility,
         fill_responsible_cadres,
@@ -263,24 +263,30 @@ def assign(
         read_teams,
     )
     from allocator.synth.teams import generate_teams
+    from allocator.tables import table_path
     from allocator.targeting import identify_scenario, raw_tables
 
     progress = ProgressPrinter(quiet)
     try:
         sc = _raw_scenario(scenario)
         plan = None
+        kind = "assignment"
         if plan_dir is not None:
             if not (plan_dir / "summary.json").is_file():
                 raise InputError([Issue(str(plan_dir), "not a plan folder", expected="a folder with summary.json")])
             plan = Plan.read(plan_dir)
-        _check_folder(out_dir, ASSIGN_FILES | (PLAN_FILES if plan is not None else set()), "an assignment")
+            check_plan_inputs(plan.summary, input_fingerprint(sc), plan=str(plan_dir), inputs=str(scenario))
+            if out_dir.resolve() == plan_dir.resolve():  # the plan folder itself gets the cadres
+                kind = (read_manifest(plan_dir) or {}).get("kind", "plan")
+        check_output_folder(out_dir, kind)
         progress("read raw tables and identify")
         raw = raw_tables(sc)
         ident = identify_scenario(sc, raw)
         folder = sc.data_dir()
-        cadres = raw["cadres"] if "cadres" in raw else read_cadres(folder, raw["regions"])
+        cadres = raw["cadres"] if "cadres" in raw else read_cadres(folder, raw["regions"], sc.encoding)
         seed = sc.generate.seed if sc.generate is not None else 0
-        teams = (read_teams(folder, raw["regions"]) if folder is not None and (folder / "teams.csv").is_file()
+        teams = (read_teams(folder, raw["regions"], sc.encoding)
+                 if folder is not None and table_path(folder, "teams") is not None
                  else generate_teams(ident.villages, raw["regions"], seed=seed))
         households = households_for_assignment(ident.cards, ident.villages,
                                                plan.households if plan is not None else None,
@@ -290,16 +296,16 @@ def assign(
                                        time_limit=time_limit, workers=workers)
     except InputError as error:
         _fail_input(error)
-    if plan is not None:
-        if out_dir.resolve() != plan_dir.resolve():
-            shutil.copytree(plan_dir, out_dir, dirs_exist_ok=True)
-        fill_responsible_cadres(plan.households, result).to_csv(out_dir / "households.csv", index=False)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result.household_cadre.to_csv(out_dir / "household_cadre.csv", index=False)
-    result.village_team.to_csv(out_dir / "teams.csv", index=False)
-    result.shortage.to_csv(out_dir / "shortage.csv", index=False)
     summary = result.summary()
-    (out_dir / "assignment.json").write_text(json.dumps(summary, indent=2, default=str))
+    with output_folder(out_dir, kind):
+        if plan is not None:
+            if out_dir.resolve() != plan_dir.resolve():
+                shutil.copytree(plan_dir, out_dir, dirs_exist_ok=True)
+            fill_responsible_cadres(plan.households, result).to_csv(out_dir / "households.csv", index=False)
+        result.household_cadre.to_csv(out_dir / "household_cadre.csv", index=False)
+        result.village_team.to_csv(out_dir / "teams.csv", index=False)
+        result.shortage.to_csv(out_dir / "shortage.csv", index=False)
+        (out_dir / "assignment.json").write_text(json.dumps(summary, indent=2, default=str))
     table = Table(title=f"assignment → {out_dir}", show_header=False)
     for key in ("status", "households", "households_assigned", "households_unassigned", "households_same_township",
                 "townships_short", "capacity_missing", "poor_villages", "villages_unassigned", "gap",
@@ -319,7 +325,7 @@ def compare(
     out_file: Annotated[Path | None, typer.Option("--out", help="also write the differences as CSV")] = None,
 ) -> None:
     """What differs between two plans: inputs (money, policy, data counts) and outcomes."""
-    from allocator.compare import compare_plans
+    from allocator.compare import compare_plans, inputs_sentence
     from allocator.plan import Plan
 
     plans = []
@@ -338,6 +344,7 @@ def compare(
     for row in rows.itertuples(index=False):
         table.add_row(row.section, row.item, _cell(row.a), _cell(row.b), _cell(row.change, signed=True))
     out.print(table)
+    out.print(f"- {inputs_sentence(*plans)}", markup=False)
 
 
 def _cell(value, signed: bool = False) -> str:
@@ -376,39 +383,36 @@ def generate_canonical(
 ) -> None:
     """Write a seeded synthetic canonical data set and a scenario that solves it."""
     from allocator.synth import generate_canonical as generate
-    from allocator.synth import write_tables
 
     start, deadline = _years(years)
     if fmt not in ("csv", "parquet"):
         err.print(f"[red]error:[/red] --format must be csv or parquet (got {fmt!r})")
         raise typer.Exit(2)
     tables = generate(households, start_year=start, deadline_year=deadline, seed=seed, money_scale=money_scale)
-    try:
-        write_tables(tables, out_dir, fmt=fmt)
-    except FileExistsError as error:
-        err.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
     scenario = {"name": out_dir.name or "generated", "start_year": start, "deadline_year": deadline, "data": ".",
                 "policy": {"county_exit_threshold": {"default": 0.02, "western": 0.03}, "deadline": "soft"},
                 "solver": {"backend": "highs", "method": "auto", "mip_gap": 0.001}}
-    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    _write_generated(tables, out_dir, fmt, scenario)
     out.print(f"wrote {', '.join(f'{k} {len(v):,}' for k, v in tables.items())} rows and "
               f"{out_dir / 'scenario.yaml'}")
 
 
-IDENTIFY_FILES = {"household_cards.csv", "villages.csv", "identification.json", "poor_by_county.png"}
+GENERATED = "generated data"  # the kind of folder the generate commands write
 
 
-def _check_folder(folder: Path, allowed: set[str], what: str) -> None:
-    """Refuse to write into a folder holding anything but an earlier output of the same command."""
-    if folder.exists() and not folder.is_dir():
-        _fail_input(InputError([Issue(str(folder), "exists and is not a folder", expected=f"a folder for {what}")]))
-    if folder.is_dir():
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in allowed)
-        if foreign:
-            _fail_input(InputError([Issue(str(folder), f"output folder holds files that are not {what}; "
-                                          "choose another --out so nothing is overwritten",
-                                          found=", ".join(foreign[:5]))]))
+def _write_generated(tables: dict, out_dir: Path, fmt: str, scenario: dict) -> None:
+    """Write generated tables and their scenario.yaml into a new or empty folder (exit 2 otherwise)."""
+    from allocator.synth import write_tables
+
+    try:
+        with output_folder(out_dir, GENERATED):
+            write_tables(tables, out_dir, fmt=fmt)
+            (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    except InputError as error:
+        _fail_input(error)
+    except FileExistsError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
 
 
 def _raw_scenario(path: Path):
@@ -440,18 +444,18 @@ def identify(
     progress = ProgressPrinter(quiet)
     try:
         sc = _raw_scenario(scenario)
-        _check_folder(out_dir, IDENTIFY_FILES, "an identification")
+        check_output_folder(out_dir, "identification")
         progress("read raw tables")
         raw = raw_tables(sc)
         progress("identify", households=len(raw["households_raw"]), villages=len(raw["villages_raw"]))
         ident = identify_scenario(sc, raw)
     except InputError as error:
         _fail_input(error)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_table(ident.cards, out_dir / "household_cards.csv")
-    write_table(ident.villages, out_dir / "villages.csv")
-    (out_dir / "identification.json").write_text(json.dumps(ident.summary, indent=2, ensure_ascii=False))
-    poor_by_county_chart(ident.cards, out_dir / "poor_by_county.png")
+    with output_folder(out_dir, "identification"):
+        write_table(ident.cards, out_dir / "household_cards.csv")
+        write_table(ident.villages, out_dir / "villages.csv")
+        (out_dir / "identification.json").write_text(json.dumps(ident.summary, indent=2, ensure_ascii=False))
+        poor_by_county_chart(ident.cards, out_dir / "poor_by_county.png")
     _print_identification(ident.summary, out_dir)
 
 
@@ -483,19 +487,17 @@ def candidates(
     import json
 
     from allocator.checks import check_tables
+    from allocator.provenance import input_fingerprint
     from allocator.synth import write_tables
-    from allocator.tables import OPTIONAL_TABLES, REQUIRED_TABLES
     from allocator.targeting import prepare, raw_tables
 
     if fmt not in ("csv", "parquet"):
         err.print(f"[red]error:[/red] --format must be csv or parquet (got {fmt!r})")
         raise typer.Exit(2)
     progress = ProgressPrinter(quiet)
-    allowed = {f"{n}.{x}" for n in REQUIRED_TABLES + OPTIONAL_TABLES for x in ("csv", "parquet")} | {
-        "scenario.yaml", "candidates.json"}
     try:
         sc = _raw_scenario(scenario)
-        _check_folder(out_dir, allowed, "canonical tables")
+        check_output_folder(out_dir, "candidate tables")
         progress("read raw tables")
         raw = raw_tables(sc)
         progress("identify and build candidates", households=len(raw["households_raw"]))
@@ -503,14 +505,16 @@ def candidates(
         check_tables(result.tables, sc.years)
     except InputError as error:
         _fail_input(error)
-    write_tables(result.tables, out_dir, fmt=fmt, overwrite=True)
     raw_scenario = sc.model_dump(mode="json", exclude_none=True)
     raw_scenario.pop("generate", None)
     raw_scenario.pop("targeting", None)
+    raw_scenario.pop("encoding", None)  # the tables are written as UTF-8
     raw_scenario["data"] = "."
-    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(raw_scenario, sort_keys=False))
     summary = {"identification": result.identification.summary, "candidates": result.candidates.summary}
-    (out_dir / "candidates.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    with output_folder(out_dir, "candidate tables", made_from=input_fingerprint(sc)):
+        write_tables(result.tables, out_dir, fmt=fmt, overwrite=True)
+        (out_dir / "scenario.yaml").write_text(yaml.safe_dump(raw_scenario, sort_keys=False))
+        (out_dir / "candidates.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     s = result.candidates.summary
     out.print(f"wrote {s['packages']:,} packages for {s['households_with_packages']:,} of "
               f"{s['planned_households']:,} poor households, {s['projects']:,} projects "
@@ -538,13 +542,18 @@ def generate_national(
 
     start, deadline = _years(years)
     codes = [c.strip() for c in provinces.split(",")] if provinces else None
+    try:
+        check_output_folder(out_dir, GENERATED)
+    except InputError as error:
+        _fail_input(error)
     with Progress(console=err, disable=quiet) as bar:
         task = bar.add_task("counties", total=None)
         try:
-            counties = write_national(out_dir, seed, scale=scale, provinces=codes, start_year=start,
-                                      deadline_year=deadline, money_scale=money_scale,
-                                      progress=lambda code, done, total: bar.update(
-                                          task, advance=1, description=f"{code} {done}/{total}"))
+            with output_folder(out_dir, GENERATED):
+                counties = write_national(out_dir, seed, scale=scale, provinces=codes, start_year=start,
+                                          deadline_year=deadline, money_scale=money_scale,
+                                          progress=lambda code, done, total: bar.update(
+                                              task, advance=1, description=f"{code} {done}/{total}"))
         except (FileExistsError, ValueError) as error:
             err.print(f"[red]error:[/red] {error}")
             raise typer.Exit(2) from None
@@ -566,7 +575,6 @@ def generate_province(
     fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
 ) -> None:
     """Write a seeded synthetic province as raw registry data, plus a scenario that plans it."""
-    from allocator.synth import write_tables
     from allocator.synth.province import PROVINCE_PRESETS, generate_province_preset
 
     start, deadline = _years(years)
@@ -577,16 +585,11 @@ def generate_province(
     err.print(f"generating {preset} (seed {seed})")
     tables = generate_province_preset(preset, seed=seed, start_year=start, deadline_year=deadline,
                                       money_scale=money_scale, western=not central)
-    try:
-        write_tables(tables, out_dir, fmt=fmt)
-    except FileExistsError as error:
-        err.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
     scenario = {"name": out_dir.name or preset, "start_year": start, "deadline_year": deadline, "data": ".",
                 "policy": {"county_exit_threshold": {"default": 0.02, "western": 0.03}, "deadline": "soft"},
                 "targeting": {"basis": "rule"},
                 "solver": {"backend": "highs", "method": "auto", "mip_gap": 0.001}}
-    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    _write_generated(tables, out_dir, fmt, scenario)
     out.print(f"wrote {', '.join(f'{k} {len(v):,}' for k, v in tables.items())} rows and "
               f"{out_dir / 'scenario.yaml'}")
 
@@ -622,22 +625,35 @@ def _service_settings(**overrides):
         raise typer.Exit(2) from None
 
 
-def _key_store():
+def _key_store(create: bool = False):
+    """The job store the service's settings name, said on stderr; a missing one is refused
+    unless ``create`` (a key made in the wrong store would never work)."""
     from allocator.api.store import open_store
 
-    return open_store(_service_settings().database_url())
+    url = _service_settings().database_url()
+    err.print(f"job store: {url}", markup=False, highlight=False)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file() and not create:
+        err.print("[red]error:[/red] no job store there: set ALLOCATOR_DATA_DIR (or ALLOCATOR_DB_URL) as the "
+                  "service has it, or pass --create to make a new store")
+        raise typer.Exit(2)
+    try:
+        return open_store(url)
+    except ValueError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
 
 
 @keys_app.command("create")
 def keys_create(
     region: Annotated[str, typer.Option(help="region id whose subtree the key may see; '*' for all (admin)")],
     name: Annotated[str, typer.Option(help="who or what the key is for")] = "",
+    create: Annotated[bool, typer.Option("--create", help="make the job store if there is none yet")] = False,
 ) -> None:
     """Make an API key; the key itself is printed once, on the last line, and only its hash is kept."""
     from allocator.api.auth import create_key
 
     try:
-        record, key = create_key(_key_store(), region, name)
+        record, key = create_key(_key_store(create), region, name)
     except ValueError as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
@@ -683,12 +699,12 @@ def monitor(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Plan against actual: counties, villages, households off track, counties at risk and households to watch."""
-    from allocator.monitor import MONITOR_FILES, monitor_progress
+    from allocator.monitor import monitor_progress
 
     progress = ProgressPrinter(quiet)
     folder = out_dir or plan_dir / "monitor"
     try:
-        _check_folder(folder, set(MONITOR_FILES), "a monitoring report")
+        check_output_folder(folder, "monitoring")
         progress("read the plan, its inputs and the record")
         result = monitor_progress(plan_dir, progress_dir)
     except InputError as error:
@@ -711,11 +727,11 @@ def replan(
 ) -> None:
     """Re-plan a running plan from a progress record: delivered, started and paid are pinned, the rest re-optimised."""
     from allocator.explain import load_plan_context
-    from allocator.replan import REPLAN_FILES, replan_from
+    from allocator.replan import replan_from
 
     progress = ProgressPrinter(quiet)
     try:
-        _check_folder(out_dir, PLAN_FILES | set(REPLAN_FILES), "a re-plan")
+        check_output_folder(out_dir, "re-plan")
         progress("read the plan, its inputs and the record")
         context = load_plan_context(plan_dir)
         settings = context.scenario.solver
@@ -742,12 +758,11 @@ def simulate(
 ) -> None:
     """Draw a plausible progress record from a plan (slippage, exits, returns, shocks), for testing and training."""
     from allocator.explain import load_plan_context
-    from allocator.progress import PROGRESS_FILES
     from allocator.simulate import simulate_progress
 
     progress = ProgressPrinter(quiet)
     try:
-        _check_folder(out_dir, PROGRESS_FILES, "a progress record")
+        check_output_folder(out_dir, "progress record")
         progress("read the plan and its inputs")
         record = simulate_progress(load_plan_context(plan_dir), year, seed)
     except InputError as error:
@@ -789,17 +804,19 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Solve variants of a scenario on Dask: results.csv, a frontier chart, a folder per variant (reused)."""
-    from allocator.whatif import RESULT_COLUMNS, SWEEP_FILES, frontier_violations, parse_vary
+    from allocator.scenario import load_scenario
+    from allocator.whatif import RESULT_COLUMNS, check_vary, frontier_violations, parse_vary
     from allocator.whatif import sweep as run_sweep
 
     try:
-        _check_folder(out_dir, SWEEP_FILES, "a sweep")
+        check_output_folder(out_dir, "sweep")
         listed = None
         if variants_file is not None:
             listed = yaml.safe_load(variants_file.read_text()) if variants_file.is_file() else None
             if not (isinstance(listed, list) and all(isinstance(v, dict) for v in listed)):
                 raise InputError([Issue(str(variants_file), "expected a YAML list of override mappings")])
         varied = parse_vary(vary or [])
+        check_vary(load_scenario(base), varied, listed)
         results = run_sweep(base, varied, variants=listed, out=out_dir, scheduler=scheduler, workers=workers,
                             plans=plans, progress=not quiet)
     except InputError as error:

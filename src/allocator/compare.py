@@ -43,7 +43,7 @@ def input_rows(a: Plan, b: Plan) -> list[dict]:
         if _differs(a.summary.get(key), b.summary.get(key)):
             rows.append(_row("inputs", key, a.summary.get(key), b.summary.get(key)))
     flat_a, flat_b = {}, {}
-    for part in ("policy", "options", "problem", "inputs", "generate"):
+    for part in ("input_fingerprint", "policy", "options", "problem", "inputs", "generate"):
         _flatten(part, a.summary.get("manifest", {}).get(part), flat_a)
         _flatten(part, b.summary.get("manifest", {}).get(part), flat_b)
     for key in sorted(set(flat_a) | set(flat_b)):
@@ -90,9 +90,21 @@ def _bool_or_none(value) -> bool | None:
     return None if value is None else bool(value)
 
 
+def inputs_sentence(a: Plan, b: Plan, names: tuple[str, str] = ("A", "B")) -> str:
+    """Whether the two plans were made from the same input data (their input fingerprints,
+    :mod:`allocator.provenance`), in words: plans of different data compare as two scenarios."""
+    from allocator.provenance import plan_inputs, short
+
+    fa, fb = (plan_inputs(plan.summary)[:1] or (None,) for plan in (a, b))
+    if fa[0] is not None and fa == fb:
+        return f"{names[0]} and {names[1]} were made from the same input data (inputs {short(fa[0])})"
+    return (f"{names[0]} and {names[1]} were made from different input data (inputs {short(fa[0])} and "
+            f"{short(fb[0])}): this compares two scenarios")
+
+
 def compare_plans(a: Plan, b: Plan) -> pd.DataFrame:
     """Every input and outcome difference between plan ``a`` and plan ``b``, one row each."""
     return pd.DataFrame(input_rows(a, b) + outcome_rows(a, b), columns=["section", "item", "a", "b", "change"])
 
 
-__all__ = ["compare_plans", "input_rows", "outcome_rows"]
+__all__ = ["compare_plans", "input_rows", "inputs_sentence", "outcome_rows"]

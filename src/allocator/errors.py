@@ -69,6 +69,11 @@ class ScenarioError(InputError):
     """The scenario YAML itself is invalid (keys, types, values)."""
 
 
+class InputMismatch(InputError):
+    """Inputs that do not belong together: a plan made from other data, a progress record drawn
+    from another plan (the HTTP service answers 409)."""
+
+
 class SolverUnavailable(AllocatorError, RuntimeError):
     """A backend was requested that is unknown or whose package is not installed."""
 

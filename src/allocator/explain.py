@@ -415,17 +415,20 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
 
 def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = True, progress=None) -> dict:
     """Everything ``allocator explain`` tells about a plan folder, written to its
-    ``difficulties.json`` and returned: the difficulties per county, for a plan with no solution
-    the conflicting rules, marginal values (models up to LP_FIX_MAX_INTEGER_COLUMNS), with
-    ``money`` what it would take (when a county is off schedule or there is no plan), and with
-    ``earliest`` the earliest deadline per county (one re-solve per year)."""
+    ``difficulties.json`` (the folder must be allocator's own) and returned: the difficulties
+    per county, for a plan with no solution the conflicting rules, marginal values (models up
+    to LP_FIX_MAX_INTEGER_COLUMNS), with ``money`` what it would take (when a county is off
+    schedule or there is no plan), and with ``earliest`` the earliest deadline per county (one
+    re-solve per year)."""
     import json
 
     from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
+    from allocator.provenance import check_output_folder, output_folder
 
     progress = progress or quiet
     progress("rebuild the model")
     context = load_plan_context(folder)
+    check_output_folder(context.folder)  # it is written into: allocator's own, before the work
     plan, settings, problem = context.plan, context.scenario.solver, context.problem
     fm = context.formulation()
     found = difficulties(fm, plan)
@@ -454,7 +457,8 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
         table, runs = earliest_deadlines(problem, context.tables, resolve, at_deadline=solved)
         found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
                                        "runs": runs}
-    (context.folder / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
+    with output_folder(context.folder):
+        (context.folder / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
     return found
 
 

@@ -106,19 +106,21 @@ class Monitoring:
     summary: dict = field(default_factory=dict)
 
     def write(self, folder: str | Path) -> Path:
-        """Write the tables, ``monitor.json`` and the chart of counties at risk into ``folder``."""
+        """Write the tables, ``monitor.json`` and the chart of counties at risk into ``folder``
+        (refused when it holds anything allocator did not write, see :mod:`allocator.provenance`)."""
         from allocator.charts import plt
+        from allocator.provenance import output_folder
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.counties.to_csv(folder / "counties.csv", index=False)
-        self.villages.to_csv(folder / "villages.csv", index=False)
-        self.off_track.to_csv(folder / "households_off_track.csv", index=False)
-        self.watch.to_csv(folder / "watch.csv", index=False)
-        (folder / "monitor.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
-        fig = counties_at_risk(self.counties, self.summary["record_year"])
-        fig.savefig(folder / "counties_at_risk.png", dpi=110)
-        plt.close(fig)
+        with output_folder(folder, "monitoring"):
+            self.counties.to_csv(folder / "counties.csv", index=False)
+            self.villages.to_csv(folder / "villages.csv", index=False)
+            self.off_track.to_csv(folder / "households_off_track.csv", index=False)
+            self.watch.to_csv(folder / "watch.csv", index=False)
+            (folder / "monitor.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
+            fig = counties_at_risk(self.counties, self.summary["record_year"])
+            fig.savefig(folder / "counties_at_risk.png", dpi=110)
+            plt.close(fig)
         return folder
 
 

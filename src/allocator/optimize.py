@@ -26,6 +26,7 @@ from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
 from allocator.plan import Plan, make_plan, shortfall_vector
+from allocator.provenance import input_fingerprint, made_from, table_encodings
 from allocator.scenario import Scenario, SolverSettings, apply_money, file_sha256, scenario_files
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, Status
@@ -67,7 +68,7 @@ def _read_or_generate(scenario: Scenario) -> dict[str, pd.DataFrame]:
         check_tables(tables, scenario.years, policy=scenario.policy, scenario_file=_file_name(scenario))
         return tables
     issues = IssueCollector()
-    tables = read_tables(scenario.data_dir(), issues)
+    tables = read_tables(scenario.data_dir(), issues, encoding=scenario.encoding)
     if set(tables) == set(REQUIRED_TABLES + OPTIONAL_TABLES):
         check_tables(tables, scenario.years, issues, policy=scenario.policy, scenario_file=_file_name(scenario))
     issues.raise_if_any()
@@ -244,7 +245,11 @@ def solve(scenario: Scenario, *, progress: Progress = quiet, backend: str | None
     tables = load_tables(scenario)
     problem = build_problem(tables, name=scenario.name, start_year=scenario.start_year,
                             deadline_year=scenario.deadline_year, policy=scenario.policy, validate=False)
-    manifest = {"inputs": input_hashes(scenario), "seed": settings.seed,
+    hashes = input_hashes(scenario)
+    derived = made_from(scenario)
+    manifest = {"inputs": hashes, "input_fingerprint": input_fingerprint(scenario, hashes),
+                **({"made_from": derived} if derived else {}), "encodings": table_encodings(scenario),
+                "seed": settings.seed,
                 "policy": scenario.policy.model_dump(mode="json"),
                 "scenario_file": str(scenario.source) if scenario.source is not None else None,
                 "generate": scenario.generate.model_dump() if scenario.generate else None,

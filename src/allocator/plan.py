@@ -76,21 +76,27 @@ class Plan:
         raise ValueError("this plan was neither solved here nor read from a folder: nothing to explain it with")
 
     def write(self, folder: str | Path, charts: bool = True) -> Path:
-        """Write the plan folder (created if needed), with its charts unless ``charts`` is
-        False or there is no plan; returns its path."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "summary.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
-        for name in TABLES:
-            getattr(self, name).to_csv(folder / f"{name}.csv", index=False)
-        if charts and len(self.counties):
-            from allocator.charts import write_charts
+        """Write the plan folder (created if needed; refused when it holds anything allocator
+        did not write, see :mod:`allocator.provenance`), with its charts unless ``charts`` is
+        False or there is no plan; the summary gets its ``plan_fingerprint`` if it has none.
+        Returns the folder."""
+        from allocator.provenance import output_folder, plan_fingerprint
 
-            write_charts(self.funding, self.counties, folder)
-        if (folder / BASELINES_FOLDER).is_dir():  # an earlier run's baselines would be stale
-            shutil.rmtree(folder / BASELINES_FOLDER)
-        for rule, baseline in self.baselines.items():
-            baseline.write(folder / BASELINES_FOLDER / rule, charts=False)
+        folder = Path(folder)
+        with output_folder(folder, "plan"):
+            for name in TABLES:
+                getattr(self, name).to_csv(folder / f"{name}.csv", index=False)
+            if charts and len(self.counties):
+                from allocator.charts import write_charts
+
+                write_charts(self.funding, self.counties, folder)
+            if (folder / BASELINES_FOLDER).is_dir():  # an earlier run's baselines would be stale
+                shutil.rmtree(folder / BASELINES_FOLDER)
+            for rule, baseline in self.baselines.items():
+                baseline.write(folder / BASELINES_FOLDER / rule, charts=False)
+            inputs = (self.summary.get("manifest") or {}).get("input_fingerprint")
+            self.summary.setdefault("plan_fingerprint", plan_fingerprint(folder, inputs))
+            (folder / "summary.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
         return folder
 
     @classmethod

@@ -5,7 +5,8 @@ checks of :mod:`allocator.tables` and checked against the plan and its input tab
 error grammar of :mod:`allocator.errors`:
 
 - ``record``: one row, ``year`` — the record is taken during that year: years before it are
-  complete, the year itself is partly delivered;
+  complete, the year itself is partly delivered; ``plan_fingerprint`` and ``input_fingerprint``
+  (optional) name the plan it was drawn from and that plan's inputs, and are checked;
 - ``households``: what happened to each household of the plan, plus newly identified poor
   households (``new``) and edge households being watched (neither in the plan nor new);
 - ``projects``: village projects started (and finished), with their cost so far;
@@ -34,6 +35,8 @@ PROGRESS_SPECS: dict[str, TableSpec] = {
     "record": TableSpec("record", (
         Column("year", "int", **YEAR),
         Column("note", "str", required=False, allow_empty=True, default=""),
+        Column("plan_fingerprint", "str", required=False, allow_empty=True, default=""),
+        Column("input_fingerprint", "str", required=False, allow_empty=True, default=""),
     ), key=("year",)),
     "households": TableSpec("households", (
         Column("household_id", "str"),
@@ -66,7 +69,6 @@ PROGRESS_SPECS: dict[str, TableSpec] = {
     ), key=("source_id", "county_id", "category", "year")),
 }
 OPTIONAL = ("projects",)  # the others are required
-PROGRESS_FILES = {f"{name}.{suffix}" for name in PROGRESS_SPECS for suffix in ("csv", "parquet")}
 
 # DOMAIN.md §7.5: return to poverty 2 % in the first year after exit, 0.5 % in the second,
 # 0.2 % after [D]; an illness shock cuts income by 30 % [A], taken here as a 30 % cut of the
@@ -78,25 +80,33 @@ EDGE_FACTOR = 1.5  # monitoring line: 1.5 x the poverty line [S]
 
 @dataclass
 class Progress:
-    """One progress record: its year and its tables (typed as :data:`PROGRESS_SPECS`)."""
+    """One progress record: its year, its tables (typed as :data:`PROGRESS_SPECS`) and the
+    fingerprints of the plan it was drawn from and of that plan's inputs ("" when unknown)."""
 
     year: int
     households: pd.DataFrame
     projects: pd.DataFrame
     disbursed: pd.DataFrame
     note: str = ""
+    plan_fingerprint: str = ""
+    input_fingerprint: str = ""
 
     def write(self, folder: str | Path) -> Path:
-        """Write the record as CSV tables into ``folder`` (created if needed)."""
+        """Write the record as CSV tables into ``folder`` (created if needed; refused when it
+        holds anything allocator did not write, see :mod:`allocator.provenance`)."""
+        from allocator.provenance import output_folder
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_table(pd.DataFrame({"year": [self.year], "note": [self.note]}), folder / "record.csv")
-        for name in ("households", "projects", "disbursed"):
-            frame = getattr(self, name).copy()
-            for column in ("start_year", "exit_year"):  # whole years, empty where unknown
-                if column in frame:
-                    frame[column] = frame[column].astype(float).round().astype("Int64")
-            write_table(frame, folder / f"{name}.csv")
+        with output_folder(folder, "progress record"):
+            write_table(pd.DataFrame({"year": [self.year], "note": [self.note],
+                                      "plan_fingerprint": [self.plan_fingerprint],
+                                      "input_fingerprint": [self.input_fingerprint]}), folder / "record.csv")
+            for name in ("households", "projects", "disbursed"):
+                frame = getattr(self, name).copy()
+                for column in ("start_year", "exit_year"):  # whole years, empty where unknown
+                    if column in frame:
+                        frame[column] = frame[column].astype(float).round().astype("Int64")
+                write_table(frame, folder / f"{name}.csv")
         return folder
 
 
@@ -113,7 +123,8 @@ def typed(progress: Progress) -> Progress:
             values = frame[col.name] if fill is None else frame[col.name].fillna(fill)
             frame[col.name] = values.astype({"bool": bool, "float": float, "int": np.int64}.get(col.kind, str))
         tables[name] = frame.reset_index(drop=True)
-    return Progress(int(progress.year), note=progress.note, **tables)
+    return Progress(int(progress.year), note=progress.note, plan_fingerprint=progress.plan_fingerprint,
+                    input_fingerprint=progress.input_fingerprint, **tables)
 
 
 def read_progress(folder: str | Path) -> Progress:
@@ -129,8 +140,19 @@ def read_progress(folder: str | Path) -> Progress:
     if len(record) != 1:
         raise InputError([Issue(record.attrs.get("file", "record.csv"), "the record must have exactly one row",
                                 expected="one row: the year the record was taken", found=f"{len(record)} rows")])
-    return Progress(int(record["year"].iloc[0]), frames["households"], frames["projects"], frames["disbursed"],
-                    str(record["note"].iloc[0]))
+    first = record.iloc[0]
+    return Progress(int(first["year"]), frames["households"], frames["projects"], frames["disbursed"],
+                    str(first["note"]), str(first["plan_fingerprint"]), str(first["input_fingerprint"]))
+
+
+def record_fingerprints(folder: str | Path) -> tuple[str, str]:
+    """The plan and input fingerprints a progress folder's record table names ("" where it names
+    none or cannot be read: the full read reports that)."""
+    issues = IssueCollector()
+    record = read_specs(Path(folder), {"record": PROGRESS_SPECS["record"]}, set(), issues).get("record")
+    if record is None or len(record) != 1:
+        return "", ""
+    return str(record["plan_fingerprint"].iloc[0]), str(record["input_fingerprint"].iloc[0])
 
 
 def _report(issues: IssueCollector, frame: pd.DataFrame, mask: np.ndarray, name: str, message: str, column: str,
@@ -231,11 +253,16 @@ def check_progress(progress: Progress, plan, tables: dict[str, pd.DataFrame], *,
 
 def plan_and_record(plan, progress) -> tuple:
     """A plan with its inputs (a folder or :class:`allocator.explain.PlanContext`) and a checked
-    :class:`Progress` (a folder or the object): what monitoring and re-planning start from."""
+    :class:`Progress` (a folder or the object): what monitoring and re-planning start from. A
+    record drawn from another plan raises :class:`~allocator.errors.InputMismatch`."""
     from allocator.explain import PlanContext, load_plan_context
+    from allocator.provenance import check_record_plan
 
     context = plan if isinstance(plan, PlanContext) else load_plan_context(plan)
     record = typed(progress) if isinstance(progress, Progress) else read_progress(progress)
+    check_record_plan(record.plan_fingerprint, record.input_fingerprint, context.plan.summary,
+                      record=str(progress) if not isinstance(progress, Progress) else "the progress record",
+                      plan=str(context.folder))
     check_progress(record, context.plan, context.tables, start_year=context.scenario.start_year,
                    deadline_year=context.scenario.deadline_year, county_ids=context.problem.county_ids)
     return context, record

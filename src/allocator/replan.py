@@ -59,7 +59,6 @@ from allocator.progress import SHOCK_EXIT_FACTOR, Progress, household_states, pl
 from allocator.tables import split_list
 
 REMAINING_FOLDER = "remaining"
-REPLAN_FILES = ("diff.csv", "replan.json", REMAINING_FOLDER)
 MONEY_TOL = 0.5  # yuan: smaller differences in a flow are rounding, not a change
 REASONS = {
     "delivered_differently": "delivered, but not as planned (another package or year): pinned as delivered",
@@ -93,21 +92,25 @@ class Replan:
         remaining problem's tables, scenario.yaml and plan, which ``allocator solve``,
         ``allocator explain`` and the plan checker can run on)."""
         from allocator.optimize import input_hashes
+        from allocator.provenance import input_fingerprint, output_folder
         from allocator.scenario import load_scenario
         from allocator.synth import write_tables
 
         folder = Path(folder)
-        self.plan.write(folder)
-        remaining = folder / REMAINING_FOLDER
-        write_tables(self.tables, remaining / "data", overwrite=True)
-        scenario_path = remaining / "scenario.yaml"
-        scenario_path.write_text(yaml.safe_dump(self.scenario, sort_keys=False))
-        manifest = self.remaining.summary.setdefault("manifest", {})
-        manifest.update(scenario_file=str(scenario_path.resolve()),
-                        inputs=input_hashes(load_scenario(scenario_path)))
-        self.remaining.write(remaining)
-        self.diff.to_csv(folder / "diff.csv", index=False)
-        (folder / "replan.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
+        with output_folder(folder, "re-plan"):
+            self.plan.write(folder)
+            remaining = folder / REMAINING_FOLDER
+            write_tables(self.tables, remaining / "data", overwrite=True)
+            scenario_path = remaining / "scenario.yaml"
+            scenario_path.write_text(yaml.safe_dump(self.scenario, sort_keys=False))
+            manifest = self.remaining.summary.setdefault("manifest", {})
+            scenario = load_scenario(scenario_path)
+            hashes = input_hashes(scenario)
+            manifest.update(scenario_file=str(scenario_path.resolve()), inputs=hashes,
+                            input_fingerprint=input_fingerprint(scenario, hashes))
+            self.remaining.write(remaining)
+            self.diff.to_csv(folder / "diff.csv", index=False)
+            (folder / "replan.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
         return folder
 
 
@@ -382,6 +385,8 @@ def merge_plan(context, record: Progress, states: pd.DataFrame, projects: pd.Dat
     """The new plan: the remaining plan with the pinned history (delivered packages, started
     projects, disbursed money) put back, and each household's state."""
     summary = copy.deepcopy(remaining.summary)
+    parent = context.plan.summary
+    summary["replan_of"] = [fp for fp in (parent.get("plan_fingerprint"), *(parent.get("replan_of") or [])) if fp]
     if remaining.summary.get("expected_exits") is None:
         summary.update(scenario=context.plan.summary.get("scenario"), start_year=context.scenario.start_year,
                        manifest=context.plan.summary.get("manifest", {}))

@@ -291,10 +291,12 @@ def _monitor_section(folder: Path) -> str:
 
 
 def _compare_section(plan: Plan, other: Plan, other_name: str) -> str:
-    from allocator.compare import compare_plans
+    from allocator.compare import compare_plans, inputs_sentence
 
     table = compare_plans(plan, other).rename(columns={"a": "this plan", "b": other_name})
-    return (f"<h2>Compared with {_esc(other_name)}</h2><p class='muted'>Inputs and outcomes that differ.</p>"
+    sentence = inputs_sentence(plan, other, ("This plan", other_name))
+    return (f"<h2>Compared with {_esc(other_name)}</h2><p>{_esc(sentence)}.</p>"
+            "<p class='muted'>Inputs and outcomes that differ.</p>"
             + table.to_html(index=False, escape=True, border=0, classes="t"))
 
 

@@ -202,21 +202,24 @@ def check_teams(teams: pd.DataFrame, issues: IssueCollector, regions: pd.DataFra
                  "not a county of regions.csv", "the region_id of a region with level county")
 
 
-def read_cadres(folder: str | Path, regions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Read ``cadres.csv`` (or ``.parquet``) of a data folder; raise one InputError listing
-    every problem (cells, duplicate ids, unknown skills, townships missing from ``regions``)."""
-    return _read_checked(Path(folder), "cadres", check_cadres, regions)
+def read_cadres(folder: str | Path, regions: pd.DataFrame | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """Read ``cadres.csv`` (or ``.parquet``; CSV in ``encoding``, else detected) of a data folder;
+    raise one InputError listing every problem (cells, duplicate ids, unknown skills, townships
+    missing from ``regions``)."""
+    return _read_checked(Path(folder), "cadres", check_cadres, regions, encoding)
 
 
-def read_teams(folder: str | Path, regions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Read ``teams.csv`` (or ``.parquet``) of a data folder; raise one InputError listing
-    every problem (cells, duplicate ids, home counties missing from ``regions``)."""
-    return _read_checked(Path(folder), "teams", check_teams, regions)
+def read_teams(folder: str | Path, regions: pd.DataFrame | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """Read ``teams.csv`` (or ``.parquet``; CSV in ``encoding``, else detected) of a data folder;
+    raise one InputError listing every problem (cells, duplicate ids, home counties missing
+    from ``regions``)."""
+    return _read_checked(Path(folder), "teams", check_teams, regions, encoding)
 
 
-def _read_checked(folder: Path, name: str, check: Callable, regions: pd.DataFrame | None) -> pd.DataFrame:
+def _read_checked(folder: Path, name: str, check: Callable, regions: pd.DataFrame | None,
+                  encoding: str | None) -> pd.DataFrame:
     issues = IssueCollector()
-    frame = read_table(folder, RESPONSIBILITY_SPECS[name], issues)
+    frame = read_table(folder, RESPONSIBILITY_SPECS[name], issues, encoding)
     if frame is not None and not issues.issues:
         check(frame, issues, regions)
     issues.raise_if_any()

@@ -10,6 +10,7 @@ Overrides (what-if variants): a file with ``base: other.yaml`` plus any keys of 
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 from collections.abc import Mapping
@@ -144,6 +145,7 @@ class Scenario(_Strict):
     start_year: int = Field(ge=1900, le=2200)
     deadline_year: int = Field(ge=1900, le=2200)
     data: Path | None = None
+    encoding: str | None = None  # of the data folder's CSV files; None: UTF-8, else GB18030 (detected)
     generate: Generate | None = None
     money_scale: float = Field(1.0, ge=0)  # multiplies every fund amount, after `money`
     money: dict[str, dict[int, float]] = {}  # yuan per source and year, replacing the funds table's amount
@@ -152,6 +154,16 @@ class Scenario(_Strict):
     solver: SolverSettings = SolverSettings()
     source: Path | None = Field(None, exclude=True)  # the YAML file it was read from
     _overrides: dict = PrivateAttr(default_factory=dict)  # library overrides applied on top of `source`
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        if encoding is None:
+            return None
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(f"unknown text encoding {encoding!r} (e.g. utf-8, gb18030, gbk)") from None
 
     @model_validator(mode="after")
     def _years_and_data(self) -> Scenario:
@@ -246,10 +258,17 @@ def load_scenario(path: str | Path, overrides: Mapping | None = None) -> Scenari
 
 
 def _read_yaml(path: Path):
+    if path.is_dir():
+        inside = path / "scenario.yaml"
+        raise ScenarioError([Issue(str(path), "is a folder, not a scenario file",
+                                   expected=f"a scenario YAML file{f' such as {inside}' if inside.is_file() else ''}")])
     if not path.is_file():
         raise ScenarioError([Issue(str(path), "scenario file does not exist")])
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ScenarioError([Issue(path.name, f"not UTF-8 text (byte {error.start} cannot be read)",
+                                   expected="a scenario file saved as UTF-8")]) from None
     except yaml.YAMLError as error:
         raise ScenarioError([Issue(path.name, f"not valid YAML: {error}")]) from None
 

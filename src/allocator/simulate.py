@@ -57,7 +57,9 @@ def simulate_progress(plan, year: int, seed: int = 0) -> Progress:
     disbursed = _disbursed(plan, households, projects, tables, year)
     columns = [c.name for c in PROGRESS_SPECS["households"].columns]
     record = pd.concat([households[columns], edge[columns]], ignore_index=True)
-    return Progress(year, record, projects, disbursed, note=f"simulated from the plan with seed {seed}")
+    return Progress(year, record, projects, disbursed, note=f"simulated from the plan with seed {seed}",
+                    plan_fingerprint=plan.summary.get("plan_fingerprint") or "",
+                    input_fingerprint=(plan.summary.get("manifest") or {}).get("input_fingerprint") or "")
 
 
 def _projects(built: pd.DataFrame, data: pd.DataFrame, year: int, rng) -> tuple[pd.DataFrame, pd.DataFrame]:

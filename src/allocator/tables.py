@@ -8,6 +8,7 @@ rules live in :mod:`allocator.checks`.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,11 @@ TRUE_STRINGS = {"true", "1", "yes", "y", "t"}
 FALSE_STRINGS = {"false", "0", "no", "n", "f", ""}  # empty: false in optional columns only
 MAX_INT = 2**53  # integers beyond this are not exact in a float and make no sense here
 MAX_MONEY = 1e12  # yuan per package or project; beyond it a solver cannot scale the model
+# CSV text encodings tried in turn when the scenario names none: UTF-8 (with or without Excel's
+# byte-order mark), then GB18030, the superset of GBK that Chinese Excel's "CSV" is saved in
+ENCODINGS = ("utf-8", "gb18030")
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods")  # workbooks, which are not read (yet)
+SAVE_AS_CSV = "a CSV file saved as UTF-8 (Excel: 'CSV UTF-8 (comma delimited)')"
 
 
 @dataclass(frozen=True)
@@ -205,12 +211,49 @@ def table_path(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _read_raw(path: Path) -> pd.DataFrame:
-    """Read a table with every cell as text, so type checks can report the cell."""
+def spreadsheet_path(folder: Path, name: str) -> Path | None:
+    """A workbook ``NAME.xlsx`` (or .xlsm, .xls, .ods) in ``folder``, or None: named in errors."""
+    return next((folder / f"{name}{suffix}" for suffix in SPREADSHEETS if (folder / f"{name}{suffix}").exists()), None)
+
+
+def _reading(encoding: str) -> str:
+    """The codec to read ``encoding`` with: UTF-8 drops a byte-order mark."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def text_encoding(path: Path, declared: str | None = None) -> str | None:
+    """The encoding a CSV file decodes in: ``declared`` if given, else the first of
+    :data:`ENCODINGS` that fits; None when it does not decode (read in blocks)."""
+    for encoding in [declared] if declared else ENCODINGS:
+        decoder = codecs.getincrementaldecoder(_reading(encoding))()
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return codecs.lookup(encoding).name
+    return None
+
+
+def _read_raw(path: Path, encoding: str | None = None) -> pd.DataFrame:
+    """Read a table with every cell as text, so type checks can report the cell; a CSV in
+    ``encoding``, else in the first of :data:`ENCODINGS` it decodes in (``attrs['encoding']``)."""
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path)
         return frame.astype(object).where(frame.notna(), "").astype(str)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    tried = [encoding] if encoding else ENCODINGS
+    for name in tried:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                                encoding=_reading(name))
+        except UnicodeDecodeError:
+            if name == tried[-1]:
+                raise
+            continue
+        frame.attrs["encoding"] = codecs.lookup(name).name
+        return frame
 
 
 def _bad_rows(mask: np.ndarray, values: pd.Series, col: Column, file: str, issues: IssueCollector,
@@ -269,19 +312,35 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
     return numbers
 
 
-def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.DataFrame | None:
-    """Read and type one contract table; problems go to ``issues``; None if unreadable."""
+def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
+               encoding: str | None = None) -> pd.DataFrame | None:
+    """Read and type one contract table (a CSV in ``encoding``, else detected); problems go to
+    ``issues``; None if unreadable. ``attrs`` keep the file, its encoding and the columns given."""
     path = table_path(folder, spec.name)
     if path is None:
-        issues.add(f"{spec.name}.csv", f"missing table: no {spec.name}.csv or {spec.name}.parquet in {folder}")
+        sheet = spreadsheet_path(folder, spec.name)
+        if sheet is not None:
+            issues.add(sheet.name, "a spreadsheet workbook, which allocator does not read",
+                       expected=f"the table saved as {spec.name}.csv ({SAVE_AS_CSV}) or {spec.name}.parquet")
+        else:
+            issues.add(f"{spec.name}.csv", f"missing table: no {spec.name}.csv or {spec.name}.parquet in {folder}")
         return None
     file = path.name
     try:
-        raw = _read_raw(path)
+        raw = _read_raw(path, encoding)
+    except UnicodeDecodeError:
+        issues.add(file, f"not {encoding or 'UTF-8 (nor GB18030)'} text",
+                   expected=f"{SAVE_AS_CSV}, or the file's encoding named in the scenario (encoding: ...)")
+        return None
     except Exception as exc:  # a malformed file is bad input, reported, never a traceback
         issues.add(file, f"cannot be read as a table: {exc}")
         return None
     raw.columns = [str(c).strip() for c in raw.columns]
+    if any(";" in c for c in raw.columns):
+        issues.add(file, "the columns are separated by ';', not ','",
+                   expected=f"comma-separated columns ({SAVE_AS_CSV}); ';' separates the items of a list in a cell",
+                   found="header " + repr(";".join(raw.columns)[:120]))
+        return None
     missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
     for name in missing:
         issues.add(file, "missing column", column=name, expected=spec.column(name).expected(),
@@ -296,7 +355,7 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
         else:
             typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index, dtype=col.dtype)
     frame = pd.DataFrame(typed)
-    frame.attrs["file"] = file
+    frame.attrs.update(file=file, encoding=raw.attrs.get("encoding"), given=tuple(raw.columns))
     bad_key_rows = {i.row - 1 for i in issues.issues[before:] if i.column in spec.key and i.row is not None}
     dup = frame.duplicated(list(spec.key), keep="first").to_numpy().copy()
     dup[list(bad_key_rows)] = False
@@ -307,8 +366,9 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector) -> pd.Data
     return frame
 
 
-def read_tables(folder: str | Path, issues: IssueCollector | None = None) -> dict[str, pd.DataFrame]:
-    """Read every contract table of a data folder.
+def read_tables(folder: str | Path, issues: IssueCollector | None = None,
+                encoding: str | None = None) -> dict[str, pd.DataFrame]:
+    """Read every contract table of a data folder (CSV in ``encoding``, else detected).
 
     Without ``issues``, raise one InputError listing all problems; with it, add them there
     and return the tables that could be read (cells that did not fit are zero or empty).
@@ -322,22 +382,23 @@ def read_tables(folder: str | Path, issues: IssueCollector | None = None) -> dic
             return {}
         issues.raise_if_any()
     tables = read_specs(folder, {name: SPECS[name] for name in REQUIRED_TABLES + OPTIONAL_TABLES},
-                        set(OPTIONAL_TABLES), issues)
+                        set(OPTIONAL_TABLES), issues, encoding)
     if not collect:
         issues.raise_if_any()
     return tables
 
 
 def read_specs(folder: Path, specs: dict[str, TableSpec], optional: set[str],
-               issues: IssueCollector) -> dict[str, pd.DataFrame]:
-    """Read the tables ``specs`` names from ``folder`` (an optional one that is absent is empty);
-    problems go to ``issues``, and a table that could not be read at all is left out."""
+               issues: IssueCollector, encoding: str | None = None) -> dict[str, pd.DataFrame]:
+    """Read the tables ``specs`` names from ``folder`` (an optional one that is absent is empty,
+    unless a workbook stands in its place); problems go to ``issues``, and a table that could not
+    be read at all is left out."""
     tables: dict[str, pd.DataFrame] = {}
     for name, spec in specs.items():
-        if name in optional and table_path(folder, name) is None:
+        if name in optional and table_path(folder, name) is None and spreadsheet_path(folder, name) is None:
             tables[name] = empty_table(spec)
             continue
-        frame = read_table(folder, spec, issues)
+        frame = read_table(folder, spec, issues, encoding)
         if frame is not None:
             tables[name] = frame
     return tables

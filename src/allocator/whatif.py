@@ -22,6 +22,7 @@ on a worker) gets status ``error`` and its message; it is not cached, and the ot
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -43,7 +44,6 @@ RESULT_COLUMNS = ["status", "expected_exits", "sustained_exits", "value", "count
 RESULTS_FILE = "results.csv"
 FRONTIER_FILE = "frontier.png"
 VARIANTS_FOLDER = "variants"
-SWEEP_FILES = {RESULTS_FILE, FRONTIER_FILE, VARIANTS_FOLDER}
 PLANNED = ("optimal", "feasible")
 
 
@@ -142,16 +142,27 @@ def sweep(base: str | Path | Scenario, vary: Mapping[str, Sequence] | None = Non
     lists override mappings instead (crossed with ``vary`` when both are given). The tasks run
     on ``client`` when given, else on the scheduler at ``scheduler``, else on a LocalCluster of
     ``workers`` processes. A key the base does not have raises :class:`ScenarioError` before
-    anything runs; an invalid value or a failing solve is a row with status ``error``. With
+    anything runs, and an ``out`` folder holding anything allocator did not write an
+    :class:`InputError` (:mod:`allocator.provenance`); an invalid value or a failing solve is a
+    row with status ``error`` (:func:`check_vary` finds the invalid values beforehand). With
     ``progress``, a progress bar is shown on stderr.
     """
-    from allocator.optimize import input_hashes
+    from allocator.provenance import output_folder
 
     out = Path(out)
     scenario = base if isinstance(base, Scenario) else load_scenario(base)
     todo = variant_list(vary, variants)
     keys = list(dict.fromkeys(k for v in todo for k in v))
     _check_keys(scenario, keys)
+    with output_folder(out, "sweep"):
+        return _sweep(scenario, todo, keys, out, client, scheduler, workers, plans, progress)
+
+
+def _sweep(scenario: Scenario, todo: list[dict], keys: list[str], out: Path, client, scheduler: str | None,
+           workers: int | None, plans: bool, progress: bool) -> pd.DataFrame:
+    """The sweep's variants solved (or read from the cache) and its results written into ``out``."""
+    from allocator.optimize import input_hashes
+
     hashes: dict[tuple, dict] = {}
     rows: list[dict] = []
     jobs: dict[str, Scenario] = {}
@@ -181,10 +192,32 @@ def sweep(base: str | Path | Scenario, vary: Mapping[str, Sequence] | None = Non
             if row["variant"] in finished:
                 row.update(finished[row["variant"]])
     results = pd.DataFrame(rows, columns=[*keys, *RESULT_COLUMNS])
-    out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / RESULTS_FILE, index=False)
     frontier_chart(results, keys, out / FRONTIER_FILE)
     return results
+
+
+def check_vary(scenario: Scenario, vary: Mapping[str, Sequence], variants: Sequence[Mapping] | None = None) -> None:
+    """Raise :class:`ScenarioError` naming every value of ``vary`` that no listed variant accepts
+    for its key (``allocator sweep --vary`` refuses them; values invalid only in some
+    combination stay error rows)."""
+    listed = [_flatten(v) for v in variants] if variants is not None else [{}]
+
+    def rejected(overrides: dict, key: str, value) -> Issue | None:
+        try:
+            apply_overrides(scenario, {**overrides, key: value})
+        except ScenarioError as error:
+            return next((dataclasses.replace(i, file="vary") for i in error.issues if i.key == key), None)
+        return None
+
+    issues = []
+    for key, values in vary.items():
+        for value in values:
+            found = [rejected(overrides, key, value) for overrides in listed]
+            if found and all(found):
+                issues.append(found[0])
+    if issues:
+        raise ScenarioError(issues)
 
 
 def _check_keys(scenario: Scenario, keys: list[str]) -> None:
@@ -226,11 +259,13 @@ def _run(client, jobs: dict[str, Scenario], plans: bool, out: Path, progress: bo
 
 
 def _write_variant(folder: Path, scenario: Scenario, row: dict, plan) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if plan is not None:
-        plan.write(folder, charts=False)
-    text = json.dumps({"overrides": scenario.overrides, "outcome": row}, indent=2, default=str)
-    (folder / "variant.json").write_text(text + "\n")
+    from allocator.provenance import output_folder
+
+    with output_folder(folder, "plan"):
+        if plan is not None:
+            plan.write(folder, charts=False)
+        text = json.dumps({"overrides": scenario.overrides, "outcome": row}, indent=2, default=str)
+        (folder / "variant.json").write_text(text + "\n")
 
 
 def _read_cached(folder: Path) -> dict | None:
@@ -311,5 +346,5 @@ def frontier_chart(results: pd.DataFrame, keys: Sequence[str], path: str | Path)
     return Path(path)
 
 
-__all__ = ["RESULT_COLUMNS", "dask_client", "frontier_chart", "frontier_violations", "parse_vary", "solve_variant",
-           "sweep", "variant_key", "variant_list"]
+__all__ = ["RESULT_COLUMNS", "check_vary", "dask_client", "frontier_chart", "frontier_violations", "parse_vary",
+           "solve_variant", "sweep", "variant_key", "variant_list"]

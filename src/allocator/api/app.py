@@ -22,7 +22,7 @@ from allocator.api.schemas import ErrorOut, PlanRequest
 from allocator.api.settings import Settings
 from allocator.api.store import open_store
 from allocator.api.worker import Dispatcher, where_raised
-from allocator.errors import InputError, Issue
+from allocator.errors import InputError, InputMismatch, Issue
 
 log = logging.getLogger("allocator.api")
 
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ContainErrors)
     app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(InputMismatch, _input_mismatch)
     app.add_exception_handler(RequestValidationError, _request_error)
     app.add_exception_handler(TooLarge, _too_large)
     app.add_exception_handler(405, _method_not_allowed)
@@ -72,6 +73,13 @@ async def _input_error(request: Request, error: InputError) -> JSONResponse:
     body = ErrorOut(detail=f"{len(error.issues)} problem(s) in the input",
                     issues=[issue.to_dict() for issue in error.issues], truncated=error.truncated)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
+
+
+async def _input_mismatch(request: Request, error: InputMismatch) -> JSONResponse:
+    """Inputs that do not belong together (a record of another plan): 409, naming both fingerprints."""
+    body = ErrorOut(detail="the inputs do not belong together", issues=[issue.to_dict() for issue in error.issues],
+                    truncated=error.truncated)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=409)
 
 
 async def _request_error(request: Request, error: RequestValidationError) -> JSONResponse:

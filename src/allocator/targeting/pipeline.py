@@ -53,7 +53,7 @@ def raw_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
                                           **overrides)
         tables["households_raw"].attrs["registry_given"] = True
         return tables
-    return read_raw_tables(scenario.data_dir())
+    return read_raw_tables(scenario.data_dir(), encoding=scenario.encoding)
 
 
 def identify_scenario(scenario: Scenario, raw: dict[str, pd.DataFrame] | None = None) -> Identification:

@@ -24,6 +24,7 @@ from allocator.tables import (
     Column,
     TableSpec,
     read_specs,
+    spreadsheet_path,
     table_path,
 )
 
@@ -87,18 +88,22 @@ MEMBER_COUNTS = ("labourers", "children_out_of_school", "uninsured_members", "ch
 
 
 def is_raw_folder(folder: Path) -> bool:
-    """True when a data folder holds raw registry data (``households_raw``), not canonical tables."""
-    return table_path(Path(folder), "households_raw") is not None
+    """True when a data folder holds raw registry data (``households_raw``, or a workbook of
+    that name to be named in the error), not canonical tables."""
+    folder = Path(folder)
+    return table_path(folder, "households_raw") is not None or spreadsheet_path(folder, "households_raw") is not None
 
 
 def spec_of(name: str) -> TableSpec:
     return RAW_SPECS.get(name) or SPECS[name]
 
 
-def read_raw_tables(folder: str | Path, issues: IssueCollector | None = None) -> dict[str, pd.DataFrame]:
-    """Read and check every table of a raw data folder; raise one InputError listing all problems
-    (or, given ``issues``, add them there). ``households_raw.attrs['registry_given']`` says whether
-    the registry's own ``registered_poor`` column was present."""
+def read_raw_tables(folder: str | Path, issues: IssueCollector | None = None,
+                    encoding: str | None = None) -> dict[str, pd.DataFrame]:
+    """Read and check every table of a raw data folder (CSV in ``encoding``, else detected);
+    raise one InputError listing all problems (or, given ``issues``, add them there).
+    ``households_raw.attrs['registry_given']`` says whether the registry's own
+    ``registered_poor`` column was present."""
     folder = Path(folder)
     collect = issues is not None
     issues = issues if collect else IssueCollector()
@@ -107,25 +112,15 @@ def read_raw_tables(folder: str | Path, issues: IssueCollector | None = None) ->
         issues.add(str(folder), "data folder does not exist", expected="a folder with the raw tables")
     else:
         tables = read_specs(folder, {name: spec_of(name) for name in RAW_TABLES + RAW_OPTIONAL_TABLES},
-                            set(RAW_OPTIONAL_TABLES), issues)
+                            set(RAW_OPTIONAL_TABLES), issues, encoding)
         if "households_raw" in tables:
-            tables["households_raw"].attrs["registry_given"] = _has_column(folder, "households_raw",
-                                                                          "registered_poor")
+            households = tables["households_raw"]
+            households.attrs["registry_given"] = "registered_poor" in households.attrs.get("given", ())
         if set(tables) == set(RAW_TABLES + RAW_OPTIONAL_TABLES):
             check_raw_tables(tables, issues)
     if not collect:
         issues.raise_if_any()
     return tables
-
-
-def _has_column(folder: Path, name: str, column: str) -> bool:
-    path = table_path(folder, name)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return column in pq.read_schema(path).names
-    header = pd.read_csv(path, nrows=0, dtype=str)
-    return column in [str(c).strip() for c in header.columns]
 
 
 def check_raw_tables(tables: dict[str, pd.DataFrame], issues: IssueCollector) -> None:

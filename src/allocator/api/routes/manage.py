@@ -50,6 +50,8 @@ from allocator.api.store import Job, NewJob
 from allocator.api.submission import create_job, receive_progress
 from allocator.api.worker import REPLAN_REQUEST, monitor_record, run_in_worker
 from allocator.errors import InputError, Issue
+from allocator.progress import record_fingerprints
+from allocator.provenance import check_record_plan
 
 router = APIRouter(prefix="/v1/plans", tags=["manage"])
 
@@ -77,13 +79,14 @@ async def upload_progress(job: VisibleJobDep, request: Request, response: Respon
                           slots: MonitorSlotsDep) -> ProgressOut:
     """Upload a progress record of a done plan (multipart ``tables``); it is checked against the
     plan and monitored at once: 201 with its id and the monitoring summary, 422 with every
-    problem of the record."""
+    problem of the record, 409 when it names another plan (its fingerprints)."""
     plan_dir = await run_in_threadpool(_solved, job)
     progress_id = uuid.uuid4().hex
     folder = _progress_folder(job, progress_id)
     (folder / RECORD).mkdir(parents=True)
     try:
         await receive_progress(request, folder / RECORD)
+        await run_in_threadpool(_check_record, job, plan_dir, folder / RECORD)
         problems = await anyio.to_thread.run_sync(run_in_worker, monitor_record, str(plan_dir),
                                                   str(folder / RECORD), str(folder / MONITOR), limiter=slots)
         if problems is not None:
@@ -146,13 +149,15 @@ def get_replan(job: VisibleJobDep) -> dict:
 
 def _check_replan(job: Job, body: ReplanRequest, settings: Settings) -> _Replan:
     """422 unless the record is one of the plan's and the year lies between the record's and the
-    deadline (409 until the plan is done); the time limit is capped as a submission's is."""
+    deadline (409 until the plan is done, or when the record names another plan); the time limit
+    is capped as a submission's is."""
     plan_dir = result_dir(job)
     record = _progress_folder(job, body.progress_id)
     if not (record / MONITOR / "monitor.json").is_file():
         raise InputError([Issue("request body", "no progress record of this plan", key="progress_id",
                                 expected=f"an id answered by POST /v1/plans/{job.plan_id}/progress",
                                 found=repr(body.progress_id))])
+    _check_record(job, plan_dir, record / RECORD)
     record_year = read_json(record / MONITOR / "monitor.json")["record_year"]
     deadline = read_json(plan_dir / "summary.json")["deadline_year"]
     year = record_year if body.from_year is None else body.from_year
@@ -165,6 +170,13 @@ def _check_replan(job: Job, body: ReplanRequest, settings: Settings) -> _Replan:
                "stability": body.stability, "time_limit": time_limit}
     fingerprint = json.dumps({"plan_id": job.plan_id, **body.model_dump()}, sort_keys=True)
     return _Replan(request, year, hashlib.sha256(fingerprint.encode()).hexdigest())
+
+
+def _check_record(job: Job, plan_dir: Path, record: Path) -> None:
+    """InputMismatch (409) when the record's fingerprints name another plan or other inputs."""
+    plan_fp, inputs_fp = record_fingerprints(record)
+    check_record_plan(plan_fp, inputs_fp, read_json(plan_dir / "summary.json"), record="the progress record",
+                      plan=f"plan {job.plan_id}")
 
 
 def _solved(job: Job) -> Path:
