@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     intake_workers: int = Field(1, ge=1, le=64, description="uploads parsed and checked at once, each in its "
                                                             "own process")
     intake_queue: int = Field(8, ge=0, description="uploads waiting for a checking process; beyond it 429")
-    intake_memory_mb: int = Field(4096, ge=256, description="address space of a process checking an upload (MiB)")
+    intake_memory_mb: int = Field(4096, ge=1024, description="address space of a process checking an upload (MiB)")
     progress_queue: int = Field(4, ge=0, description="progress uploads waiting to be monitored; beyond it 429")
     retention_days: float | None = Field(None, gt=0, description="finished plans older than this are purged "
                                                                  "(default: kept)")

@@ -15,6 +15,7 @@ import fcntl
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -145,13 +146,17 @@ async def submit(request: Request, *, key: ApiKey, store: JobStore, settings: Se
 
     async def receive(folder: Path) -> Checked:
         file, digests, explain = await _receive(request, folder)
-        checked = await anyio.to_thread.run_sync(
-            lambda: run_in_worker(check_upload, str(folder), file, digests, explain,
-                                  max_households=min(settings.max_households, settings.sync_max_households)
-                                  if sync else settings.max_households,
-                                  time_cap=settings.sync_time_limit * SYNC_SOLVER_SHARE if sync
-                                  else settings.max_time_limit, memory_mb=settings.intake_memory_mb),
-            limiter=limiter)
+        try:
+            checked = await anyio.to_thread.run_sync(
+                lambda: run_in_worker(check_upload, str(folder), file, digests, explain,
+                                      max_households=min(settings.max_households, settings.sync_max_households)
+                                      if sync else settings.max_households,
+                                      time_cap=settings.sync_time_limit * SYNC_SOLVER_SHARE if sync
+                                      else settings.max_time_limit, memory_mb=settings.intake_memory_mb),
+                limiter=limiter)
+        except BrokenProcessPool:  # the checking process died: killed, or out of memory in C code
+            raise TooLarge(f"the process checking this upload died; it may need more than "
+                           f"{settings.intake_memory_mb:,} MiB (ALLOCATOR_INTAKE_MEMORY_MB)") from None
         if checked.sha256 is None:
             raise InputError(checked.issues or [])
         if sync and checked.explain:
