@@ -49,6 +49,8 @@ from allocator.progress import PROGRESS_SPECS
 RETRY_AFTER_SECONDS = 30
 SYNC_SOLVER_SHARE = 0.6  # of the synchronous hard limit, left to the solver; the rest reads, builds, writes
 FORM_FIELDS = ("scenario", "tables", "explain")
+NO_REGISTRY = ("no region registry is loaded, so region keys cannot submit yet: an admin loads it with "
+               "'allocator regions load FILE' or PUT /v1/regions")
 STREAM_BLOCK = 1 << 20  # bytes of a JSON body gathered before each write to disk
 
 SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
@@ -175,6 +177,8 @@ async def submit(request: Request, *, key: ApiKey, store: JobStore, settings: Se
                       scenario_name=checked.scenario_name, households=checked.households, input_dir=str(folder),
                       explain=checked.explain, time_limit=checked.time_limit)
 
+    if not key.admin and not await run_in_threadpool(store.registry):
+        raise HTTPException(403, NO_REGISTRY)  # before the body is read: nothing to check it against
     async with gate.enter() as limiter:
         return await create_job(key=key, store=store, settings=settings, dispatcher=dispatcher, kind=kind,
                                 idempotency_key=idempotency_key, receive=receive, admit=admit_scenario)
@@ -187,8 +191,7 @@ def _check_regions(key: ApiKey, registry: dict[str, Region], checked: Checked) -
     where = " / ".join(checked.region_path) or "no single root region"
     if not registry:
         if not key.admin:
-            raise HTTPException(403, "no region registry is loaded, so region keys cannot submit yet: an admin "
-                                     "loads it with 'allocator regions load FILE' or PUT /v1/regions")
+            raise HTTPException(403, NO_REGISTRY)
         return
     check_submission(registry, list(checked.regions), checked.regions_file)
     if key.admin:
