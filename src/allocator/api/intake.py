@@ -41,6 +41,7 @@ TABLE_NAMES = REQUIRED_TABLES + OPTIONAL_TABLES + ("villages_raw", "households_r
 TABLE_SUFFIXES = (".csv", ".parquet")
 REQUEST_BODY = "request.json"  # a JSON submission as received, until it is checked
 SCENARIO_UPLOAD = "scenario.upload"  # a multipart's scenario part as received, until it is checked
+CHECK_NICENESS = 10  # a checking process yields the CPU to the server, so status calls stay fast meanwhile
 
 
 class TooLarge(Exception):
@@ -126,6 +127,7 @@ def check_upload(folder: str, file: str, digests: dict[str, str] | None, explain
     """Worker process: parse the stored body (``digests`` is None for JSON, else the multipart's
     table digests), fingerprint it, store its tables and check it with :func:`admit`."""
     os.umask(0o077)
+    os.nice(CHECK_NICENESS)
     cap = memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     folder_path = Path(folder)
