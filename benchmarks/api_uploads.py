@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from api_load import BIN, poll, start_server  # noqa: E402
+
 from api_support import TINY, records  # noqa: E402
 
 
