@@ -20,6 +20,17 @@ SLOW = {"name": "slow", "start_year": 2016, "deadline_year": 2020,
         "generate": {"preset": "demo", "households": 200, "seed": 0}, "solver": {"time_limit": 60, "mip_gap": 1e-6}}
 
 
+def preset_regions(scenario: dict) -> list[dict]:
+    """The region rows (region_id, parent_id, level, name) of a scenario's generated data, as
+    PUT /v1/regions takes them."""
+    from allocator.optimize import load_tables
+    from allocator.scenario import scenario_from_dict
+
+    regions = load_tables(scenario_from_dict(scenario, file="scenario.yaml",
+                                             source=Path("scenario.yaml").resolve()))["regions"]
+    return regions[["region_id", "parent_id", "level", "name"]].to_dict("records")
+
+
 def canonical_folder(folder: Path) -> Path:
     """A synthetic canonical data folder with its scenario.yaml, made by the CLI: 200 households
     in one county (C001 under F01 under P1), two years, solved to optimality in about 0.3 s."""

@@ -25,7 +25,7 @@ from allocator.api import Settings, create_app
 from allocator.api.auth import create_key
 from allocator.api.store import NewJob, SQLiteJobStore
 from allocator.cli import app as cli_app
-from api_support import SLOW, TINY, canonical_folder, records, upload, wait_for
+from api_support import SLOW, TINY, canonical_folder, preset_regions, records, upload, wait_for
 
 with warnings.catch_warnings():  # starlette asks for httpx2 here; the service itself uses neither
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -229,6 +229,13 @@ def test_scope_401_403_404(service, canonical, tmp_path):
         assert c.get("/v1/plans", headers={"Authorization": "Bearer alk_nope_nope"}).status_code == 401
         assert c.get("/v1/plans", headers={"Authorization": "Basic abc"}).status_code == 401
 
+        unregistered = c.post("/v1/plans", json={"scenario": TINY}, headers=prefecture)
+        assert unregistered.status_code == 403 and "no region registry" in unregistered.json()["detail"]
+        assert c.put("/v1/regions", json={"regions": preset_regions(TINY)}, headers=prefecture).status_code == 403
+        loaded = c.put("/v1/regions", json={"regions": preset_regions(TINY)}, headers=admin)
+        assert loaded.status_code == 200 and loaded.json()["added"] == loaded.json()["total"] == 6
+        assert [r["region_id"] for r in c.get("/v1/regions", headers=county1).json()["regions"]] == [
+            "P1", "F01", "C001", "T0001"]
         both_counties = c.post("/v1/plans", json={"scenario": TINY}, headers=prefecture)
         assert both_counties.status_code == 202 and both_counties.json()["region"] == "F01"
         plan_f01 = both_counties.json()["plan_id"]

@@ -144,7 +144,7 @@ def test_scope_and_bad_records(managed, caplog):
 def test_a_record_of_another_plan_is_refused_with_409(managed, tmp_path):
     svc, admin, plan_id, plan_dir, record = managed
     c = svc.client
-    other = solve_preset(tmp_path / "other", seed=2)
+    other = solve_preset(tmp_path / "other", seed=3)
     foreign = allocator.simulate_progress(other, YEAR, seed=3).write(tmp_path / "foreign")
     ours, theirs = (json.loads((folder / "summary.json").read_text())["plan_fingerprint"][:16]
                     for folder in (plan_dir, other))

@@ -7,6 +7,7 @@ the OpenAPI schema finds no server error.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from allocator.api.store import SQLiteJobStore
-from api_support import SLOW, TINY, upload, wait_for
+from api_support import SLOW, TINY, records, upload, wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -171,14 +172,47 @@ def test_kill_9_mid_solve_loses_no_job(server, tmp_path):
     assert tiny.status_code == 200 and tiny.json()["plan"]["status"] == "done"
 
 
-def test_schemathesis_fuzz_finds_no_server_error(server, tmp_path):
-    srv = server(sync_max_households=100, max_households=5000, queue_size=10_000, queue_per_key=10_000)
+def memory_kib(pid: int, field: str) -> int:
+    """A /proc/PID/status field in KiB: VmRSS (now) or VmHWM (the peak so far)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's memory from /proc")
+def test_an_upload_is_parsed_outside_the_server(server, tmp_path):
+    """A 15 MiB JSON upload (20,000 households) is streamed to disk and checked in a worker
+    process: the server's peak memory grows by far less than the parse needs (the old server,
+    parsing it itself, grew by about 9 times the body)."""
+    folder = tmp_path / "big"
+    cli("generate", "canonical", str(folder), "--households", "20000", "--years", "2016:2017", "--seed", "2")
+    body = json.dumps({"scenario": {"name": "big", "start_year": 2016, "deadline_year": 2017},
+                       "tables": records(folder)}).encode()
+    assert len(body) > 14 * 2**20
+    srv = server(max_households=1000)  # checked in full, then refused: nothing big is solved
     admin = srv.key()
+    assert srv.client.post("/v1/solve", json={"scenario": TINY}, headers=admin).status_code == 200  # warm up
+    before = memory_kib(srv.process.pid, "VmRSS")
+    refused = srv.client.post("/v1/plans", content=body, headers={**admin, "Content-Type": "application/json"})
+    assert refused.status_code == 413 and "21,500 households" in refused.json()["detail"], refused.text
+    growth_mib = (memory_kib(srv.process.pid, "VmHWM") - before) / 1024
+    assert growth_mib < 40, f"the server grew by {growth_mib:.0f} MiB for a {len(body) / 2**20:.0f} MiB upload"
+
+
+@pytest.mark.parametrize(("region", "phases"), [("*", "examples,fuzzing,stateful"), ("P1", "examples,coverage")])
+def test_schemathesis_fuzz_finds_no_server_error(server, tmp_path, region, phases):
+    """Every route, generated from the OpenAPI schema, with an admin key (edge and negative
+    cases: empty headers, wrong types) and with a region key (random and stateful sequences)."""
+    srv = server(sync_max_households=100, max_households=5000, queue_size=10_000, queue_per_key=10_000)
+    key = srv.key(region)
     run = subprocess.run(
         [BIN / "st", "run", f"{srv.client.base_url}/openapi.json",
-         "--header", f"Authorization:{admin['Authorization']}",
+         "--header", f"Authorization:{key['Authorization']}", "--phases", phases,
          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                      "response_schema_conformance,response_headers_conformance,negative_data_rejection",
          "--max-examples", "3", "--seed", "7", "--request-timeout", "30", "--no-color"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    routes = sum(len(methods) for methods in srv.client.get("/openapi.json").json()["paths"].values())
+    assert f"Tested: {routes}" in run.stdout, run.stdout[-3000:]

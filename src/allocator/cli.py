@@ -26,6 +26,8 @@ generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic da
 app.add_typer(generate_app, name="generate")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (stored hashed in its job store).")
 app.add_typer(keys_app, name="keys")
+regions_app = typer.Typer(no_args_is_help=True, help="The HTTP service's region registry, which scope is decided on.")
+app.add_typer(regions_app, name="regions")
 err = Console(stderr=True)
 out = Console()
 
@@ -679,6 +681,22 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by 
         err.print(f"[red]error:[/red] no active key {key_id!r}")
         raise typer.Exit(2)
     out.print(f"key {key_id} revoked")
+
+
+@regions_app.command("load")
+def regions_load(
+    file: Annotated[Path, typer.Argument(help="a regions table (CSV or Parquet: region_id, parent_id, level, name)")],
+) -> None:
+    """Register the region tree in the job store: new regions are added; a known region keeps its
+    parent and level (a change is refused, naming the rows)."""
+    from allocator.api.regions import read_region_file, register
+
+    store = _key_store()
+    try:
+        added = store.add_regions(register(store.registry(), read_region_file(file)))
+    except InputError as error:
+        _fail_input(error)
+    out.print(f"{added:,} new region(s) registered; {len(store.registry()):,} in all")
 
 
 def _years(years: str) -> tuple[int, int]:

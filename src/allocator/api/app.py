@@ -1,8 +1,17 @@
-"""The FastAPI application: routers, error mapping, body limit, and the dispatcher's lifetime."""
+"""The FastAPI application: routers, error mapping, body limit, audit log, and the dispatcher's lifetime.
+
+The server writes everything private to its owner (umask 077: files 0600, folders 0700) while
+it runs. The audit log (``ALLOCATOR_AUDIT_LOG``, default ``DATA_DIR/audit.log``) gets one JSON
+line per call that needs a key: time, key id (null when none was valid), method, route, plan
+id, status code.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,14 +26,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allocator import __version__
 from allocator.api.intake import TooLarge
-from allocator.api.routes import manage, plans, solve, system
+from allocator.api.routes import manage, plans, regions, solve, system
 from allocator.api.schemas import ErrorOut, PlanRequest
 from allocator.api.settings import Settings
 from allocator.api.store import open_store
-from allocator.api.worker import Dispatcher, where_raised
+from allocator.api.submission import Gate
+from allocator.api.worker import Dispatcher, scrub, where_raised
 from allocator.errors import InputError, InputMismatch, Issue
 
 log = logging.getLogger("allocator.api")
+UNAUDITED = ("/v1/health", "/v1/backends", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json")
 
 DESCRIPTION = """Plans poverty-alleviation money, packages and projects over HTTP.
 
@@ -43,35 +54,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        umask = os.umask(0o077)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.chmod(0o700)
         store = open_store(settings.database_url())
         dispatcher = Dispatcher(store, settings)
         app.state.settings, app.state.store, app.state.dispatcher = settings, store, dispatcher
-        app.state.monitor_slots = anyio.CapacityLimiter(settings.sync_workers)  # monitoring processes at once
+        app.state.intake = Gate(settings.intake_workers, settings.intake_queue, "uploads")
+        app.state.monitoring = Gate(settings.sync_workers, settings.progress_queue, "progress uploads")
+        app.state.reports = anyio.CapacityLimiter(settings.sync_workers)  # report renderings at once
+        app.state.audit = _audit_log(settings)
         dispatcher.start()
-        yield
-        await run_in_threadpool(dispatcher.stop)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(dispatcher.stop)
+            for handler in app.state.audit.handlers:
+                handler.close()
+            os.umask(umask)
 
     app = FastAPI(title="allocator", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url="/docs", openapi_url="/openapi.json")
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(Audit)
     app.add_middleware(ContainErrors)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(InputMismatch, _input_mismatch)
     app.add_exception_handler(RequestValidationError, _request_error)
     app.add_exception_handler(TooLarge, _too_large)
     app.add_exception_handler(405, _method_not_allowed)
-    for module in (plans, manage, solve, system):
+    for module in (plans, manage, solve, regions, system):
         app.include_router(module.router)
+    app.include_router(system.metrics_router)
     app.openapi = lambda: _openapi(app)
     return app
 
 
 async def _input_error(request: Request, error: InputError) -> JSONResponse:
-    """Bad input: 422 with every problem, as the command line lists them (nothing is logged:
-    the problems quote the data)."""
+    """Bad input: 422 with every problem, as the command line lists them, server paths taken
+    out (nothing is logged: the problems quote the data)."""
+    issues = [issue.to_dict() for issue in error.issues]
+    settings = getattr(request.app.state, "settings", None)
     body = ErrorOut(detail=f"{len(error.issues)} problem(s) in the input",
-                    issues=[issue.to_dict() for issue in error.issues], truncated=error.truncated)
+                    issues=scrub(issues, settings.data_dir) if settings else issues, truncated=error.truncated)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
 
@@ -124,6 +149,49 @@ class ContainErrors:
             if scope["type"] == "http" and not started:
                 await JSONResponse(ErrorOut(detail="internal error").model_dump(), status_code=500)(scope, receive,
                                                                                                       send)
+
+
+def _audit_log(settings: Settings) -> logging.Logger:
+    """The audit logger of this app: JSON lines appended to the audit file, nowhere else."""
+    audit = logging.getLogger(f"allocator.audit.{id(settings)}")
+    audit.propagate, audit.level = False, logging.INFO
+    settings.audit_path().parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(settings.audit_path(), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit.handlers = [handler]
+    return audit
+
+
+class Audit:
+    """One audit line per call that needs a key: who (key id), what (method, route, plan id),
+    and the outcome (status code). Ids and codes only, never data."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNAUDITED:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            route = scope.get("route")
+            audit = getattr(scope["app"].state, "audit", None)
+            if audit is not None:
+                audit.info(json.dumps({
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "key_id": scope.get("state", {}).get("key_id"), "method": scope["method"],
+                    "route": getattr(route, "path", None), "plan_id": scope.get("path_params", {}).get("plan_id"),
+                    "status": status}))
 
 
 class BodyLimit:

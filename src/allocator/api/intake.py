@@ -5,6 +5,11 @@ a ``scenario.yaml`` whose ``data:`` is that folder (or which names a ``generate`
 :func:`admit` checks it with the library's own readers, so a bad cell is reported exactly as
 ``allocator validate`` reports it, and works out the region the plan belongs to.
 
+The server only streams a body to disk (a JSON body as ``request.json``, a multipart's
+scenario as ``scenario.upload`` and its tables as they are); :func:`check_upload` parses and
+checks it in a worker process under an address-space cap, so neither the parse's memory nor
+its CPU time lands in the server.
+
 Checked at submission: the scenario's keys, every table (canonical tables fully, raw
 registry tables cell by cell and across tables), the household limit and the region tree.
 What only the solve can find (targeting of raw data) makes the job ``failed`` with the same
@@ -14,13 +19,18 @@ structured issues.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
+from allocator.api.schemas import PlanRequest
 from allocator.errors import InputError, Issue, ScenarioError
 from allocator.scenario import Scenario, scenario_from_dict
 from allocator.tables import LIST_SEPARATOR, OPTIONAL_TABLES, REQUIRED_TABLES
@@ -29,6 +39,9 @@ from allocator.targeting.raw import is_raw_folder
 SCENARIO_FILE = "scenario.yaml"
 TABLE_NAMES = REQUIRED_TABLES + OPTIONAL_TABLES + ("villages_raw", "households_raw", "cadres", "teams")
 TABLE_SUFFIXES = (".csv", ".parquet")
+REQUEST_BODY = "request.json"  # a JSON submission as received, until it is checked
+SCENARIO_UPLOAD = "scenario.upload"  # a multipart's scenario part as received, until it is checked
+CHECK_NICENESS = 10  # a checking process yields the CPU to the server, so status calls stay fast meanwhile
 
 
 class TooLarge(Exception):
@@ -42,6 +55,7 @@ class Admission:
     scenario: Scenario
     households: int
     region_path: list[str]
+    regions: pd.DataFrame  # the data's regions table (region_id, parent_id, level, ...)
 
 
 def write_records(tables: dict[str, list[dict]], folder: Path) -> None:
@@ -64,19 +78,97 @@ def upload_name(filename: str | None, names: tuple[str, ...] = TABLE_NAMES) -> s
     return stem + suffix
 
 
-def save_upload(source: BinaryIO, name: str, folder: Path, digest: hashlib._Hash | None = None) -> None:
-    """Copy an uploaded table file into ``folder``, adding its name and bytes to ``digest`` (if
-    given); a table given twice is refused."""
+def save_upload(source: BinaryIO, name: str, folder: Path) -> str:
+    """Copy an uploaded table file into ``folder``; returns the SHA-256 of its bytes. A table
+    given twice is refused."""
     stem = Path(name).stem
     if any((folder / f"{stem}{suffix}").exists() for suffix in TABLE_SUFFIXES):
         raise InputError([Issue(name, "table uploaded twice", expected=f"one {stem}.csv or {stem}.parquet")])
-    if digest is not None:
-        digest.update(name.encode() + b"\0")
-    with open(folder / name, "wb") as target:
+    return copy_file(source, folder / name)
+
+
+def copy_file(source: BinaryIO, target: Path) -> str:
+    """Copy a file object to ``target`` in blocks; the SHA-256 of its bytes."""
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
         for block in iter(lambda: source.read(1 << 20), b""):
-            if digest is not None:
-                digest.update(block)
-            target.write(block)
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
+
+
+def fingerprint(value) -> str:
+    """SHA-256 of a parsed request as canonical JSON (keys sorted, no spaces): the same request
+    in another key order, spacing or part order has the same fingerprint."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check_upload` found: the request's fingerprint (None when the body itself is
+    malformed) and either the problems, a size refusal, or the admitted submission's facts."""
+
+    sha256: str | None
+    explain: bool = False
+    issues: list[Issue] | None = None
+    truncated: bool = False
+    too_large: str | None = None
+    scenario_name: str = ""
+    households: int = 0
+    time_limit: float | None = None
+    region_path: tuple[str, ...] = ()
+    regions: tuple[tuple[str, str, str], ...] = ()  # region_id, parent_id, level of each row
+    regions_file: str = "regions.csv"
+
+
+def check_upload(folder: str, file: str, digests: dict[str, str] | None, explain: bool, *, max_households: int,
+                 time_cap: float, memory_mb: int) -> Checked:
+    """Worker process: parse the stored body (``digests`` is None for JSON, else the multipart's
+    table digests), fingerprint it, store its tables and check it with :func:`admit`."""
+    os.umask(0o077)
+    os.nice(CHECK_NICENESS)
+    cap = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    folder_path = Path(folder)
+    sha = None
+    try:
+        if digests is None:
+            raw = (folder_path / REQUEST_BODY).read_bytes()
+            (folder_path / REQUEST_BODY).unlink()
+            try:
+                body = PlanRequest.model_validate_json(raw)
+            except ValidationError as error:
+                return Checked(None, issues=[Issue("request body", err["msg"], key=".".join(map(str, err["loc"]))
+                                                   or None) for err in error.errors()[:20]])
+            del raw
+            sha = fingerprint(body.model_dump(mode="json"))
+            if body.tables:
+                write_records(body.tables, folder_path)
+            scenario, uploaded, explain = body.scenario, bool(body.tables), body.explain
+        else:
+            content = (folder_path / SCENARIO_UPLOAD).read_bytes()
+            (folder_path / SCENARIO_UPLOAD).unlink()
+            try:
+                scenario = read_scenario_yaml(content, file)
+            except InputError as error:
+                return Checked(None, issues=error.issues)
+            sha = fingerprint({"scenario": scenario, "explain": explain, "tables": digests})
+            uploaded = bool(digests)
+        admission = admit(scenario, folder_path, file=file, uploaded=uploaded, max_households=max_households,
+                          time_cap=time_cap)
+    except InputError as error:
+        return Checked(sha, explain, issues=error.issues, truncated=error.truncated)
+    except TooLarge as error:
+        return Checked(sha, explain, too_large=str(error))
+    except MemoryError:
+        return Checked(sha, explain, too_large=f"checking this upload needs more than {memory_mb:,} MiB "
+                                                "(ALLOCATOR_INTAKE_MEMORY_MB)")
+    regions = admission.regions
+    return Checked(sha, explain, scenario_name=admission.scenario.name, households=admission.households,
+                   time_limit=admission.scenario.solver.time_limit, region_path=tuple(admission.region_path),
+                   regions=tuple(zip(regions["region_id"], regions["parent_id"], regions["level"], strict=True)),
+                   regions_file=regions.attrs.get("file", "regions.csv"))
 
 
 def read_scenario_yaml(content: bytes, file: str) -> dict:
@@ -116,7 +208,7 @@ def admit(raw: dict, folder: Path, *, file: str, uploaded: bool, max_households:
     households, regions = _households_and_regions(scenario, file, max_households)
     stored = scenario.model_dump(mode="json", exclude_none=True)
     (folder / SCENARIO_FILE).write_text(yaml.safe_dump(stored, sort_keys=False, allow_unicode=True))
-    return Admission(scenario, households, region_path(regions))
+    return Admission(scenario, households, region_path(regions), regions)
 
 
 def _households_and_regions(scenario: Scenario, file: str, max_households: int) -> tuple[int, pd.DataFrame]:

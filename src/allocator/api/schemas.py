@@ -190,3 +190,38 @@ class BackendOut(BaseModel):
     package: str
     supports_mip: bool
     supports_duals: bool
+
+
+class PurgedOut(BaseModel):
+    """A plan removed with DELETE ...?purge=true: nothing of it is kept."""
+
+    plan_id: str
+    purged: Literal[True]
+
+
+class RegionRecord(BaseModel):
+    """One region of the registry, as in the contract's regions table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region_id: str = Field(min_length=1, max_length=64)
+    parent_id: str = Field("", max_length=64, description="empty at a root (a province)")
+    level: Literal["province", "prefecture", "county", "township"]
+    name: str = Field("", max_length=200)
+
+
+class RegionsIn(BaseModel):
+    """The region tree to register (PUT /v1/regions): new regions are added, known ones must
+    keep their parent and level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regions: list[RegionRecord] = Field(min_length=1, max_length=100_000)
+
+
+class RegionsOut(BaseModel):
+    """The registered regions a key may see: its region's subtree and the path above it (all for an admin key)."""
+
+    regions: list[RegionRecord]
+    added: int | None = Field(None, description="for PUT: how many regions were new")
+    total: int = Field(description="regions registered in all")

@@ -29,12 +29,27 @@ class Settings(BaseSettings):
     sync_max_households: int = Field(2_000, ge=1, description="most households for POST /v1/solve")
     sync_time_limit: float = Field(30.0, gt=0, description="hard limit of POST /v1/solve (s), queueing included")
     max_attempts: int = Field(3, ge=1, description="starts of one plan (restarts included) before it fails")
+    hard_limit_grace: float = Field(300.0, ge=0, description="seconds a job may run beyond its solver time "
+                                                            "limit before its worker is stopped")
+    max_job_seconds: float = Field(6 * 3600.0, gt=0, description="hard wall-clock limit of any job's worker (s)")
+    intake_workers: int = Field(1, ge=1, le=64, description="uploads parsed and checked at once, each in its "
+                                                            "own process")
+    intake_queue: int = Field(8, ge=0, description="uploads waiting for a checking process; beyond it 429")
+    intake_memory_mb: int = Field(4096, ge=1024, description="address space of a process checking an upload (MiB)")
+    progress_queue: int = Field(4, ge=0, description="progress uploads waiting to be monitored; beyond it 429")
+    retention_days: float | None = Field(None, gt=0, description="finished plans older than this are purged "
+                                                                 "(default: kept)")
+    audit_log: Path | None = Field(None, description="JSON-lines audit log; default DATA_DIR/audit.log")
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, folder: Path) -> Path:
         """Stored job paths must not depend on the folder the server was started from."""
         return folder.expanduser().resolve()
+
+    def audit_path(self) -> Path:
+        """The audit log file: ``audit_log`` or ``audit.log`` inside ``data_dir``."""
+        return self.audit_log or self.data_dir / "audit.log"
 
     def database_url(self) -> str:
         """The job store URL: ``db_url`` or a SQLite file inside ``data_dir``."""

@@ -1,4 +1,4 @@
-"""The job store: plans (jobs), the regions that may see them, and API keys.
+"""The job store: plans (jobs), the regions that may see them, API keys and the region registry.
 
 :class:`JobStore` is the interface the service uses; :class:`SQLiteJobStore` implements it
 with the standard library's sqlite3 (WAL mode, so the server and its worker processes read
@@ -9,11 +9,15 @@ same statements with ``%s`` placeholders behind the same methods, chosen by
 A job's ``attempt`` is its run token: each start increments it, and a worker may only report
 progress or finish while the job is still ``running`` under its own attempt. So a worker
 left over from a killed server, or a cancelled one, can never overwrite a newer outcome.
+
+The region registry is the authoritative region tree an admin loads (``allocator regions
+load``, ``PUT /v1/regions``): a submission's regions must match it, and scope is decided on it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
@@ -26,6 +30,7 @@ from pathlib import Path
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 ADMIN_REGION = "*"
+REQUEUED = "status = 'queued', progress = '{}', result_dir = NULL, plan_status = NULL"  # a job put back in the queue
 
 
 def now() -> str:
@@ -68,6 +73,17 @@ class NewJob:
     idempotency_key: str | None = None
     request_sha256: str | None = None  # fingerprint of the request, to tell a retry from a new request
     parent_plan_id: str | None = None  # a re-plan: the plan it re-plans
+    time_limit: float | None = None  # seconds the job's solves may take in all (None: no own limit)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region of the registry: its parent ('' at a root), level and name."""
+
+    region_id: str
+    parent_id: str
+    level: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,8 @@ class Job:
     finished_at: str | None = None
     updated_at: str = ""
     parent_plan_id: str | None = None
+    time_limit: float | None = None
+    deaths: int = 0  # attempts whose worker process died without a result
 
     @property
     def region(self) -> str:
@@ -166,6 +184,41 @@ class JobStore(ABC):
         """Put a running attempt back in the queue (its worker was stopped, not finished)."""
 
     @abstractmethod
+    def keep_result(self, plan_id: str, attempt: int, result_dir: str, plan_status: str) -> bool:
+        """Record the plan folder a running attempt has written (kept if the attempt is stopped later)."""
+
+    @abstractmethod
+    def lost(self, plan_id: str, attempt: int, max_attempts: int, error: dict) -> bool | None:
+        """A running attempt's worker died: re-queue the job the first time (True), fail it with
+        ``error`` after that or once started ``max_attempts`` times (False); None when it moved on."""
+
+    @abstractmethod
+    def delete_job(self, plan_id: str) -> bool:
+        """Remove a job and its region rows; False when there was none."""
+
+    @abstractmethod
+    def finished_before(self, stamp: str) -> list[str]:
+        """Ids of jobs that finished before ``stamp`` (ISO 8601 UTC)."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+
+    @abstractmethod
+    def solve_seconds(self) -> tuple[int, float]:
+        """Finished attempts that ran (count) and their wall-clock seconds in all."""
+
+    # --- region registry -------------------------------------------------------------------
+    @abstractmethod
+    def registry(self) -> dict[str, Region]:
+        """The registered regions by id (empty when none is loaded)."""
+
+    @abstractmethod
+    def add_regions(self, regions: list[Region]) -> int:
+        """Register new regions, update names of known ones; returns how many were new. The
+        caller has checked that no known region changes parent or level."""
+
+    @abstractmethod
     def recover(self, max_attempts: int) -> tuple[list[str], list[str]]:
         """After a server stopped without cleaning up: re-queue every running job, or fail it
         once it has been started ``max_attempts`` times; returns (re-queued, failed) ids."""
@@ -205,6 +258,8 @@ class SQLiteJobStore(JobStore):
         finished_at TEXT,
         updated_at TEXT NOT NULL,
         parent_plan_id TEXT,
+        time_limit REAL,
+        deaths INTEGER NOT NULL DEFAULT 0,
         UNIQUE (key_id, kind, idempotency_key)
     );
     CREATE INDEX IF NOT EXISTS plans_by_status ON plans (status, kind, created_at);
@@ -213,18 +268,28 @@ class SQLiteJobStore(JobStore):
         plan_id TEXT NOT NULL REFERENCES plans (plan_id),
         PRIMARY KEY (region_id, plan_id)
     );
+    CREATE TABLE IF NOT EXISTS registry (
+        region_id TEXT PRIMARY KEY,
+        parent_id TEXT NOT NULL,
+        level TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT ''
+    );
     """
+    ADDED_COLUMNS = {"parent_plan_id": "TEXT", "time_limit": "REAL", "deaths": "INTEGER NOT NULL DEFAULT 0"}
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # the keys' hashes: owner only
         self._local = threading.local()
         db = self._db()
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(self.SCHEMA)
-        with self._transaction() as db:  # a store made before re-plans: add their column
-            if "parent_plan_id" not in {row["name"] for row in db.execute("PRAGMA table_info(plans)")}:
-                db.execute("ALTER TABLE plans ADD COLUMN parent_plan_id TEXT")
+        with self._transaction() as db:  # a store made by an earlier version: add the columns it lacks
+            present = {row["name"] for row in db.execute("PRAGMA table_info(plans)")}
+            for name, kind in self.ADDED_COLUMNS.items():
+                if name not in present:
+                    db.execute(f"ALTER TABLE plans ADD COLUMN {name} {kind}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -276,11 +341,11 @@ class SQLiteJobStore(JobStore):
             with self._transaction() as db:
                 db.execute(
                     "INSERT INTO plans (plan_id, key_id, idempotency_key, request_sha256, kind, status, region_path, "
-                    "scenario_name, households, explain, input_dir, created_at, updated_at, parent_plan_id) "
-                    "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "scenario_name, households, explain, input_dir, created_at, updated_at, parent_plan_id, "
+                    "time_limit) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (new.plan_id, new.key_id, new.idempotency_key, new.request_sha256, new.kind,
                      json.dumps(new.region_path), new.scenario_name, new.households, int(new.explain),
-                     new.input_dir, stamp, stamp, new.parent_plan_id))
+                     new.input_dir, stamp, stamp, new.parent_plan_id, new.time_limit))
                 db.executemany("INSERT INTO plan_regions (region_id, plan_id) VALUES (?, ?)",
                                [(region, new.plan_id) for region in dict.fromkeys(new.region_path)])
         except sqlite3.IntegrityError:
@@ -337,7 +402,8 @@ class SQLiteJobStore(JobStore):
             raise ValueError(f"finish with one of {FINISHED} (got {status!r})")
         stamp = now()
         cursor = self._db().execute(
-            "UPDATE plans SET status = ?, plan_status = ?, result_dir = ?, error = ?, finished_at = ?, updated_at = ? "
+            "UPDATE plans SET status = ?, plan_status = COALESCE(?, plan_status), "
+            "result_dir = COALESCE(?, result_dir), error = ?, finished_at = ?, updated_at = ? "
             "WHERE plan_id = ? AND attempt = ? AND status = 'running'",
             (status, plan_status, result_dir, json.dumps(error) if error is not None else None, stamp, stamp,
              plan_id, attempt))
@@ -352,9 +418,64 @@ class SQLiteJobStore(JobStore):
 
     def requeue(self, plan_id: str, attempt: int) -> bool:
         cursor = self._db().execute(
-            "UPDATE plans SET status = 'queued', progress = '{}', updated_at = ? "
-            "WHERE plan_id = ? AND attempt = ? AND status = 'running'", (now(), plan_id, attempt))
+            f"UPDATE plans SET {REQUEUED}, updated_at = ? WHERE plan_id = ? AND attempt = ? AND status = 'running'",
+            (now(), plan_id, attempt))
         return cursor.rowcount == 1
+
+    def keep_result(self, plan_id: str, attempt: int, result_dir: str, plan_status: str) -> bool:
+        cursor = self._db().execute(
+            "UPDATE plans SET result_dir = ?, plan_status = ?, updated_at = ? "
+            "WHERE plan_id = ? AND attempt = ? AND status = 'running'",
+            (result_dir, plan_status, now(), plan_id, attempt))
+        return cursor.rowcount == 1
+
+    def lost(self, plan_id: str, attempt: int, max_attempts: int, error: dict) -> bool | None:
+        stamp = now()
+        with self._transaction() as db:
+            row = db.execute("SELECT deaths FROM plans WHERE plan_id = ? AND attempt = ? AND status = 'running'",
+                             (plan_id, attempt)).fetchone()
+            if row is None:
+                return None
+            if row["deaths"] == 0 and attempt < max_attempts:
+                db.execute(f"UPDATE plans SET {REQUEUED}, deaths = deaths + 1, updated_at = ? WHERE plan_id = ?",
+                           (stamp, plan_id))
+                return True
+            db.execute("UPDATE plans SET status = 'failed', deaths = deaths + 1, error = ?, finished_at = ?, "
+                       "updated_at = ? WHERE plan_id = ?", (json.dumps(error), stamp, stamp, plan_id))
+            return False
+
+    def delete_job(self, plan_id: str) -> bool:
+        with self._transaction() as db:
+            db.execute("DELETE FROM plan_regions WHERE plan_id = ?", (plan_id,))
+            return db.execute("DELETE FROM plans WHERE plan_id = ?", (plan_id,)).rowcount == 1
+
+    def finished_before(self, stamp: str) -> list[str]:
+        rows = self._db().execute("SELECT plan_id FROM plans WHERE finished_at IS NOT NULL AND finished_at < ? "
+                                  "AND status IN ('done', 'failed', 'cancelled')", (stamp,)).fetchall()
+        return [row["plan_id"] for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db().execute("SELECT status, COUNT(*) AS n FROM plans GROUP BY status").fetchall()
+        return {status: 0 for status in JOB_STATUSES} | {row["status"]: row["n"] for row in rows}
+
+    def solve_seconds(self) -> tuple[int, float]:
+        row = self._db().execute(
+            "SELECT COUNT(*) AS n, COALESCE(SUM((julianday(finished_at) - julianday(started_at)) * 86400.0), 0) AS s "
+            "FROM plans WHERE started_at IS NOT NULL AND finished_at IS NOT NULL").fetchone()
+        return row["n"], max(float(row["s"]), 0.0)
+
+    # --- region registry -------------------------------------------------------------------
+    def registry(self) -> dict[str, Region]:
+        rows = self._db().execute("SELECT region_id, parent_id, level, name FROM registry").fetchall()
+        return {row["region_id"]: Region(**row) for row in rows}
+
+    def add_regions(self, regions: list[Region]) -> int:
+        with self._transaction() as db:
+            before = db.execute("SELECT COUNT(*) FROM registry").fetchone()[0]
+            db.executemany("INSERT INTO registry (region_id, parent_id, level, name) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (region_id) DO UPDATE SET name = excluded.name",
+                           [(r.region_id, r.parent_id, r.level, r.name) for r in regions])
+            return db.execute("SELECT COUNT(*) FROM registry").fetchone()[0] - before
 
     def recover(self, max_attempts: int) -> tuple[list[str], list[str]]:
         stamp = now()
@@ -366,7 +487,7 @@ class SQLiteJobStore(JobStore):
             requeued = [row["plan_id"] for row in running if row["attempt"] < max_attempts]
             db.executemany("UPDATE plans SET status = 'failed', error = ?, finished_at = ?, updated_at = ? "
                            "WHERE plan_id = ?", [(error, stamp, stamp, plan_id) for plan_id in failed])
-            db.executemany("UPDATE plans SET status = 'queued', progress = '{}', updated_at = ? WHERE plan_id = ?",
+            db.executemany(f"UPDATE plans SET {REQUEUED}, updated_at = ? WHERE plan_id = ?",
                            [(stamp, plan_id) for plan_id in requeued])
         return requeued, failed
 

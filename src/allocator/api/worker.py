@@ -16,9 +16,21 @@ write end the server keeps, and end of file on it means the server is gone (a wo
 parent is the forkserver, which outlives the server as long as any worker runs, so the
 parent pid tells nothing).
 
-:func:`run_in_worker` runs short work a waiting client needs (monitoring a progress record:
-seconds of pandas) in a fresh process of the same forkserver, so it neither holds the
-server's GIL against status calls nor leaves its memory in the server.
+:func:`run_in_worker` runs short work a waiting client needs (checking an upload, monitoring a
+progress record, rendering a report: seconds of pandas) in a fresh process of the same
+forkserver, so it neither holds the server's GIL against status calls nor leaves its memory
+in the server.
+
+Hard limits: a job's worker may run for its solves' time limit plus ``ALLOCATOR_HARD_LIMIT_GRACE``,
+and never beyond ``ALLOCATOR_MAX_JOB_SECONDS``. At that limit the worker stops its own solves
+(HiGHS ends as at a time limit, with its best plan), writes what it has and ends the job
+``failed`` with the reason, the plan kept; a worker still running HARD_STOP_GRACE seconds
+later is killed. A worker that dies without a result is re-queued once, as a server crash
+re-queues it; the second death fails the job with the reason.
+
+The dispatcher also sweeps the data folder when it starts and every SWEEP_SECONDS: plans
+finished more than ``ALLOCATOR_RETENTION_DAYS`` ago are purged, and plan folders that no job
+owns (an upload cut off by a crash) are removed.
 """
 
 from __future__ import annotations
@@ -30,15 +42,19 @@ import logging
 import math
 import multiprocessing
 import os
+import re
+import shutil
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from allocator.api.settings import Settings
-from allocator.api.store import JobStore, open_store
+from allocator.api.store import FINISHED, Job, JobStore, open_store
 
 log = logging.getLogger("allocator.api")
 
@@ -48,6 +64,10 @@ STOP_GRACE = 5.0  # seconds a terminated worker gets before it is killed
 WORKER_NICENESS = 10  # submitted plans yield the CPU to the server and to synchronous solves, whose
 #                      clients are waiting: status calls stay fast while long solves run
 REPLAN_REQUEST = "replan-request.json"  # a re-plan job's input: parent plan and record folders, options
+HARD_STOP_GRACE = 30.0  # seconds a worker gets, after its hard limit, to write its best plan before it is killed
+SWEEP_SECONDS = 3600.0  # between sweeps for expired plans and orphaned folders
+ORPHAN_SECONDS = 60.0  # a plan folder with no job and no receiving process is an orphan after this long
+RECEIVING = ".receiving"  # see allocator.api.submission.receiving
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -60,12 +80,32 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def hard_limit(job: Job, settings: Settings) -> float:
+    """Seconds a job's worker may run: its solves' time limit plus the grace, at most the
+    service-wide maximum (an explain job, which re-solves as often as its counties need, and a
+    job with no time limit get the maximum)."""
+    if job.time_limit is None or job.explain:
+        return settings.max_job_seconds
+    return min(job.time_limit + settings.hard_limit_grace, settings.max_job_seconds)
+
+
+def describe_exit(code: int | None) -> str:
+    """A worker's exit code in words."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        hint = " (the system stops a process so when it runs out of memory)" if -code == signal.SIGKILL else ""
+        return f"was killed by signal {name}{hint}"
+    return f"ended with exit code {code}"
+
+
 @dataclass
 class _Running:
     kind: str
     attempt: int
     process: multiprocessing.process.BaseProcess
     lifeline: Connection  # the write end; closing it (or the server dying) ends the worker
+    limit: float = math.inf  # hard wall-clock limit (s)
+    started: float = field(default_factory=time.monotonic)
 
     def end(self) -> None:
         """Terminate the worker, kill it if it does not stop within STOP_GRACE seconds."""
@@ -91,6 +131,7 @@ class Dispatcher:
         self._lock_file: io.BufferedWriter | None = None
         self._thread = threading.Thread(target=self._loop, name="allocator-dispatcher", daemon=True)
         self._context = _context()
+        self._swept = -math.inf
 
     @property
     def dispatching(self) -> bool:
@@ -127,7 +168,10 @@ class Dispatcher:
                 if self._lock_file is not None:
                     self._reap()
                     self._stop_cancelled()
+                    self._stop_overdue()
                     self._start_queued()
+                    if time.monotonic() - self._swept > SWEEP_SECONDS:
+                        self._sweep()
             except Exception:  # the dispatcher must outlive a busy database or a failed fork
                 log.exception("dispatcher step failed; retrying")
             self._wake.wait(POLL_SECONDS)
@@ -154,11 +198,40 @@ class Dispatcher:
                 continue
             run.end()
             del self.running[plan_id]
-            code = run.process.exitcode
+            how = describe_exit(run.process.exitcode)
+            retried = self.store.lost(plan_id, run.attempt, self.settings.max_attempts, error={
+                "detail": f"the worker process {how} without a result, and again when the plan was run once more; "
+                          "submit it again, with more memory or a smaller scenario"})
+            if retried is not None:
+                log.warning("plan %s: worker %s without a result; %s", plan_id, how,
+                            "re-queued" if retried else "failed")
+
+    def _stop_overdue(self) -> None:
+        """Kill the workers still running HARD_STOP_GRACE seconds past their hard limit (by then
+        a worker has stopped its solves and written its best plan, unless it is stuck)."""
+        for plan_id, run in list(self.running.items()):
+            if time.monotonic() - run.started < run.limit + HARD_STOP_GRACE:
+                continue
+            run.end()
+            del self.running[plan_id]
             if self.store.finish(plan_id, run.attempt, "failed", error={
-                    "detail": f"the worker process ended without a result (exit code {code}); it may have run "
-                              "out of memory"}):
-                log.warning("plan %s: worker ended with exit code %s and no result", plan_id, code)
+                    "detail": f"the worker was killed at the hard limit of {run.limit:g} s (the solver time limit "
+                              "plus ALLOCATOR_HARD_LIMIT_GRACE, at most ALLOCATOR_MAX_JOB_SECONDS)"}):
+                log.warning("plan %s: worker killed at its hard limit of %g s", plan_id, run.limit)
+
+    def _sweep(self) -> None:
+        """Purge plans past the retention time; remove plan folders no job owns."""
+        self._swept = time.monotonic()
+        if self.settings.retention_days is not None:
+            cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+            for plan_id in self.store.finished_before(cutoff.isoformat(timespec="milliseconds")):
+                job = self.store.job(plan_id)
+                if job is not None and job.status in FINISHED:
+                    purge(self.store, self.settings, job)
+                    log.info("plan %s purged: finished more than %g days ago", plan_id,
+                             self.settings.retention_days)
+        for home in remove_orphans(self.store, self.settings):
+            log.info("removed %s: no job owns it (an upload cut off)", home.name)
 
     def _stop_cancelled(self) -> None:
         for plan_id, run in list(self.running.items()):
@@ -176,13 +249,14 @@ class Dispatcher:
                 if job is None:
                     break
                 lifeline_in, lifeline_out = self._context.Pipe(duplex=False)
+                limit = hard_limit(job, self.settings)
                 process = self._context.Process(  # daemon: never outlives the server's interpreter
                     target=run_job, name=f"allocator-plan-{job.plan_id}", daemon=True,
                     args=(self.settings.database_url(), job.plan_id, job.attempt, job.input_dir, job.explain,
-                          kind == "sync", lifeline_in))
+                          kind == "sync", lifeline_in, limit))
                 process.start()
                 lifeline_in.close()
-                self.running[job.plan_id] = _Running(kind, job.attempt, process, lifeline_out)
+                self.running[job.plan_id] = _Running(kind, job.attempt, process, lifeline_out, limit)
                 log.info("plan %s: attempt %d started in process %s", job.plan_id, job.attempt, process.pid)
 
 
@@ -237,18 +311,27 @@ def _exit_with_server(lifeline: Connection) -> None:
 
 
 def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bool, sync: bool,
-            lifeline: Connection) -> None:
+            lifeline: Connection, limit: float = math.inf) -> None:
     """Worker process: solve the job's stored scenario (or re-plan as its stored request says),
-    write the plan folder, record the outcome."""
+    write the plan folder, record the outcome. At ``limit`` seconds its solves are stopped and
+    the job ends ``failed``, keeping the best plan found by then."""
     import allocator
     from allocator.errors import InputError, SolverUnavailable
+    from allocator.solvers.base import STOP_SOLVES
 
+    os.umask(0o077)
     _exit_with_server(lifeline)
     if not sync:
         os.nice(WORKER_NICENESS)
+    if math.isfinite(limit):
+        timer = threading.Timer(limit, STOP_SOLVES.set)
+        timer.daemon = True
+        timer.start()
     store = open_store(db_url)
     result_dir = Path(input_dir).parent / f"result-{attempt}"
     report = ProgressReporter(store, plan_id, attempt)
+    overrun = {"detail": f"stopped at the hard limit of {limit:g} s (the solver time limit plus "
+                         "ALLOCATOR_HARD_LIMIT_GRACE, at most ALLOCATOR_MAX_JOB_SECONDS)"}
     try:
         request = Path(input_dir) / REPLAN_REQUEST
         if request.is_file():
@@ -256,21 +339,76 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
         else:
             plan = allocator.solve(allocator.load_scenario(Path(input_dir) / "scenario.yaml"), progress=report)
             plan.write(result_dir)
-        if explain:
+        if plan.expected_exits is not None:  # kept should the worker be stopped from here on
+            store.keep_result(plan_id, attempt, str(result_dir), plan.status)
+        if explain and not STOP_SOLVES.is_set():
             report("explain")
             _explain(plan_id, result_dir)
     except (InputError, SolverUnavailable) as error:
         issues = [issue.to_dict() for issue in getattr(error, "issues", [])]
         detail = f"{len(issues)} problem(s) in the input" if issues else str(error)
-        store.finish(plan_id, attempt, "failed", error={"detail": detail, "issues": issues})
-        log.info("plan %s failed: %s", plan_id, detail)
+        data_dir = Path(input_dir).parents[2]
+        store.finish(plan_id, attempt, "failed", error=scrub({"detail": detail, "issues": issues}, data_dir))
+        log.info("plan %s failed: %s", plan_id, scrub(detail, data_dir))
         return
     except Exception as error:  # any crash is recorded; its message may quote data, so it is not logged
-        store.finish(plan_id, attempt, "failed", error={"detail": f"the solve failed ({type(error).__name__}); "
-                                                                  "the server log has the location"})
+        detail = overrun["detail"] if STOP_SOLVES.is_set() else f"the solve failed ({type(error).__name__})"
+        store.finish(plan_id, attempt, "failed", error={"detail": f"{detail}; the server log has the location"})
         log.error("plan %s: solve failed with %s at %s", plan_id, type(error).__name__, where_raised(error))
         return
+    if STOP_SOLVES.is_set():
+        kept = plan.expected_exits is not None
+        store.finish(plan_id, attempt, "failed", plan_status=plan.status if kept else None,
+                     result_dir=str(result_dir) if kept else None,
+                     error={"detail": overrun["detail"] + ("; the best plan found by then is kept" if kept else
+                                                           "; no plan had been found by then")})
+        log.warning("plan %s stopped at its hard limit of %g s", plan_id, limit)
+        return
     store.finish(plan_id, attempt, "done", plan_status=plan.status, result_dir=str(result_dir))
+
+
+def purge(store: JobStore, settings: Settings, job: Job) -> None:
+    """Remove a finished job: its folder (inputs, plan folders, progress records and their
+    monitoring, cached report) and its record."""
+    home = Path(job.input_dir).parent
+    if home.parent == settings.data_dir / "plans":  # never anything outside the plans folder
+        shutil.rmtree(home, ignore_errors=True)
+    store.delete_job(job.plan_id)
+
+
+def remove_orphans(store: JobStore, settings: Settings) -> list[Path]:
+    """Remove the plan folders that no job owns and no process is filling; returns them."""
+    plans = settings.data_dir / "plans"
+    removed = [home for home in (sorted(plans.iterdir()) if plans.is_dir() else []) if _orphan(store, home)]
+    for home in removed:
+        shutil.rmtree(home, ignore_errors=True)
+    return removed
+
+
+def _orphan(store: JobStore, home: Path) -> bool:
+    """No job owns ``home`` and no request is filling it (its RECEIVING marker is not locked; a
+    folder without a marker must be ORPHAN_SECONDS old, as a request makes the marker just after it)."""
+    try:
+        with open(home / RECEIVING, "rb") as marker:
+            fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return store.job(home.name) is None
+    except FileNotFoundError:
+        return store.job(home.name) is None and time.time() - home.stat().st_mtime > ORPHAN_SECONDS
+    except OSError:  # locked: a request is filling it
+        return False
+
+
+def scrub(value, data_dir: Path):
+    """``value`` (text, or a JSON-like structure of it) without the server's paths: anything
+    under the data folder becomes 'the upload', so no error body shows where data lives."""
+    pattern = re.compile(re.escape(str(data_dir)) + r"(/[^\s'\",;)]*)?")
+    if isinstance(value, str):
+        return pattern.sub("the upload", value)
+    if isinstance(value, dict):
+        return {key: scrub(item, data_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub(item, data_dir) for item in value]
+    return value
 
 
 def _replan(request: dict, result_dir: Path, report: ProgressReporter):
@@ -296,6 +434,7 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
     import allocator
     from allocator.errors import InputError
 
+    os.umask(0o077)
     try:
         allocator.monitor_progress(plan_dir, record_dir).write(out_dir)
     except InputError as error:
@@ -303,11 +442,22 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
     return None
 
 
-def run_in_worker(function, *args):
-    """``function(*args)`` in a fresh worker process (the library preloaded); its result, or its
-    exception raised here. Blocks: call it from a thread, never in the event loop."""
+def render_report(plan_dir: str, target: str) -> None:
+    """Worker process: render the plan's HTML report once, into ``target`` (written whole, then
+    moved into place, so a reader never sees half a page)."""
+    from allocator.report import build_report
+
+    os.umask(0o077)
+    partial = Path(f"{target}.{os.getpid()}.part")
+    partial.write_text(build_report(Path(plan_dir)))
+    partial.replace(target)
+
+
+def run_in_worker(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` in a fresh worker process (the library preloaded); its
+    result, or its exception raised here. Blocks: call it from a thread, never in the event loop."""
     with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as pool:
-        return pool.submit(function, *args).result()
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def _explain(plan_id: str, plan_dir: Path) -> None:

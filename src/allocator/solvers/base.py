@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -134,6 +135,12 @@ class LinearModel:
             np.max(x - self.col_hi, initial=0.0),
         ]
         return float(max(viol))
+
+
+STOP_SOLVES = threading.Event()
+"""Set, it asks this process's running and later solves to stop at once with their best point,
+as at a time limit (HiGHS stops at its next MIP callback when progress is reported; other
+backends run to their own limits). The HTTP service's workers set it at their hard limit."""
 
 
 @dataclass

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from allocator.solvers.base import (
+    STOP_SOLVES,
     Backend,
     LinearModel,
     SolveOptions,
@@ -115,13 +116,16 @@ PROGRESS_EVERY = 2.0  # seconds between progress reports during branch and bound
 
 
 def _report_progress(h, report) -> None:
-    """Report incumbent, bound and gap during branch and bound, at most every PROGRESS_EVERY s."""
+    """Report incumbent, bound and gap during branch and bound, at most every PROGRESS_EVERY s;
+    stop the solve (with its best point) once STOP_SOLVES is set."""
     last = [-np.inf]
 
     def finite(value: float) -> float | None:
         return float(value) if np.isfinite(value) else None
 
     def on_event(event) -> None:
+        if STOP_SOLVES.is_set():
+            event.data_in.user_interrupt = True
         data = event.data_out
         if data.running_time - last[0] < PROGRESS_EVERY:
             return

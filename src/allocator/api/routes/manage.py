@@ -27,7 +27,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
-from allocator.api.deps import DispatcherDep, KeyDep, MonitorSlotsDep, SettingsDep, StoreDep, VisibleJobDep
+from allocator.api.deps import DispatcherDep, KeyDep, MonitoringDep, SettingsDep, StoreDep, VisibleJobDep
 from allocator.api.routes.plans import (
     ERRORS,
     TABLE_RESPONSES,
@@ -71,16 +71,24 @@ class _Replan:
     request: dict
     from_year: int
     sha256: str
+    time_limit: float | None  # of the re-plan's solves in all (two with a stability penalty)
 
 
 @router.post("/{plan_id}/progress", status_code=201, responses={**ERRORS, 415: ERRORS[422]},
              openapi_extra=PROGRESS_BODY)
 async def upload_progress(job: VisibleJobDep, request: Request, response: Response,
-                          slots: MonitorSlotsDep) -> ProgressOut:
+                          gate: MonitoringDep) -> ProgressOut:
     """Upload a progress record of a done plan (multipart ``tables``); it is checked against the
     plan and monitored at once: 201 with its id and the monitoring summary, 422 with every
-    problem of the record, 409 when it names another plan (its fingerprints)."""
+    problem of the record, 409 when it names another plan (its fingerprints); 429 when
+    ALLOCATOR_PROGRESS_QUEUE uploads already wait."""
     plan_dir = await run_in_threadpool(_solved, job)
+    async with gate.enter() as slots:
+        return await _monitor(job, plan_dir, request, response, slots)
+
+
+async def _monitor(job: Job, plan_dir: Path, request: Request, response: Response,
+                   slots: anyio.CapacityLimiter) -> ProgressOut:
     progress_id = uuid.uuid4().hex
     folder = _progress_folder(job, progress_id)
     (folder / RECORD).mkdir(parents=True)
@@ -129,7 +137,7 @@ async def replan(job: VisibleJobDep, body: ReplanRequest, response: Response, ke
         await run_in_threadpool((folder / REPLAN_REQUEST).write_text, json.dumps(received.request))
         return NewJob(plan_id=plan_id, key_id=key.key_id, kind="plan", region_path=job.region_path,
                       scenario_name=f"{job.scenario_name}-from-{received.from_year}", households=job.households,
-                      input_dir=str(folder), parent_plan_id=job.plan_id)
+                      input_dir=str(folder), parent_plan_id=job.plan_id, time_limit=received.time_limit)
 
     new, _ = await create_job(key=key, store=store, settings=settings, dispatcher=dispatcher, kind="plan",
                               idempotency_key=idempotency_key, receive=receive, admit=admit)
@@ -169,7 +177,9 @@ def _check_replan(job: Job, body: ReplanRequest, settings: Settings) -> _Replan:
     request = {"plan_dir": str(plan_dir), "record_dir": str(record / RECORD), "from_year": year,
                "stability": body.stability, "time_limit": time_limit}
     fingerprint = json.dumps({"plan_id": job.plan_id, **body.model_dump()}, sort_keys=True)
-    return _Replan(request, year, hashlib.sha256(fingerprint.encode()).hexdigest())
+    each = time_limit if time_limit is not None else job.time_limit
+    total = None if each is None else each * (2 if body.stability > 0 else 1)
+    return _Replan(request, year, hashlib.sha256(fingerprint.encode()).hexdigest(), total)
 
 
 def _check_record(job: Job, plan_dir: Path, record: Path) -> None:

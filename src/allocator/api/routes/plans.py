@@ -1,4 +1,4 @@
-"""``/v1/plans``: submit a scenario, follow its solve, read the plan folder, cancel.
+"""``/v1/plans``: submit a scenario, follow its solve, read the plan folder, cancel or purge.
 
 Also the helpers every route serving a plan's files uses: tables as JSON, CSV or Parquet,
 JSON files, and the folder of a done plan."""
@@ -6,24 +6,30 @@ JSON files, and the folder of a done plan."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import pandas as pd
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from allocator.api.deps import DispatcherDep, KeyDep, SettingsDep, StoreDep, VisibleJobDep
-from allocator.api.schemas import JobStatus, PlanList, PlanOut, PlanTable, TableOut, plan_out
+from allocator.api.deps import DispatcherDep, IntakeDep, KeyDep, ReportsDep, SettingsDep, StoreDep, VisibleJobDep
+from allocator.api.schemas import JobStatus, PlanList, PlanOut, PlanTable, PurgedOut, TableOut, plan_out
 from allocator.api.store import FINISHED, Job
 from allocator.api.submission import SUBMISSION_BODY, submit
+from allocator.api.worker import STOP_GRACE, purge, render_report, run_in_worker
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
 TEXT_COLUMNS = ("id", "before", "after")  # of diff.csv: ids, and decisions or amounts as written
-IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a retry with the same key returns "
-                                                                            "the first plan")]
+IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a retry with the same key and the "
+                                                                            "same parsed request returns the first "
+                                                                            "plan; an empty value is no key")]
+REPORT = "report.html"  # the rendered report, cached in the plan's folder
 ERRORS = {code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
           for code in (401, 403, 404, 409, 413, 422, 429, 503)}
 TABLE_RESPONSES = {
@@ -34,11 +40,11 @@ TABLE_RESPONSES = {
 
 @router.post("", status_code=202, responses=ERRORS, openapi_extra=SUBMISSION_BODY)
 async def submit_plan(request: Request, response: Response, key: KeyDep, store: StoreDep, settings: SettingsDep,
-                      dispatcher: DispatcherDep, idempotency_key: IdempotencyKey = None) -> PlanOut:
+                      dispatcher: DispatcherDep, intake: IntakeDep, idempotency_key: IdempotencyKey = None) -> PlanOut:
     """Submit a scenario (JSON, or a multipart upload of the scenario YAML and its tables);
     202 with the plan id at once, the solve runs in a worker process."""
-    job, _ = await submit(request, key=key, store=store, settings=settings, dispatcher=dispatcher, kind="plan",
-                          idempotency_key=idempotency_key)
+    job, _ = await submit(request, key=key, store=store, settings=settings, dispatcher=dispatcher, gate=intake,
+                          kind="plan", idempotency_key=idempotency_key)
     response.headers["Location"] = f"/v1/plans/{job.plan_id}"
     return plan_out(job)
 
@@ -59,8 +65,20 @@ async def get_plan(job: VisibleJobDep) -> PlanOut:
 
 
 @router.delete("/{plan_id}", responses=ERRORS)
-def cancel_plan(job: VisibleJobDep, store: StoreDep, dispatcher: DispatcherDep) -> PlanOut:
-    """Cancel a queued or running solve (its worker process is stopped); 409 once finished."""
+def cancel_plan(job: VisibleJobDep, store: StoreDep, settings: SettingsDep, dispatcher: DispatcherDep,
+                purge_data: Annotated[bool, Query(alias="purge", description="also remove the plan's inputs, "
+                                                  "results and progress records, and its record")] = False,
+                ) -> PlanOut | PurgedOut:
+    """Cancel a queued or running solve (its worker process is stopped); 409 once finished.
+    With ``purge=true``: stop it if it runs, then remove everything stored of it (any stage)."""
+    if purge_data:
+        store.cancel(job.plan_id)
+        dispatcher.wake()
+        deadline = time.monotonic() + STOP_GRACE + 2  # the worker must be gone before its folder goes
+        while job.plan_id in dispatcher.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        purge(store, settings, store.job(job.plan_id) or job)
+        return PurgedOut(plan_id=job.plan_id, purged=True)
     if not store.cancel(job.plan_id):
         current = store.job(job.plan_id)
         if current.status != "cancelled":
@@ -98,16 +116,18 @@ def get_difficulties(job: VisibleJobDep) -> JSONResponse:
 @router.get("/{plan_id}/report", response_class=HTMLResponse, responses={
     **ERRORS, 200: {"content": {"text/html": {"schema": {"type": "string"}}},
                     "description": "a self-contained HTML page"}})
-def get_report(job: VisibleJobDep) -> HTMLResponse:
-    """The plan's readable report (HTML with its charts)."""
+async def get_report(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
+    """The plan's readable report (HTML with its charts): rendered once, in a worker process,
+    then served from the plan's folder."""
     folder = result_dir(job)
-    if read_json(folder / "summary.json").get("expected_exits") is None:
+    if (await run_in_threadpool(read_json, folder / "summary.json")).get("expected_exits") is None:
         raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no report")
-    try:
-        from allocator.report import build_report
-    except ImportError:
-        raise HTTPException(404, "the HTML report is not available in this version of allocator") from None
-    return HTMLResponse(build_report(folder))
+    cached = Path(job.input_dir).parent / REPORT
+    if not cached.is_file():
+        async with slots:  # a second request for the same plan waits here, then finds the page
+            if not cached.is_file():
+                await anyio.to_thread.run_sync(run_in_worker, render_report, str(folder), str(cached))
+    return FileResponse(cached, media_type="text/html")
 
 
 def table_response(path: Path, request: Request, about: dict) -> Response:
@@ -142,8 +162,9 @@ def read_json(path: Path) -> dict:
 
 
 def result_dir(job: Job) -> Path:
-    """The plan folder of a finished job; 409 while it is not done."""
-    if job.status != "done" or not job.result_dir:
+    """The plan folder of a done job, or of a failed one that kept its best plan (stopped at its
+    hard limit); 409 otherwise."""
+    if job.status not in ("done", "failed") or not job.result_dir:
         state = job.status if job.status not in FINISHED else f"{job.status}, so it has no results"
         raise HTTPException(409, f"plan {job.plan_id} is {state}" + ("" if job.status in FINISHED else
                                                                        "; results come when it is done"))

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from allocator.api.deps import DispatcherDep, KeyDep, SettingsDep, StoreDep
+from allocator.api.deps import DispatcherDep, IntakeDep, KeyDep, SettingsDep, StoreDep
 from allocator.api.routes.plans import ERRORS, IdempotencyKey, read_json, read_table, table_records
 from allocator.api.schemas import ErrorOut, SolveOut, plan_out
 from allocator.api.store import FINISHED, Job
@@ -30,12 +30,12 @@ WAIT_STEP = 0.1  # seconds between looks at the job
 
 @router.post("/solve", responses={**ERRORS, 504: {"model": ErrorOut}}, openapi_extra=SUBMISSION_BODY)
 async def solve_now(request: Request, key: KeyDep, store: StoreDep, settings: SettingsDep, dispatcher: DispatcherDep,
-                    idempotency_key: IdempotencyKey = None) -> SolveOut:
+                    intake: IntakeDep, idempotency_key: IdempotencyKey = None) -> SolveOut:
     """Solve a small scenario (at most ALLOCATOR_SYNC_MAX_HOUSEHOLDS households) and return
     the plan: its job, summary and tables."""
     started = time.monotonic()
-    job, _ = await submit(request, key=key, store=store, settings=settings, dispatcher=dispatcher, kind="sync",
-                          idempotency_key=idempotency_key)
+    job, _ = await submit(request, key=key, store=store, settings=settings, dispatcher=dispatcher, gate=intake,
+                          kind="sync", idempotency_key=idempotency_key)
     while job.status not in FINISHED:
         if time.monotonic() - started > settings.sync_time_limit:
             await run_in_threadpool(store.cancel, job.plan_id)
