@@ -273,7 +273,9 @@ def test_regions_load_command(tmp_path, monkeypatch, canonical):
 
     monkeypatch.setenv("ALLOCATOR_DATA_DIR", str(tmp_path / "data"))
     runner = CliRunner()
-    loaded = runner.invoke(cli_app, ["regions", "load", str(canonical / "regions.csv")])
+    missing = runner.invoke(cli_app, ["regions", "load", str(canonical / "regions.csv")])
+    assert missing.exit_code == 2 and "--create" in missing.output  # no store yet: said, not made
+    loaded = runner.invoke(cli_app, ["regions", "load", str(canonical / "regions.csv"), "--create"])
     assert loaded.exit_code == 0 and "4 new region(s)" in loaded.output, loaded.output
     (tmp_path / "moved.csv").write_text("region_id,parent_id,level\nC001,F09,county\n")
     refused = runner.invoke(cli_app, ["regions", "load", str(tmp_path / "moved.csv")])

@@ -129,7 +129,7 @@ def test_the_command_line_runs_the_loop_and_refuses_bad_input(tiny_plan, tmp_pat
 def test_the_whole_loop_on_the_county_preset(tmp_path):
     """solve -> simulate -> monitor -> replan on the raw county preset: the remaining years pass the
     independent plan checker, pinned decisions stay, and new demand is planned for."""
-    plan_dir = solve_preset(tmp_path / "county", preset="county", mip_gap=0.001)
+    plan_dir = solve_preset(tmp_path / "county", preset="county", mip_gap=0.001, time_limit=40)
     context = load_plan_context(plan_dir)
     record = allocator.simulate_progress(context, 2018, seed=2)
     assert record.households["new"].sum() > 0 and record.households["returned"].sum() > 0

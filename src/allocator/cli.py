@@ -686,12 +686,13 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by 
 @regions_app.command("load")
 def regions_load(
     file: Annotated[Path, typer.Argument(help="a regions table (CSV or Parquet: region_id, parent_id, level, name)")],
+    create: Annotated[bool, typer.Option("--create", help="make the job store if there is none yet")] = False,
 ) -> None:
     """Register the region tree in the job store: new regions are added; a known region keeps its
     parent and level (a change is refused, naming the rows)."""
     from allocator.api.regions import read_region_file, register
 
-    store = _key_store()
+    store = _key_store(create)
     try:
         added = store.add_regions(register(store.registry(), read_region_file(file)))
     except InputError as error:
