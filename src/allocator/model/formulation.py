@@ -163,7 +163,7 @@ class Formulation:
         column, or a scalar); 0 where the exit does not count by then."""
         p = self.problem
         t = np.broadcast_to(np.asarray(t, dtype=np.int64), self.x_year.shape)
-        base = 1.0 - np.power(1.0 - p.household_baseline[self.x_household], (t + 1.0) / len(p.years))
+        base = p.baseline_of(self.x_household, t)
         return np.where(self.x_exit_year <= t, p.pkg_exit[self.x_pkg] - base, 0.0)
 
     @property
@@ -570,8 +570,7 @@ def county_exit(fm: Formulation) -> Block:
 def county_exit_need(p: Problem) -> np.ndarray:
     """Per county, the expected exits by its hat-off year that packages must add to the
     baseline's for its incidence to reach the threshold (<= 0: the baseline suffices)."""
-    hh_at = p.county_hat_off[p.household_county]
-    base = 1.0 - np.power(1.0 - p.household_baseline, (hh_at + 1.0) / len(p.years))
+    base = p.baseline_of(np.arange(len(p.household_ids)), p.county_hat_off[p.household_county])
     baseline = np.bincount(p.household_county, weights=base, minlength=len(p.county_ids))
     return p.county_registered_poor - baseline - p.county_threshold * p.county_rural_population
 

@@ -115,12 +115,16 @@ class Problem:
 
     def baseline_at(self, t: int | np.ndarray) -> np.ndarray:
         """Each household's chance to be out of poverty at the end of year index ``t`` with no
-        package: ``baseline_exit_probability`` is reached at the deadline at a constant yearly
-        rate, 1 - (1 - b)^((t + 1) / T). With ``t`` an array, one row per entry."""
-        T = len(self.years)
-        frac = (np.asarray(t, dtype=float) + 1.0) / T
-        b = self.household_baseline
-        return 1.0 - np.power(1.0 - b, frac[..., None] if np.ndim(frac) else frac)
+        package (:meth:`baseline_of` for all households); with ``t`` an array, one row per entry."""
+        t = np.asarray(t)
+        return self.baseline_of(np.arange(len(self.household_ids)), t[..., None] if t.ndim else t)
+
+    def baseline_of(self, households: np.ndarray, t: int | np.ndarray) -> np.ndarray:
+        """The baseline chance of ``households`` to be out at the end of year index ``t`` (broadcast):
+        ``baseline_exit_probability`` is reached at the deadline at a constant yearly rate,
+        1 - (1 - b)^((t + 1) / T)."""
+        b = self.household_baseline[households]
+        return 1.0 - np.power(1.0 - b, (np.asarray(t, dtype=float) + 1.0) / len(self.years))
 
     def target_households(self, k: int) -> np.ndarray:
         """Mask of the registered poor households target ``k`` covers."""
