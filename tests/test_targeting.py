@@ -337,3 +337,17 @@ def test_bad_continues_expression_names_the_catalogue_key(tmp_path):
     path = _catalog_copy(tmp_path, lambda c: c["measures"]["dibao_topup"]["gain"].update(continues="labourrs == 0"))
     with pytest.raises(ScenarioError, match="dibao_topup.gain.continues"):
         _candidates(catalog=load_catalog(path))
+
+
+def test_two_income_channels_beat_either_alone(fixture_result):
+    """A household with labour can run the supported industry at home while a labourer migrates
+    (the catalogue's two-channel bundles, docs/effect-model.md §5): that package exits and stays
+    out more often than the job alone (and than the industry alone, where that package is kept)."""
+    packages = fixture_result[2].tables["packages"].set_index(["household_id", "package_id"])
+    both = packages.loc[("H01", "industry_grant+job_placement+skills_training")]
+    assert ("H01", "job_placement+skills_training") in packages.index
+    for alone in ("job_placement+skills_training", "industry_grant+skills_training"):
+        if ("H01", alone) in packages.index:
+            assert both["exit_probability"] > packages.loc[("H01", alone), "exit_probability"]
+            assert both["sustained_probability"] > packages.loc[("H01", alone), "sustained_probability"]
+    assert both["earned_share"] == 1.0
