@@ -410,3 +410,25 @@ def test_a_bug_is_a_plain_500_logged_without_its_message(service, caplog, monkey
     response = svc.client.get("/v1/plans/abc", headers=admin)
     assert response.status_code == 500 and response.json()["detail"] == "internal error"
     assert "RuntimeError" in caplog.text and "H0000042" not in caplog.text and "Zhang" not in caplog.text
+
+
+def test_the_schedule_rules_reach_the_service(service, tmp_path):
+    """Annual targets, the consolidation horizon and the earliness weight sent to the service plan
+    exactly as the library does, and a bad schedule key is a 422 naming it (issue 16 item 8)."""
+    svc = service()
+    admin = svc.headers()
+    c = svc.client
+    scenario = {**TINY, "policy": {"annual_targets": {2018: 0.6}, "sustain_years": 2, "earliness_weight": 0.05}}
+    solved = c.post("/v1/solve", json={"scenario": scenario}, headers=admin)
+    assert solved.status_code == 200, solved.text
+    path = pd.DataFrame(solved.json()["tables"]["path"])
+    whole = path[path["region_id"].fillna("") == ""].set_index("year")
+    assert whole.loc[2018, "target"] == pytest.approx(0.6) and pd.isna(whole.loc[2019, "target"])
+    (tmp_path / "s.yaml").write_text(json.dumps(scenario))
+    library = allocator.solve(allocator.load_scenario(tmp_path / "s.yaml"))
+    assert solved.json()["summary"]["sustained_exits"] == pytest.approx(library.summary["sustained_exits"])
+    pd.testing.assert_frame_equal(whole.reset_index()[["year", "expected_poor", "shortfall"]],
+                                  library.path[library.path["region_id"].fillna("") == ""]
+                                  .reset_index(drop=True)[["year", "expected_poor", "shortfall"]], check_dtype=False)
+    bad = c.post("/v1/solve", json={"scenario": {**TINY, "policy": {"annual_targets": {2030: 0.5}}}}, headers=admin)
+    assert bad.status_code == 422 and "policy.annual_targets" in bad.text, bad.text
