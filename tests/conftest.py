@@ -41,6 +41,20 @@ def solve_checked(tmp_path):
     return run
 
 
+README_SCENARIO = Path(__file__).parents[1] / "scenarios" / "demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def county_plan(tmp_path_factory):
+    """The README default scenario (the raw county preset) solved once per session: the scenario,
+    the plan and its folder, for tests that only read them. Its soft deadline's priced shortfall
+    keeps the gap open, so the solve ends by its time limit: 30 s here instead of the file's 60 s."""
+    scenario = allocator.load_scenario(README_SCENARIO, overrides={"solver.time_limit": 30})
+    plan = allocator.solve(scenario)
+    assert plan.status in ("optimal", "feasible"), plan.summary["message"]
+    return scenario, plan, plan.write(tmp_path_factory.mktemp("county") / "plan")
+
+
 @pytest.fixture(scope="module")
 def tiny_plan(tmp_path_factory):
     """The tiny preset's plan (2016-2020) and its context, once per test module."""
