@@ -8,13 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-import allocator
 from allocator.optimize import load_tables
 from allocator.report import poor_by_year
-from allocator.synth.canonical import write_tables
-from allocator.synth.province import generate_province
 from allocator.targeting import load_catalog
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "calibrate.py"
@@ -28,17 +24,9 @@ def _module():
 
 
 @pytest.fixture(scope="module")
-def solved(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("calibrate")
-    tables = generate_province(1500, counties=2, seed=3)
-    del tables["cadres"]
-    write_tables(tables, folder / "raw")
-    (folder / "raw" / "scenario.yaml").write_text(yaml.safe_dump({
-        "name": "cal", "start_year": 2016, "deadline_year": 2020, "data": ".",
-        "solver": {"time_limit": 60, "mip_gap": 0.001}}))
-    scenario = allocator.load_scenario(folder / "raw" / "scenario.yaml")
-    plan = allocator.solve(scenario)
-    plan_dir = plan.write(folder / "plan", charts=False)
+def solved(county_plan):
+    """The README default's plan, solved once per session (conftest.county_plan)."""
+    scenario, plan, plan_dir = county_plan
     return _module(), scenario, load_tables(scenario), plan, plan_dir
 
 

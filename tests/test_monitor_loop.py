@@ -15,7 +15,7 @@ import allocator
 from allocator.explain import load_plan_context
 from allocator.monitor import COLUMNS, MONITOR_FILES, monitor_progress
 from allocator.progress import EDGE_FACTOR
-from loop_helpers import POLICY, as_planned, solve_preset
+from loop_helpers import as_planned
 from plan_checker import check_plan
 
 
@@ -126,10 +126,11 @@ def test_the_command_line_runs_the_loop_and_refuses_bad_input(tiny_plan, tmp_pat
     assert year.returncode == 2 and "--year" in year.stderr
 
 
-def test_the_whole_loop_on_the_county_preset(tmp_path):
-    """solve -> simulate -> monitor -> replan on the raw county preset: the remaining years pass the
-    independent plan checker, pinned decisions stay, and new demand is planned for."""
-    plan_dir = solve_preset(tmp_path / "county", preset="county", mip_gap=0.001, time_limit=40)
+def test_the_whole_loop_on_the_county_preset(county_plan, tmp_path):
+    """solve -> simulate -> monitor -> replan on the raw county preset (the README default, solved
+    once per session): the remaining years pass the independent checker, pinned decisions stay,
+    and new demand is planned for."""
+    scenario, _, plan_dir = county_plan
     context = load_plan_context(plan_dir)
     record = allocator.simulate_progress(context, 2018, seed=2)
     assert record.households["new"].sum() > 0 and record.households["returned"].sum() > 0
@@ -139,7 +140,7 @@ def test_the_whole_loop_on_the_county_preset(tmp_path):
     out = result.write(tmp_path / "new")
     assert result.remaining.status in ("optimal", "feasible")
     assert check_plan(out / "remaining" / "data", out / "remaining", start_year=2018, deadline_year=2020,
-                      policy=POLICY) == []
+                      policy=scenario.policy.model_dump(mode="json")) == []
     new = result.plan.households.set_index("household_id")
     got = record.households[record.households["delivered"] & ~record.households["returned"]]
     assert (new.loc[got["household_id"], "package_id"].to_numpy() == got["package_id"].to_numpy()).all()
