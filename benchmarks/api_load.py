@@ -50,8 +50,8 @@ def cpu_seconds(pid: int) -> float:
 def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen, str, dict]:
     """The server, its base URL and an admin key's header."""
     env = {**os.environ, "ALLOCATOR_DATA_DIR": str(data_dir)}
-    made = subprocess.run([BIN / "allocator", "keys", "create", "--region", "*"], env=env, capture_output=True,
-                          text=True, check=True)
+    made = subprocess.run([BIN / "allocator", "keys", "create", "--region", "*", "--create"], env=env,
+                          capture_output=True, text=True, check=True)
     port = free_port()
     server = subprocess.Popen([BIN / "allocator", "serve", "--port", str(port), "--workers", str(workers)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,8 +1,10 @@
 """The HTTP service as deployed: ``allocator serve`` (uvicorn) in a subprocess on 127.0.0.1.
 
 The plan it makes equals the CLI's; a server killed with SIGKILL mid-solve loses no job (its
-worker exits too, and the next server re-runs the job); a schemathesis run generated from
-the OpenAPI schema finds no server error.
+worker exits too, and the next server re-runs the job); a solve that overruns is stopped at
+its hard limit, and a stuck worker killed, each keeping its best plan; a killed worker's job is
+retried once; an upload that overruns its checking process's memory is refused while the
+server goes on; a schemathesis run generated from the OpenAPI schema finds no server error.
 """
 
 from __future__ import annotations
@@ -172,6 +174,97 @@ def test_kill_9_mid_solve_loses_no_job(server, tmp_path):
     assert tiny.status_code == 200 and tiny.json()["plan"]["status"] == "done"
 
 
+def stat_of(pid: int | str) -> tuple[str, int]:
+    """A process's state letter and parent pid (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (state := stat_of(entry.name))[1] == pid and state[0] != "Z":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def job_workers(srv: Server) -> list[int]:
+    """Pids of the server's worker processes: the children of its forkserver (while no upload is
+    being checked, only the jobs' workers)."""
+    forkservers = [pid for pid in children(srv.process.pid)
+                   if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [pid for forkserver in forkservers for pid in children(forkserver)]
+
+
+def new_worker(srv: Server, plan_id: str, attempt: int, admin: dict, known: tuple[int, ...] = ()) -> int:
+    """The pid of the worker running ``attempt`` of the plan (the one worker not in ``known``)."""
+    deadline = time.monotonic() + 30
+    while True:
+        status = srv.client.get(f"/v1/plans/{plan_id}", headers=admin).json()
+        fresh = [pid for pid in job_workers(srv) if pid not in known]
+        if status["status"] == "running" and status["attempt"] == attempt and len(fresh) == 1:
+            return fresh[0]
+        assert time.monotonic() < deadline, f"attempt {attempt} did not start: {status}, workers {fresh}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
+def test_hard_limits_stop_an_overrunning_solve_and_kill_a_stuck_worker(server):
+    """No grace beyond the time limit: a solve whose worker needs more than its 4 s time limit
+    (it also builds the model) stops itself at the hard limit of 4 s and keeps its best plan; an
+    explain job (hard limit ALLOCATOR_MAX_JOB_SECONDS=6) whose worker is stuck after writing its
+    plan (SIGSTOP while it explains) is killed ALLOCATOR_HARD_STOP_GRACE later, and keeps that plan."""
+    srv = server(workers=2, hard_limit_grace=0, max_job_seconds=6, hard_stop_grace=3)
+    admin = srv.key()
+    get = lambda path: srv.client.get(path, headers=admin)  # noqa: E731
+    stuck = srv.client.post("/v1/plans", json={"scenario": TINY, "explain": True}, headers=admin).json()["plan_id"]
+    stuck_pid = new_worker(srv, stuck, 1, admin)
+    deadline = time.monotonic() + 20
+    while (status := get(f"/v1/plans/{stuck}").json())["progress"].get("phase") != "explain":  # its plan written
+        assert status["status"] == "running" and time.monotonic() < deadline, status
+        time.sleep(0.02)
+    assert status["plan_status"] == "optimal", status
+    os.kill(stuck_pid, signal.SIGSTOP)
+    overrun = {**SLOW, "solver": {**SLOW["solver"], "time_limit": 4}}
+    overrun = srv.client.post("/v1/plans", json={"scenario": overrun}, headers=admin).json()["plan_id"]
+    overrun_pid = new_worker(srv, overrun, 1, admin, known=(stuck_pid,))
+
+    stopped = wait_for(get, overrun, timeout=30)
+    assert stopped["status"] == "failed" and "stopped at the hard limit of 4 s" in stopped["error"]["detail"], stopped
+    assert "best plan found by then is kept" in stopped["error"]["detail"] and stopped["plan_status"] == "feasible"
+    assert get(f"/v1/plans/{overrun}/tables/counties").json()["rows"] == 3
+    killed = wait_for(get, stuck, timeout=30)
+    assert killed["status"] == "failed" and "killed at the hard limit of 6 s" in killed["error"]["detail"], killed
+    assert "the plan written before is kept" in killed["error"]["detail"] and killed["plan_status"] == "optimal"
+    for plan_id in (stopped["plan_id"], killed["plan_id"]):
+        assert get(f"/v1/plans/{plan_id}/summary").json()["expected_exits"] > 0
+    assert not {stuck_pid, overrun_pid} & set(job_workers(srv))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc")
+def test_a_killed_worker_is_retried_once_then_the_job_fails(server):
+    srv = server(workers=1)
+    admin = srv.key()
+    get = lambda path: srv.client.get(path, headers=admin)  # noqa: E731
+    short = {**SLOW, "solver": {**SLOW["solver"], "time_limit": 2}}
+    plan_id = srv.client.post("/v1/plans", json={"scenario": short}, headers=admin).json()["plan_id"]
+    os.kill(first := new_worker(srv, plan_id, 1, admin), signal.SIGKILL)
+    new_worker(srv, plan_id, 2, admin, known=(first,))
+    retried = wait_for(get, plan_id, timeout=30)
+    assert retried["status"] == "done" and retried["attempt"] == 2 and retried["plan_status"] == "feasible", retried
+
+    plan_id = srv.client.post("/v1/plans", json={"scenario": SLOW}, headers=admin).json()["plan_id"]
+    os.kill(first := new_worker(srv, plan_id, 1, admin), signal.SIGKILL)
+    os.kill(new_worker(srv, plan_id, 2, admin, known=(first,)), signal.SIGKILL)
+    failed = wait_for(get, plan_id, timeout=30)
+    assert failed["status"] == "failed" and failed["attempt"] == 2, failed
+    assert "killed by signal SIGKILL" in failed["error"]["detail"]
+
+
 def memory_kib(pid: int, field: str) -> int:
     """A /proc/PID/status field in KiB: VmRSS (now) or VmHWM (the peak so far)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -198,6 +291,26 @@ def test_an_upload_is_parsed_outside_the_server(server, tmp_path):
     assert refused.status_code == 413 and "21,500 households" in refused.json()["detail"], refused.text
     growth_mib = (memory_kib(srv.process.pid, "VmHWM") - before) / 1024
     assert growth_mib < 40, f"the server grew by {growth_mib:.0f} MiB for a {len(body) / 2**20:.0f} MiB upload"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's memory from /proc")
+def test_an_upload_over_the_checking_memory_cap_is_413_and_the_server_goes_on(server):
+    """A 90 MiB JSON body of a million small records needs more than ALLOCATOR_INTAKE_MEMORY_MB=1024
+    to parse (the checking process starts at about 500 MiB of address space): 413 naming the
+    setting, the server's memory flat, and the next submission accepted."""
+    record = b'{"household_id":"H0000001","village_id":"V0001","size":3,"poor":true,"income":1234.5,"note":null}'
+    body = (b'{"scenario":{"name":"big","start_year":2016,"deadline_year":2017},"tables":{"households":['
+            + b",".join([record] * 1_000_000) + b"]}}")
+    srv = server(intake_memory_mb=1024)
+    admin = srv.key()
+    before = memory_kib(srv.process.pid, "VmRSS")
+    refused = srv.client.post("/v1/plans", content=body, headers={**admin, "Content-Type": "application/json"})
+    assert refused.status_code == 413 and "ALLOCATOR_INTAKE_MEMORY_MB" in refused.json()["detail"], refused.text
+    assert (memory_kib(srv.process.pid, "VmHWM") - before) / 1024 < 200
+    assert srv.client.get("/v1/health").status_code == 200
+    assert srv.client.post("/v1/plans", json={"scenario": TINY}, headers=admin).status_code == 202
+    assert [path.name for path in (srv.data_dir / "plans").iterdir()] == [srv.client.get(
+        "/v1/plans", headers=admin).json()["plans"][0]["plan_id"]]  # nothing of the refused upload is kept
 
 
 @pytest.mark.parametrize(("region", "phases"), [("*", "examples,fuzzing,stateful"), ("P1", "examples,coverage")])

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="starts of one plan (restarts included) before it fails")
     hard_limit_grace: float = Field(300.0, ge=0, description="seconds a job may run beyond its solver time "
                                                             "limit before its worker is stopped")
+    hard_stop_grace: float = Field(30.0, ge=0, description="seconds a worker gets, after its hard limit, to "
+                                                         "write its best plan before it is killed")
     max_job_seconds: float = Field(6 * 3600.0, gt=0, description="hard wall-clock limit of any job's worker (s)")
     intake_workers: int = Field(1, ge=1, le=64, description="uploads parsed and checked at once, each in its "
                                                             "own process")

@@ -159,8 +159,8 @@ async def submit(request: Request, *, key: ApiKey, store: JobStore, settings: Se
         except BrokenProcessPool:  # the checking process died: killed, or out of memory in C code
             raise TooLarge(f"the process checking this upload died; it may need more than "
                            f"{settings.intake_memory_mb:,} MiB (ALLOCATOR_INTAKE_MEMORY_MB)") from None
-        if checked.sha256 is None:
-            raise InputError(checked.issues or [])
+        if checked.sha256 is None:  # the body itself could not be read: malformed, or out of memory parsing it
+            raise TooLarge(checked.too_large) if checked.too_large else InputError(checked.issues or [])
         if sync and checked.explain:
             raise InputError([Issue("request", "explain re-solves the scenario and takes minutes", key="explain",
                                     expected="false here; submit to POST /v1/plans with explain: true")])

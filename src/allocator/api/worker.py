@@ -24,8 +24,8 @@ in the server.
 Hard limits: a job's worker may run for its solves' time limit plus ``ALLOCATOR_HARD_LIMIT_GRACE``,
 and never beyond ``ALLOCATOR_MAX_JOB_SECONDS``. At that limit the worker stops its own solves
 (HiGHS ends as at a time limit, with its best plan), writes what it has and ends the job
-``failed`` with the reason, the plan kept; a worker still running HARD_STOP_GRACE seconds
-later is killed. A worker that dies without a result is re-queued once, as a server crash
+``failed`` with the reason, the plan kept; a worker still running ``ALLOCATOR_HARD_STOP_GRACE``
+seconds later is killed. A worker that dies without a result is re-queued once, as a server crash
 re-queues it; the second death fails the job with the reason.
 
 The dispatcher also sweeps the data folder when it starts and every SWEEP_SECONDS: plans
@@ -64,7 +64,6 @@ STOP_GRACE = 5.0  # seconds a terminated worker gets before it is killed
 WORKER_NICENESS = 10  # submitted plans yield the CPU to the server and to synchronous solves, whose
 #                      clients are waiting: status calls stay fast while long solves run
 REPLAN_REQUEST = "replan-request.json"  # a re-plan job's input: parent plan and record folders, options
-HARD_STOP_GRACE = 30.0  # seconds a worker gets, after its hard limit, to write its best plan before it is killed
 SWEEP_SECONDS = 3600.0  # between sweeps for expired plans and orphaned folders
 ORPHAN_SECONDS = 60.0  # a plan folder with no job and no receiving process is an orphan after this long
 RECEIVING = ".receiving"  # see allocator.api.submission.receiving
@@ -107,11 +106,12 @@ class _Running:
     limit: float = math.inf  # hard wall-clock limit (s)
     started: float = field(default_factory=time.monotonic)
 
-    def end(self) -> None:
-        """Terminate the worker, kill it if it does not stop within STOP_GRACE seconds."""
-        if self.process.is_alive():
+    def end(self, grace: float = STOP_GRACE) -> None:
+        """Terminate the worker, kill it if it does not stop within ``grace`` seconds (at once
+        when 0)."""
+        if self.process.is_alive() and grace > 0:
             self.process.terminate()
-            self.process.join(STOP_GRACE)
+            self.process.join(grace)
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
@@ -207,16 +207,20 @@ class Dispatcher:
                             "re-queued" if retried else "failed")
 
     def _stop_overdue(self) -> None:
-        """Kill the workers still running HARD_STOP_GRACE seconds past their hard limit (by then
-        a worker has stopped its solves and written its best plan, unless it is stuck)."""
+        """Kill the workers still running ``hard_stop_grace`` seconds past their hard limit (by
+        then a worker has stopped its solves and written its best plan, unless it is stuck); a
+        plan it wrote before (ahead of explain) stays the job's result."""
         for plan_id, run in list(self.running.items()):
-            if time.monotonic() - run.started < run.limit + HARD_STOP_GRACE:
+            if time.monotonic() - run.started < run.limit + self.settings.hard_stop_grace:
                 continue
-            run.end()
+            run.end(grace=0)  # it had its grace to stop itself
             del self.running[plan_id]
+            job = self.store.job(plan_id)
+            kept = "the plan written before is kept" if job is not None and job.result_dir else "no plan was written"
             if self.store.finish(plan_id, run.attempt, "failed", error={
                     "detail": f"the worker was killed at the hard limit of {run.limit:g} s (the solver time limit "
-                              "plus ALLOCATOR_HARD_LIMIT_GRACE, at most ALLOCATOR_MAX_JOB_SECONDS)"}):
+                              f"plus ALLOCATOR_HARD_LIMIT_GRACE, at most ALLOCATOR_MAX_JOB_SECONDS) and "
+                              f"ALLOCATOR_HARD_STOP_GRACE; {kept}"}):
                 log.warning("plan %s: worker killed at its hard limit of %g s", plan_id, run.limit)
 
     def _sweep(self) -> None:
