@@ -45,6 +45,7 @@ from allocator.targeting.catalog import Catalog, load_catalog  # noqa: E402
 
 RELOCATED_SHARE = 9.6 / 98.0  # registered poor relocated, of all registered (DOMAIN §5.1, §7.1)
 INDUSTRY_SHARE_OF_CENTRAL = 0.40  # > 40 % of central poverty funds to industry in 2020 (DOMAIN §4.1)
+SPECIAL_FUNDS = ("central", "provincial")  # the fiscal special poverty funds of the generated presets
 INDUSTRY_AND_JOBS_SHARE = 2 / 3  # "about two thirds" of exits through industry and jobs (DOMAIN §5.1)
 CHANNELS = ("industry", "jobs", "relocation", "ecology", "public-welfare posts", "safety net", "guarantees only")
 
@@ -65,11 +66,12 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 def read_plan(folder: Path) -> dict[str, pd.DataFrame | dict]:
     """The plan folder's tables (those present) and its summary."""
     plan: dict = {"summary": json.loads((folder / "summary.json").read_text())}
-    for name in ("households", "counties", "funding", "path"):
+    for name in ("households", "counties", "funding", "path", "projects"):
         path = folder / f"{name}.csv"
         if path.is_file():
             plan[name] = pd.read_csv(path, dtype={"household_id": str, "county_id": str, "region_id": str,
-                                                  "package_id": str, "source_id": str}, keep_default_na=True)
+                                                  "package_id": str, "source_id": str, "village_id": str},
+                                    keep_default_na=True)
     return plan
 
 
@@ -163,18 +165,35 @@ def hat_off_table(plan: dict, tables: dict, scenario: Scenario) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def spend_table(plan: dict, scenario: Scenario) -> tuple[pd.DataFrame, float]:
-    """Spend by category (share of all spend and of the central fund), and the central fund's
-    industry share in the last year."""
+def measure_spend(plan: dict, chosen: pd.DataFrame) -> pd.Series:
+    """Spend by the category of each measure, as the programme's statistics count it: each
+    package's ``cost_by_category`` (where the plan pays it from its costliest measure's
+    category) plus the projects built."""
+    if "cost_by_category" not in chosen:
+        return pd.Series(dtype=float)
+    items = chosen["cost_by_category"].fillna("").str.split(";").explode()
+    items = items[items.astype(bool)].str.split(":", expand=True)
+    by_measure = pd.to_numeric(items[1]).groupby(items[0]).sum() if len(items) else pd.Series(dtype=float)
+    built = plan["projects"]
+    built = built[built["start_year"].notna()] if "start_year" in built else built
+    return by_measure.add(built.groupby("category")["cost"].sum(), fill_value=0.0)
+
+
+def spend_table(plan: dict, scenario: Scenario, chosen: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """Spend by category (share of all spend, share counted by measure, and of the central
+    fund), and the central fund's industry share in the last year."""
     funding = plan["funding"]
+    by_measure = measure_spend(plan, chosen)
     total = funding.groupby("category")["amount"].sum()
     central = funding[funding["source_id"] == "central"]
     by_central = central.groupby("category")["amount"].sum()
     last = central[central["year"] == scenario.deadline_year].groupby("category")["amount"].sum()
     industry_last = float(last.get("industry", 0.0) / last.sum()) if last.sum() > 0 else np.nan
-    cats = sorted(set(total.index) | set(by_central.index))
+    cats = sorted(set(total.index) | set(by_central.index) | set(by_measure.index))
     frame = pd.DataFrame({"category": cats, "spend (m yuan)": [total.get(c, 0.0) / 1e6 for c in cats],
                           "share of spend": [total.get(c, 0.0) / total.sum() for c in cats],
+                          "share of spend by measure": [by_measure.get(c, 0.0) / max(by_measure.sum(), 1e-9)
+                                                        for c in cats],
                           "share of central fund": [by_central.get(c, 0.0) / max(by_central.sum(), 1e-9)
                                                     for c in cats]})
     return frame.sort_values("spend (m yuan)", ascending=False), industry_last
@@ -195,15 +214,25 @@ def channel_of(catalog: Catalog) -> dict[str, str]:
 
 
 def exits_table(chosen: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    """Expected exits by the channel of the package's income measure (the first of CHANNELS it has)."""
+    """Expected exits by the channel of the package's income measure (the first of CHANNELS it
+    has); the part of each exit the safety net behind the package gives (``safety_net_share``,
+    docs/effect-model.md §3b) goes to "safety net"."""
     channels = channel_of(catalog)
     measures = chosen["package_id"].str.split("+")
     rank = {c: i for i, c in enumerate(CHANNELS)}
     kind = measures.map(lambda ms: min((channels[m] for m in ms if m in channels), key=rank.get,
                                        default="guarantees only"))
-    frame = chosen.assign(channel=kind.to_numpy(), earned=chosen["exit_probability"] * chosen["earned_share"])
+    net = chosen["safety_net_share"].fillna(0.0) if "safety_net_share" in chosen else pd.Series(0.0, chosen.index)
+    # the net's part of the exit and of the sustained exit (in the same proportion)
+    own = chosen.assign(channel=kind.to_numpy(), exit_probability=chosen["exit_probability"] * (1 - net),
+                        sustained_probability=chosen["sustained_probability"] * (1 - net),
+                        earned=chosen["exit_probability"] * (1 - net) * chosen["earned_share"])
+    lifted = chosen.assign(channel="safety net", exit_probability=chosen["exit_probability"] * net,
+                           sustained_probability=chosen["sustained_probability"] * net, earned=0.0)[net > 0]
+    frame = pd.concat([own, lifted], ignore_index=True)
     grouped = frame.groupby("channel")
-    table = pd.DataFrame({"households": grouped.size(), "expected exits": grouped["exit_probability"].sum(),
+    size = own.groupby("channel").size().reindex(grouped.size().index, fill_value=0)  # households by their package
+    table = pd.DataFrame({"households": size, "expected exits": grouped["exit_probability"].sum(),
                           "sustained exits": grouped["sustained_probability"].sum(),
                           "earned share": grouped["earned"].sum() / grouped["exit_probability"].sum()})
     table = table.reindex([c for c in CHANNELS if c in table.index])
@@ -212,17 +241,23 @@ def exits_table(chosen: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     return table.reset_index()
 
 
-def headline_table(chosen: pd.DataFrame, tables: dict, exits: pd.DataFrame, industry_last: float,
+def headline_table(plan: dict, chosen: pd.DataFrame, tables: dict, exits: pd.DataFrame, industry_last: float,
                    spend: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """The plan's headline numbers against the published ones."""
     planned = tables["households"].query("registered_poor")
     relocated = chosen[chosen["package_id"].str.split("+").map(lambda ms: "relocation" in ms)]
     ij = exits[exits["channel"].isin(["industry", "jobs"])]["share of exits"].sum()
     ij_spend = spend[spend["category"].isin(["industry", "ability"])]["share of spend"].sum()
+    ij_measure = spend[spend["category"].isin(["industry", "ability"])]["share of spend by measure"].sum()
+    special = plan["funding"][plan["funding"]["source_id"].isin(SPECIAL_FUNDS)]
+    special_industry = special.loc[special["category"] == "industry", "amount"].sum() / max(special["amount"].sum(), 1)
     rows = [
         ("industry share of the central fund, " + str(scenario.deadline_year), industry_last,
          f"> {INDUSTRY_SHARE_OF_CENTRAL:.2f} (2020)", "DOMAIN §4.1"),
+        ("industry share of the special funds (central, provincial), all years", special_industry,
+         "> 0.40", "DOMAIN §4.1"),
         ("industry + ability (jobs, skills) share of spend", ij_spend, "the largest part", "issue 16"),
+        ("the same, counted by measure", ij_measure, "the largest part", "issue 16"),
         ("exits through industry and jobs", ij, f"≈ {INDUSTRY_AND_JOBS_SHARE:.2f}", "DOMAIN §5.1"),
         ("relocated people / planned people", relocated["size"].sum() / max(planned["size"].sum(), 1),
          f"≈ {RELOCATED_SHARE:.3f}", "DOMAIN §5.1, §7.1"),
@@ -241,7 +276,7 @@ def report(plan: dict, tables: dict, scenario: Scenario, catalog: Catalog) -> st
     """All calibration tables as one markdown text."""
     chosen = chosen_packages(plan, tables)
     path = path_table(plan, tables, scenario)
-    spend, industry_last = spend_table(plan, scenario)
+    spend, industry_last = spend_table(plan, scenario, chosen)
     exits = exits_table(chosen, catalog)
     s = plan["summary"]
     parts = [f"## Calibration: {scenario.name} ({s.get('status')}, gap {s.get('gap')}, "
@@ -250,7 +285,8 @@ def report(plan: dict, tables: dict, scenario: Scenario, catalog: Catalog) -> st
              "### Counties by hat-off year", markdown(hat_off_table(plan, tables, scenario)),
              "### Spend by category", markdown(spend),
              "### Exits by kind of measure", markdown(exits),
-             "### Headline figures", markdown(headline_table(chosen, tables, exits, industry_last, spend, scenario))]
+             "### Headline figures", markdown(headline_table(plan, chosen, tables, exits, industry_last, spend,
+                                                               scenario))]
     return "\n\n".join(parts) + "\n"
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.tables import SPECS
+from allocator.targeting import build_candidates, load_catalog
 from allocator.targeting.raw import RAW_SPECS
 
 LINE = 2855.0  # the 2015 line: data year of a 2016-2020 plan
@@ -77,3 +78,11 @@ def raw_tables() -> dict[str, pd.DataFrame]:
                               "hours": pd.Series([], dtype=float)})
     return {"regions": regions, "villages_raw": villages, "households_raw": households, "funds": funds,
             "personnel": personnel}
+
+
+def candidates_of(raw: dict[str, pd.DataFrame], ident, catalog=None, basis: str = "rule", **options):
+    """``build_candidates`` on raw tables for a 2016-2020 plan from 2015 data (4,000 yuan line at
+    the deadline), with the default catalogue unless ``catalog`` is given."""
+    return build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
+                            catalog or load_catalog(), basis=basis, data_year=2015, start_year=2016,
+                            deadline_year=2020, line_deadline=4000.0, **options)

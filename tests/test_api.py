@@ -135,6 +135,9 @@ def test_tables_come_as_json_csv_or_parquet(service):
     assert list(table(c, plan_id, "counties", admin)["county_id"]) == ["C001", "C002"]
     assert c.get(f"/v1/plans/{plan_id}/tables/counties", headers={**admin, "Accept": "text/html"}).json() == body
     assert c.get(f"/v1/plans/{plan_id}/tables/nothing", headers=admin).status_code == 422
+    values = c.get(f"/v1/plans/{plan_id}/tables/marginal_values", headers=admin).json()
+    assert values["rows"] > 0 and {"kind", "value", "method", "fd_check"} <= set(values["columns"])
+    assert {r["kind"] for r in values["records"]} >= {"money", "exit allowance"}
 
 
 def test_sync_solve_returns_the_plan_and_is_bounded(service):

@@ -50,7 +50,7 @@ def test_solve_writes_a_checked_plan_and_shows_progress(scenario, tmp_path):
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == {"summary.json", "households.csv", "projects.csv", "funding.csv",
                                                "path.csv", "counties.csv", "money_by_year.png", "counties.png",
-                                               "allocator-manifest.json"}
+                                               "allocator-manifest.json", "marginal_values.csv"}
     assert "build model" in result.stderr and "plan ready" in result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "optimal"

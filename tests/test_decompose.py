@@ -3,6 +3,8 @@ independent checker accepts, and county shares that keep the province-wide rows.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,92 @@ def test_auto_picks_decompose_for_large_multi_year_models(integer_columns, years
                          problem=SimpleNamespace(years=np.arange(years)))
     assert choose_method(fm, SolverSettings()) == method
     assert choose_method(fm, SolverSettings(method="exact")) == "exact"
+
+
+def test_county_groups_meet_a_scenario_wide_target_at_its_price(tmp_path):
+    """Four counties in three groups under one scenario-wide annual target: every group's
+    lp-fix finds a plan (the target is priced, not split into shares the repaired plan cannot
+    meet), their mix with the repaired plan is kept, and it passes the independent checker."""
+    import allocator
+    from plan_checker import check_scenario_plan
+    from tiny import write_folder
+
+    tables = generate_preset("demo", seed=0, start_year=2016, deadline_year=2018, households=1200, counties=4)
+    path = write_folder(tables, tmp_path / "data", policy={"annual_targets": {2016: 0.8, 2017: 0.5, 2018: 0.15}},
+                        solver={"method": "decompose", "group_columns": 1000, "time_limit": 60})
+    plan = allocator.solve(allocator.load_scenario(path))
+    found = re.search(r"lp-fix on (\d+) groups of counties .*? found plans for (\d+)", plan.summary["message"])
+    assert found and int(found.group(1)) >= 2 and found.group(1) == found.group(2), plan.summary["message"]
+    assert "the repaired plan is kept" not in plan.summary["message"]
+    assert check_scenario_plan(path, plan.write(tmp_path / "plan")) == []
+
+
+def test_a_floor_the_funds_miss_by_solver_slack_is_lowered_not_an_error(monkeypatch):
+    """A floor is what an earlier flow LP called payable, true only within HiGHS' tolerance: a
+    floor a hair above the most the funds pay still gets flows (paying about the floor), and a
+    floor far above them is dropped (the caller sees the cell short), never an exception."""
+    fm = _formulation(0)
+    flows = Flows.of(fm)
+    budgets = flows.model.row_hi[np.isfinite(flows.model.row_hi)]
+    most = flows.pay(np.full(flows.cells.shape[0], budgets.max()))  # as much as any fund holds
+    assert most.sum() > 0
+    demand = most * 1.5 + 1.0
+    failures = []
+    solve = Flows._solve
+
+    def counting(model, c):
+        try:
+            return solve(model, c)
+        except RuntimeError:
+            failures.append(1)
+            raise
+
+    monkeypatch.setattr(Flows, "_solve", staticmethod(counting))
+    over = most + 1e-7 * demand.max() * (most > 0)  # infeasible as an exact floor, within the slack
+    paid = flows.pay(demand, floor=over)
+    assert len(failures) == 1  # the exact floor failed, the lowered one held
+    assert paid.sum() == pytest.approx(most.sum(), rel=1e-6)
+    assert np.all(paid >= over - 2e-6 * demand.max())
+    far = most * 2 + 1.0
+    paid_far = flows.pay(demand, floor=far)
+    assert len(failures) == 3  # both floors failed: dropped
+    assert paid_far.sum() == pytest.approx(most.sum(), rel=1e-6)
+    assert np.any(paid_far < far)
+
+
+def test_village_pairs_priced_in_chunks_match_one_gather(monkeypatch):
+    """Pricing the (schedule, household) pairs a few entries at a time (as a province must, to
+    bound memory) gives the same values and choices as all at once."""
+    import allocator.decompose as decompose
+
+    fm = _formulation(3)
+    villages = Villages.of(fm)
+    assert len(villages.entry_cols) > 50  # several chunks below
+    rng = np.random.default_rng(4)
+    d_x, d_y = rng.normal(0, 1, fm.nx), rng.normal(-0.5, 1, fm.ny)
+    whole = villages.solve(d_x, d_y)
+    monkeypatch.setattr(decompose, "PAIR_CHUNK", 7)
+    chunked = villages.solve(d_x, d_y)
+    assert chunked[0] == whole[0]
+    assert np.array_equal(chunked[1], whole[1]) and np.array_equal(chunked[2], whole[2])
+
+
+@pytest.mark.parametrize("method", ["decompose", "lp-fix"])
+def test_progress_reads_in_exits_and_shortfall_not_the_penalised_objective(method):
+    """Every plan the solve reports on its way shows expected exits and households of
+    shortfall; the last one before "plan ready" is the plan written."""
+    import allocator
+    from allocator.scenario import SolverSettings
+
+    tables = generate_preset("tight", seed=2, start_year=2016, deadline_year=2018, households=600)
+    problem = build_problem(tables, name="t", start_year=2016, deadline_year=2018, policy=Policy())
+    seen = []
+    plan = allocator.solve_problem(problem, SolverSettings(method=method, time_limit=30),
+                                   progress=lambda phase, **info: seen.append((phase, info)))
+    reports = [(phase, info) for phase, info in seen if "expected_exits" in info and phase != "plan ready"]
+    assert reports and all("incumbent" not in info and "shortfall" in info for _, info in reports)
+    assert reports[0][0] == ("LP done" if method == "lp-fix" else "repaired plan")
+    phase, last = reports[-1]
+    assert phase != "LP done"  # the relaxation's figures are not a plan's
+    assert last["expected_exits"] == pytest.approx(plan.summary["expected_exits"], abs=1e-6)
+    assert last["shortfall"] == pytest.approx(plan.summary["total_shortfall"], abs=1e-6)

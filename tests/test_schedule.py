@@ -228,3 +228,40 @@ def test_bad_schedule_input_exits_2_from_the_cli(tables, tmp_path):
     result = subprocess.run([sys.executable, "-m", "allocator", "validate", str(path)], capture_output=True, text=True)
     assert result.returncode == 2 and "targets.csv row 1, column 'max_poor_share'" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_cost_split_that_does_not_add_up_names_the_cell(tables, tmp_path):
+    """packages.cost_by_category must read as category:yuan;... and add up to the cost."""
+    n = len(tables["packages"])
+    cost = tables["packages"]["cost"].to_numpy()
+    split = [f"industry:{c:.0f}" for c in cost]
+    split[0] = "roads:5"  # unknown category
+    split[1] = f"industry:{cost[1] / 2:.0f};housing:1"  # does not add up
+    split[2] = f"industry:{cost[2]:.0f};ability:x"  # not a number
+    tables["packages"]["cost_by_category"] = split
+    rows = {i.row for i in _issues(tables, tmp_path) if i.column == "cost_by_category"}
+    assert n >= 3 and rows == {1, 2, 3}
+    tables["packages"]["cost_by_category"] = [f"industry:{c:.0f}" for c in cost]
+    path = write_folder(tables, tmp_path / "good", policy=None)
+    allocator.load_tables(allocator.load_scenario(path))  # a split that adds up reads
+
+
+def test_a_demand_below_the_pace_is_paid_and_the_pace_is_checked_apart(tables):
+    """The repair asks what the funds can pay of a spend; a disbursement pace asks for more
+    spend, so below it the flows pay without the pace, and ``meets_rules`` says the pace is missed."""
+    import numpy as np
+
+    from allocator.decompose import Flows
+
+    tables["funds"] = pd.DataFrame([["central", 2016, 12000, "*", "*", True, 1, 0.5],
+                                    ["central", 2017, 9000, "*", "*", True, 1, 0.0]],
+                                   columns=FUND_COLUMNS + ["carry_over_years", "min_spend_share"])
+    problem = allocator.build_problem(tables, name="t", start_year=2016, deadline_year=2018, validate=False)
+    flows = Flows.of(allocator.formulate(problem))
+    little = np.zeros(flows.cells.shape[0])
+    little[np.flatnonzero(flows.cells.getnnz(axis=1))[0]] = 100.0  # far below 0.5 x 12,000 in 2016
+    f = flows.flows_for(little, floor=little)
+    assert flows.cells @ f == pytest.approx(little, abs=1e-6)
+    assert not flows.meets_rules(f)
+    plenty = np.where(flows.cells.getnnz(axis=1) > 0, 1e5, 0.0)
+    assert flows.meets_rules(flows.flows_for(plenty))

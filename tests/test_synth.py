@@ -21,7 +21,8 @@ def tiny() -> dict[str, pd.DataFrame]:
 
 
 # optional contract columns the canonical presets leave out (their defaults apply)
-UNDRAWN = ("hat_off_year", "sustained_probability", "earned_share", "carry_over_years", "min_spend_share")
+UNDRAWN = ("hat_off_year", "sustained_probability", "earned_share", "safety_net_share", "cost_by_category",
+           "carry_over_years", "min_spend_share", "practice")
 
 
 @pytest.fixture(scope="module")

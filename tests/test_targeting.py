@@ -13,9 +13,9 @@ from scipy.special import ndtr
 from allocator.errors import InputError, ScenarioError
 from allocator.synth.canonical import write_tables
 from allocator.tables import split_list
-from allocator.targeting import build_candidates, identify, load_catalog, read_raw_tables
+from allocator.targeting import identify, load_catalog, read_raw_tables
 from allocator.targeting.catalog import DEFAULT_CATALOG
-from raw_fixture import LINE, household, raw_tables
+from raw_fixture import LINE, candidates_of, household, raw_tables
 
 FIXERS = {  # guarantee column -> measures that fix it
     "dangerous_house": {"housing_renovation", "relocation"},
@@ -79,9 +79,7 @@ def fixture_result():
     raw = raw_tables()
     ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE,
                      registry_given=True)
-    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
-                             load_catalog(), basis="rule", data_year=2015, start_year=2016, deadline_year=2020,
-                             line_deadline=4000.0)
+    cands = candidates_of(raw, ident)
     return raw, ident, cands
 
 
@@ -204,9 +202,7 @@ def test_bad_expression_names_the_catalogue_key(tmp_path):
     raw = raw_tables()
     ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE)
     with pytest.raises(ScenarioError, match="measures.job_placement.eligible"):
-        build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
-                         load_catalog(path), basis="rule", data_year=2015, start_year=2016, deadline_year=2020,
-                         line_deadline=4000.0)
+        candidates_of(raw, ident, load_catalog(path))
 
 
 # --- candidates -------------------------------------------------------------------------
@@ -240,9 +236,7 @@ def test_exit_probability_rises_with_income():
     raw["households_raw"] = pd.concat([raw["households_raw"].head(0), pd.DataFrame(rows)], ignore_index=True) \
         .astype(raw["households_raw"].dtypes.to_dict())
     ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE)
-    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
-                             load_catalog(), basis="rule", data_year=2015, start_year=2016, deadline_year=2020,
-                             line_deadline=4000.0)
+    cands = candidates_of(raw, ident)
     renovation = cands.tables["packages"].query("package_id == 'housing_renovation'").set_index("household_id")
     probabilities = renovation["exit_probability"].reindex([f"X{i}" for i in range(4)]).fillna(0).to_numpy()
     assert (np.diff(probabilities) >= 0).all() and probabilities[-1] > probabilities[0]
@@ -250,9 +244,7 @@ def test_exit_probability_rises_with_income():
 
 def test_registry_basis_plans_the_registered(fixture_result):
     raw, ident, _ = fixture_result
-    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
-                             load_catalog(), basis="registry", data_year=2015, start_year=2016, deadline_year=2020,
-                             line_deadline=4000.0)
+    cands = candidates_of(raw, ident, basis="registry")
     planned = cands.tables["households"].set_index("household_id")["registered_poor"]
     assert planned["H07"] and not planned["H05"]
 
@@ -262,13 +254,27 @@ def _candidates(sustain_years: int = 3, catalog=None):
     raw = raw_tables()
     ident = identify(raw["regions"], raw["villages_raw"], raw["households_raw"], poverty_line=LINE,
                      registry_given=True)
-    cands = build_candidates(ident, raw["households_raw"], raw["regions"], raw["funds"], raw["personnel"],
-                             catalog or load_catalog(), basis="rule", data_year=2015, start_year=2016,
-                             deadline_year=2020, line_deadline=4000.0, sustain_years=sustain_years)
+    cands = candidates_of(raw, ident, catalog, sustain_years=sustain_years)
     return cands.tables["packages"].set_index(["household_id", "package_id"])
 
 
 STAYING_3 = (1 - 0.02) * (1 - 0.005) * (1 - 0.002)  # the catalogue's return hazards of years 1, 2, 3
+
+
+def _catalog_with(drop=(), keep_income=None):
+    """The default catalogue without the measures ``drop`` and, if ``keep_income`` is given,
+    with only those income measures (and no bundles); its rules of practice lose what is gone."""
+    catalog = load_catalog()
+    measures = {k: m for k, m in catalog.measures.items() if k not in drop and (
+        keep_income is None or m.role not in ("income", "both") or k in keep_income)}
+    practice = []
+    for rule in catalog.practice:  # rules of practice keep only the entries left whole
+        entries = [e for e, option in zip(rule.measures, rule.options(), strict=True)
+                   if all(k in measures for k in option)]
+        if entries:
+            practice.append(rule.model_copy(update={"measures": entries}))
+    return catalog.model_copy(update={"measures": measures, "practice": practice,
+                                      "bundles": catalog.bundles if keep_income is None else []})
 
 
 def test_a_transfer_for_a_household_with_labour_does_not_last():
@@ -276,7 +282,7 @@ def test_a_transfer_for_a_household_with_labour_does_not_last():
     (4,800 a year, sd 10 %, 5 % failure) lifts it out by 2020 but ends after it, so three years
     in the three years after it only its own income counts (lowest against the line in the first
     year, as it grows 8 %/yr and the line 3 %/yr): recomputed here from the documented formulas."""
-    row = _candidates().loc[("H11", "public_welfare_job")]
+    row = _candidates(catalog=_catalog_with(drop=["safety_net"])).loc[("H11", "public_welfare_job")]
     base_d = 0.7 * LINE * 1.08 ** 5
     gain = 4800 / 2
     own_d = ndtr((base_d - 4000) / (0.25 * base_d))
@@ -292,6 +298,36 @@ def test_a_transfer_for_a_household_with_labour_does_not_last():
     assert row["earned_share"] == 0.0
 
 
+def test_the_safety_net_lifts_what_a_package_leaves_short_but_not_for_good():
+    """H11's public-welfare post with the safety net behind it: the net (10 % missed) tops up
+    the 1 - P(income >= line) the post leaves; that part has the net's return risk (2 %), costs
+    one year of the gap to the 2020 dibao line, and, H11 having a labourer, is no sustained exit."""
+    catalog = _catalog_with(keep_income=["public_welfare_job"])
+    row = _candidates(catalog=catalog).loc[("H11", "public_welfare_job")]
+    bare = _candidates(catalog=_catalog_with(drop=["safety_net"])).loc[("H11", "public_welfare_job")]
+    base_d = 0.7 * LINE * 1.08 ** 5
+    p_d = bare["exit_probability"] / (1 - 0.15)  # the post's return risk
+    rescued = (1 - p_d) * 0.9
+    assert row["exit_probability"] == pytest.approx(p_d * (1 - 0.15) + rescued * (1 - 0.02), abs=2e-4)
+    assert row["exit_probability"] > bare["exit_probability"] + 0.05
+    assert row["safety_net_share"] == pytest.approx(rescued / (p_d + rescued), abs=2e-4)
+    gap = max(catalog.parameters.dibao_line[2020] - base_d, 0) * 2
+    assert row["cost"] == pytest.approx(bare["cost"] + rescued * gap, abs=0.5)
+    sustained_share = bare["sustained_probability"] / bare["exit_probability"] * p_d / (p_d + rescued)
+    assert row["sustained_probability"] == pytest.approx(row["exit_probability"] * sustained_share, abs=2e-4)
+
+
+def test_only_one_safety_net_and_never_in_a_bundle():
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+    raw["measures"]["second_net"] = raw["measures"]["safety_net"]
+    with pytest.raises(ValueError, match="at most one measure may have role 'safety_net'"):
+        type(load_catalog()).model_validate(raw)
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+    raw["bundles"].append({"measures": ["safety_net", "job_placement"], "source": "A"})
+    with pytest.raises(ValueError, match="names the safety net"):
+        type(load_catalog()).model_validate(raw)
+
+
 def test_the_safety_net_keeps_a_household_without_labour_out():
     """H12 (tekun, no labour) on the dibao top-up: the top-up keeps paying, so only the return
     hazards separate its sustained exit from its exit 0.98 (1 - the top-up's return risk)."""
@@ -302,7 +338,7 @@ def test_the_safety_net_keeps_a_household_without_labour_out():
 
 
 def test_earned_income_lasts_longer_than_a_transfer():
-    packages = _candidates()
+    packages = _candidates(catalog=_catalog_with(drop=["safety_net"]))
     ratio = packages["sustained_probability"] / packages["exit_probability"]
     assert ratio[("H11", "job_placement")] > 0.8 > 0.3 > ratio[("H11", "public_welfare_job")]
     assert packages.loc[("H11", "job_placement"), "earned_share"] == 1.0
@@ -351,3 +387,17 @@ def test_two_income_channels_beat_either_alone(fixture_result):
             assert both["exit_probability"] > packages.loc[("H01", alone), "exit_probability"]
             assert both["sustained_probability"] > packages.loc[("H01", alone), "sustained_probability"]
     assert both["earned_share"] == 1.0
+
+
+def test_the_cost_split_by_category_adds_up_to_the_cost():
+    """cost_by_category splits each package's cost over its measures' categories (the net's
+    expected cost under welfare): the parts add up to the cost, and a job with a renovation
+    shows both."""
+    packages = _candidates()
+    parts = packages["cost_by_category"].map(
+        lambda text: {c: float(v) for c, v in (item.split(":") for item in text.split(";") if item)})
+    np.testing.assert_allclose(parts.map(lambda d: sum(d.values())), packages["cost"], atol=4.0)
+    both = packages[packages.index.get_level_values("package_id") == "job_placement+housing_renovation"]
+    assert len(both) > 0
+    for split in parts[both.index]:
+        assert split["housing"] == 25000 and split["ability"] > 0

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.errors import IssueCollector
-from allocator.tables import ANY, CATEGORIES, LEVELS, complete_tables, file_of, split_list
+from allocator.tables import ANY, CATEGORIES, LEVELS, LIST_SEPARATOR, complete_tables, file_of, split_list
 
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
@@ -197,6 +197,31 @@ def check_schedule(tables: dict[str, pd.DataFrame], years: list[int], issues: Is
             "carry_over_years differs between rows of the same source", "one value per source")
 
 
+def check_cost_split(packages: pd.DataFrame, issues: IssueCollector) -> None:
+    """``cost_by_category`` (descriptive) is ``category:yuan;...`` over known categories, each
+    amount >= 0, adding up to the package's cost (to a yuan per part, as it is rounded)."""
+    given = packages["cost_by_category"].fillna("")
+    given = given[given != ""]
+    if given.empty:
+        return
+    items = given.str.split(LIST_SEPARATOR).explode().str.strip()
+    items = items[items != ""]
+    parts = items.str.split(":", n=1)
+    category = parts.str[0].str.strip()
+    amount = pd.to_numeric(parts.str[1], errors="coerce")
+    bad_item = ~category.isin(CATEGORIES) | amount.isna() | (amount < 0)
+    total = amount.where(~bad_item, 0.0).groupby(level=0).sum()
+    counts = items.groupby(level=0).size()
+    cost = packages.loc[total.index, "cost"]
+    off = (total - cost).abs() > np.maximum(counts.astype(float), 1e-6 * cost)
+    wrong = pd.Series(False, index=packages.index)
+    wrong[bad_item[bad_item].index.unique()] = True
+    wrong[off[off].index] = True
+    _report(issues, "packages.csv", packages, wrong.to_numpy(), ("household_id", "package_id"), "cost_by_category",
+            "the cost split does not read or does not add up to the cost",
+            f"category:yuan;... with categories of {', '.join(CATEGORIES)}, adding up to cost")
+
+
 def check_policy(tables: dict[str, pd.DataFrame], policy, file: str, issues: IssueCollector) -> None:
     """Policy keys that name sources must name sources of the funds table, and county floors
     of one source must leave room for one another (their sum over the counties it may pay <= 1)."""
@@ -278,6 +303,7 @@ def check_tables(tables: dict[str, pd.DataFrame], years: list[int], issues: Issu
     check_funds(tables, issues)
     check_personnel(tables, issues)
     check_schedule(tables, years, issues)
+    check_cost_split(tables["packages"], issues)
     check_not_empty(tables, issues)
     if not issues.issues:
         county_of = county_of_regions(tables["regions"])

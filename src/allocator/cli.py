@@ -8,6 +8,7 @@ expected).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -90,7 +91,8 @@ def solve(
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds")] = None,
     gap: Annotated[float | None, typer.Option(help="relative MIP gap, e.g. 0.001")] = None,
     threads: Annotated[int | None, typer.Option(help="solver threads")] = None,
-    baselines: Annotated[bool, typer.Option("--baselines", help="also the proportional and greedy rules' plans")]
+    baselines: Annotated[bool, typer.Option("--baselines",
+                                            help="also the usual rules' plans (proportional, greedy, practice)")]
     = False,
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="decompose on the Dask scheduler at this "
                                                   "address, e.g. tcp://host:8786")] = None,
@@ -160,49 +162,72 @@ def _print_summary(summary: dict, folder: Path) -> None:
 @app.command()
 def explain(
     plan_dir: Annotated[Path, typer.Argument(help="plan folder written by allocator solve")],
-    money: Annotated[bool, typer.Option("--money/--no-money", help="find and verify the extra money needed")]
-    = True,
-    earliest: Annotated[bool, typer.Option(
+    money: Annotated[bool | None, typer.Option(
+        "--money/--no-money", help="find and verify the extra money needed (default: yes, unless --extra)")] = None,
+    earliest: Annotated[bool | None, typer.Option(
         "--earliest/--no-earliest", help="re-solve with each year as the deadline to find the first year each "
-        "county can be on schedule (one solve per year)")] = True,
+        "county can be on schedule (one solve per year; default: yes, unless --extra)")] = None,
+    extra: Annotated[str | None, typer.Option(
+        "--extra", help="SOURCE:YEAR:AMOUNT: re-solve with AMOUNT yuan more of SOURCE in YEAR and say where it "
+        "goes and what it buys against the marginal values")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
     from allocator.explain import explain_plan
+    from allocator.extra import SOURCE, parse_extra
 
     try:
-        found = explain_plan(plan_dir, money=money, earliest=earliest, progress=ProgressPrinter(quiet))
-    except InputError as error:
-        _fail_input(error)
+        more = parse_extra(extra) if extra is not None else None
+        found = explain_plan(plan_dir, money=money if money is not None else more is None,
+                             earliest=earliest if earliest is not None else more is None, extra=more,
+                             progress=ProgressPrinter(quiet))
+    except InputError as error:  # the extra money's issues are the flag's
+        _fail_input(InputError([dataclasses.replace(i, file="--extra") if i.file == SOURCE else i
+                                for i in error.issues], error.truncated))
     _print_difficulties(found, plan_dir)
 
 
 def _print_difficulties(found: dict, folder: Path) -> None:
-    out.print(f"[bold]difficulties[/bold] → {folder / 'difficulties.json'}")
+    """Each finding on one line (a terminal wraps it; a pipe or a log keeps the sentence whole)."""
+    from allocator.marginal import sentence
+
+    def say(text: str, **options) -> None:
+        out.print(text, soft_wrap=True, **options)
+
+    say(f"[bold]difficulties[/bold] → {folder / 'difficulties.json'}")
     if found.get("sentence"):
-        out.print(f"- {found['sentence']}", markup=False)
+        say(f"- {found['sentence']}", markup=False)
     if not found["counties_off_schedule"] and not found.get("sentence"):
-        out.print(f"- every county is on schedule ({found['counties_total']} of {found['counties_total']})")
+        say(f"- every county is on schedule ({found['counties_total']} of {found['counties_total']})")
     for county in found["counties_off_schedule"]:
-        out.print(f"- {county['county_id']} is {county['shortfall_households']:,.1f} households short "
-                  f"(expected incidence {county['expected_incidence']:.2%} against {county['threshold']:.0%})",
-                  markup=False)
+        say(f"- {county['county_id']} is {county['shortfall_households']:,.1f} households short "
+            f"(expected incidence {county['expected_incidence']:.2%} against {county['threshold']:.0%})",
+            markup=False)
         for reason in county["reasons"]:
-            out.print(f"    {reason['sentence']}", markup=False)
-    worth = [row for row in found.get("marginal_values", {}).get("rows", []) if row["value"] > 1e-9]
-    for row in sorted(worth, key=lambda r: -r["value"])[:5]:
-        year = f" {row['year']}" if row["year"] is not None else ""
-        out.print(f"- one more {row['per']} of {row['kind']} {row['entity']}{year} is worth {row['value']:,.4g} "
-                  "(objective units)", markup=False)
+            say(f"    {reason['sentence']}", markup=False)
+    values = found.get("marginal_values") or {}
+    if values.get("top"):
+        say(f"- marginal values ({values['objective']}; the table: {folder / values['file']}):", markup=False)
+    for row in values.get("top", [])[:5]:
+        say(f"    {sentence(row)}", markup=False)
     if found.get("conflict"):
-        out.print(f"- {found['conflict']['sentence']}", markup=False)
+        say(f"- {found['conflict']['sentence']}", markup=False)
     take = found.get("what_it_would_take")
     if take:
         verified = " (verified by re-solving)" if take.get("verified") else ""
-        out.print(f"- what it would take{verified}: {take['sentence']}", markup=False)
+        say(f"- what it would take{verified}: {take['sentence']}", markup=False)
     for run in found.get("earliest_deadlines", {}).get("runs", []):
-        out.print(f"- with {run['deadline']} as the deadline, {run['counties_on_schedule']} of "
-                  f"{found['counties_total']} counties could be on schedule", markup=False)
+        say(f"- with {run['deadline']} as the deadline, {run['counties_on_schedule']} of "
+            f"{found['counties_total']} counties could be on schedule", markup=False)
+    more = found.get("extra_money")
+    if more:
+        say(f"- {more['sentence']} ({more['method']}, {more['seconds']:.0f} s)", markup=False)
+        for county in more.get("counties", [])[:10]:
+            say(f"    {county['county_id']}: {county['extra_spend']:,.0f} yuan more, "
+                f"{county['exits']:+,.2f} expected exits", markup=False)
+        if more.get("categories"):
+            say("    by category: " + ", ".join(f"{c['category']} {c['extra_spend']:+,.0f}"
+                                              for c in more["categories"]), markup=False)
 
 
 @app.command()
@@ -365,13 +390,17 @@ def _number(value, spec: str) -> str:
 
 def _print_baselines(rows: list[dict]) -> None:
     table = Table(title="the optimised plan against the usual rules")
-    for column in ("rule", "status", "expected exits", "counties on schedule", "cost (yuan)", "uplift (exits)"):
+    for column in ("rule", "status", "expected exits", "counties on schedule", "money idle (yuan)",
+                   "uplift (exits)", "uplift (counties)"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["baseline"], row["status"], _number(row["expected_exits"], ",.1f"),
-                      _number(row["counties_on_schedule"], "d"), _number(row["total_cost"], ",.0f"),
-                      _number(row["uplift_exits"], "+,.1f"))
+                      _number(row["counties_on_schedule"], "d"), _number(row.get("money_idle"), ",.0f"),
+                      _number(row["uplift_exits"], "+,.1f"), _number(row["uplift_counties"], "+d"))
     out.print(table)
+    for row in rows:
+        if row["status"] == "not applicable":
+            out.print(f"{row['baseline']}: not applicable: {row['message']}")
 
 
 @generate_app.command("canonical")

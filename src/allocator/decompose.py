@@ -44,10 +44,13 @@ from allocator.solvers import get_backend
 from allocator.solvers.base import LinearModel, SolveOptions, SolveResult, Status, StoppedBy
 
 RELAXED_FAMILIES = ("money_balance", "personnel") + SHORTFALL_FAMILIES  # the shortfall rows last
+INDEX = np.int32  # the village pieces' index arrays: half the memory of int64 (a province has > 10^8 entries)
+PAIR_CHUNK = 1 << 23  # entries gathered at once when pricing the (schedule, household) pairs
 MAX_SCHEDULES = 4096  # project start-year combinations enumerated per village
 PRICING_SHARE = 0.4  # share of the time limit spent on prices
 PRICING_SECONDS = 120.0  # ... and without a time limit
 MAX_ITERATIONS = 500
+FLOOR_SLACK = 1e-6  # of the largest flow bound: how far a "payable" floor may miss in a re-solve (HiGHS' scaled tolerance, with margin)
 PRICE_TOL = 1e-5  # relative distance of the best L(u) to the cutting-plane lower estimate that ends the search
 NULL_SHRINK = 0.9  # the box shrinks by this after a step that does not lower L enough
 BOX_START = 0.01  # first box half-width, relative to |L(u0)|
@@ -56,6 +59,7 @@ CUT_MEMORY = 50  # a cut unused by the master for this many steps is dropped
 INITIAL_BISECTIONS = 16  # steps of the search for one money price that spends the funds
 COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
 COUNTY_THREADS = 2  # county groups solved at once (options.threads overrides)
+LAGRANGIAN = "Lagrangian multiplier"  # what decompose's row prices are
 GROUP_COLUMNS = 60_000  # kept columns per group of counties: an LP HiGHS solves in seconds
 
 
@@ -187,11 +191,11 @@ class Villages:
             srt = np.argsort(key, kind="stable")
             key, j_idx = key[srt], j_idx[srt]
             new_pair = np.flatnonzero(np.diff(key, prepend=-1))
-            parts["entry"].append(cols[j_idx])
-            parts["pair_start"].append(n_entries + new_pair)
-            parts["pair_hh"].append(key[new_pair] % H)
+            parts["entry"].append(cols[j_idx].astype(INDEX))
+            parts["pair_start"].append((n_entries + new_pair).astype(INDEX))
+            parts["pair_hh"].append((key[new_pair] % H).astype(INDEX))
             pair_sched = key[new_pair] // H
-            parts["pair_sched"].append(n_sched + pair_sched)
+            parts["pair_sched"].append((n_sched + pair_sched).astype(INDEX))
             parts["pairs_of_sched"].append(n_pairs + np.searchsorted(pair_sched, np.arange(S)))
             used = ycols >= 0
             parts["ycol"].append(ycols[used])
@@ -201,8 +205,12 @@ class Villages:
             n_pairs += len(new_pair)
             n_entries += len(j_idx)
 
+        if max(n_entries, fm.model.num_cols, n_sched) >= np.iinfo(INDEX).max:
+            raise ValueError(f"the village pieces need {n_entries:,} entries over {n_sched:,} schedules: "
+                             f"more than {np.dtype(INDEX).name} indices hold")
+
         def cat(name: str) -> np.ndarray:
-            return np.concatenate(parts[name]).astype(np.int64) if parts[name] else np.zeros(0, dtype=np.int64)
+            return np.concatenate(parts[name]) if parts[name] else np.zeros(0, dtype=np.int64)
 
         free_cols = np.flatnonzero(free_mask)
         free_cols = free_cols[np.argsort(hh[free_cols], kind="stable")]
@@ -226,7 +234,7 @@ class Villages:
         value = float(best_free.sum())
         chosen_y = []
         if len(self.schedule_starts):
-            pair_top = np.maximum.reduceat(d_x[self.entry_cols], self.pair_starts)
+            pair_top = self._pair_top(d_x)
             pair_gain = np.maximum(pair_top - best_free[self.pair_household], 0.0)
             n_sched = len(self.pairs_of_schedule)
             sched_value = np.bincount(self.pair_schedule, pair_gain, minlength=n_sched)
@@ -251,6 +259,23 @@ class Villages:
         y = np.concatenate(chosen_y) if chosen_y else np.zeros(0, dtype=np.int64)
         return value, pick[pick >= 0], y
 
+    def _pair_top(self, d_x: np.ndarray) -> np.ndarray:
+        """Each (schedule, household) pair's best reduced profit, ``PAIR_CHUNK`` entries at a
+        time: a province has over 10^8 entries, and one gather of them all costs a gigabyte."""
+        top = np.empty(len(self.pair_starts))
+        cuts = np.unique(np.append(np.searchsorted(self.pair_starts, np.arange(0, len(self.entry_cols), PAIR_CHUNK)),
+                                   len(self.pair_starts)))
+        for lo, hi in itertools.pairwise(cuts):
+            first = self.pair_starts[lo]
+            last = self.pair_starts[hi] if hi < len(self.pair_starts) else len(self.entry_cols)
+            top[lo:hi] = np.maximum.reduceat(d_x[self.entry_cols[first:last]], self.pair_starts[lo:hi] - first)
+        return top
+
+
+def _slack(bounds: np.ndarray) -> float:
+    """``FLOOR_SLACK`` of the largest finite bound (yuan): what a flow LP's scaled tolerance allows."""
+    return FLOOR_SLACK * max(float(np.abs(bounds[np.isfinite(bounds)]).max(initial=1.0)), 1.0)
+
 
 @dataclasses.dataclass
 class Flows:
@@ -274,8 +299,15 @@ class Flows:
         """Best flows at these prices."""
         if self.model.num_cols == 0 or np.all(d_f <= 0):
             return 0.0, np.zeros(self.model.num_cols)
-        f = self._solve(self.model, d_f)
+        f, _ = self._solve(self.model, d_f)
         return float(d_f @ f), f
+
+    def duals(self, d_f: np.ndarray) -> np.ndarray:
+        """The flow rows' duals at these reduced profits: what one more unit of each row's
+        bound adds to the flow piece's value (so to L(u))."""
+        if self.model.num_cols == 0 or np.all(d_f <= 0):
+            return np.zeros(self.model.num_rows)
+        return self._solve(self.model, d_f)[1]
 
     def pay(self, demand: np.ndarray, floor: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray:
         """What the funds can pay of each money cell's ``demand``: paid per cell (see :meth:`flows_for`)."""
@@ -284,19 +316,54 @@ class Flows:
     def flows_for(self, demand: np.ndarray, floor: np.ndarray | None = None,
                   weight: np.ndarray | None = None) -> np.ndarray:
         """Flows paying the most of each money cell's ``demand`` together (a yuan of a cell
-        counted ``weight`` times), and at least ``floor`` (known to be payable) in each cell."""
+        counted ``weight`` times), and at least ``floor`` in each cell.
+
+        ``floor`` is what an earlier flow LP found payable, so it holds only within that LP's
+        feasibility tolerance, which is absolute in scaled units (``FLOOR_SLACK`` of the largest
+        bound). When the floor misses by that slack, it is lowered by it, then dropped: the
+        caller then sees a cell paid less than its floor and treats it as short of money.
+        When ``demand`` is below what a disbursement pace requires to be spent, no flows pay it
+        within the pace: then the pace is left out (it asks for more spend, never for less
+        payment), and the plan's own solve, or :meth:`meets_rules`, holds it to the pace."""
         m = self.model
         if m.num_cols == 0:
             return np.zeros(0)
-        lo = np.full(len(demand), -np.inf) if floor is None else floor * (1 - 1e-9)
-        capped = dataclasses.replace(m, A=sp.vstack([m.A, self.cells]).tocsr(), row_lo=np.append(m.row_lo, lo),
-                                     row_hi=np.append(m.row_hi, demand))
-        return self._solve(capped, np.ones(m.num_cols) if weight is None else self.cells.T @ weight)
+        c = np.ones(m.num_cols) if weight is None else self.cells.T @ weight
+        stacked = sp.vstack([m.A, self.cells]).tocsr()
+        row_hi = np.append(m.row_hi, demand)
+
+        def solve_with(lo: np.ndarray, rules_lo: np.ndarray = m.row_lo) -> np.ndarray:
+            capped = dataclasses.replace(m, A=stacked, row_lo=np.append(rules_lo, lo), row_hi=row_hi)
+            return self._solve(capped, c)[0]
+
+        unfloored = np.full(len(demand), -np.inf)
+        if floor is not None:
+            slack = _slack(row_hi)
+            for lo in (floor * (1 - 1e-9), np.maximum(floor - slack, 0.0)):
+                try:
+                    return solve_with(lo)
+                except RuntimeError:
+                    continue
+        try:
+            return solve_with(unfloored)
+        except RuntimeError:
+            if not np.any(m.row_lo > 0):
+                raise
+            return solve_with(unfloored, np.minimum(m.row_lo, 0.0))
+
+    def meets_rules(self, f: np.ndarray) -> bool:
+        """Whether flows ``f`` keep every flow row (budgets, shares, floors, pace) within tolerance."""
+        if self.model.num_cols == 0:
+            return True
+        lo, hi, slack = self.model.row_lo, self.model.row_hi, _slack(self.model.row_hi)
+        activity = self.model.A @ f
+        return bool(np.all((activity >= lo - slack) & (activity <= hi + slack)))
 
     @staticmethod
-    def _solve(model: LinearModel, c: np.ndarray) -> np.ndarray:
-        """Maximise c f. Money is in yuan and its prices are tiny, so the LP is solved in scaled
-        units (flows per ``scale`` yuan, profits relative to the largest) within HiGHS' tolerances."""
+    def _solve(model: LinearModel, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maximise c f: the flows and the row duals. Money is in yuan and its prices are tiny, so
+        the LP is solved in scaled units (flows per ``scale`` yuan, profits relative to the
+        largest) within HiGHS' tolerances; the duals are scaled back (by ``weight``)."""
         finite = np.abs(np.concatenate([model.row_hi[np.isfinite(model.row_hi)], [1.0]]))
         scale = max(float(finite.max()), 1.0)
         weight = max(float(np.abs(c).max()), 1e-300)
@@ -305,7 +372,8 @@ class Flows:
         result = get_backend("highs").solve(scaled, SolveOptions(extra={"solver": "simplex"}))
         if result.status != Status.OPTIMAL:
             raise RuntimeError(f"the flow LP ended {result.status.value} ({result.raw_status})")
-        return np.maximum(result.x * scale, 0.0)
+        duals = result.duals * weight if result.duals is not None else np.full(model.num_rows, np.nan)
+        return np.maximum(result.x * scale, 0.0), duals
 
 
 @dataclasses.dataclass
@@ -452,6 +520,21 @@ def _master(gradients: np.ndarray, constants: np.ndarray, lo: np.ndarray, hi: np
     return w, float(result.objective), weights, inside
 
 
+def row_prices(fm: Formulation, relax: Relaxation, flows: Flows, u: np.ndarray) -> np.ndarray:
+    """Every row's price at prices ``u`` (d L / d row bound): ``u`` on the relaxed rows, the
+    flow LP's duals at these prices on the flow rows (budgets, shares, pace), NaN on the rows
+    the villages keep (one plan per household, projects, prerequisites)."""
+    prices = np.full(fm.model.num_rows, np.nan)
+    prices[relax.rows] = u
+    rows = np.concatenate([np.arange(fm.family(name).rows.start, fm.family(name).rows.stop)
+                           for name in FLOW_FAMILIES])
+    try:
+        prices[rows] = flows.duals((fm.model.c - relax.AT @ u)[fm.f_cols])
+    except RuntimeError:  # the flow LP failed at these prices: its rows stay unpriced, the solve goes on
+        pass
+    return prices
+
+
 def round_point(fm: Formulation, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each household's heaviest column where its weight in ``point`` totals at least 1/2; each
     project's heaviest start year likewise (always for a mandatory one): chosen x and y columns."""
@@ -491,6 +574,7 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
         notes.append(f"{villages.relaxed_villages} villages have over {MAX_SCHEDULES} project schedules: "
                      "the bound ignores their prerequisites")
     prices = np.clip(-pricing.u[relax.exit_rows], 0.0, fm.penalty)
+    rows = row_prices(fm, relax, flows, pricing.u)
 
     repair_started = time.perf_counter()
     n_money = fm.family("money_balance").rows.stop - fm.family("money_balance").rows.start
@@ -518,15 +602,16 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
         if whole.bound is not None and whole.bound < bound:  # the exit prices belong to L(u), not to this bound
             bound, prices = whole.bound, None
         return Outcome(whole, bound if whole.status.has_solution else None, phases,
-                       notes + [failure, "the whole MIP was solved instead"], prices)
-    progress("repaired plan", incumbent=plan.objective, bound=pricing.bound,
-             gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
-    plan = county_plans(fm, pricing.point, plan, flows, solver, options, started, progress, phases, notes)
+                       notes + [failure, "the whole MIP was solved instead"], prices, row_prices=rows,
+                       price_method=LAGRANGIAN)
+    progress("repaired plan", **fm.headline(plan.x), gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
+    plan = county_plans(fm, pricing.point, np.nan_to_num(rows), plan, solver, options, started, progress, phases,
+                        notes)
     plan = improve_by_county(fm, plan, pricing.point, pricing.bound, solver, options, started, progress, phases,
                              notes)
     if pricing.stopped_by is not None and plan.stopped_by is None:
         plan.stopped_by = pricing.stopped_by
-    return Outcome(plan, pricing.bound, phases, notes, prices)
+    return Outcome(plan, pricing.bound, phases, notes, prices, row_prices=rows, price_method=LAGRANGIAN)
 
 
 def county_rows(fm: Formulation, column_county: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -648,18 +733,22 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
     return list(zip(columns, plans, strict=True)), where, failed
 
 
-def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flows: Flows, solver,
+def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, incumbent: SolveResult, solver,
                  options: SolveOptions, started: float, progress: Progress, phases: dict,
                  notes: list[str]) -> SolveResult:
     """A better plan group of counties by group, when one is found.
 
-    The weighted relaxed plans (``point``) are paid by the flow LP; each group of counties
-    gets the share of the province-wide rows those flows use there plus a share of the slack
+    Each group of counties gets the share of the province-wide rows that ``incumbent`` uses
+    there plus a share of the slack by the spend of the weighted relaxed plans (``point``)
     (:func:`county_shares`), and lp-fix runs on the group's package columns that ``point``
     or ``incumbent`` use (:func:`solve_group`), groups in parallel threads or as Dask tasks
-    (:func:`run_groups`). The group plans together keep every province-wide row; a group
-    without a plan keeps its part of ``incumbent`` if the rows allow it, else the whole
-    incumbent is kept."""
+    (:func:`run_groups`). The province-wide schedule rows (annual targets over several
+    counties) are not split: a group meets them at their prices (``row_prices``, the
+    Lagrange multipliers), since a fixed share per group, taken from a point that is only
+    nearly feasible, leaves a group's LP with no solution. The groups' packages and projects
+    then get their flows and shortfalls from one LP over the continuous columns; a group
+    without a plan keeps its part of ``incumbent``, and the incumbent stays if the mix is
+    not better."""
     model = fm.model
     keep = np.ones(model.num_cols, dtype=bool)
     used = (point[fm.x_cols] > 1e-9) | (incumbent.x[fm.x_cols] > 0.5)
@@ -670,11 +759,12 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     group = county_groups(fm, keep, fm.column_county, options.group_columns or GROUP_COLUMNS)
     n_groups = int(group.max()) + 1
     row_group, global_rows = county_rows(fm, group)
-    paid = point.copy()
-    xy = slice(0, fm.nx + fm.ny)
-    spend = -(model.A[fm.family("money_balance").rows][:, xy] @ point[xy])  # the point's spend per money cell
-    paid[fm.f_cols] = flows.flows_for(spend)
-    lower, upper = county_shares(fm, paid, point, group, global_rows, n_groups)
+    # shares of what the incumbent (feasible) uses: any mix of group plans and its parts keeps every shared row
+    lower, upper = county_shares(fm, incumbent.x, point, group, global_rows, n_groups)
+    schedule = np.zeros(model.num_rows, dtype=bool)
+    for name in SHORTFALL_FAMILIES:
+        schedule[fm.family(name).rows] = True
+    priced = schedule[global_rows]
     threads = options.threads or COUNTY_THREADS
     slots = sum(options.client.nthreads().values()) if options.client is not None else threads
     if not slots:  # a scheduler without workers would hold the tasks until some join
@@ -689,12 +779,16 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     def group_model(g: int) -> tuple[np.ndarray, Formulation]:
         cols = np.flatnonzero(keep & (group == g))
         touched = np.asarray(model.A[global_rows][:, cols].getnnz(axis=1)).ravel() > 0
-        g_rows = global_rows[touched]
+        shared = touched & ~priced
+        g_rows = global_rows[shared]
         rows = np.union1d(np.flatnonzero(row_group == g), g_rows)
         lo, hi = model.row_lo[rows].copy(), model.row_hi[rows].copy()
         at = np.searchsorted(rows, g_rows)
-        lo[at], hi[at] = lower[touched, g], upper[touched, g]
-        return cols, fm.restrict(cols, rows, lo, hi)
+        lo[at], hi[at] = lower[shared, g], upper[shared, g]
+        sub = fm.restrict(cols, rows, lo, hi)
+        schedule_rows = global_rows[touched & priced]
+        c = model.c[cols] - model.A[schedule_rows][:, cols].T @ row_prices[schedule_rows]
+        return cols, dataclasses.replace(sub, model=dataclasses.replace(sub.model, c=c))
 
     groups, where, failed = run_groups(group_model, n_groups, fm.problem, solver.name, county_options, workers,
                                        progress)
@@ -708,18 +802,18 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, flo
     if failed:
         notes.append(f"{len(failed)} group tasks failed and keep the repaired plan's part ({failed[0]})")
     z[model.integrality] = np.round(z[model.integrality])
-    ax = model.A[global_rows] @ z
-    size = np.maximum(1.0, np.abs(np.where(np.isfinite(model.row_hi[global_rows]), model.row_hi[global_rows], 0.0)))
-    within = bool(np.all(ax <= model.row_hi[global_rows] + 1e-7 * size)
-                  and np.all(ax >= model.row_lo[global_rows] - 1e-7 * size))
-    objective = model.objective_value(z)
-    if not within or objective <= incumbent.objective:
-        notes.append(f"lp-fix on {n_groups} groups of counties ({where}) found plans for {found}; the repaired "
-                     "plan was better or their mix with it broke a province-wide row: it is kept")
+    mixed = solve_restricted(fm, solver, z, np.zeros(model.num_cols, dtype=bool),
+                             dataclasses.replace(options, progress=None, start=None))
+    objective = mixed.objective if mixed.status.has_solution else -np.inf
+    if objective <= incumbent.objective:
+        why = "was not better" if mixed.status.has_solution else f"ended {mixed.status.value}"
+        notes.append(f"lp-fix on {n_groups} groups of counties ({where}) found plans for {found}; their mix with "
+                     f"the repaired plan {why}: the repaired plan is kept")
         return incumbent
-    notes.append(f"lp-fix on {n_groups} groups of counties ({where}), on their shares of the province-wide rows, "
-                 f"found plans for {found}")
-    return dataclasses.replace(incumbent, x=z, objective=objective)
+    notes.append(f"lp-fix on {n_groups} groups of counties ({where}), on their shares of the province-wide rows "
+                 f"and the schedule rows at their prices, found plans for {found}")
+    progress("county plans mixed", **fm.headline(mixed.x))
+    return dataclasses.replace(incumbent, x=mixed.x, objective=objective)
 
 
-__all__ = ["solve_decompose"]
+__all__ = ["LAGRANGIAN", "row_prices", "solve_decompose"]

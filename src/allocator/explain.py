@@ -16,6 +16,7 @@ county could be on schedule with the money there is, by re-solving with earlier 
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from allocator.errors import InputError, Issue
+from allocator.extra import ExtraMoney, check_extra, extra_money
+from allocator.marginal import LP_DUAL, fed_budget_rows, lp_prices, marginal_values, personnel_region, summarise
 from allocator.methods import quiet
 from allocator.model.formulation import Formulation, budget_windows, county_exit_need, formulate
 from allocator.model.problem import Problem, build_problem
@@ -37,6 +40,10 @@ from allocator.tables import CATEGORIES
 MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays well scaled
 BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
 VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
+EXPLAIN_THREADS = 2  # independent re-solves (earliest deadlines) at once, unless the scenario sets threads
+RESOLVE_PHASES = ("LP done", "MIP over the fractional rest", "improvement round", "prices done", "plan ready")
+SCREEN_MAX_COUNTIES = 20  # earliest deadlines: an LP per county first screens out those that cannot make it at all
+SCREEN_TOL = 1e-4  # households of LP shortfall that prove a county off schedule (on schedule: at most 1e-6)
 SCALE_TOLERANCE = 0.05  # the uniform-scale fallback stops when its bracket is this narrow (relative)
 MAX_SCALE = 8.0  # ... and gives up when even this multiple of every fund does not put every county on schedule
 
@@ -163,7 +170,7 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
                 f"funds that may pay in {row.county_id} are fully spent: {names}")})
         regions = [r for r in binding_people if _personnel_in_county(p, r, c)]
         if regions:
-            names = ", ".join(f"{_personnel_region(p, r)} {p.years[p.pers_year[r]]}" for r in regions)
+            names = ", ".join(f"{personnel_region(p, r)} {p.years[p.pers_year[r]]}" for r in regions)
             reasons.append({"rule": "personnel hours", "regions": names, "sentence": (
                 f"cadre hours are fully used in: {names}")})
         for r in binding_shares:
@@ -229,60 +236,9 @@ def _personnel_in_county(p: Problem, r: int, c: int) -> bool:
     return bool(region == c) if p.pers_is_county[r] else bool(p.township_county[region] == c)
 
 
-def _personnel_region(p: Problem, r: int) -> str:
-    return str(p.county_ids[p.pers_region[r]] if p.pers_is_county[r] else p.township_ids[p.pers_region[r]])
-
-
 def _share_name(fm: Formulation, r: int) -> str:
     keys = fm.family("category_share").keys
     return ", ".join(f"{k}={v[r]}" for k, v in keys.items()) if keys else str(r)
-
-
-def marginal_values(fm: Formulation) -> pd.DataFrame:
-    """What one more unit of each limited resource is worth, from the duals of the LP
-    relaxation (which bounds the MIP; the tie is tight for this multiple-choice model, but a
-    MIP plan may gain less, in steps). Per fund row: objective per million yuan; per personnel
-    row: per hour; per share rule: per percentage point of total spend. The objective counts
-    expected exits, and one household of county shortfall as ``penalty`` of them, so where
-    counties are off schedule the values are driven by the deadline. A dual is a supergradient
-    of the LP's (concave) value: one more unit buys at most this much, exactly this much where
-    the LP vertex is not degenerate (an empty fund row often is)."""
-    p = fm.problem
-    result = get_backend("highs").solve(fm.model.relaxed(), SolveOptions())
-    if result.duals is None:
-        return pd.DataFrame(columns=["kind", "entity", "year", "per", "value"])
-    duals = result.duals
-    rows = []
-    budget = fm.family("source_budget").rows
-    for r in range(len(p.fund_amount)):
-        rows.append(("money", str(p.source_ids[p.fund_source[r]]), int(p.years[p.fund_year[r]]), "million yuan",
-                     float(duals[budget.start + _fed_rows(p, r)].sum()) * MONEY_UNIT))
-    personnel = fm.family("personnel").rows
-    for r in range(personnel.stop - personnel.start):
-        rows.append(("personnel", _personnel_region(p, r), int(p.years[p.pers_year[r]]), "hour",
-                     float(duals[personnel.start + r])))
-    shares = fm.family("category_share")
-    total = float((fm.model.A[fm.family("money_balance").rows] @ result.x).clip(min=0).sum()) if result.x is not None \
-        else 0.0
-    for r in range(shares.rows.stop - shares.rows.start):
-        rows.append(("share rule", _share_name(fm, r), None, "percentage point of spend",
-                     float(duals[shares.rows.start + r]) * 0.01 * total))
-    return pd.DataFrame(rows, columns=["kind", "entity", "year", "per", "value"])
-
-
-def _fed_rows(p: Problem, r: int) -> np.ndarray:
-    """The budget rows (windows of :func:`budget_windows`) fund row ``r``'s money counts in:
-    its own year's, and with carry-over the later windows its money may still pay."""
-    s, t = p.fund_source[r], p.fund_year[r]
-    recall = p.source_recall_years[s]
-    fed = []
-    for i, (source, a, b) in enumerate(budget_windows(p)):
-        if source != s or not t <= b:
-            continue
-        first = a if not p.source_carry_over[s] else (max(a - recall, 0) if recall >= 0 else 0)
-        if first <= t:
-            fed.append(i)
-    return np.array(fed, dtype=np.int64)
 
 
 def extra_money_model(fm: Formulation) -> LinearModel:
@@ -293,7 +249,7 @@ def extra_money_model(fm: Formulation) -> LinearModel:
     n_funds = len(p.fund_amount)
     rows, cols = [], []
     for r in range(n_funds):
-        hit = _fed_rows(p, r)
+        hit = fed_budget_rows(p, r)
         rows.append(budget.rows.start + hit)
         cols.append(np.full(len(hit), r))
     extra = sp.csr_matrix((np.full(sum(map(len, rows)), -MONEY_UNIT), (np.concatenate(rows), np.concatenate(cols))),
@@ -323,7 +279,9 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
     exact = int(fm.model.integrality.sum()) <= exact_up_to
     if not exact:
         model = model.relaxed()
-    result = get_backend("highs").solve(model, SolveOptions(time_limit=time_limit, mip_gap=1e-6))
+    # the relaxation by interior point, as lp-fix solves its LP relaxation of the same size
+    result = get_backend("highs").solve(model, SolveOptions(time_limit=time_limit, mip_gap=1e-6,
+                                                            extra={} if exact else {"solver": "ipm"}))
     method = "MIP (exact minimum)" if exact else "LP relaxation (a lower bound on the money needed)"
     if result.status in (Status.INFEASIBLE,):
         return {"possible": False, "method": method, "sentence": (
@@ -413,13 +371,15 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
     return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
 
 
-def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = True, progress=None) -> dict:
+def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = True, extra: ExtraMoney | None = None,
+                 progress=None) -> dict:
     """Everything ``allocator explain`` tells about a plan folder, written to its
     ``difficulties.json`` (the folder must be allocator's own) and returned: the difficulties
-    per county, for a plan with no solution the conflicting rules, marginal values (models up
-    to LP_FIX_MAX_INTEGER_COLUMNS), with ``money`` what it would take (when a county is off
-    schedule or there is no plan), and with ``earliest`` the earliest deadline per county (one
-    re-solve per year)."""
+    per county, for a plan with no solution the conflicting rules, marginal values (the plan's
+    :func:`marginal_section`), with ``money`` what it would take (when a county is off
+    schedule or there is no plan), with ``earliest`` the earliest deadline per county (one
+    re-solve per year), and with ``extra`` where that money would go (:func:`extra_money`,
+    checked before any re-solve)."""
     import json
 
     from allocator.optimize import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
@@ -430,36 +390,63 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
     context = load_plan_context(folder)
     check_output_folder(context.folder)  # it is written into: allocator's own, before the work
     plan, settings, problem = context.plan, context.scenario.solver, context.problem
+    if extra is not None:
+        check_extra(problem, extra)
     fm = context.formulation()
     found = difficulties(fm, plan)
     if plan.summary.get("expected_exits") is None:
         progress("smallest conflicting set of rules (IIS of the LP relaxation)")
         found["conflict"] = conflict(fm, time_limit=settings.time_limit)
-    if int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
-        progress("marginal values: duals of the LP relaxation")
-        found["marginal_values"] = {"method": "duals of the LP relaxation (objective per unit: expected exits, "
-                                              "one household of county shortfall counting as the penalty)",
-                                    "penalty": fm.penalty, "rows": marginal_values(fm).to_dict("records")}
-    else:
-        found["marginal_values"] = {"method": None, "rows": [], "note": "not computed: the model is too large "
-                                    "for its LP relaxation here"}
+    if plan.summary.get("expected_exits") is not None:
+        found["marginal_values"] = marginal_section(plan, fm, LP_FIX_MAX_INTEGER_COLUMNS, progress)
 
-    def resolve(changed: Problem) -> Plan:
-        return solve_problem(changed, settings)
+    def resolve(changed: Problem, label: str, warm: Plan | None = None) -> Plan:
+        """A re-solve with the scenario's settings, its progress labelled."""
+        def report(phase: str, **info) -> None:
+            if phase in RESOLVE_PHASES:
+                progress(f"{label}: {phase}", **info)
+
+        return solve_problem(changed, settings, progress=report, warm=warm)
+
+    def more_money(changed: Problem) -> Plan:  # the plan stays feasible with more money: it starts the search
+        return resolve(changed, "what it would take", warm=plan)
+
+    def trial_deadline(changed: Problem) -> Plan:
+        return resolve(changed, f"deadline {changed.deadline_year}")
 
     if money and (found["counties_off_schedule"] or plan.summary.get("expected_exits") is None):
         progress("what it would take: least extra money, then a re-solve to verify it")
-        found["what_it_would_take"] = what_it_would_take(problem, resolve, exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
+        found["what_it_would_take"] = what_it_would_take(problem, more_money, exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
                                                          time_limit=settings.time_limit)
     if earliest:
         progress("earliest deadline per county: a re-solve per year")
         solved = plan.counties if plan.summary.get("expected_exits") is not None else None
-        table, runs = earliest_deadlines(problem, context.tables, resolve, at_deadline=solved)
+        table, runs = earliest_deadlines(problem, context.tables, trial_deadline, at_deadline=solved,
+                                         threads=settings.threads or EXPLAIN_THREADS, progress=progress)
         found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
                                        "runs": runs}
+    if extra is not None:
+        progress("extra money: a re-solve from the plan", extra=f"{extra.source_id}:{extra.year}:{extra.amount:,.0f}")
+        found["extra_money"] = extra_money(context, extra)
     with output_folder(context.folder):
         (context.folder / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
     return found
+
+
+def marginal_section(plan: Plan, fm: Formulation | None = None, lp_up_to: int = 0, progress=quiet) -> dict:
+    """The plan's marginal values (its ``marginal_values.csv``, :mod:`allocator.marginal`) as
+    difficulties.json holds them; a plan written without them gets, given its formulation
+    ``fm``, its LP relaxation's duals on models up to ``lp_up_to`` integer columns."""
+    table = plan.marginal_values
+    if table is None and fm is not None and int(fm.model.integrality.sum()) <= lp_up_to:
+        progress("marginal values: duals of the LP relaxation")
+        prices = lp_prices(fm)
+        table = None if prices is None else marginal_values(fm, prices, LP_DUAL)
+    if table is None:
+        return {"method": None, "rows": [], "note": "not computed: the plan has no marginal values and the model is "
+                "too large for its LP relaxation here; solve it again to have them"}
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    return {**summarise(table, plan.summary.get("shortfall_penalty", fm.penalty if fm else 0.0)), "rows": rows}
 
 
 def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
@@ -542,7 +529,7 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> str | N
         return (f"{p.proj_ids[q]} in village {p.village_ids[p.proj_village[q]]} is mandatory and takes "
                 f"{p.proj_duration[q]} years: {timing}")
     if family == "personnel":
-        return (f"cadres in {_personnel_region(p, row)} have {p.pers_hours[row]:,.0f} hours in "
+        return (f"cadres in {personnel_region(p, row)} have {p.pers_hours[row]:,.0f} hours in "
                 f"{p.years[p.pers_year[row]]}")
     if family == "category_share":
         return f"the category share rule {_share_name(fm, row)} holds"
@@ -557,8 +544,27 @@ def _target_name(p: Problem, k: int) -> str:
     return f"the {p.years[p.target_year[k]]} target of " + ("the whole scenario" if region == "" else region)
 
 
+def hopeless_counties(problem: Problem) -> np.ndarray:
+    """Mask of the counties that no plan puts on schedule at ``problem``'s deadline: the LP
+    relaxation, spending for that county alone (least shortfall of its exit row), leaves it
+    short. The trial problems of :func:`earliest_deadlines` are nested (an earlier deadline has
+    less money, fewer hours, less time, exits counted earlier), so such a county is off schedule
+    at every earlier deadline too."""
+    fm = formulate(problem)
+    relaxed = fm.model.relaxed()
+    hopeless = np.zeros(len(problem.county_ids), dtype=bool)
+    for i, c in enumerate(fm.shortfall_counties):
+        objective = np.zeros(relaxed.num_cols)
+        objective[fm.s_cols.start + i] = -1.0
+        result = get_backend("highs").solve(dataclasses.replace(relaxed, c=objective, offset=0.0),
+                                            SolveOptions(extra={"solver": "ipm"}))
+        hopeless[c] = result.status == Status.OPTIMAL and -result.objective > SCREEN_TOL
+    return hopeless
+
+
 def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve,
-                       at_deadline: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[dict]]:
+                       at_deadline: pd.DataFrame | None = None, threads: int = 1,
+                       progress=quiet) -> tuple[pd.DataFrame, list[dict]]:
     """Per county, the earliest year it can be on schedule with the money there is.
 
     For each year d from the start to the deadline, the scenario is solved again as if d
@@ -569,37 +575,62 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve,
     schedule by d, then exits. A county's earliest
     year is the first d whose plan has it on schedule (missing: not even by the deadline).
     ``at_deadline``, the counties table of a plan already solved for the real deadline (with
-    no earlier hat-off years and no annual targets), saves the last re-solve. Returns that table
-    and one row per year (deadline, counties on schedule)."""
+    no earlier hat-off years and no annual targets), saves the last re-solve. The re-solves are
+    independent: ``threads`` of them run at once (HiGHS releases the GIL), each reported to
+    ``progress`` when done. With at most SCREEN_MAX_COUNTIES counties, an LP per county at the
+    deadline comes first (:func:`hopeless_counties`): when none can make it, no re-solve runs.
+    Returns that table and one row per year (deadline, counties on schedule)."""
     problem = _soft(problem)  # which counties can, not whether all can
     # each county judged at the trial deadline, without the schedule's targets
     policy = problem.policy.model_copy(update={"annual_targets": {}})
-    earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
-    runs = []
-    for year in problem.years:
-        plain = not len(problem.target_year) and bool(np.all(problem.county_hat_off == len(problem.years) - 1))
+    plain = not len(problem.target_year) and bool(np.all(problem.county_hat_off == len(problem.years) - 1))
+
+    def trimmed(year: int) -> Problem:
+        trimmed = {**tables,
+                   "funds": tables["funds"][tables["funds"]["year"] <= year],
+                   "personnel": tables["personnel"][tables["personnel"]["year"] <= year],
+                   "projects": tables["projects"].assign(mandatory=False),
+                   "regions": tables["regions"].assign(hat_off_year=pd.NA).astype({"hat_off_year": "Int64"}),
+                   "targets": tables["targets"].iloc[0:0] if "targets" in tables else None}
+        return build_problem({k: v for k, v in trimmed.items() if v is not None}, name=problem.name,
+                             start_year=int(problem.years[0]), deadline_year=int(year), policy=policy, validate=False)
+
+    def trial(year: int) -> Problem | None:
         if year == problem.deadline_year and (plain or at_deadline is None):
-            counties = at_deadline if at_deadline is not None else solve(dataclasses.replace(
+            return None if at_deadline is not None else dataclasses.replace(
                 problem, policy=policy, county_hat_off=np.full(len(problem.county_ids), len(problem.years) - 1),
                 target_region=problem.target_region[:0], target_year=problem.target_year[:0],
-                target_share=problem.target_share[:0], target_county_ok=problem.target_county_ok[:0])).counties
-        else:
-            trimmed = {**tables,
-                       "funds": tables["funds"][tables["funds"]["year"] <= year],
-                       "personnel": tables["personnel"][tables["personnel"]["year"] <= year],
-                       "projects": tables["projects"].assign(mandatory=False),
-                       "regions": tables["regions"].assign(hat_off_year=pd.NA).astype({"hat_off_year": "Int64"}),
-                       "targets": tables["targets"].iloc[0:0] if "targets" in tables else None}
-            counties = solve(build_problem({k: v for k, v in trimmed.items() if v is not None}, name=problem.name,
-                                           start_year=int(problem.years[0]), deadline_year=int(year),
-                                           policy=policy, validate=False)).counties
+                target_share=problem.target_share[:0], target_county_ok=problem.target_county_ok[:0])
+        return trimmed(year)
+
+    years = [int(y) for y in problem.years]
+    if len(problem.county_ids) <= SCREEN_MAX_COUNTIES:
+        progress("earliest deadline: LP screen at the deadline", counties=len(problem.county_ids))
+        if hopeless_counties(trimmed(years[-1])).all():  # then at no earlier deadline either: no re-solve
+            earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
+            return earliest.reset_index(name="earliest_year"), [
+                {"deadline": year, "counties_on_schedule": 0, "by": "LP screen"} for year in years]
+    done = []
+
+    def counties_by(year: int) -> pd.DataFrame:
+        changed = trial(year)
+        counties = at_deadline if changed is None else solve(changed).counties
+        done.append(year)
+        progress("earliest deadline", deadline=str(year), done=len(done), of=len(years))
+        return counties
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(years)))) as pool:
+        solved = list(pool.map(counties_by, years))
+    earliest = pd.Series(pd.NA, index=pd.Index(problem.county_ids, name="county_id"), dtype="Int64")
+    runs = []
+    for year, counties in zip(years, solved, strict=True):
         on = counties.loc[counties["on_schedule"].astype(bool), "county_id"].astype(str)
-        runs.append({"deadline": int(year), "counties_on_schedule": int(len(on))})
+        runs.append({"deadline": year, "counties_on_schedule": int(len(on))})
         fresh = earliest.index.isin(on) & earliest.isna().to_numpy()
-        earliest[fresh] = int(year)
+        earliest[fresh] = year
     return earliest.reset_index(name="earliest_year"), runs
 
 
 __all__ = ["PlanContext", "binding_rows", "conflict", "difficulties", "earliest_deadlines", "explain_plan",
            "extra_money_model",
-           "least_uniform_scale", "load_plan_context", "marginal_values", "plan_vector", "what_it_would_take"]
+           "least_uniform_scale", "load_plan_context", "marginal_section", "plan_vector", "what_it_would_take"]

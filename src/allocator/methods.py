@@ -56,7 +56,9 @@ def quiet(phase: str, **info) -> None:
 class Outcome:
     """A finished solve: the final backend result, the proven bound on the model objective,
     the prices of the shortfall rows (county exit rows, then annual targets: LP duals or
-    Lagrangian prices) when known, and what happened."""
+    Lagrangian prices) when known, and what happened. ``row_prices`` holds every row's price
+    (d objective / d row bound; NaN where the method prices no row) and ``price_method`` what
+    they are, for the marginal values (:mod:`allocator.marginal`)."""
 
     result: SolveResult
     bound: float | None
@@ -66,6 +68,8 @@ class Outcome:
     # proven directly by a lexicographic solve (exact method); None: derive from ``bound``
     exits_bound: float | None = None
     shortfall_bound: float | None = None
+    row_prices: np.ndarray | None = None
+    price_method: str | None = None
 
 
 def time_left(options: SolveOptions, started: float) -> float | None:
@@ -139,8 +143,11 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
     if lp.duals is not None:  # d objective / d need <= 0 for the >= county exit and target rows
         prices = np.clip(-np.concatenate([lp.duals[fm.family(name).rows] for name in SHORTFALL_FAMILIES]),
                          0.0, fm.penalty)
-    progress("LP done", bound=lp.objective, seconds=lp.solve_seconds)
-    return fix_and_resolve(fm, solver, lp.x, lp.objective, prices, options, started, progress, phases, [])
+    progress("LP done", **fm.headline(lp.x), seconds=lp.solve_seconds)
+    outcome = fix_and_resolve(fm, solver, lp.x, lp.objective, prices, options, started, progress, phases, [])
+    if lp.duals is not None:  # the marginal values, from the LP already solved
+        outcome.row_prices, outcome.price_method = lp.duals, "LP dual"
+    return outcome
 
 
 def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, prices: np.ndarray | None,
@@ -180,6 +187,8 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
         notes.append("the restricted MIP had no plan: the whole MIP was solved instead")
         if sub.bound is not None and sub.bound < bound:
             bound, prices = sub.bound, None
+    if sub.status.has_solution:
+        progress("plan from the MIP", **fm.headline(sub.x), gap=(bound - sub.objective) / max(abs(sub.objective), 1.0))
     if sub.status.has_solution and polish:
         sub = improve_by_county(fm, sub, point, bound, solver, options, started, progress, phases, notes)
     return Outcome(sub, bound, phases, notes, prices)
@@ -283,8 +292,8 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
             incumbent = trial
             improved += 1
             stale = 0
-            progress("improvement round", county=str(p.county_ids[county]), incumbent=incumbent.objective,
-                     bound=bound, gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0))
+            progress("improvement round", county=str(p.county_ids[county]), **fm.headline(incumbent.x),
+                     gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0))
         else:
             stale += 1
     if rounds:

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 
 from allocator import __version__
-from allocator.baselines import BASELINES, baseline_plan, compare_baselines
+from allocator.baselines import BASELINES, baseline_plan, compare_baselines, not_applicable
 from allocator.checks import check_tables
 from allocator.decompose import solve_decompose
 from allocator.errors import IssueCollector
-from allocator.methods import Bounds, Progress, final_status, plan_bounds, quiet, solve_exact, solve_lp_fix
+from allocator.marginal import LP_DUAL, lp_prices, marginal_values, summarise
+from allocator.methods import Bounds, Outcome, Progress, final_status, plan_bounds, quiet, solve_exact, solve_lp_fix
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
@@ -126,10 +127,11 @@ def choose_method(fm: Formulation, settings: SolverSettings, estimate: ModelSize
 
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progress = quiet,
                   manifest: dict | None = None, baselines: bool = False, scheduler: str | None = None,
-                  workers: int | None = None, client=None) -> Plan:
+                  workers: int | None = None, client=None, warm: Plan | None = None) -> Plan:
     """Estimate the model's size, formulate, solve with the chosen method and backend, and
     return the Plan; with ``baselines``, also the usual rules' plans (:mod:`allocator.baselines`)
-    and the uplift.
+    and the uplift. ``warm``: a plan of the same households and projects (another problem's,
+    e.g. with more money) whose decisions start the search where the backend takes a start.
 
     With ``client`` (a Dask client), ``scheduler`` (the address of a Dask scheduler) or
     ``workers`` (a new LocalCluster of that many processes), ``auto`` picks ``decompose`` and
@@ -146,6 +148,10 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     distributed = client is not None or scheduler is not None or workers is not None
     method_name = choose_method(fm, settings, estimate, distributed)
     options = dataclasses.replace(options_from(settings), progress=progress)
+    if warm is not None and warm.summary.get("expected_exits") is not None:
+        from allocator.explain import plan_vector
+
+        options = dataclasses.replace(options, start=plan_vector(fm, warm))
     backend = get_backend(settings.backend)
     where = None  # the Dask scheduler decompose runs on
     with contextlib.ExitStack() as stack:
@@ -182,6 +188,9 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     bounds = Bounds(None, None, None, None)
     if x is not None:
         bounds = plan_bounds(fm, outcome, shortfall_vector(fm, plan), plan.summary["value"])
+        plan.marginal_values = marginal_table(fm, outcome, progress)
+        if plan.marginal_values is not None:
+            plan.summary["marginal_values"] = summarise(plan.marginal_values, fm.penalty)
     status, stopped_by = final_status(outcome, bounds, options.mip_gap)
     gap = bounds.exits_gap
     plan.summary.update(status=status.value, stopped_by=stopped_by.value if stopped_by else None,
@@ -202,13 +211,30 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
              sustained_exits=plan.summary.get("sustained_exits"), value=plan.summary.get("value"),
              bound=bounds.exits_bound, gap=gap, shortfall=plan.summary.get("total_shortfall"))
     if baselines:
-        for rule in BASELINES:
+        skipped = {rule: why for rule in BASELINES if (why := not_applicable(fm, rule))}
+        for rule in (r for r in BASELINES if r not in skipped):
             plan.baselines[rule] = baseline_plan(fm, rule)
             plan.baselines[rule].summary["manifest"] = {**plan.summary["manifest"], "method": f"baseline:{rule}"}
             progress(f"baseline {rule}", expected_exits=plan.baselines[rule].summary.get("expected_exits"),
                      counties_on_schedule=plan.baselines[rule].summary.get("counties_on_schedule"))
-        plan.summary["baselines"] = compare_baselines(plan, plan.baselines)
+        for rule, why in skipped.items():
+            progress(f"baseline {rule}: not applicable", reason=why)
+        plan.summary["baselines"] = compare_baselines(plan, plan.baselines, skipped)
     return plan
+
+
+def marginal_table(fm: Formulation, outcome: Outcome, progress: Progress = quiet) -> pd.DataFrame | None:
+    """The marginal values of a solve (:mod:`allocator.marginal`): from the method's own row
+    prices (lp-fix's LP duals, decompose's multipliers), else (exact) the LP relaxation's duals
+    on models up to LP_FIX_MAX_INTEGER_COLUMNS; None when there are none."""
+    prices, method = outcome.row_prices, outcome.price_method
+    if prices is None and int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
+        progress("marginal values: LP relaxation")
+        prices, method = lp_prices(fm), LP_DUAL
+    if prices is None:
+        return None
+    progress("marginal values", method=method)
+    return marginal_values(fm, prices, method)
 
 
 def infeasibility_hint(fm: Formulation) -> str:

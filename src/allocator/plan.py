@@ -1,7 +1,8 @@
 """Plan: the output tables and KPIs of a solve; writing and reading a plan folder.
 
 The plan folder is the output contract: summary.json, households.csv, projects.csv,
-funding.csv, counties.csv and path.csv. Every KPI is recomputed here from the chosen decisions
+funding.csv, counties.csv and path.csv, with marginal_values.csv when the solve priced its
+rows (:mod:`allocator.marginal`). Every KPI is recomputed here from the chosen decisions
 (never copied from solver variables), so the tables agree with each other exactly.
 """
 
@@ -22,6 +23,7 @@ from allocator.tables import CATEGORIES
 TABLES = ("households", "projects", "funding", "counties", "path")
 CHART_FILES = ("money_by_year.png", "counties.png")
 BASELINES_FOLDER = "baselines"  # the usual rules' plans, one plan folder each
+MARGINAL_VALUES = "marginal_values.csv"  # what one more unit of each resource is worth (allocator.marginal)
 COLUMNS = {
     "households": ["household_id", "village_id", "county_id", "package_id", "category", "start_year", "cost",
                    "exit_probability", "sustained_probability", "exit_year", "responsible_cadre_id"],
@@ -46,6 +48,7 @@ class Plan:
     counties: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["counties"]))
     path: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS["path"]))
     baselines: dict[str, Plan] = field(default_factory=dict)  # the usual rules' plans, by rule
+    marginal_values: pd.DataFrame | None = None  # marginal_values.csv (allocator.marginal), when computed
     problem: Problem | None = field(default=None, repr=False, compare=False)  # what was solved, when in memory
     folder: Path | None = field(default=None, repr=False, compare=False)  # where it was read from
 
@@ -86,6 +89,10 @@ class Plan:
         with output_folder(folder, "plan"):
             for name in TABLES:
                 getattr(self, name).to_csv(folder / f"{name}.csv", index=False)
+            if self.marginal_values is not None:
+                self.marginal_values.to_csv(folder / MARGINAL_VALUES, index=False)
+            elif (folder / MARGINAL_VALUES).is_file():  # an earlier run's would be stale
+                (folder / MARGINAL_VALUES).unlink()
             if charts and len(self.counties):
                 from allocator.charts import write_charts
 
@@ -114,7 +121,10 @@ class Plan:
             path["region_id"] = path["region_id"].fillna("")
         baselines = {path.name: cls.read(path) for path in sorted((folder / BASELINES_FOLDER).glob("*"))
                      if (path / "summary.json").is_file()}
-        return cls(summary, **frames, baselines=baselines, folder=folder)
+        marginal = (pd.read_csv(folder / MARGINAL_VALUES, dtype={"source_id": str, "region_id": str},
+                                keep_default_na=False, na_values={"value": [""], "fd_down": [""], "fd_up": [""]})
+                    if (folder / MARGINAL_VALUES).is_file() else None)
+        return cls(summary, **frames, baselines=baselines, marginal_values=marginal, folder=folder)
 
 
 def json_default(value):

@@ -85,7 +85,7 @@ def repair(fm: Formulation, pay: Callable[..., np.ndarray], x: np.ndarray, y: np
     x = x[prerequisites_met(fm, x, y)]
     x, y = _drop_unpaid(fm, rows, pay, x, y, density)
     x = _drop_over_hours(rows, x, worth)
-    y = _drop_unused_projects(fm, x, y)
+    y = drop_unused_projects(fm, x, y)
     x = _fill(fm, rows, pay, x, y, worth, profit, fill_rounds)
     # dropping and filling change the category mix: drop again where share rules now leave a cell unpaid
     return _drop_unpaid(fm, rows, pay, x, y, density)
@@ -194,7 +194,7 @@ def prerequisites_met(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return ok
 
 
-def _drop_unused_projects(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def drop_unused_projects(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Keep mandatory projects and those a chosen package needs."""
     p = fm.problem
     pkg = fm.x_pkg[x]
@@ -252,4 +252,4 @@ def _within_hours(rows: PlanRows, x: np.ndarray, accepted: np.ndarray, profit: n
     return accepted[~bad]
 
 
-__all__ = ["repair"]
+__all__ = ["drop_unused_projects", "prerequisites_met", "repair"]

@@ -24,8 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from allocator.baselines import money_idle  # noqa: E402
 from allocator.charts import counties_against_threshold, money_by_year  # noqa: E402
-from allocator.explain import PlanContext, difficulties, load_plan_context  # noqa: E402
+from allocator.explain import PlanContext, difficulties, load_plan_context, marginal_section  # noqa: E402
 from allocator.model.problem import Problem  # noqa: E402
 from allocator.plan import Plan  # noqa: E402
 from allocator.scenario import NATIONAL_STILL_POOR  # noqa: E402
@@ -161,6 +162,7 @@ def village_map(table: pd.DataFrame) -> plt.Figure:
 
 def baselines_chart(rows: list[dict], exits: float) -> plt.Figure:
     """Bars: expected exits of the optimised plan and of each usual rule."""
+    rows = [row for row in rows if row["status"] != "not applicable"]
     names = ["optimised"] + [row["baseline"] for row in rows]
     values = [exits] + [row["expected_exits"] or 0.0 for row in rows]
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -249,27 +251,56 @@ def _difficulties_section(found: dict, from_file: bool) -> str:
     return "".join(parts)
 
 
-def _marginal_section(found: dict) -> str:
-    values = found.get("marginal_values") or {}
+def _marginal_section(values: dict) -> str:
+    """The marginal values (:mod:`allocator.marginal`): the largest, with their method and check."""
     rows = pd.DataFrame(values.get("rows", []))
     if rows.empty:
         return ""
-    rows = rows[rows["value"].abs() > 1e-9].sort_values("value", ascending=False).head(15)
+    checked = (f" {values['agree']} of {values['checked']} checked against finite differences (the LP relaxation "
+               "re-solved with the row ±1 %) agree." if values.get("checked") else "")
+    head = (f"<h2>Marginal values: where the next unit does most</h2><p class='muted'>{_esc(values.get('method'))}: "
+            f"{_esc(values.get('meaning'))}. In {_esc(values.get('objective'))} ({values.get('penalty', 0):,.0f})."
+            f"{_esc(checked)} All {len(rows)} rows: {_esc(values.get('file'))}.</p>")
+    rows = rows[rows["value"].abs() > 1e-9].sort_values("value", ascending=False, kind="stable").head(15)
     if rows.empty:
-        return ("<h2>Marginal values</h2><p>No limited resource binds: one more unit of any of them buys nothing "
-                "in the LP relaxation.</p>")
-    return (f"<h2>Marginal values</h2><p class='muted'>{_esc(values.get('method'))}; a household of county "
-            f"shortfall counts as {values.get('penalty', 0):,.0f} exits.</p>" + _table(rows))
+        return head + "<p>No limited resource binds: one more unit of any of them buys nothing.</p>"
+    return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "value", "fd_check"]])
+
+
+BASELINE_LINES = (("expected exits", "expected_exits", ",.1f"), ("counties on schedule", "counties_on_schedule", "d"),
+                  ("shortfall (households)", "total_shortfall", ",.1f"), ("money spent (yuan)", "total_cost", ",.0f"),
+                  ("money left idle (yuan)", "money_idle", ",.0f"),
+                  ("uplift in exits (optimised − rule)", "uplift_exits", "+,.1f"),
+                  ("uplift in counties on schedule", "uplift_counties", "+d"),
+                  ("idle money put to work (rule − optimised, yuan)", "uplift_idle", "+,.0f"))
+
+
+def baselines_table(plan: Plan) -> pd.DataFrame:
+    """The optimised plan and each usual rule side by side: one column each, one line per measure."""
+    s = plan.summary
+    mine = {"expected_exits": s.get("expected_exits"), "counties_on_schedule": s.get("counties_on_schedule"),
+            "total_shortfall": s.get("total_shortfall"), "total_cost": s.get("total_cost"),
+            "money_idle": money_idle(s)}
+    columns = {"optimised": mine} | {row["baseline"]: row for row in s["baselines"]}
+    table = {"": [label for label, _, _ in BASELINE_LINES]}
+    for name, values in columns.items():
+        table[name] = [("n/a" if values.get("status") == "not applicable" else "") if values.get(key) is None
+                       else format(values[key], spec) for _, key, spec in BASELINE_LINES]
+    return pd.DataFrame(table)
 
 
 def _baselines_section(plan: Plan) -> str:
     rows = plan.summary.get("baselines")
     if not rows or plan.summary.get("expected_exits") is None:
         return ""
-    table = pd.DataFrame(rows)
-    return ("<h2>Against the usual rules</h2><p>The same data and constraints planned by the rules used before "
-            "(proportional factor method, greedy cost-effectiveness):</p>"
-            + _png(baselines_chart(rows, plan.summary["expected_exits"])) + _table(table))
+    skipped = "".join(f"<p class='muted'>{_esc(r['baseline'])}: {_esc(r['message'])}</p>" for r in rows
+                      if r["status"] == "not applicable")
+    return ("<h2>Against the usual rules</h2><p>The same data and constraints planned by the rules used before: "
+            "proportional (the factor method: each fund split between counties by their registered poor), greedy "
+            "(cost-effectiveness, best first) and practice (each household the catalogue's standard package for "
+            "its causes of poverty, poor villages first, then by incidence, years in order, until the funds are "
+            "spent):</p>" + _png(baselines_chart(rows, plan.summary["expected_exits"])) + _table(baselines_table(plan))
+            + skipped)
 
 
 def _monitor_section(folder: Path) -> str:
@@ -345,7 +376,8 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend_table(plan, "category").reset_index(), money=tuple(plan.funding["category"].unique())),
                   "<h2>Villages</h2>", _png(village_map(village_table(plan, context.tables["villages"])))]
-    parts += [_difficulties_section(found, from_file), _marginal_section(found), _baselines_section(plan)]
+    values = found.get("marginal_values") or marginal_section(plan)
+    parts += [_difficulties_section(found, from_file), _marginal_section(values), _baselines_section(plan)]
     if (context.folder / MONITOR_FOLDER / "monitor.json").is_file():
         parts.append(_monitor_section(context.folder / MONITOR_FOLDER))
     if compare_with is not None:

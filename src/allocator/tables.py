@@ -143,9 +143,15 @@ SPECS: dict[str, TableSpec] = {
             # exits by the deadline and stays out through policy.sustain_years (empty: exit_probability)
             Column("sustained_probability", "float", required=False, allow_empty=True, default=np.nan, **PROB),
             Column("earned_share", "float", required=False, allow_empty=True, default=np.nan, **PROB),
+            # of the package's chance to lift the household above the line, the share the safety net's
+            Column("safety_net_share", "float", required=False, allow_empty=True, default=np.nan, **PROB),
+            # the cost split by the categories of the package's measures, "category:yuan;..." (reported only)
+            Column("cost_by_category", "str", required=False, allow_empty=True, default=""),
             Column("lag_years", "int", minimum=0, maximum=100),
             Column("requires", "list", required=False, default=""),
             Column("measures", "str", required=False, allow_empty=True, default=""),
+            # the household's standard package in practice (the catalogue's practice rules): the practice baseline
+            Column("practice", "bool", required=False, default=False),
         ),
         key=("household_id", "package_id"),
     ),

@@ -12,7 +12,8 @@ from allocator.api.store import Job
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 TableName = Literal["regions", "villages", "households", "packages", "projects", "funds", "personnel",
                     "villages_raw", "households_raw", "cadres", "teams"]
-PlanTable = Literal["households", "projects", "funding", "counties", "diff"]  # diff: re-plans only
+# diff: re-plans only; marginal_values: plans whose solve priced its rows (allocator.marginal)
+PlanTable = Literal["households", "projects", "funding", "counties", "marginal_values", "diff"]
 MonitorTable = Literal["watch", "households_off_track", "villages", "counties"]
 Cell = str | int | float | bool | None | list[str | int | float]
 
@@ -63,7 +64,8 @@ class Progress(BaseModel):
     incumbent: float | None = Field(None, description="objective of the best plan found so far")
     bound: float | None = Field(None, description="best proven bound on the objective")
     gap: float | None = Field(None, description="relative gap between incumbent and bound")
-    expected_exits: float | None = None
+    expected_exits: float | None = Field(None, description="expected exits at the deadline of the best plan so far")
+    shortfall: float | None = Field(None, description="households of county and target shortfall of that plan")
     details: dict[str, Any] = {}
 
 

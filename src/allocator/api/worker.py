@@ -268,7 +268,7 @@ class ProgressReporter:
     """The library's progress callback, written into the store: at each new phase, and at
     most every PROGRESS_EVERY seconds within a phase."""
 
-    KEPT = ("incumbent", "bound", "gap", "expected_exits")
+    KEPT = ("incumbent", "bound", "gap", "expected_exits", "shortfall")
 
     def __init__(self, store: JobStore, plan_id: str, attempt: int):
         self.store, self.plan_id, self.attempt = store, plan_id, attempt

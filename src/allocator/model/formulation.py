@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -170,6 +171,16 @@ class Formulation:
     def x_gain(self) -> np.ndarray:
         """Exit gain of each x column over the baseline at the deadline; 0 where it would not count."""
         return self.x_exit_at(len(self.problem.years) - 1)
+
+    @cached_property
+    def _deadline_gain(self) -> np.ndarray:
+        return self.x_gain
+
+    def headline(self, x: np.ndarray) -> dict[str, float]:
+        """What a planner reads in progress, of a solution vector: expected exits at the deadline
+        and households of shortfall (the penalised objective mixes the two)."""
+        exits = self.problem.household_baseline.sum() + self._deadline_gain @ np.clip(x[self.x_cols], 0.0, 1.0)
+        return {"expected_exits": float(exits), "shortfall": float(np.maximum(x[self.shortfall_cols], 0.0).sum())}
 
     @property
     def x_value(self) -> np.ndarray:

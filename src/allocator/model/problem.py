@@ -82,6 +82,7 @@ class Problem:
     target_year: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     target_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
     target_county_ok: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    pkg_practice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the standard package
     extra: dict = field(default_factory=dict)
 
     @property
@@ -270,7 +271,7 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
         pers_year=(personnel["year"].to_numpy() - start_year)[keep_pers].astype(np.int64),
         pers_hours=personnel["hours"].to_numpy(dtype=float)[keep_pers],
         target_region=target_region, target_year=target_year, target_share=target_share,
-        target_county_ok=target_ok,
+        target_county_ok=target_ok, pkg_practice=pkg_rows["practice"].to_numpy(dtype=bool),
     )
 
 

@@ -16,11 +16,17 @@ and its sustained probability (exit by the deadline AND still out ``sustain_year
 where earned gains go on (with a yearly failure) and transfers stop after the deadline unless
 they continue for the household (the safety net of those who cannot work).
 
+A catalogue measure with role ``safety_net`` (the dibao net extended in the last years to
+households still short) backs every package of a household it may cover: it lifts the income
+of those the package leaves below the line, and its expected cost is booked with the package.
+
 Income at the deadline is the household's income grown at the catalogue's rate, with a
 volatility, plus each measure's gain if it succeeds. Two gains with the largest failure risk
 are enumerated exactly (success or failure); others enter as their mean and variance.
 Per household only the packages on the cost-exit frontier (per lag) are kept, at most
-``max_packages_per_household``, always the cheapest and the best.
+``max_packages_per_household``, always the cheapest and the best, plus the household's
+standard package of practice (the catalogue's ``practice`` rules for its causes and failing
+guarantees, flagged ``practice``: the ``practice`` baseline gives it) when it beats the baseline.
 
 Everything runs on arrays over all households at once (packages over slices of
 ``CHUNK_HOUSEHOLDS``, to bound memory); the Python loops run per measure, option or project.
@@ -35,7 +41,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from allocator.errors import Issue, ScenarioError
-from allocator.tables import LIST_SEPARATOR, SPECS, conform, empty_table, take_text
+from allocator.tables import CATEGORIES, LIST_SEPARATOR, SPECS, conform, empty_table, take_text
 from allocator.targeting.catalog import GUARANTEES, Catalog, evaluate
 from allocator.targeting.identify import Identification
 
@@ -292,12 +298,48 @@ def _enumerate(alternatives, options, eligible: np.ndarray) -> tuple[np.ndarray,
     return tuple(np.concatenate(part) for part in zip(*parts, strict=True))
 
 
+def practice_members(sub: pd.DataFrame, gaps: np.ndarray, eligible: np.ndarray, catalog: Catalog) -> np.ndarray:
+    """Per planned household (rows) and measure (columns): its standard package in practice,
+    the measures of every ``practice`` rule of its causes (main and other), its failing
+    guarantees and the conditions it meets, each rule's first entry it is eligible for."""
+    keys = list(catalog.measures)
+    main = sub["main_cause"].astype(str).to_numpy()
+    other = ";" + sub["other_causes"].astype(str).str.replace(" ", "", regex=False) + ";"
+    members = np.zeros(eligible.shape, dtype=bool)
+    for row, rule in enumerate(catalog.practice, start=1):
+        if rule.cause is not None:
+            left = (main == rule.cause) | other.str.contains(f";{rule.cause};", regex=False).to_numpy()
+        elif rule.guarantee is not None:
+            left = gaps[:, GUARANTEES.index(rule.guarantee)].copy()
+        else:
+            left = evaluate(sub, rule.condition, f"practice.condition (rule {row})", bool).copy()
+        for option in rule.options():
+            columns = [keys.index(k) for k in option]
+            rows = np.flatnonzero(left & eligible[:, columns].all(axis=1))
+            members[rows[:, None], columns] = True
+            left[rows] = False
+    return members
+
+
+def _practice_packages(members: np.ndarray, options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The standard packages as enumerated packages (household row, membership, income option):
+    the option is the largest one the package contains, so a bundle's failures apply."""
+    rows = np.flatnonzero(members.any(axis=1))
+    mem = members[rows]
+    opt = np.zeros(len(rows), dtype=np.int64)
+    for o in sorted(range(len(options)), key=lambda o: len(options[o][0])):
+        if options[o][0]:
+            opt[mem[:, list(options[o][0])].all(axis=1)] = o
+    return rows, mem, opt
+
+
 def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, options, sub: pd.DataFrame,
                       arrays: MeasureArrays, gaps: np.ndarray, fixes: np.ndarray, catalog: Catalog, *,
                       line: float, deadline_year: int, sustain_years: int) -> tuple[np.ndarray, ...]:
     """Per package: P(exit) = P(income at the deadline >= line) x [every guarantee fixed] x
     (1 - return risk); P(sustained) (exit and still out ``sustain_years`` after the deadline);
-    and the earned share of its expected income gain."""
+    the earned share of its expected income gain; the chance the safety net pays; and the
+    safety net's share of P(income >= line)."""
     p = catalog.parameters
     measures = list(catalog.measures.values())
     base = sub["projected_income"].to_numpy()[rows]
@@ -316,7 +358,8 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
     p_income, p_later, p_both = _income_probabilities(base, base_var, means, sds, fails, line, later)
     weights = np.where(mem, (1 - _failures(measures)) * np.maximum(gain_mean, 0), 0.0)
     for m, measure in enumerate(measures):
-        if measure.gain is not None and measure.gain.to_line is not None:  # a top-up to a line (dibao)
+        if measure.gain is not None and measure.gain.to_line is not None and measure.role != "safety_net":
+            # a top-up to a line (dibao)
             if catalog.line(measure.gain.to_line, deadline_year) >= line:
                 f = measure.gain.failure
                 later_line = line * (1 + p.line_growth) ** sustain_years
@@ -327,22 +370,67 @@ def _exit_probability(rows: np.ndarray, mem: np.ndarray, opt: np.ndarray, option
                                              np.where(mem[:, m], (1 - f) * then + f * p_later, p_later),
                                              np.where(mem[:, m], (1 - f) * then + f * p_both, p_both))
             weights[:, m] = np.where(mem[:, m], np.maximum(sub["dibao_gap"].to_numpy()[rows], 1.0), 0.0)
+    p_income, p_both, rescued, net_return_risk = _safety_net(rows, p_income, p_both, sub, arrays, catalog,
+                                                             line=line, deadline_year=deadline_year,
+                                                             sustain_years=sustain_years)
     total = weights.sum(axis=1)
     risks = np.array([m.return_risk for m in measures])
     return_risk = np.where(total > 0, (weights * risks).sum(axis=1) / np.where(total > 0, total, 1.0),
                            p.baseline_return_risk)
     protects = np.array([m.protects_illness for m in measures])
     ill = sub["chronic_illness_members"].to_numpy()[rows] > 0
-    return_risk = return_risk + np.where(ill & ~(mem & protects).any(axis=1), p.illness_return_risk, 0.0)
+    illness = np.where(ill & ~(mem & protects).any(axis=1), p.illness_return_risk, 0.0)
+    net_risk = (net_return_risk + illness) * rescued  # a household the net lifts has the net's return risk
     fixed = ((mem[:, :, None] & fixes[None, :, :]).any(axis=1) | ~gaps[rows]).all(axis=1)
-    exit_p = np.clip(p_income * fixed * (1 - return_risk), 0.0, 1.0)
+    exit_p = np.clip((p_income - (p_income - rescued) * (return_risk + illness) - net_risk) * fixed, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         stays = np.where(p_income > 0, np.clip(p_both / np.where(p_income > 0, p_income, 1.0), 0.0, 1.0), 0.0)
     sustained = np.round(np.minimum(exit_p * stays * _staying(p.return_hazard, sustain_years), exit_p), 4)
     earned = np.array([m.gain is not None and m.gain.kind == "earned" for m in measures])
     earned_share = np.where(total > 0, (weights * earned).sum(axis=1) / np.where(total > 0, total, 1.0), 0.0)
+    net_share = np.where(p_income > 0, rescued / np.where(p_income > 0, p_income, 1.0), 0.0)
     exit_p = np.round(exit_p, 4)
-    return exit_p, np.minimum(sustained, exit_p), np.round(earned_share, 4)
+    return exit_p, np.minimum(sustained, exit_p), np.round(earned_share, 4), rescued, np.round(net_share, 4)
+
+
+def _cost_by_category(mem: np.ndarray, costs: np.ndarray, net_cost: np.ndarray, measures) -> np.ndarray:
+    """Per package, its cost split by the categories of its measures (the safety net's expected
+    cost in the net's), as text ``category:yuan;...`` in CATEGORIES order: how the programme's
+    statistics count spend, where the plan pays a package from the funds of its costliest measure."""
+    parts = []
+    for category in CATEGORIES:
+        amount = (mem * costs)[:, [m.category == category for m in measures]].sum(axis=1)
+        amount = amount + sum((net_cost for m in measures if m.role == "safety_net" and m.category == category),
+                              np.zeros(len(mem)))
+        yuan = np.round(amount).astype(np.int64)
+        parts.append(pd.Series(np.where(yuan > 0, category + ":" + yuan.astype(str).astype(object), "")))
+    if not parts or not len(mem):
+        return np.zeros(len(mem), dtype=object)
+    text = parts[0].str.cat(parts[1:], sep=LIST_SEPARATOR)
+    return text.str.replace(f"{LIST_SEPARATOR}+", LIST_SEPARATOR, regex=True).str.strip(LIST_SEPARATOR).to_numpy(
+        dtype=object)
+
+
+def _safety_net(rows: np.ndarray, p_income: np.ndarray, p_both: np.ndarray, sub: pd.DataFrame,
+                arrays: MeasureArrays, catalog: Catalog, *, line: float, deadline_year: int,
+                sustain_years: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The safety net behind every package of a household it may cover (docs/effect-model.md
+    §3b): if the rest of the package leaves income below the line, the net tops it up to its
+    line with probability 1 - failure. Returns P(income >= line at D), P(that and still out
+    through D + S) with the net, and ``rescued``, the chance the net is what lifts the household
+    (it pays, and its expected cost is the measure's cost times this), and the net's return
+    risk. A household the net lifts stays out through D + S only where the transfer continues
+    for it."""
+    measures = list(catalog.measures.values())
+    net = next((m for m, measure in enumerate(measures) if measure.role == "safety_net"), None)
+    if net is None or catalog.line(measures[net].gain.to_line, deadline_year) < line:
+        return p_income, p_both, np.zeros(len(rows)), 0.0
+    gain = measures[net].gain
+    later_line = line * (1 + catalog.parameters.line_growth) ** sustain_years
+    lasts = (arrays.continues[rows, net] & (catalog.line(gain.to_line, deadline_year + sustain_years) >= later_line)
+             | (sustain_years == 0))
+    rescued = np.where(arrays.eligible[rows, net], (1 - p_income) * (1 - gain.failure), 0.0)
+    return p_income + rescued, p_both + rescued * lasts, rescued, measures[net].return_risk
 
 
 def _later(rows: np.ndarray, sub: pd.DataFrame, arrays: MeasureArrays, catalog: Catalog, *, line: float,
@@ -408,24 +496,33 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
     baseline = _baseline(frame, catalog, line_deadline)
     planned_baseline = baseline[planned]
     lags = np.array([m.lag for m in measures])
+    net_cost = sum((arrays.cost[:, m] for m, measure in enumerate(measures) if measure.role == "safety_net"),
+                   np.zeros(len(sub)))
+    standard = practice_members(sub, gaps, arrays.eligible, catalog)
     kept = []
     for first in range(0, len(sub), CHUNK_HOUSEHOLDS):  # bounded memory: packages of a slice of households
         chunk = slice(first, first + CHUNK_HOUSEHOLDS)
-        rows, mem, opt = _enumerate([(member[chunk], valid[chunk]) for member, valid in alternatives], options,
-                                    arrays.eligible[chunk])
+        parts = (_enumerate([(member[chunk], valid[chunk]) for member, valid in alternatives], options,
+                            arrays.eligible[chunk]), _practice_packages(standard[chunk], options))
+        rows, mem, opt = (np.concatenate(part) for part in zip(*parts, strict=True))
+        practice = np.arange(len(rows)) >= len(parts[0][0])
         rows += first
-        exit_p, sustained, earned = _exit_probability(rows, mem, opt, options, sub, arrays, gaps, fixes, catalog,
-                                                      line=line_deadline, deadline_year=deadline_year,
-                                                      sustain_years=sustain_years)
-        cost = (mem * arrays.cost[rows]).sum(axis=1)
+        exit_p, sustained, earned, rescued, net_share = _exit_probability(
+            rows, mem, opt, options, sub, arrays, gaps, fixes, catalog, line=line_deadline,
+            deadline_year=deadline_year, sustain_years=sustain_years)
+        cost = (mem * arrays.cost[rows]).sum(axis=1) + rescued * net_cost[rows]
+        split = _cost_by_category(mem, arrays.cost[rows], rescued * net_cost[rows], measures)
         lag = np.where(mem, lags, 0).max(axis=1, initial=0)
-        keep = _frontier(rows, lag, cost, exit_p, sustained, exit_p > planned_baseline[rows] + USEFUL_GAIN,
+        useful = exit_p > planned_baseline[rows] + USEFUL_GAIN
+        keep = _frontier(rows, lag, cost, exit_p, sustained, useful & ~practice,
                          catalog.parameters.max_packages_per_household)
-        kept.append((rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep], sustained[keep], earned[keep]))
-    rows, mem, cost, lag, exit_p, sustained, earned = (
+        keep, practice = _keep_practice(rows, mem, keep, np.flatnonzero(practice & useful))
+        kept.append((rows[keep], mem[keep], cost[keep], lag[keep], exit_p[keep], sustained[keep], earned[keep],
+                     net_share[keep], split[keep], practice))
+    rows, mem, cost, lag, exit_p, sustained, earned, net_share, split, practice = (
         (np.concatenate(part) for part in zip(*kept, strict=True)) if kept else
         (np.zeros(0, np.int64), np.zeros((0, len(measures)), bool), np.zeros(0), np.zeros(0, np.int64), np.zeros(0),
-         np.zeros(0), np.zeros(0)))
+         np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=object), np.zeros(0, bool)))
     requires = np.bitwise_or.reduce(np.where(mem, arrays.requires[rows], 0), axis=1, initial=0)
     costliest = np.argmax(np.where(mem, arrays.cost[rows] + 1e-9 * (len(measures) - np.arange(len(measures))), -1.0),
                           axis=1)
@@ -442,6 +539,9 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
         "measures": _codes_text(members, [m.name for m in measures], "; "),
         "sustained_probability": sustained,
         "earned_share": earned,
+        "safety_net_share": net_share,
+        "cost_by_category": split,
+        "practice": practice,
     })
     required = np.zeros_like(arrays.gap)
     for j in range(arrays.gap.shape[1]):
@@ -468,8 +568,25 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
                                      4),
         "sustain_years": sustain_years,
         "line_at_deadline": line_deadline,
+        "practice_packages": int(practice.sum()),
     }
     return Candidates(tables=tables, summary=summary)
+
+
+def _keep_practice(rows: np.ndarray, mem: np.ndarray, keep: np.ndarray,
+                   standard: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kept packages plus each household's useful standard package (``standard``: its
+    positions) unless a kept package has the same measures, which then carries the flag;
+    returns the positions and, per position, whether it is the standard package."""
+    key = (rows.astype(np.int64) << mem.shape[1]) | (mem.astype(np.int64) << np.arange(mem.shape[1])).sum(axis=1)
+    order = np.argsort(key[keep], kind="stable")
+    at = np.minimum(np.searchsorted(key[keep], key[standard], sorter=order), max(len(keep) - 1, 0))
+    found = (key[keep][order[at]] == key[standard]) if len(keep) else np.zeros(len(standard), dtype=bool)
+    flag = np.zeros(len(keep), dtype=bool)
+    flag[order[at[found]]] = True
+    added = standard[~found]
+    order = np.argsort(np.concatenate([keep, added]), kind="stable")
+    return np.concatenate([keep, added])[order], np.concatenate([flag, np.ones(len(added), dtype=bool)])[order]
 
 
 def _failures(measures) -> np.ndarray:

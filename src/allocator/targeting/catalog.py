@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from allocator.errors import Issue, ScenarioError
 from allocator.scenario import Category
+from allocator.targeting.raw import CAUSES
 
 DEFAULT_CATALOG = Path(__file__).with_name("default_catalog.yaml")
 GUARANTEES = ("housing", "water", "schooling", "medical")
@@ -66,7 +67,9 @@ class Measure(_Strict):
 
     name: str
     category: Category
-    role: Literal["income", "fix", "both"]
+    # safety_net: no option of its own; it backs every package of an eligible household and
+    # pays only if the rest of the package leaves the household below the line (docs/effect-model.md §3b)
+    role: Literal["income", "fix", "both", "safety_net"]
     fixes: list[Literal["housing", "water", "schooling", "medical"]] = []
     eligible: str
     cost: str
@@ -84,6 +87,9 @@ class Measure(_Strict):
             raise ValueError(f"role '{self.role}' needs 'fixes' (one of {', '.join(GUARANTEES)})")
         if self.role in ("income", "both") and self.gain is None:
             raise ValueError(f"role '{self.role}' needs a 'gain'")
+        if self.role == "safety_net" and (self.gain is None or self.gain.to_line is None or self.fixes
+                                          or self.requires or self.lag):
+            raise ValueError("role 'safety_net' needs a gain with 'to_line', and no 'fixes', 'requires' or 'lag'")
         needed = ["cost", "hours", "lag", "return_risk", "eligible"] + (["gain", "durability"] if self.gain else [])
         _require_sources(self.sources, needed)
         return self
@@ -143,6 +149,30 @@ class Parameters(_Strict):
         return hazards
 
 
+class PracticeRule(_Strict):
+    """A rule of practice: the measures counties gave for one registered cause of poverty, one
+    failing guarantee or the households a ``condition`` (an expression over the household
+    card) names. Each entry of ``measures`` is a measure or a list of measures taken together;
+    a household gets the first entry it is eligible for."""
+
+    cause: str | None = None
+    guarantee: str | None = None
+    condition: str | None = None
+    measures: list[str | list[str]] = Field(min_length=1)
+    source: str
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> PracticeRule:
+        if sum(v is not None for v in (self.cause, self.guarantee, self.condition)) != 1:
+            raise ValueError("a practice rule names one of 'cause', 'guarantee' or 'condition'")
+        _require_sources({"source": self.source}, ["source"])
+        return self
+
+    def options(self) -> list[list[str]]:
+        """The entries of ``measures``, each as a list of measure keys."""
+        return [[entry] if isinstance(entry, str) else list(entry) for entry in self.measures]
+
+
 class Catalog(_Strict):
     """The whole catalogue."""
 
@@ -151,6 +181,7 @@ class Catalog(_Strict):
     measures: dict[str, Measure]
     bundles: list[Bundle] = []
     projects: dict[str, Project]
+    practice: list[PracticeRule] = []
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
@@ -159,6 +190,12 @@ class Catalog(_Strict):
             for name in bundle.measures + list(bundle.failure):
                 if name not in self.measures:
                     raise ValueError(f"bundle {bundle.measures} names unknown measure '{name}'")
+                if self.measures[name].role == "safety_net":
+                    raise ValueError(f"bundle {bundle.measures} names the safety net '{name}', "
+                                     "which backs every package")
+        nets = [key for key, measure in self.measures.items() if measure.role == "safety_net"]
+        if len(nets) > 1:
+            raise ValueError(f"at most one measure may have role 'safety_net' (found {', '.join(nets)})")
         for key, measure in self.measures.items():
             for project in measure.requires:
                 if project not in self.projects:
@@ -184,6 +221,33 @@ def _require_sources(sources: dict[str, str], keys: list[str]) -> None:
         raise ValueError(f"source of {', '.join(untagged)} must start with S, D, B or A")
 
 
+def _practice_issues(catalog: Catalog, file: str) -> list[Issue]:
+    """Practice rules naming an unknown cause, guarantee or measure or the safety net, or ruling one thing twice
+    (``row``: the rule's number in the ``practice`` list, from 1)."""
+    issues, seen = [], set()
+    for row, rule in enumerate(catalog.practice, start=1):
+        if rule.cause is not None and rule.cause not in CAUSES:
+            issues.append(Issue(file, "unknown cause", row=row, key="practice.cause",
+                                expected="one of " + ", ".join(CAUSES), found=rule.cause))
+        if rule.guarantee is not None and rule.guarantee not in GUARANTEES:
+            issues.append(Issue(file, "unknown guarantee", row=row, key="practice.guarantee",
+                                expected="one of " + ", ".join(GUARANTEES), found=rule.guarantee))
+        subject = (rule.cause, rule.guarantee, rule.condition)
+        if subject in seen:
+            kind = "cause" if rule.cause else "guarantee" if rule.guarantee else "condition"
+            issues.append(Issue(file, f"a second rule for the same {kind}", row=row, key=f"practice.{kind}",
+                                found=rule.cause or rule.guarantee or rule.condition))
+        seen.add(subject)
+        named = {m for option in rule.options() for m in option}
+        for name in sorted(named - set(catalog.measures)):
+            issues.append(Issue(file, "unknown measure", row=row, key="practice.measures",
+                                expected="a key of 'measures'", found=name))
+        for name in sorted(m for m in named if m in catalog.measures and catalog.measures[m].role == "safety_net"):
+            issues.append(Issue(file, "the safety net backs every package by itself", row=row,
+                                key="practice.measures", expected="a measure without role 'safety_net'", found=name))
+    return issues
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Read and validate a catalogue YAML (the default one when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_CATALOG
@@ -194,11 +258,22 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     except yaml.YAMLError as error:
         raise ScenarioError([Issue(path.name, f"not valid YAML: {error}")]) from None
     try:
-        return Catalog.model_validate(raw)
+        catalog = Catalog.model_validate(raw)
     except ValidationError as error:
-        issues = [Issue(path.name, err["msg"] if err["type"] != "extra_forbidden" else "unknown key",
-                        key=".".join(str(p) for p in err["loc"]) or None) for err in error.errors()]
-        raise ScenarioError(issues) from None
+        raise ScenarioError([_issue(path.name, err) for err in error.errors()]) from None
+    issues = _practice_issues(catalog, path.name)
+    if issues:
+        raise ScenarioError(issues)
+    return catalog
+
+
+def _issue(file: str, err: dict) -> Issue:
+    """A pydantic error as an Issue; in the ``practice`` list the rule's number is the row."""
+    message = err["msg"] if err["type"] != "extra_forbidden" else "unknown key"
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) >= 2 and loc[0] == "practice" and loc[1].isdigit():
+        return Issue(file, message, row=int(loc[1]) + 1, key=".".join(["practice"] + loc[2:]))
+    return Issue(file, message, key=".".join(loc) or None)
 
 
 def evaluate(frame: pd.DataFrame, expression: str, where: str, kind: type = float) -> np.ndarray:
@@ -225,4 +300,4 @@ def evaluate(frame: pd.DataFrame, expression: str, where: str, kind: type = floa
     return array
 
 
-__all__ = ["Catalog", "DEFAULT_CATALOG", "GUARANTEES", "Measure", "Project", "evaluate", "load_catalog"]
+__all__ = ["Catalog", "DEFAULT_CATALOG", "GUARANTEES", "Measure", "PracticeRule", "Project", "evaluate", "load_catalog"]

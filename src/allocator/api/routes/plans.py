@@ -95,11 +95,14 @@ def get_summary(job: VisibleJobDep) -> dict:
 
 @router.get("/{plan_id}/tables/{name}", response_model=TableOut, responses=TABLE_RESPONSES)
 def get_table(job: VisibleJobDep, name: PlanTable, request: Request) -> Response:
-    """A table of the plan folder: households, projects, funding or counties; for a re-plan
-    also diff (every decision that differs from the plan it re-plans)."""
+    """A table of the plan folder: households, projects, funding, counties or marginal_values
+    (what one more unit of each resource is worth); for a re-plan also diff (every decision
+    that differs from the plan it re-plans)."""
     path = result_dir(job) / f"{name}.csv"
-    if not path.is_file():  # only diff is missing, in a plan that is not a re-plan
-        raise HTTPException(404, f"plan {job.plan_id} is not a re-plan, so it has no {name}")
+    if not path.is_file():  # diff, in a plan that is not a re-plan; marginal values, in one without a solution
+        raise HTTPException(404, f"plan {job.plan_id} has no marginal values (it has no solution)"
+                            if name == "marginal_values" else
+                            f"plan {job.plan_id} is not a re-plan, so it has no {name}")
     return table_response(path, request, {"plan_id": job.plan_id, "name": name})
 
 
