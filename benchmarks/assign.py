@@ -10,7 +10,7 @@ Run it as
 The OR-Library table lists per instance: agents, jobs, objective, the published optimum (or the
 best-known value for type D), the proven bound, status, seconds and the method used. The province
 part generates the preset, identifies the poor (registered households, poor villages by the rule),
-draws work teams, then times :func:`allocator.responsibility.assign_responsibility` alone and
+draws work teams, then times :func:`allocator.assign.responsibility.assign_responsibility` alone and
 reports seconds, peak RSS, objective, bound, gap, the bound without the county rule, and shortage
 totals. ``--json FILE`` writes everything as JSON. Targets (issue 5): OR-Library optima within the
 time limit; the ``province`` preset assigned in <= 120 s on 2 cores.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from allocator.assign import (
+from allocator.assign.gap import (
     CHU_BEASLEY_1997,
     ORLIB_GAP_BEST_KNOWN,
     ORLIB_GAP_OPTIMA,
@@ -84,8 +84,8 @@ def orlib(sets: list[str], time_limit: float, method: str, threads: int | None, 
 
 
 def province(preset: str, seed: int, workers: int, time_limit: float | None) -> dict:
-    from allocator.responsibility import assign_responsibility, households_for_assignment
-    from allocator.scenario import POVERTY_LINE
+    from allocator.assign.responsibility import assign_responsibility, households_for_assignment
+    from allocator.inputs.scenario import POVERTY_LINE
     from allocator.synth.province import generate_province_preset
     from allocator.synth.teams import generate_teams
     from allocator.targeting.identify import identify

@@ -38,10 +38,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from allocator import load_scenario  # noqa: E402
-from allocator.optimize import load_tables  # noqa: E402
-from allocator.scenario import NATIONAL_STILL_POOR, Scenario  # noqa: E402
+from allocator.inputs.scenario import NATIONAL_STILL_POOR, Scenario  # noqa: E402
 from allocator.synth.province import COUNTY_BATCHES, batch_year_at  # noqa: E402
 from allocator.targeting.catalog import Catalog, load_catalog  # noqa: E402
+from allocator.targeting.pipeline import load_tables  # noqa: E402
 
 RELOCATED_SHARE = 9.6 / 98.0  # registered poor relocated, of all registered (DOMAIN §5.1, §7.1)
 INDUSTRY_SHARE_OF_CENTRAL = 0.40  # > 40 % of central poverty funds to industry in 2020 (DOMAIN §4.1)

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pulp  # noqa: E402
 
+from allocator.inputs.tables import CATEGORIES  # noqa: E402
 from allocator.model.problem import Problem  # noqa: E402
-from allocator.tables import CATEGORIES  # noqa: E402
 
 
 @dataclass
@@ -275,8 +275,8 @@ def cross_check(names=("h1k-1y", "h1k-5y"), tol: float = 1e-6) -> bool:
     (and, on one-year instances, the MIP optima)."""
     from instances import load_problem
 
+    from allocator.inputs.scenario import Policy
     from allocator.model.formulation import formulate
-    from allocator.scenario import Policy
     from allocator.solvers.base import SolveOptions
     from allocator.solvers.highs import HighsBackend
 

@@ -65,7 +65,7 @@ def markdown(frame: pd.DataFrame) -> str:
 def run_slice(sample: pd.DataFrame, workers: int, args) -> tuple[pd.DataFrame, float]:
     from distributed import as_completed
 
-    from allocator.whatif import dask_client
+    from allocator.optimize.parallel import dask_client
 
     with dask_client(workers=workers) as client:
         client.run(lambda: None)  # workers up before the clock starts

@@ -150,8 +150,8 @@ def worker_solve(job: dict) -> dict:
     """Generate, code and solve one instance with one method."""
     from instances import generate
 
-    from allocator.optimize import solve_problem
-    from allocator.scenario import SolverSettings
+    from allocator.inputs.scenario import SolverSettings
+    from allocator.optimize.pipeline import solve_problem
 
     name, inst = job["instance"], REGISTRY[job["instance"]]
     tag = f"{name} {job['method']}"

@@ -17,7 +17,7 @@ import resource
 import time
 from datetime import date
 
-from allocator.scenario import scenario_from_dict
+from allocator.inputs.scenario import scenario_from_dict
 from allocator.synth.province import PROVINCE_PRESETS, generate_province_preset
 from allocator.targeting import identify_scenario, load_catalog
 from allocator.targeting.candidates import build_candidates

@@ -9,7 +9,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from allocator.cli import app as cli_app
-from allocator.tables import REQUIRED_TABLES
+from allocator.inputs.tables import REQUIRED_TABLES
 
 FINISHED = ("done", "failed", "cancelled")
 TINY = {"name": "tiny", "start_year": 2016, "deadline_year": 2020, "generate": {"preset": "tiny", "seed": 1},
@@ -23,8 +23,8 @@ SLOW = {"name": "slow", "start_year": 2016, "deadline_year": 2020,
 def preset_regions(scenario: dict) -> list[dict]:
     """The region rows (region_id, parent_id, level, name) of a scenario's generated data, as
     PUT /v1/regions takes them."""
-    from allocator.optimize import load_tables
-    from allocator.scenario import scenario_from_dict
+    from allocator.inputs.scenario import scenario_from_dict
+    from allocator.targeting.pipeline import load_tables
 
     regions = load_tables(scenario_from_dict(scenario, file="scenario.yaml",
                                              source=Path("scenario.yaml").resolve()))["regions"]

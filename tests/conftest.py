@@ -61,7 +61,7 @@ def county_plan(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_plan(tmp_path_factory):
     """The tiny preset's plan (2016-2020) and its context, once per test module."""
-    from allocator.explain import load_plan_context
+    from allocator.plan.context import load_plan_context
     from loop_helpers import solve_preset
 
     plan_dir = solve_preset(tmp_path_factory.mktemp("tiny"))

@@ -9,8 +9,8 @@ import pandas as pd
 import yaml
 
 import allocator
-from allocator.explain import load_plan_context
-from allocator.progress import PROGRESS_SPECS, Progress
+from allocator.manage.progress import PROGRESS_SPECS, Progress
+from allocator.plan.context import load_plan_context
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from allocator.tables import SPECS
+from allocator.inputs.raw import RAW_SPECS
+from allocator.inputs.tables import SPECS
 from allocator.targeting import build_candidates, load_catalog
-from allocator.targeting.raw import RAW_SPECS
 
 LINE = 2855.0  # the 2015 line: data year of a 2016-2020 plan
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from hypothesis import strategies as st
 
-from allocator.tables import CATEGORIES, REQUIRED_TABLES, SPECS
+from allocator.inputs.tables import CATEGORIES, REQUIRED_TABLES, SPECS
 from tiny import tiny_tables, write_folder
 
 YEARS = (2016, 2018)  # the tiny scenario's start and deadline years

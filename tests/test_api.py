@@ -363,7 +363,7 @@ def test_explain_difficulties_and_report(service):
     assert difficulties.status_code == 200 and difficulties.json()["counties_total"] == 2
 
     report = c.get(f"/v1/plans/{plain}/report", headers=admin)
-    if importlib.util.find_spec("allocator.report") is None:
+    if importlib.util.find_spec("allocator.report.html") is None:
         assert report.status_code == 404 and "not available" in report.json()["detail"]
     else:
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator.assign import (
+from allocator.assign.gap import (
     CHU_BEASLEY_1997,
     FLOW_METHOD,
     MIP_METHOD,
@@ -23,8 +23,7 @@ from allocator.assign import (
     orlib_gap_files,
     read_orlib_gap,
 )
-from allocator.errors import InputError
-from allocator.responsibility import (
+from allocator.assign.responsibility import (
     MISMATCH_KM,
     OTHER_TOWNSHIP_KM,
     TEAM_OTHER_COUNTY_KM,
@@ -37,6 +36,7 @@ from allocator.responsibility import (
     read_teams,
     teams_table,
 )
+from allocator.errors import InputError
 from allocator.solvers.base import Status
 from allocator.synth.teams import TEAM_COLUMNS, generate_teams
 
@@ -446,9 +446,9 @@ def test_generated_county_end_to_end(county):
 
 
 def test_skill_vocabulary_matches_the_generator():
-    from allocator.responsibility import CAUSE_SKILLS, SKILLS
+    from allocator.assign.responsibility import CAUSE_SKILLS, SKILLS
+    from allocator.inputs.raw import CAUSES
     from allocator.synth.province import CADRE_SKILLS
-    from allocator.targeting.raw import CAUSES
 
     assert SKILLS == CADRE_SKILLS
     assert set(CAUSE_SKILLS) == set(CAUSES)

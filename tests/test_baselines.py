@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 import allocator
-from allocator.baselines import BASELINES, baseline_plan
+from allocator.inputs.tables import split_list
+from allocator.optimize.baselines import BASELINES, baseline_plan
 from allocator.synth import generate_preset
-from allocator.tables import split_list
 from plan_checker import check_scenario_plan
 from tiny import write_folder
 
@@ -240,7 +240,7 @@ def test_bad_practice_rules_are_refused_naming_file_row_and_key(change, where, t
 
 
 def test_three_rules_side_by_side_in_the_summary_and_the_report(scarce_raw, tmp_path):
-    from allocator.report import baselines_table
+    from allocator.report.html import baselines_table
 
     scenario = allocator.load_scenario(scarce_raw)
     settings = scenario.solver.model_copy(update={"time_limit": 10})

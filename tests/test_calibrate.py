@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator.optimize import load_tables
-from allocator.report import poor_by_year
+from allocator.report.html import poor_by_year
 from allocator.targeting import load_catalog
+from allocator.targeting.pipeline import load_tables
 
 SCRIPT = Path(__file__).parents[1] / "benchmarks" / "calibrate.py"
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import allocator
-from allocator.compare import compare_plans
+from allocator.plan.compare import compare_plans
 from allocator.synth import generate_preset
 from tiny import write_folder
 

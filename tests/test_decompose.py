@@ -8,10 +8,18 @@ import re
 import numpy as np
 import pytest
 
-from allocator.decompose import Flows, Relaxation, Villages, county_rows, county_shares, initial_prices, relaxed_plan
+from allocator.inputs.scenario import Policy
 from allocator.model.formulation import formulate
 from allocator.model.problem import build_problem
-from allocator.scenario import Policy
+from allocator.optimize.decompose import (
+    Flows,
+    Relaxation,
+    Villages,
+    county_rows,
+    county_shares,
+    initial_prices,
+    relaxed_plan,
+)
 from allocator.synth import generate_preset
 from test_optimality import POLICIES, random_instance
 
@@ -116,8 +124,8 @@ def test_county_shares_sum_to_the_rows_and_keep_the_plan():
 def test_auto_picks_decompose_for_large_multi_year_models(integer_columns, years, method):
     from types import SimpleNamespace
 
-    from allocator.optimize import choose_method
-    from allocator.scenario import SolverSettings
+    from allocator.inputs.scenario import SolverSettings
+    from allocator.optimize.pipeline import choose_method
 
     fm = SimpleNamespace(model=SimpleNamespace(integrality=np.ones(integer_columns, dtype=bool)),
                          problem=SimpleNamespace(years=np.arange(years)))
@@ -179,7 +187,7 @@ def test_a_floor_the_funds_miss_by_solver_slack_is_lowered_not_an_error(monkeypa
 def test_village_pairs_priced_in_chunks_match_one_gather(monkeypatch):
     """Pricing the (schedule, household) pairs a few entries at a time (as a province must, to
     bound memory) gives the same values and choices as all at once."""
-    import allocator.decompose as decompose
+    import allocator.optimize.decompose as decompose
 
     fm = _formulation(3)
     villages = Villages.of(fm)
@@ -198,7 +206,7 @@ def test_progress_reads_in_exits_and_shortfall_not_the_penalised_objective(metho
     """Every plan the solve reports on its way shows expected exits and households of
     shortfall; the last one before "plan ready" is the plan written."""
     import allocator
-    from allocator.scenario import SolverSettings
+    from allocator.inputs.scenario import SolverSettings
 
     tables = generate_preset("tight", seed=2, start_year=2016, deadline_year=2018, households=600)
     problem = build_problem(tables, name="t", start_year=2016, deadline_year=2018, policy=Policy())

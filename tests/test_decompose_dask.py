@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import allocator
 from allocator.cli import app
-from allocator.scenario import SolverSettings
+from allocator.inputs.scenario import SolverSettings
 from allocator.synth import generate_preset
 from plan_checker import check_scenario_plan
 from tiny import write_folder

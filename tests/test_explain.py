@@ -68,7 +68,7 @@ def test_marginal_values_match_finite_differences(tmp_path):
     import dataclasses
 
     import allocator
-    from allocator.marginal import LP_DUAL, lp_prices, marginal_values
+    from allocator.optimize.marginal import LP_DUAL, lp_prices, marginal_values
     from allocator.solvers import get_backend
     from allocator.solvers.base import SolveOptions
 
@@ -173,8 +173,8 @@ def test_earliest_deadline_per_county(tmp_path):
     of 4, baseline 0.23) needs 1.97: in 2016 only its two welfare packages count (0.35 + 0.48);
     by 2017 the road (one year) lets industry start and the one-year-lag packages count, so 2017."""
     import allocator
-    from allocator.explain import earliest_deadlines
-    from allocator.optimize import solve_problem
+    from allocator.explain.difficulties import earliest_deadlines
+    from allocator.optimize.pipeline import solve_problem
 
     tables = tiny_tables()
     tables["funds"]["amount"] = [1e6, 1e6, 1e6, 1e6, 1e6]
@@ -197,8 +197,8 @@ def test_counties_no_plan_can_save_need_no_re_solve(monkeypatch):
     deadline proves every county off schedule, so no year is re-solved, and the answer is the
     re-solves' own (with the screen off)."""
     import allocator
-    from allocator import explain
-    from allocator.optimize import solve_problem
+    from allocator.explain import difficulties as explain
+    from allocator.optimize.pipeline import solve_problem
 
     tables = tiny_tables()
     tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 30
@@ -220,11 +220,13 @@ def test_plan_difficulties_in_memory_and_from_its_folder(tmp_path):
     import allocator
 
     path = write_folder(starved(), tmp_path / "data", policy=POLICY)
+    from allocator.explain.difficulties import plan_difficulties
+
     plan = allocator.solve(allocator.load_scenario(path))
-    found = plan.difficulties()
+    found = plan_difficulties(plan)
     assert [c["county_id"] for c in found["counties_off_schedule"]] == ["C1"]
     plan.write(tmp_path / "plan")
-    assert allocator.Plan.read(tmp_path / "plan").difficulties() == found
+    assert plan_difficulties(allocator.Plan.read(tmp_path / "plan")) == found
 
 
 
@@ -232,8 +234,8 @@ def test_uniform_scale_fallback_brackets_the_money(tmp_path):
     """The fallback for models whose extra-money LP is too slow: k times every fund puts every
     county on schedule and the bracket's lower end does not, checked by solving funds.csv."""
     import allocator
-    from allocator.explain import least_uniform_scale
-    from allocator.optimize import solve_problem
+    from allocator.explain.difficulties import least_uniform_scale
+    from allocator.optimize.pipeline import solve_problem
 
     problem = allocator.build_problem(starved(), name="t", start_year=2016, deadline_year=2018,
                                       policy=allocator.Policy(**POLICY), validate=False)

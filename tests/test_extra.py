@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from allocator.errors import InputError
-from allocator.extra import SOURCE, parse_extra
+from allocator.explain.extra import SOURCE, parse_extra
 from tiny import tiny_tables, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}

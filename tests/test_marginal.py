@@ -1,4 +1,4 @@
-"""Marginal values (allocator.marginal): decompose's Lagrangian multipliers against the LP duals,
+"""Marginal values (allocator.optimize.marginal): decompose's Lagrangian multipliers against the LP duals,
 both against finite differences of the LP relaxation computed here from the problem itself
 (not from the model rows the table moves), and the table in the plan folder, explain, the report."""
 
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 import allocator
-from allocator.optimize import solve_problem
-from allocator.scenario import SolverSettings
+from allocator.inputs.scenario import SolverSettings
+from allocator.optimize.pipeline import solve_problem
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions
 from allocator.synth import generate_preset
@@ -95,7 +95,7 @@ def test_decompose_prices_match_the_lp_duals_and_both_match_finite_differences(n
 
 
 def test_the_tables_own_check_agrees_and_catches_wrong_prices():
-    from allocator.marginal import LP_DUAL, lp_prices, marginal_values
+    from allocator.optimize.marginal import LP_DUAL, lp_prices, marginal_values
 
     problem = instances()["generated x0.6"]
     fm = allocator.formulate(problem)
@@ -115,7 +115,7 @@ def run(*args) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("method", ["exact", "decompose"])
 def test_the_plan_folder_explain_and_report_show_them(tmp_path, method):
-    from allocator.provenance import foreign_files
+    from allocator.inputs.provenance import foreign_files
 
     path = write_folder(starved(), tmp_path / "data", policy=POLICY, solver={"method": method})
     assert run("solve", path, "--out", tmp_path / "plan", "--quiet").returncode == 0

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import allocator
+from allocator.inputs.scenario import Policy, SolverSettings
 from allocator.model.formulation import formulate
 from allocator.model.problem import build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
-from allocator.optimize import choose_method, load_tables
-from allocator.scenario import Policy, SolverSettings
+from allocator.optimize.pipeline import choose_method
 from allocator.synth import generate_preset
+from allocator.targeting.pipeline import load_tables
 
 SHARES = {"min_category_share": {"infrastructure": 0.1}, "max_category_share": {"housing": 0.6}}
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import allocator
-from allocator.explain import load_plan_context
-from allocator.monitor import COLUMNS, MONITOR_FILES, monitor_progress
-from allocator.progress import EDGE_FACTOR
+from allocator.manage.monitor import COLUMNS, MONITOR_FILES, monitor_progress
+from allocator.manage.progress import EDGE_FACTOR
+from allocator.plan.context import load_plan_context
 from loop_helpers import as_planned
 from plan_checker import check_plan
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from allocator.errors import InputError
-from allocator.progress import (
+from allocator.manage.progress import (
     RETURN_RATES,
     SHOCK_EXIT_FACTOR,
     household_states,
@@ -16,7 +16,7 @@ from allocator.progress import (
     read_progress,
     stay_out_probability,
 )
-from allocator.simulate import simulate_progress
+from allocator.manage.simulate import simulate_progress
 from loop_helpers import as_planned
 
 

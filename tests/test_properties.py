@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 import allocator
 from allocator.errors import MAX_ISSUES, InputError
-from allocator.tables import SPECS
+from allocator.inputs.tables import SPECS
 from plan_checker import check_scenario_plan
 from strategies import (
     Corruption,

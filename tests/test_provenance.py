@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import allocator
 from allocator import cli
 from allocator.errors import InputError, InputMismatch
-from allocator.provenance import (
+from allocator.inputs.provenance import (
     check_output_folder,
     check_record_plan,
     foreign_files,

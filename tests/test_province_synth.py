@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator.scenario import POVERTY_LINE
+from allocator.inputs.raw import CAUSES, RAW_SPECS, read_raw_tables
+from allocator.inputs.scenario import POVERTY_LINE
+from allocator.inputs.tables import ANY, LEVELS, SPECS, split_list
 from allocator.synth.canonical import write_tables
 from allocator.synth.province import (
     CADRE_COLUMNS,
@@ -20,8 +22,6 @@ from allocator.synth.province import (
     generate_province_preset,
     national_targets,
 )
-from allocator.tables import ANY, LEVELS, SPECS, split_list
-from allocator.targeting.raw import CAUSES, RAW_SPECS, read_raw_tables
 
 TABLES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "targets", "cadres")
 KIND_DTYPE = {"int": "int64", "float": "float64", "bool": "bool", "nullable int": "Int64"}

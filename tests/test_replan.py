@@ -9,9 +9,9 @@ import pytest
 
 import allocator
 from allocator.errors import InputError
-from allocator.explain import load_plan_context
-from allocator.replan import REASONS, replan_from
-from allocator.simulate import simulate_progress
+from allocator.manage.replan import REASONS, replan_from
+from allocator.manage.simulate import simulate_progress
+from allocator.plan.context import load_plan_context
 from loop_helpers import POLICY, as_planned, decisions, solve_preset
 from plan_checker import check_plan
 

@@ -40,8 +40,8 @@ def planned(tmp_path_factory) -> Path:
 
 
 def test_yearly_tables_agree_with_the_plan_and_the_packages(planned):
-    from allocator.explain import load_plan_context
-    from allocator.report import county_incidence_by_year, hat_off_years, poor_by_year
+    from allocator.plan.context import load_plan_context
+    from allocator.report.html import county_incidence_by_year, hat_off_years, poor_by_year
 
     context = load_plan_context(planned / "plan")
     plan = context.plan

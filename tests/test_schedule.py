@@ -251,7 +251,7 @@ def test_a_demand_below_the_pace_is_paid_and_the_pace_is_checked_apart(tables):
     spend, so below it the flows pay without the pace, and ``meets_rules`` says the pace is missed."""
     import numpy as np
 
-    from allocator.decompose import Flows
+    from allocator.optimize.decompose import Flows
 
     tables["funds"] = pd.DataFrame([["central", 2016, 12000, "*", "*", True, 1, 0.5],
                                     ["central", 2017, 9000, "*", "*", True, 1, 0.0]],

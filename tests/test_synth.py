@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator.checks import check_tables
+from allocator.inputs.checks import check_tables
+from allocator.inputs.tables import ANY, CATEGORIES, LEVELS, SPECS, read_tables, split_list
 from allocator.synth import PRESETS, TABLE_NAMES, generate_canonical, generate_preset, write_tables
-from allocator.tables import ANY, CATEGORIES, LEVELS, SPECS, read_tables, split_list
 
 
 @pytest.fixture(scope="module")

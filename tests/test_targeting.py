@@ -11,8 +11,8 @@ import yaml
 from scipy.special import ndtr
 
 from allocator.errors import InputError, ScenarioError
+from allocator.inputs.tables import split_list
 from allocator.synth.canonical import write_tables
-from allocator.tables import split_list
 from allocator.targeting import identify, load_catalog, read_raw_tables
 from allocator.targeting.catalog import DEFAULT_CATALOG
 from raw_fixture import LINE, candidates_of, household, raw_tables

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import allocator
-from allocator.scenario import scenario_from_dict
+from allocator.inputs.scenario import scenario_from_dict
 from allocator.synth.canonical import write_tables
 from allocator.synth.province import generate_province, generate_province_preset, national_targets
 from allocator.targeting import prepare

@@ -12,8 +12,10 @@ import yaml
 
 import allocator
 from allocator.errors import ScenarioError
-from allocator.optimize import input_hashes, load_tables
-from allocator.whatif import RESULT_COLUMNS, dask_client, frontier_violations, parse_vary, sweep, variant_list
+from allocator.inputs.provenance import input_hashes
+from allocator.optimize.parallel import dask_client
+from allocator.targeting.pipeline import load_tables
+from allocator.whatif.sweep import RESULT_COLUMNS, frontier_violations, parse_vary, sweep, variant_list
 from plan_checker import check_plan
 from tiny import write_folder
 

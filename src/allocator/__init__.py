@@ -5,20 +5,20 @@ The pipeline, each step public: :func:`load_scenario` â†’ :func:`load_tables` â†
 :func:`solve` runs them all.
 """
 
-__version__ = "0.1.0"
-
 from allocator.errors import InputError, Issue, NoSolution, ScenarioError, SolverUnavailable  # noqa: E402
+from allocator.inputs.scenario import Policy, Scenario, SolverSettings, load_scenario, scenario_from_dict  # noqa: E402
+from allocator.inputs.tables import read_tables  # noqa: E402
+from allocator.manage.monitor import Monitoring, monitor_progress  # noqa: E402
+from allocator.manage.progress import Progress, read_progress  # noqa: E402
+from allocator.manage.replan import Replan, replan_from  # noqa: E402
+from allocator.manage.simulate import simulate_progress  # noqa: E402
 from allocator.model.formulation import Formulation, formulate  # noqa: E402
 from allocator.model.problem import Problem, build_problem  # noqa: E402
-from allocator.monitor import Monitoring, monitor_progress  # noqa: E402
-from allocator.optimize import load_tables, solve, solve_problem  # noqa: E402
-from allocator.plan import Plan  # noqa: E402
-from allocator.progress import Progress, read_progress  # noqa: E402
-from allocator.replan import Replan, replan_from  # noqa: E402
-from allocator.scenario import Policy, Scenario, SolverSettings, load_scenario, scenario_from_dict  # noqa: E402
-from allocator.simulate import simulate_progress  # noqa: E402
-from allocator.tables import read_tables  # noqa: E402
-from allocator.whatif import sweep  # noqa: E402
+from allocator.optimize.pipeline import solve, solve_problem  # noqa: E402
+from allocator.plan.plan import Plan  # noqa: E402
+from allocator.targeting.pipeline import load_tables  # noqa: E402
+from allocator.version import __version__
+from allocator.whatif.sweep import sweep  # noqa: E402
 
 __all__ = [
     "__version__", "InputError", "Issue", "NoSolution", "ScenarioError", "SolverUnavailable",

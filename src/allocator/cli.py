@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allocator.errors import AllocatorError, InputError, Issue, SolverUnavailable
-from allocator.provenance import check_output_folder, output_folder, read_manifest
+from allocator.inputs.provenance import check_output_folder, output_folder, read_manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
@@ -66,9 +66,9 @@ def _fail_input(error: InputError) -> None:
 @app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML")]) -> None:
     """Check a scenario and its tables; print what the problem holds."""
+    from allocator.inputs.scenario import load_scenario
     from allocator.model.problem import build_problem
-    from allocator.optimize import load_tables
-    from allocator.scenario import load_scenario
+    from allocator.targeting.pipeline import load_tables
 
     try:
         sc = load_scenario(scenario)
@@ -101,8 +101,9 @@ def solve(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Solve a scenario and write its plan folder (with --scheduler or --workers: decomposed, on Dask)."""
-    from allocator.optimize import solve as run
-    from allocator.scenario import load_scenario, scenario_from_dict
+    from allocator.inputs.scenario import load_scenario, scenario_from_dict
+    from allocator.optimize.pipeline import solve as run
+    from allocator.report.charts import write_plan_folder
 
     try:
         sc = load_scenario(scenario)
@@ -120,7 +121,7 @@ def solve(
     except (SolverUnavailable, OSError) as error:  # OSError: e.g. no scheduler at --scheduler
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
-    plan.write(folder)
+    write_plan_folder(plan, folder)
     _print_summary(plan.summary, folder)
     if plan.baselines:
         _print_baselines(plan.summary["baselines"])
@@ -173,8 +174,8 @@ def explain(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
-    from allocator.explain import explain_plan
-    from allocator.extra import SOURCE, parse_extra
+    from allocator.explain.difficulties import explain_plan
+    from allocator.explain.extra import SOURCE, parse_extra
 
     try:
         more = parse_extra(extra) if extra is not None else None
@@ -189,7 +190,7 @@ def explain(
 
 def _print_difficulties(found: dict, folder: Path) -> None:
     """Each finding on one line (a terminal wraps it; a pipe or a log keeps the sentence whole)."""
-    from allocator.marginal import sentence
+    from allocator.optimize.marginal import sentence
 
     def say(text: str, **options) -> None:
         out.print(text, soft_wrap=True, **options)
@@ -239,7 +240,7 @@ def report(
     = None,
 ) -> None:
     """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines."""
-    from allocator.report import build_report
+    from allocator.report.html import build_report
 
     own = plan_dir / "report.html"
     html_file = html_file or own
@@ -280,17 +281,17 @@ def assign(
     import json
     import shutil
 
-    from allocator.plan import Plan
-    from allocator.provenance import check_plan_inputs, input_fingerprint
-    from allocator.responsibility import (
+    from allocator.assign.responsibility import (
         assign_responsibility,
         fill_responsible_cadres,
         households_for_assignment,
         read_cadres,
         read_teams,
     )
+    from allocator.inputs.provenance import check_plan_inputs, input_fingerprint
+    from allocator.inputs.tables import table_path
+    from allocator.plan.plan import Plan
     from allocator.synth.teams import generate_teams
-    from allocator.tables import table_path
     from allocator.targeting import identify_scenario, raw_tables
 
     progress = ProgressPrinter(quiet)
@@ -352,8 +353,8 @@ def compare(
     out_file: Annotated[Path | None, typer.Option("--out", help="also write the differences as CSV")] = None,
 ) -> None:
     """What differs between two plans: inputs (money, policy, data counts) and outcomes."""
-    from allocator.compare import compare_plans, inputs_sentence
-    from allocator.plan import Plan
+    from allocator.plan.compare import compare_plans, inputs_sentence
+    from allocator.plan.plan import Plan
 
     plans = []
     for folder in (plan_a, plan_b):
@@ -448,7 +449,7 @@ def _write_generated(tables: dict, out_dir: Path, fmt: str, scenario: dict) -> N
 
 def _raw_scenario(path: Path):
     """Load a scenario that must hold raw registry data (a province preset or a raw folder)."""
-    from allocator.scenario import load_scenario
+    from allocator.inputs.scenario import load_scenario
     from allocator.targeting import is_raw_scenario
 
     sc = load_scenario(path)
@@ -468,8 +469,8 @@ def identify(
     """Identify the poor (income or a failing guarantee), their reasons, edge households and poor villages."""
     import json
 
-    from allocator.charts import poor_by_county_chart
-    from allocator.tables import write_table
+    from allocator.inputs.tables import write_table
+    from allocator.report.charts import poor_by_county_chart
     from allocator.targeting import identify_scenario, raw_tables
 
     progress = ProgressPrinter(quiet)
@@ -517,8 +518,8 @@ def candidates(
     """Write the canonical tables (packages per poor household, village projects) and a scenario that solves them."""
     import json
 
-    from allocator.checks import check_tables
-    from allocator.provenance import input_fingerprint
+    from allocator.inputs.checks import check_tables
+    from allocator.inputs.provenance import input_fingerprint
     from allocator.synth import write_tables
     from allocator.targeting import prepare, raw_tables
 
@@ -747,7 +748,7 @@ def monitor(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Plan against actual: counties, villages, households off track, counties at risk and households to watch."""
-    from allocator.monitor import monitor_progress
+    from allocator.manage.monitor import monitor_progress
 
     progress = ProgressPrinter(quiet)
     folder = out_dir or plan_dir / "monitor"
@@ -774,8 +775,8 @@ def replan(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Re-plan a running plan from a progress record: delivered, started and paid are pinned, the rest re-optimised."""
-    from allocator.explain import load_plan_context
-    from allocator.replan import replan_from
+    from allocator.manage.replan import replan_from
+    from allocator.plan.context import load_plan_context
 
     progress = ProgressPrinter(quiet)
     try:
@@ -805,8 +806,8 @@ def simulate(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Draw a plausible progress record from a plan (slippage, exits, returns, shocks), for testing and training."""
-    from allocator.explain import load_plan_context
-    from allocator.simulate import simulate_progress
+    from allocator.manage.simulate import simulate_progress
+    from allocator.plan.context import load_plan_context
 
     progress = ProgressPrinter(quiet)
     try:
@@ -852,9 +853,9 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Solve variants of a scenario on Dask: results.csv, a frontier chart, a folder per variant (reused)."""
-    from allocator.scenario import load_scenario
-    from allocator.whatif import RESULT_COLUMNS, check_vary, frontier_violations, parse_vary
-    from allocator.whatif import sweep as run_sweep
+    from allocator.inputs.scenario import load_scenario
+    from allocator.whatif.sweep import RESULT_COLUMNS, check_vary, frontier_violations, parse_vary
+    from allocator.whatif.sweep import sweep as run_sweep
 
     try:
         check_output_folder(out_dir, "sweep")

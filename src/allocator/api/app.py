@@ -24,7 +24,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from allocator import __version__
 from allocator.api.intake import TooLarge
 from allocator.api.routes import manage, plans, regions, solve, system
 from allocator.api.schemas import ErrorOut, PlanRequest
@@ -33,6 +32,7 @@ from allocator.api.store import open_store
 from allocator.api.submission import Gate
 from allocator.api.worker import Dispatcher, scrub, where_raised
 from allocator.errors import InputError, InputMismatch, Issue
+from allocator.version import __version__
 
 log = logging.getLogger("allocator.api")
 UNAUDITED = ("/v1/health", "/v1/backends", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json")

@@ -21,9 +21,9 @@ import pandas as pd
 
 from allocator.api.intake import write_records
 from allocator.api.store import Region
-from allocator.checks import check_region_tree
 from allocator.errors import InputError, Issue, IssueCollector
-from allocator.tables import SPECS, read_table
+from allocator.inputs.checks import check_region_tree
+from allocator.inputs.tables import SPECS, read_table
 
 COLUMNS = ("region_id", "parent_id", "level", "name")
 

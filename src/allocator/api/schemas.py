@@ -12,7 +12,7 @@ from allocator.api.store import Job
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 TableName = Literal["regions", "villages", "households", "packages", "projects", "funds", "personnel",
                     "villages_raw", "households_raw", "cadres", "teams"]
-# diff: re-plans only; marginal_values: plans whose solve priced its rows (allocator.marginal)
+# diff: re-plans only; marginal_values: plans whose solve priced its rows (allocator.optimize.marginal)
 PlanTable = Literal["households", "projects", "funding", "counties", "marginal_values", "diff"]
 MonitorTable = Literal["watch", "households_off_track", "villages", "counties"]
 Cell = str | int | float | bool | None | list[str | int | float]

@@ -44,7 +44,7 @@ from allocator.api.settings import Settings
 from allocator.api.store import ApiKey, Job, JobStore, NewJob, Region
 from allocator.api.worker import Dispatcher, run_in_worker
 from allocator.errors import InputError, Issue
-from allocator.progress import PROGRESS_SPECS
+from allocator.manage.progress import PROGRESS_SPECS
 
 RETRY_AFTER_SECONDS = 30
 SYNC_SOLVER_SHARE = 0.6  # of the synchronous hard limit, left to the solver; the rest reads, builds, writes

@@ -55,6 +55,12 @@ from pathlib import Path
 
 from allocator.api.settings import Settings
 from allocator.api.store import FINISHED, Job, JobStore, open_store
+from allocator.errors import InputError, SolverUnavailable
+from allocator.explain.difficulties import explain_plan
+from allocator.plan.context import load_plan_context
+from allocator.report.charts import write_plan_folder
+from allocator.report.html import build_report
+from allocator.solvers.base import STOP_SOLVES
 
 log = logging.getLogger("allocator.api")
 
@@ -74,7 +80,7 @@ def _context() -> multiprocessing.context.BaseContext:
     preloaded, and inherits nothing of the server's threads or sockets), else spawn."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["allocator.api.worker", "allocator.optimize"])
+        context.set_forkserver_preload(["allocator.api.worker", "allocator.optimize.pipeline"])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -320,8 +326,6 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
     write the plan folder, record the outcome. At ``limit`` seconds its solves are stopped and
     the job ends ``failed``, keeping the best plan found by then."""
     import allocator
-    from allocator.errors import InputError, SolverUnavailable
-    from allocator.solvers.base import STOP_SOLVES
 
     os.umask(0o077)
     _exit_with_server(lifeline)
@@ -342,7 +346,7 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
             plan = _replan(json.loads(request.read_text()), result_dir, report)
         else:
             plan = allocator.solve(allocator.load_scenario(Path(input_dir) / "scenario.yaml"), progress=report)
-            plan.write(result_dir)
+            write_plan_folder(plan, result_dir)
         if plan.expected_exits is not None:  # kept should the worker be stopped from here on
             store.keep_result(plan_id, attempt, str(result_dir), plan.status)
         if explain and not STOP_SOLVES.is_set():
@@ -419,7 +423,6 @@ def _replan(request: dict, result_dir: Path, report: ProgressReporter):
     """Re-plan the parent plan folder with the stored record, as ``allocator replan`` does; write
     the new plan folder (with diff.csv, replan.json and remaining/) and return the new plan."""
     import allocator
-    from allocator.explain import load_plan_context
 
     context = load_plan_context(request["plan_dir"])
     settings = context.scenario.solver
@@ -436,7 +439,6 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
     monitoring folder; returns the record's problems and whether they were cut short (an
     InputError does not survive pickling), or None when it was written."""
     import allocator
-    from allocator.errors import InputError
 
     os.umask(0o077)
     try:
@@ -449,8 +451,6 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
 def render_report(plan_dir: str, target: str) -> None:
     """Worker process: render the plan's HTML report once, into ``target`` (written whole, then
     moved into place, so a reader never sees half a page)."""
-    from allocator.report import build_report
-
     os.umask(0o077)
     partial = Path(f"{target}.{os.getpid()}.part")
     partial.write_text(build_report(Path(plan_dir)))
@@ -466,8 +466,6 @@ def run_in_worker(function, *args, **kwargs):
 
 def _explain(plan_id: str, plan_dir: Path) -> None:
     """Write ``difficulties.json`` as ``allocator explain`` does."""
-    from allocator.explain import explain_plan
-
     try:
         explain_plan(plan_dir)
     except Exception as error:  # the plan stands without its explanation

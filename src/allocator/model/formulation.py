@@ -36,9 +36,9 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from allocator.inputs.tables import CATEGORIES
+from allocator.model.linear import LinearModel
 from allocator.model.problem import Problem
-from allocator.solvers.base import LinearModel
-from allocator.tables import CATEGORIES
 
 G = len(CATEGORIES)
 
@@ -629,7 +629,7 @@ KEEP_ANY_YEAR = -2  # a planned decision kept whatever its start year (its plann
 
 def keep_bonus(fm: Formulation) -> np.ndarray:
     """Stability bonus of each x and y column. ``problem.extra["keep"]`` (set by
-    :mod:`allocator.replan`) holds ``lambda`` and, per package and per project, the planned
+    :mod:`allocator.manage.replan`) holds ``lambda`` and, per package and per project, the planned
     start-year index (-1: not planned; KEEP_ANY_YEAR: any year). A column that keeps its planned
     decision earns lambda, so the model maximises exits - lambda x (planned decisions changed),
     up to a constant; the shortfall penalty grows by the largest total bonus."""
@@ -682,7 +682,7 @@ def formulate(p: Problem) -> Formulation:
                    for i, b in enumerate(blocks)]
 
     gain = fm.x_value
-    bonus = keep_bonus(fm)  # a re-plan's stability option (allocator.replan); zero otherwise
+    bonus = keep_bonus(fm)  # a re-plan's stability option (allocator.manage.replan); zero otherwise
     best_gain = np.zeros(len(p.household_ids))
     np.maximum.at(best_gain, fm.x_household, gain + bonus[fm.x_cols])
     fm.penalty = float(np.ceil(best_gain.sum() + bonus[fm.y_cols].sum())) + 1.0

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from allocator.checks import check_tables, county_of_regions
-from allocator.scenario import Policy
-from allocator.tables import ANY, CATEGORIES, complete_tables, split_list
+from allocator.inputs.checks import check_tables, county_of_regions
+from allocator.inputs.scenario import Policy
+from allocator.inputs.tables import ANY, CATEGORIES, complete_tables, split_list
 
 CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 

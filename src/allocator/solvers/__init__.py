@@ -8,7 +8,8 @@ package only when solving, so this registry imports without any of them installe
 from __future__ import annotations
 
 from allocator.errors import SolverUnavailable
-from allocator.solvers.base import Backend, LinearModel, SolveOptions, SolveResult, Status, StoppedBy
+from allocator.model.linear import LinearModel
+from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, StoppedBy
 from allocator.solvers.highs import HighsBackend
 from allocator.solvers.ortools import OrtoolsBackend
 from allocator.solvers.pulp import PulpBackend

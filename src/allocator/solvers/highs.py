@@ -41,10 +41,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from allocator.model.linear import LinearModel
 from allocator.solvers.base import (
     STOP_SOLVES,
     Backend,
-    LinearModel,
     SolveOptions,
     SolveResult,
     Status,

@@ -42,15 +42,8 @@ from dataclasses import replace
 import numpy as np
 
 from allocator.errors import SolverUnavailable
-from allocator.solvers.base import (
-    Backend,
-    LinearModel,
-    SolveOptions,
-    SolveResult,
-    Status,
-    StoppedBy,
-    settle_infeasible_or_unbounded,
-)
+from allocator.model.linear import LinearModel
+from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, StoppedBy, settle_infeasible_or_unbounded
 
 LP_ONLY = frozenset({"glop", "pdlp"})  # these ignore integrality: refuse them for a MIP
 HONEST_MIP_BOUND = frozenset({"scip", "sat"})

@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from allocator.solvers.base import Backend, LinearModel, SolveOptions, SolveResult, Status, StoppedBy
+from allocator.model.linear import LinearModel
+from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, StoppedBy
 
 _RESULT = re.compile(r"^Result - (.+?)\s*$", re.MULTILINE)
 _OBJECTIVE = re.compile(r"^Objective value:\s+(\S+)\s*$", re.MULTILINE)

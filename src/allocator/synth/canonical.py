@@ -1,6 +1,6 @@
 """Seeded synthetic canonical problem: a western province planning 2016–2020.
 
-:func:`generate_canonical` returns the seven contract tables of :mod:`allocator.tables`
+:func:`generate_canonical` returns the seven contract tables of :mod:`allocator.inputs.tables`
 (regions, villages, households, packages, projects, funds, personnel) with exactly the
 columns of ``tables.SPECS``, in that order: ids and lists as ``str``, booleans as
 ``bool``, integers as ``int64``, numbers as ``float64``. Lists are ``;``-joined ('' for
@@ -143,7 +143,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocator.tables import ANY, LIST_SEPARATOR, SPECS, take_text, write_table
+from allocator.inputs.tables import ANY, LIST_SEPARATOR, SPECS, take_text, write_table
+from allocator.synth.common import numbered_ids, place_names, round_to, text_array
 
 TABLE_NAMES = ("regions", "villages", "households", "packages", "projects", "funds", "personnel")
 
@@ -243,10 +244,6 @@ FUND_SOURCES = (  # source, share of all money, categories, carry_over
 )
 RELOCATION_LOAN_PROFILE = (0.25, 0.35, 0.25, 0.10, 0.05)
 
-SYLLABLES = np.array(["an", "bai", "chang", "da", "dong", "feng", "gui", "he", "hua", "jin", "kai", "lan",
-                      "long", "ma", "nan", "ning", "ping", "qian", "qing", "ren", "shan", "shui", "tai",
-                      "tian", "wu", "xi", "xin", "yang", "yun", "zhong"])
-
 PRESETS: dict[str, dict] = {
     # ~60 registered households in 2 counties: unit tests and examples.
     "tiny": {"households": 60, "counties": 2},
@@ -261,28 +258,6 @@ PRESETS: dict[str, dict] = {
 
 
 # --- small helpers ----------------------------------------------------------------------
-def _str(values) -> pd.api.extensions.ExtensionArray:
-    """A pandas ``str`` array from a numpy/pyarrow array of text."""
-    return pd.array(pa.array(values, type=pa.large_string()), dtype="str")
-
-
-def _ids(prefix: str, n: int, width: int) -> pa.Array:
-    """``prefix`` + 1-based number zero-padded to ``width`` (wider if needed)."""
-    width = max(width, len(str(n)))
-    numbers = pc.cast(pa.array(np.arange(1, n + 1, dtype=np.int64)), pa.large_string())
-    return pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()), pc.utf8_lpad(numbers, width, "0"),
-                                       pa.scalar("", pa.large_string()))
-
-
-def _names(rng: np.random.Generator, n: int, suffix: str) -> np.ndarray:
-    """Pinyin-like place names: two syllables + suffix."""
-    first = np.strings.capitalize(SYLLABLES[rng.integers(0, len(SYLLABLES), n)])
-    second = SYLLABLES[rng.integers(0, len(SYLLABLES), n)]
-    return np.strings.add(np.strings.add(first, second), suffix)
-
-
-def _round(values: np.ndarray, step: float) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=float) / step) * step
 
 
 # --- the generator ----------------------------------------------------------------------
@@ -536,7 +511,7 @@ def _packages(rng: np.random.Generator, hh: dict, vil: dict, n_years: int) -> di
     for j, formula in formulas.items():  # a loop per package kind
         rows_j = by_kind[kind_start[j]:kind_start[j + 1]]
         cost[rows_j] = formula(rows_j)
-    cost = _round(cost, 10)
+    cost = round_to(cost, 10)
 
     effect = BASE_EFFECT[k] + CAUSE_BONUS[cs, k]
     effect += np.where(k == P_JOB, 0.06 * (np.minimum(L, 3) - 1), 0.0)
@@ -586,7 +561,7 @@ def _projects(rng: np.random.Generator, vil: dict, pkg: dict, hh: dict, n_years:
         mask = has[j]
         villages.append(np.flatnonzero(mask))
         kinds.append(np.full(int(mask.sum()), j))
-        costs.append(_round(cost_of[j](mask), 1000))
+        costs.append(round_to(cost_of[j](mask), 1000))
         mandatory.append(poor[mask] & (j in (J_ROAD, J_WATER)))
     village = np.concatenate(villages)
     kind = np.concatenate(kinds)
@@ -635,8 +610,8 @@ def _funds(rng: np.random.Generator, geo: dict, pkg: dict, proj: dict, years: np
     latest_start = n_years - proj["duration"][proj["mandatory"]]
     due = np.cumsum(np.bincount(latest_start, weights=proj["cost"][proj["mandatory"]], minlength=n_years))
     total = max(total, float(np.max(due / (MANDATORY_MONEY_SHARE * free))))
-    pref_ids = np.asarray(_ids("F", geo["n_pref"], 2).to_pylist())
-    county_ids = np.asarray(_ids("C", geo["n_counties"], 3).to_pylist())
+    pref_ids = np.asarray(numbered_ids("F", geo["n_pref"], 2).to_pylist())
+    county_ids = np.asarray(numbered_ids("C", geo["n_counties"], 3).to_pylist())
     ew_prefs = np.sort(rng.permutation(geo["n_pref"])[: max(1, round(geo["n_pref"] / 2))])
     regions = {
         "integrated": LIST_SEPARATOR.join(county_ids[geo["national_poor"]]),
@@ -664,16 +639,16 @@ def _personnel(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, pkg: di
     mean_hours = np.divide(per_hh_hours, per_hh_count, out=np.zeros(hh["n"]), where=per_hh_count > 0)
     township_of_hh = vil["township"][hh["village"]]
     need = np.bincount(township_of_hh, weights=mean_hours, minlength=vil["n_towns"])
-    town_hours = _round(need * rng.uniform(1.2, 1.9, vil["n_towns"]) / n_years, 10)
+    town_hours = round_to(need * rng.uniform(1.2, 1.9, vil["n_towns"]) / n_years, 10)
     town_hours = np.maximum(town_hours, 10.0)
     county_sum = np.bincount(vil["town_county"], weights=town_hours, minlength=geo["n_counties"])
-    county_hours = _round(county_sum * rng.uniform(0.9, 1.1, geo["n_counties"]), 10)
-    town_ids = _ids("T", vil["n_towns"], 4)
-    county_ids = _ids("C", geo["n_counties"], 3)
+    county_hours = round_to(county_sum * rng.uniform(0.9, 1.1, geo["n_counties"]), 10)
+    town_ids = numbered_ids("T", vil["n_towns"], 4)
+    county_ids = numbered_ids("C", geo["n_counties"], 3)
     region = pa.concat_arrays([pc.take(county_ids, pa.array(np.repeat(np.arange(geo["n_counties"]), n_years))),
                                pc.take(town_ids, pa.array(np.repeat(np.arange(vil["n_towns"]), n_years)))])
     return pd.DataFrame({
-        "region_id": _str(region),
+        "region_id": text_array(region),
         "year": np.r_[np.tile(years, geo["n_counties"]), np.tile(years, vil["n_towns"])].astype(np.int64),
         "hours": np.r_[np.repeat(county_hours, n_years), np.repeat(town_hours, n_years)].astype(float),
     })
@@ -685,7 +660,8 @@ def regions_table(rng: np.random.Generator, geo: dict, vil: dict, western: bool,
     """The region tree (province > prefectures > counties > townships) of a generated province;
     also used by :mod:`allocator.synth.province`, with its own id scheme."""
     n_pref, n_c, n_t = geo["n_pref"], geo["n_counties"], vil["n_towns"]
-    pref_ids, county_ids, town_ids = _ids(prefecture_prefix, n_pref, 2), _ids("C", n_c, 3), _ids("T", n_t, 4)
+    pref_ids = numbered_ids(prefecture_prefix, n_pref, 2)
+    county_ids, town_ids = numbered_ids("C", n_c, 3), numbered_ids("T", n_t, 4)
     province = pa.array([province_id], type=pa.large_string())
     region_id = pa.concat_arrays([province, pref_ids, county_ids, town_ids])
     parent = pa.concat_arrays([
@@ -695,23 +671,23 @@ def regions_table(rng: np.random.Generator, geo: dict, vil: dict, western: bool,
         pc.take(county_ids, pa.array(vil["town_county"].astype(np.int64))),
     ])
     level = np.repeat(np.arange(4), [1, n_pref, n_c, n_t])
-    name = np.r_[np.array(["Synthetic Province"]), _names(rng, n_pref, " Prefecture"), _names(rng, n_c, " County"),
-                 _names(rng, n_t, " Township")]
+    name = np.r_[np.array(["Synthetic Province"]), place_names(rng, n_pref, " Prefecture"),
+                 place_names(rng, n_c, " County"), place_names(rng, n_t, " Township")]
     rural = np.zeros(1 + n_pref + n_c + n_t, dtype=np.int64)
     rural[1 + n_pref: 1 + n_pref + n_c] = np.bincount(vil["county"], weights=vil["rural"], minlength=n_c)
     return pd.DataFrame({
-        "region_id": _str(region_id), "parent_id": _str(parent),
+        "region_id": text_array(region_id), "parent_id": text_array(parent),
         "level": take_text(("province", "prefecture", "county", "township"), level),
-        "name": _str(name), "western": np.full(len(level), bool(western)), "rural_population": rural,
+        "name": text_array(name), "western": np.full(len(level), bool(western)), "rural_population": rural,
     })
 
 
 def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
-    town_ids = _ids("T", vil["n_towns"], 4)
+    town_ids = numbered_ids("T", vil["n_towns"], 4)
     return pd.DataFrame({
-        "village_id": _str(_ids("V", vil["n"], 5)),
-        "township_id": _str(pc.take(town_ids, pa.array(vil["township"].astype(np.int64)))),
-        "name": _str(_names(rng, vil["n"], " Village")),
+        "village_id": text_array(numbered_ids("V", vil["n"], 5)),
+        "township_id": text_array(pc.take(town_ids, pa.array(vil["township"].astype(np.int64)))),
+        "name": text_array(place_names(rng, vil["n"], " Village")),
         "population": vil["population"],
         "poor_village": vil["poor"].astype(bool),
         "latitude": np.round(vil["lat"], 5),
@@ -720,10 +696,10 @@ def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
 
 
 def _households_table(hh: dict, n_villages: int) -> pd.DataFrame:
-    village_ids = _ids("V", n_villages, 5)
+    village_ids = numbered_ids("V", n_villages, 5)
     return pd.DataFrame({
-        "household_id": _str(_ids("H", hh["n"], 7)),
-        "village_id": _str(pc.take(village_ids, pa.array(hh["village"].astype(np.int64)))),
+        "household_id": text_array(numbered_ids("H", hh["n"], 7)),
+        "village_id": text_array(pc.take(village_ids, pa.array(hh["village"].astype(np.int64)))),
         "size": hh["size"].astype(np.int64),
         "registered_poor": hh["registered"].astype(bool),
         "baseline_exit_probability": hh["baseline"].astype(float),
@@ -735,9 +711,9 @@ def _requires_vocab() -> list[str]:
 
 
 def _packages_table(pkg: dict, hh: dict) -> pd.DataFrame:
-    hh_ids = _ids("H", hh["n"], 7)
+    hh_ids = numbered_ids("H", hh["n"], 7)
     return pd.DataFrame({
-        "household_id": _str(pc.take(hh_ids, pa.array(pkg["household"].astype(np.int64)))),
+        "household_id": text_array(pc.take(hh_ids, pa.array(pkg["household"].astype(np.int64)))),
         "package_id": take_text(PACKAGE_IDS, pkg["kind"]),
         "category": take_text(PACKAGE_CATEGORY, pkg["kind"]),
         "cost": pkg["cost"].astype(float),
@@ -750,9 +726,9 @@ def _packages_table(pkg: dict, hh: dict) -> pd.DataFrame:
 
 
 def _projects_table(proj: dict, vil: dict) -> pd.DataFrame:
-    village_ids = _ids("V", vil["n"], 5)
+    village_ids = numbered_ids("V", vil["n"], 5)
     return pd.DataFrame({
-        "village_id": _str(pc.take(village_ids, pa.array(proj["village"].astype(np.int64)))),
+        "village_id": text_array(pc.take(village_ids, pa.array(proj["village"].astype(np.int64)))),
         "project_id": take_text(PROJECT_IDS, proj["kind"]),
         "category": take_text(PROJECT_CATEGORY, proj["kind"]),
         "cost": proj["cost"].astype(float),

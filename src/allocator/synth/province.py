@@ -2,7 +2,7 @@
 
 :func:`generate_province` returns six tables: ``regions``, ``villages_raw``,
 ``households_raw``, ``funds``, ``personnel`` (the raw contract of
-:mod:`allocator.targeting.raw` plus the canonical specs of :mod:`allocator.tables`) and
+:mod:`allocator.inputs.raw` plus the canonical specs of :mod:`allocator.inputs.tables`) and
 ``cadres`` (:data:`CADRE_COLUMNS`), each with exactly its spec's columns in spec order: ids,
 texts and lists as pandas ``str`` arrays, booleans as ``bool``, integers as ``int64``,
 numbers as ``float64``; lists are ``;``-joined ('' for none, '*' for any). Everything is
@@ -167,10 +167,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from allocator.scenario import NATIONAL_STILL_POOR, POVERTY_LINE
-from allocator.synth.canonical import _ids, _names, _round, _str, regions_table
-from allocator.tables import ANY, LIST_SEPARATOR, SPECS, conform, take_text
-from allocator.targeting.raw import CAUSES, HOUSEHOLD_TYPES, RAW_SPECS
+from allocator.inputs.raw import CAUSES, HOUSEHOLD_TYPES, RAW_SPECS
+from allocator.inputs.scenario import NATIONAL_STILL_POOR, POVERTY_LINE
+from allocator.inputs.tables import ANY, LIST_SEPARATOR, SPECS, conform, take_text
+from allocator.synth.canonical import regions_table
+from allocator.synth.common import numbered_ids, place_names, round_to, text_array
 
 TABLE_NAMES = ("regions", "villages_raw", "households_raw", "funds", "personnel", "targets", "cadres")
 CADRE_COLUMNS = ("cadre_id", "township_id", "capacity", "skills", "latitude", "longitude", "hours_per_year")
@@ -491,7 +492,7 @@ def _villages(rng: np.random.Generator, geo: dict, data_year: int) -> dict:
     collective = np.where(rng.random(n_v) < 0.80, rng.lognormal(math.log(60_000), 1.0, n_v), 0.0)
     collective = np.where(poor, np.where(collective_poor, rng.lognormal(math.log(20_000), 0.8, n_v), 0.0),
                           collective)
-    vil["collective_income"] = _round(collective, 100)
+    vil["collective_income"] = round_to(collective, 100)
 
     k_poor = np.where(poor, 0, 1)
     tilt = (0.4 + 1.2 * remote) / (0.4 + 1.2 * np.asarray(MEAN_REMOTENESS)[k_poor])
@@ -714,7 +715,7 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
     n_national = int(geo["national_poor"].sum())
     integrated = np.full(n_years, INTEGRATED_PER_POOR_COUNTY * INTEGRATED_MODELLED_SHARE * n_national)
 
-    county_ids = np.asarray(_ids("C", geo["n_counties"], 3).to_pylist())
+    county_ids = np.asarray(numbered_ids("C", geo["n_counties"], 3).to_pylist())
     ew_prefs = rng.permutation(geo["n_pref"])[: max(1, round(geo["n_pref"] / 2))]
     ew_counties = county_ids[np.isin(geo["county_pref"], ew_prefs)]
     sources = (  # source, amount per year, weight per year (0: no row), categories, regions, carry_over
@@ -735,11 +736,11 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
     frame = pd.DataFrame(rows, columns=["source_id", "year", "amount", "categories", "regions", "carry_over"])
     fiscal = frame["source_id"].isin(FISCAL_SOURCES).to_numpy()
     return pd.DataFrame({
-        "source_id": _str(frame["source_id"].to_numpy(dtype=object)),
+        "source_id": text_array(frame["source_id"].to_numpy(dtype=object)),
         "year": frame["year"].to_numpy(dtype=np.int64),
         "amount": frame["amount"].to_numpy(dtype=float),
-        "categories": _str(frame["categories"].to_numpy(dtype=object)),
-        "regions": _str(frame["regions"].to_numpy(dtype=object)),
+        "categories": text_array(frame["categories"].to_numpy(dtype=object)),
+        "regions": text_array(frame["regions"].to_numpy(dtype=object)),
         "carry_over": frame["carry_over"].to_numpy(dtype=bool),
         "carry_over_years": pd.array(np.where(fiscal, RECALL_YEARS, pd.NA), dtype="Int64"),
         "min_spend_share": np.full(len(frame), np.nan),  # no sourced disbursement pace
@@ -748,11 +749,11 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
 
 # --- tables -----------------------------------------------------------------------------
 def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
-    town_ids = _ids("T", vil["n_towns"], 4)
+    town_ids = numbered_ids("T", vil["n_towns"], 4)
     frame = pd.DataFrame({
-        "village_id": _str(_ids("V", vil["n"], 6)),
-        "township_id": _str(pc.take(town_ids, pa.array(vil["township"].astype(np.int64)))),
-        "name": _str(_names(rng, vil["n"], " Village")),
+        "village_id": text_array(numbered_ids("V", vil["n"], 6)),
+        "township_id": text_array(pc.take(town_ids, pa.array(vil["township"].astype(np.int64)))),
+        "name": text_array(place_names(rng, vil["n"], " Village")),
         "population": vil["population"].astype(np.int64),
         "latitude": np.round(vil["lat"], 5),
         "longitude": np.round(vil["lon"], 5),
@@ -769,10 +770,10 @@ def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
 
 
 def _households_table(hh: dict, vil: dict) -> pd.DataFrame:
-    village_ids = _ids("V", vil["n"], 6)
+    village_ids = numbered_ids("V", vil["n"], 6)
     return pd.DataFrame({
-        "household_id": _str(_ids("H", hh["n"], 7)),
-        "village_id": _str(pc.take(village_ids, pa.array(hh["village"].astype(np.int64)))),
+        "household_id": text_array(numbered_ids("H", hh["n"], 7)),
+        "village_id": text_array(pc.take(village_ids, pa.array(hh["village"].astype(np.int64)))),
         "size": hh["size"].astype(np.int64),
         "labourers": hh["labour"].astype(np.int64),
         "income_per_capita": hh["income"].astype(float),
@@ -791,10 +792,10 @@ def _households_table(hh: dict, vil: dict) -> pd.DataFrame:
 
 
 def _cadres_table(cad: dict, vil: dict) -> pd.DataFrame:
-    town_ids = _ids("T", vil["n_towns"], 4)
+    town_ids = numbered_ids("T", vil["n_towns"], 4)
     return pd.DataFrame({
-        "cadre_id": _str(_ids("K", cad["n"], 6)),
-        "township_id": _str(pc.take(town_ids, pa.array(cad["town"].astype(np.int64)))),
+        "cadre_id": text_array(numbered_ids("K", cad["n"], 6)),
+        "township_id": text_array(pc.take(town_ids, pa.array(cad["town"].astype(np.int64)))),
         "capacity": cad["capacity"].astype(np.int64),
         "skills": take_text(_combo_vocab(CADRE_SKILLS), cad["skills"]),
         "latitude": np.round(cad["lat"], 5),
@@ -806,9 +807,9 @@ def _cadres_table(cad: dict, vil: dict) -> pd.DataFrame:
 def _personnel_table(cad: dict, vil: dict, years: np.ndarray) -> pd.DataFrame:
     n_t, n_years = vil["n_towns"], len(years)
     hours = np.round(np.bincount(cad["town"], weights=cad["hours"], minlength=n_t), 1)
-    town_ids = _ids("T", n_t, 4)
+    town_ids = numbered_ids("T", n_t, 4)
     return pd.DataFrame({
-        "region_id": _str(pc.take(town_ids, pa.array(np.repeat(np.arange(n_t), n_years)))),
+        "region_id": text_array(pc.take(town_ids, pa.array(np.repeat(np.arange(n_t), n_years)))),
         "year": np.tile(years, n_t).astype(np.int64),
         "hours": np.repeat(hours, n_years).astype(float),
     })

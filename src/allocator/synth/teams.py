@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from allocator.synth.canonical import _ids, _str
-from allocator.tables import take_text
+from allocator.inputs.tables import take_text
+from allocator.synth.common import numbered_ids, text_array
 
 TEAM_COLUMNS = ("team_id", "department", "home_county", "size", "latitude", "longitude")
 SPARE_SHARE = 0.05
@@ -76,8 +76,9 @@ def generate_teams(villages: pd.DataFrame, regions: pd.DataFrame, seed: int = 0)
     located = np.isfinite(lat) & np.isfinite(lon)
     n_poor = int(poor.sum())
     n = round(n_poor * (1 + SPARE_SHARE))
-    empty = pd.DataFrame({"team_id": _str(np.array([], dtype=object)), "department": _str(np.array([], dtype=object)),
-                          "home_county": _str(np.array([], dtype=object)), "size": np.zeros(0, dtype=np.int64),
+    none = np.array([], dtype=object)
+    empty = pd.DataFrame({"team_id": text_array(none), "department": text_array(none),
+                          "home_county": text_array(np.array([], dtype=object)), "size": np.zeros(0, dtype=np.int64),
                           "latitude": np.zeros(0), "longitude": np.zeros(0)})
     if n == 0 or not located.any():
         return empty
@@ -122,7 +123,7 @@ def generate_teams(villages: pd.DataFrame, regions: pd.DataFrame, seed: int = 0)
     team_lat = np.clip(centre_lat + rng.normal(0, LOCATION_NOISE, n), -90, 90)
     team_lon = np.clip(centre_lon + rng.normal(0, LOCATION_NOISE, n), -180, 180)
     return pd.DataFrame({
-        "team_id": _str(_ids("W", n, 5)),
+        "team_id": text_array(numbered_ids("W", n, 5)),
         "department": take_text(dept_vocab, level * len(DEPARTMENTS) + dept),
         "home_county": take_text(list(counties), home),
         "size": sizes.astype(np.int64),

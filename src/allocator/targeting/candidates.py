@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from allocator.errors import Issue, ScenarioError
-from allocator.tables import CATEGORIES, LIST_SEPARATOR, SPECS, conform, empty_table, take_text
+from allocator.inputs.tables import CATEGORIES, LIST_SEPARATOR, SPECS, conform, empty_table, take_text
 from allocator.targeting.catalog import GUARANTEES, Catalog, evaluate
 from allocator.targeting.identify import Identification
 

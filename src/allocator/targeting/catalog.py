@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from allocator.errors import Issue, ScenarioError
-from allocator.scenario import Category
-from allocator.targeting.raw import CAUSES
+from allocator.inputs.raw import CAUSES
+from allocator.inputs.scenario import Category
 
 DEFAULT_CATALOG = Path(__file__).with_name("default_catalog.yaml")
 GUARANTEES = ("housing", "water", "schooling", "medical")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from allocator.tables import take_text
+from allocator.inputs.tables import take_text
 
 REASONS = ("income", "housing", "water", "schooling", "medical")
 HIGH_INCIDENCE_FACTOR = 2.0

@@ -1,8 +1,10 @@
-"""Raw registry data → identification → candidates → the canonical tables, for one scenario.
+"""A scenario's data → the canonical tables: raw registry data through identification and
+candidates, canonical data read or generated, checked either way.
 
 :func:`raw_tables` reads a raw data folder or generates a province preset;
 :func:`prepare` runs identification and candidates on them and returns both results, so
-``allocator identify``, ``allocator candidates`` and ``allocator solve`` share one path.
+``allocator identify``, ``allocator candidates`` and ``allocator solve`` share one path;
+:func:`load_tables` is what every later stage reads a scenario's tables with.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from allocator.scenario import Scenario
+from allocator.errors import Issue, IssueCollector, ScenarioError
+from allocator.inputs.checks import check_tables
+from allocator.inputs.raw import is_raw_folder, read_raw_tables
+from allocator.inputs.scenario import Scenario, apply_money
+from allocator.inputs.tables import OPTIONAL_TABLES, REQUIRED_TABLES, read_tables
+from allocator.synth import generate_preset
+from allocator.synth.province import PROVINCE_PRESETS, generate_province_preset
 from allocator.targeting.candidates import Candidates, build_candidates
 from allocator.targeting.catalog import Catalog, load_catalog
 from allocator.targeting.identify import Identification, identify
-from allocator.targeting.raw import is_raw_folder, read_raw_tables
 
 
 @dataclass
@@ -35,8 +42,6 @@ class Targeting:
 def is_raw_scenario(scenario: Scenario) -> bool:
     """True when the scenario's data is raw registry data (a province preset or a raw folder)."""
     if scenario.generate is not None:
-        from allocator.synth.province import PROVINCE_PRESETS
-
         return scenario.generate.preset in PROVINCE_PRESETS
     return is_raw_folder(scenario.data_dir())
 
@@ -44,8 +49,6 @@ def is_raw_scenario(scenario: Scenario) -> bool:
 def raw_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
     """The scenario's raw tables: generated from its province preset or read (and checked) from its folder."""
     if scenario.generate is not None:
-        from allocator.synth.province import generate_province_preset
-
         overrides = {k: v for k, v in scenario.generate.model_dump().items()
                      if k not in ("preset", "seed") and v is not None}
         tables = generate_province_preset(scenario.generate.preset, seed=scenario.generate.seed,
@@ -70,8 +73,6 @@ def prepare(scenario: Scenario, raw: dict[str, pd.DataFrame] | None = None) -> T
     catalog = load_catalog(scenario.catalog_path())
     ident = identify_scenario(scenario, raw)
     if scenario.targeting.basis == "registry" and "registered_poor" not in ident.cards:
-        from allocator.errors import Issue, ScenarioError
-
         raise ScenarioError([Issue(scenario.source.name if scenario.source else "scenario",
                                    "basis 'registry' needs the registry's registered_poor column in households_raw",
                                    key="targeting.basis", expected="'rule', or a registered_poor column")])
@@ -83,4 +84,39 @@ def prepare(scenario: Scenario, raw: dict[str, pd.DataFrame] | None = None) -> T
     return Targeting(identification=ident, candidates=candidates, catalog=catalog)
 
 
-__all__ = ["Targeting", "identify_scenario", "is_raw_scenario", "prepare", "raw_tables"]
+def load_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
+    """The scenario's contract tables, read from its data folder or generated from its preset,
+    and checked: cell errors and cross-table errors are raised together in one InputError.
+    Raw registry data (a province preset or a raw folder) goes through targeting first. The
+    scenario's ``money`` and ``money_scale`` then change the fund amounts (:func:`apply_money`)."""
+    tables = _read_or_generate(scenario)
+    tables["funds"] = apply_money(tables["funds"], scenario)
+    return tables
+
+
+def _read_or_generate(scenario: Scenario) -> dict[str, pd.DataFrame]:
+    if is_raw_scenario(scenario):
+        tables = prepare(scenario).tables
+        check_tables(tables, scenario.years, policy=scenario.policy, scenario_file=_file_name(scenario))
+        return tables
+    if scenario.generate is not None:
+        overrides = {k: v for k, v in scenario.generate.model_dump().items()
+                     if k not in ("preset", "seed") and v is not None}
+        tables = generate_preset(scenario.generate.preset, seed=scenario.generate.seed,
+                                 start_year=scenario.start_year, deadline_year=scenario.deadline_year, **overrides)
+        check_tables(tables, scenario.years, policy=scenario.policy, scenario_file=_file_name(scenario))
+        return tables
+    issues = IssueCollector()
+    tables = read_tables(scenario.data_dir(), issues, encoding=scenario.encoding)
+    if set(tables) == set(REQUIRED_TABLES + OPTIONAL_TABLES):
+        check_tables(tables, scenario.years, issues, policy=scenario.policy, scenario_file=_file_name(scenario))
+    issues.raise_if_any()
+    return tables
+
+
+def _file_name(scenario: Scenario) -> str:
+    """The scenario file's name, for issues about its keys."""
+    return scenario.source.name if scenario.source is not None else "scenario"
+
+
+__all__ = ["Targeting", "identify_scenario", "is_raw_scenario", "load_tables", "prepare", "raw_tables"]

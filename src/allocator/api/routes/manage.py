@@ -50,8 +50,8 @@ from allocator.api.store import Job, NewJob
 from allocator.api.submission import create_job, receive_progress
 from allocator.api.worker import REPLAN_REQUEST, monitor_record, run_in_worker
 from allocator.errors import InputError, Issue
-from allocator.progress import record_fingerprints
-from allocator.provenance import check_record_plan
+from allocator.inputs.provenance import check_record_plan
+from allocator.manage.progress import record_fingerprints
 
 router = APIRouter(prefix="/v1/plans", tags=["manage"])
 

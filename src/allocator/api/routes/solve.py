@@ -21,7 +21,7 @@ from allocator.api.routes.plans import ERRORS, IdempotencyKey, read_json, read_t
 from allocator.api.schemas import ErrorOut, SolveOut, plan_out
 from allocator.api.store import FINISHED, Job
 from allocator.api.submission import RETRY_AFTER_SECONDS, SUBMISSION_BODY, submit
-from allocator.plan import TABLES
+from allocator.plan.plan import TABLES
 
 router = APIRouter(prefix="/v1", tags=["solve"])
 

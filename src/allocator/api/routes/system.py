@@ -7,10 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from starlette.concurrency import run_in_threadpool
 
-from allocator import __version__
 from allocator.api.deps import DispatcherDep, SettingsDep, StoreDep
 from allocator.api.schemas import BackendOut, HealthOut
 from allocator.solvers import BACKENDS
+from allocator.version import __version__
 
 router = APIRouter(prefix="/v1", tags=["system"])
 metrics_router = APIRouter(tags=["system"])

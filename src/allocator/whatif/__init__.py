@@ -1,0 +1,1 @@
+"""What-if studies: scenario variants and sweeps as Dask tasks."""
