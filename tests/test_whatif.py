@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 import allocator
+from allocator.cli import parse_vary
 from allocator.errors import ScenarioError
 from allocator.inputs.provenance import input_hashes
 from allocator.optimize.parallel import dask_client
 from allocator.targeting.pipeline import load_tables
-from allocator.whatif.sweep import RESULT_COLUMNS, frontier_violations, parse_vary, sweep, variant_list
+from allocator.whatif.sweep import RESULT_COLUMNS, frontier_violations, sweep, variant_list
 from plan_checker import check_plan
 from tiny import write_folder
 

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -55,10 +56,29 @@ class ProgressPrinter:
         err.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""))
 
 
-def _fail_input(error: InputError) -> None:
+def parse_vary(texts: Sequence[str]) -> dict[str, list]:
+    """``["KEY=V1,V2", ...]`` (the command line's ``--vary``) → ``{KEY: [V1, V2]}``; each value is
+    read as YAML, so ``0.5`` is a number, ``hard`` a string and ``null`` None."""
+    vary: dict[str, list] = {}
+    for text in texts:
+        key, sep, values = text.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise InputError([Issue("--vary", "expected KEY=V1,V2,...", found=repr(text))])
+        try:
+            vary[key.strip()] = [yaml.safe_load(value) for value in values.split(",")]
+        except yaml.YAMLError as error:
+            raise InputError([Issue("--vary", f"a value is not valid YAML: {error}", key=key.strip())]) from None
+    return vary
+
+
+def _fail_input(error: InputError, flags: dict[str, str] | None = None) -> None:
+    """Print every issue and exit 2; an issue about a library argument in ``flags`` (its key,
+    e.g. ``from_year``) is shown as the command-line flag that gave it (``--from-year``)."""
     err.print(f"[red]error:[/red] {len(error.issues)} problem(s) in the input"
               + (" (showing the first ones)" if error.truncated else ""))
     for issue in error.issues:
+        if flags and issue.key in flags:
+            issue = dataclasses.replace(issue, file=flags[issue.key], key=None)
         err.print(f"  - {issue}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
@@ -174,14 +194,17 @@ def explain(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
-    from allocator.explain.difficulties import explain_plan
+    from allocator.explain.difficulties import explain_plan, write_difficulties
     from allocator.explain.extra import SOURCE, parse_extra
+    from allocator.inputs.provenance import check_output_folder
 
     try:
         more = parse_extra(extra) if extra is not None else None
+        check_output_folder(plan_dir)  # difficulties.json goes there: allocator's own, before the work
         found = explain_plan(plan_dir, money=money if money is not None else more is None,
                              earliest=earliest if earliest is not None else more is None, extra=more,
                              progress=ProgressPrinter(quiet))
+        write_difficulties(plan_dir, found)
     except InputError as error:  # the extra money's issues are the flag's
         _fail_input(InputError([dataclasses.replace(i, file="--extra") if i.file == SOURCE else i
                                 for i in error.issues], error.truncated))
@@ -775,21 +798,14 @@ def replan(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Re-plan a running plan from a progress record: delivered, started and paid are pinned, the rest re-optimised."""
-    from allocator.manage.replan import replan_from
-    from allocator.plan.context import load_plan_context
+    from allocator.manage.replan import replan_folder
 
-    progress = ProgressPrinter(quiet)
     try:
         check_output_folder(out_dir, "re-plan")
-        progress("read the plan, its inputs and the record")
-        context = load_plan_context(plan_dir)
-        settings = context.scenario.solver
-        if time_limit is not None:
-            settings = settings.model_copy(update={"time_limit": time_limit})
-        result = replan_from(context, progress_dir, from_year=from_year, stability=stability, settings=settings,
-                             progress_cb=progress)
+        result = replan_folder(plan_dir, progress_dir, from_year=from_year, stability=stability,
+                               time_limit=time_limit, progress=ProgressPrinter(quiet))
     except InputError as error:
-        _fail_input(error)
+        _fail_input(error, {"from_year": "--from-year"})
     result.write(out_dir)
     _print_summary(result.plan.summary, out_dir)
     _print_report(result.summary, out_dir / "replan.json")
@@ -815,7 +831,7 @@ def simulate(
         progress("read the plan and its inputs")
         record = simulate_progress(load_plan_context(plan_dir), year, seed)
     except InputError as error:
-        _fail_input(error)
+        _fail_input(error, {"year": "--year"})
     record.write(out_dir)
     hh = record.households
     out.print(f"progress record of mid-{year} → {out_dir}: {int(hh['delivered'].sum()):,} packages delivered, "
@@ -854,7 +870,7 @@ def sweep(
 ) -> None:
     """Solve variants of a scenario on Dask: results.csv, a frontier chart, a folder per variant (reused)."""
     from allocator.inputs.scenario import load_scenario
-    from allocator.whatif.sweep import RESULT_COLUMNS, check_vary, frontier_violations, parse_vary
+    from allocator.whatif.sweep import RESULT_COLUMNS, check_vary, frontier_violations
     from allocator.whatif.sweep import sweep as run_sweep
 
     try:

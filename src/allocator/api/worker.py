@@ -56,8 +56,8 @@ from pathlib import Path
 from allocator.api.settings import Settings
 from allocator.api.store import FINISHED, Job, JobStore, open_store
 from allocator.errors import InputError, SolverUnavailable
-from allocator.explain.difficulties import explain_plan
-from allocator.plan.context import load_plan_context
+from allocator.explain.difficulties import explain_plan, write_difficulties
+from allocator.manage.replan import replan_folder
 from allocator.report.charts import write_plan_folder
 from allocator.report.html import build_report
 from allocator.solvers.base import STOP_SOLVES
@@ -422,14 +422,8 @@ def scrub(value, data_dir: Path):
 def _replan(request: dict, result_dir: Path, report: ProgressReporter):
     """Re-plan the parent plan folder with the stored record, as ``allocator replan`` does; write
     the new plan folder (with diff.csv, replan.json and remaining/) and return the new plan."""
-    import allocator
-
-    context = load_plan_context(request["plan_dir"])
-    settings = context.scenario.solver
-    if request["time_limit"] is not None:
-        settings = settings.model_copy(update={"time_limit": request["time_limit"]})
-    result = allocator.replan_from(context, request["record_dir"], from_year=request["from_year"],
-                                   stability=request["stability"], settings=settings, progress_cb=report)
+    result = replan_folder(request["plan_dir"], request["record_dir"], from_year=request["from_year"],
+                           stability=request["stability"], time_limit=request["time_limit"], progress=report)
     result.write(result_dir)
     return result.plan
 
@@ -467,7 +461,7 @@ def run_in_worker(function, *args, **kwargs):
 def _explain(plan_id: str, plan_dir: Path) -> None:
     """Write ``difficulties.json`` as ``allocator explain`` does."""
     try:
-        explain_plan(plan_dir)
+        write_difficulties(plan_dir, explain_plan(plan_dir))
     except Exception as error:  # the plan stands without its explanation
         log.warning("plan %s: explain failed with %s at %s", plan_id, type(error).__name__, where_raised(error))
 

@@ -16,6 +16,7 @@ county could be on schedule with the money there is, by re-solving with earlier 
 from __future__ import annotations
 
 import dataclasses
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from allocator.explain.extra import ExtraMoney, check_extra, extra_money
-from allocator.inputs.provenance import check_output_folder, output_folder
+from allocator.inputs.provenance import output_folder
 from allocator.inputs.tables import CATEGORIES
 from allocator.model.formulation import Formulation, budget_windows, county_exit_need, formulate
 from allocator.model.linear import LinearModel
@@ -41,10 +42,11 @@ from allocator.optimize.methods import quiet
 from allocator.optimize.pipeline import EXACT_MAX_INTEGER_COLUMNS, LP_FIX_MAX_INTEGER_COLUMNS, solve_problem
 from allocator.plan.context import load_plan_context, plan_vector
 from allocator.plan.plan import Plan
-from allocator.solvers import get_backend
+from allocator.solvers import get_backend, iis_backend
 from allocator.solvers.base import SolveOptions, Status
-from allocator.solvers.highs import highs_iis
 
+BACKEND_NAMES = {"highs": "HiGHS", "ortools": "OR-Tools", "pulp": "PuLP"}  # as a planner reads them
+DIFFICULTIES = "difficulties.json"  # what explain found, in the plan folder
 MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays well scaled
 BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
 VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
@@ -323,20 +325,16 @@ def _sentence(p: Problem, added: np.ndarray) -> str:
 
 def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = True, extra: ExtraMoney | None = None,
                  progress=None) -> dict:
-    """Everything ``allocator explain`` tells about a plan folder, written to its
-    ``difficulties.json`` (the folder must be allocator's own) and returned: the difficulties
-    per county, for a plan with no solution the conflicting rules, marginal values (the plan's
+    """Everything ``allocator explain`` tells about a plan folder (the caller that owns the
+    folder writes it there: :func:`write_difficulties`): the difficulties per county, for a
+    plan with no solution the conflicting rules, marginal values (the plan's
     :func:`marginal_section`), with ``money`` what it would take (when a county is off
     schedule or there is no plan), with ``earliest`` the earliest deadline per county (one
     re-solve per year), and with ``extra`` where that money would go (:func:`extra_money`,
     checked before any re-solve)."""
-    import json
-
-
     progress = progress or quiet
     progress("rebuild the model")
     context = load_plan_context(folder)
-    check_output_folder(context.folder)  # it is written into: allocator's own, before the work
     plan, settings, problem = context.plan, context.scenario.solver, context.problem
     if extra is not None:
         check_extra(problem, extra)
@@ -376,9 +374,17 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
     if extra is not None:
         progress("extra money: a re-solve from the plan", extra=f"{extra.source_id}:{extra.year}:{extra.amount:,.0f}")
         found["extra_money"] = extra_money(context, extra)
-    with output_folder(context.folder):
-        (context.folder / "difficulties.json").write_text(json.dumps(found, indent=2, default=str))
     return found
+
+
+def write_difficulties(folder: str | Path, found: dict) -> Path:
+    """Write what :func:`explain_plan` found into the plan folder's ``difficulties.json``. The
+    folder must be allocator's own: check it before the work
+    (:func:`allocator.inputs.provenance.check_output_folder`)."""
+    folder = Path(folder)
+    with output_folder(folder):
+        (folder / DIFFICULTIES).write_text(json.dumps(found, indent=2, default=str))
+    return folder / DIFFICULTIES
 
 
 def marginal_section(plan: Plan, fm: Formulation | None = None, lp_up_to: int = 0, progress=quiet) -> dict:
@@ -405,8 +411,9 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
     It is an IIS of the LP relaxation (HiGHS ``getIis``): drop any one rule of it and the
     rest can hold. Rows that only route money (spend paid by funds) and the bounds of single
     decisions are the model's plumbing: they are counted, not listed."""
-    found = highs_iis(fm.model, time_limit)
-    method = "IIS of the LP relaxation (HiGHS)"
+    backend = iis_backend()
+    found = backend.iis(fm.model, time_limit)
+    method = f"IIS of the LP relaxation ({BACKEND_NAMES.get(backend.name, backend.name)})"
     if not found.found:
         why = ("the LP relaxation has a solution: only whole-number decisions (a package or a project is taken or "
                "not) stand in the way, so no set of rules conflicts on its own" if found.lp_status == "Optimal" else
@@ -581,4 +588,5 @@ def earliest_deadlines(problem: Problem, tables: dict[str, pd.DataFrame], solve,
 
 __all__ = ["binding_rows", "conflict", "difficulties", "earliest_deadlines", "explain_plan",
            "extra_money_model",
-           "least_uniform_scale", "marginal_section", "plan_difficulties", "what_it_would_take"]
+           "least_uniform_scale", "marginal_section", "plan_difficulties", "what_it_would_take",
+           "write_difficulties"]

@@ -54,10 +54,10 @@ from allocator.inputs.provenance import input_fingerprint, input_hashes, output_
 from allocator.inputs.scenario import load_scenario
 from allocator.inputs.tables import split_list
 from allocator.manage.progress import SHOCK_EXIT_FACTOR, Progress, household_states, plan_and_record, village_counties
-from allocator.model.formulation import KEEP_ANY_YEAR
-from allocator.model.problem import build_problem
+from allocator.model.problem import KEEP_ANY_YEAR, Keep, build_problem
 from allocator.optimize.methods import quiet
 from allocator.optimize.pipeline import solve_problem
+from allocator.plan.context import load_plan_context
 from allocator.plan.plan import COLUMNS as PLAN_COLUMNS
 from allocator.plan.plan import Plan, json_default
 from allocator.report.charts import write_plan_charts
@@ -120,6 +120,19 @@ class Replan:
         return folder
 
 
+def replan_folder(plan_dir: str | Path, record_dir: str | Path, *, from_year: int | None = None,
+                  stability: float = 0.0, time_limit: float | None = None, progress=quiet) -> Replan:
+    """The re-plan the command line and the service run: the plan folder with its inputs, the
+    scenario's solver settings (``time_limit`` seconds per solve when given), the record folder."""
+    progress("read the plan, its inputs and the record")
+    context = load_plan_context(plan_dir)
+    settings = context.scenario.solver
+    if time_limit is not None:
+        settings = settings.model_copy(update={"time_limit": time_limit})
+    return replan_from(context, record_dir, from_year=from_year, stability=stability, settings=settings,
+                       progress_cb=progress)
+
+
 def replan_from(plan, progress, *, from_year: int | None = None, stability: float = 0.0, settings=None,
                 progress_cb=quiet) -> Replan:
     """Re-plan ``plan`` (a plan folder or :class:`allocator.plan.context.PlanContext`) from ``from_year``
@@ -129,8 +142,9 @@ def replan_from(plan, progress, *, from_year: int | None = None, stability: floa
     scenario = context.scenario
     year = record.year if from_year is None else int(from_year)
     if not record.year <= year <= scenario.deadline_year:
-        raise InputError([Issue("--from-year", "the re-plan year must lie between the record's year and the deadline",
-                                expected=f"a year in {record.year}..{scenario.deadline_year}", found=str(year))])
+        raise InputError([Issue("re-plan", "the re-plan year must lie between the record's year and the deadline",
+                                key="from_year", expected=f"a year in {record.year}..{scenario.deadline_year}",
+                                found=str(year))])
     settings = settings or scenario.solver
     progress_cb("fold the record into the remaining problem", from_year=year)
     states = household_states(context.plan.households, record, context.tables, from_year=year,
@@ -146,7 +160,7 @@ def replan_from(plan, progress, *, from_year: int | None = None, stability: floa
     stable = None
     if stability > 0 and remaining.summary.get("expected_exits") is not None:
         free = remaining
-        problem.extra["keep"] = keep_arrays(problem, states, projects, year, stability)
+        problem.keep = keep_arrays(problem, states, projects, year, stability)
         progress_cb("re-solve with the stability penalty", stability=stability)
         remaining = solve_problem(problem, settings, progress=progress_cb, manifest=manifest)
         stable = _stability(free, remaining, states, projects, year, stability, settings.mip_gap)
@@ -311,7 +325,7 @@ def generated_candidates(context, record: Progress, states: pd.DataFrame, ids: p
     return made.tables["packages"], made.tables["projects"], baseline
 
 
-def keep_arrays(problem, states: pd.DataFrame, projects: pd.DataFrame, year: int, stability: float) -> dict:
+def keep_arrays(problem, states: pd.DataFrame, projects: pd.DataFrame, year: int, stability: float) -> Keep:
     """The stability option's planned start-year index per package and project of ``problem``
     (see :func:`allocator.model.formulation.keep_bonus`)."""
     p = problem
@@ -325,8 +339,7 @@ def keep_arrays(problem, states: pd.DataFrame, projects: pd.DataFrame, year: int
         [todo["village_id"], todo["project_id"]]))
     want = planned.reindex(pd.MultiIndex.from_arrays([p.village_ids[p.proj_village], p.proj_ids])).to_numpy()
     project_year = np.where(np.isnan(want), -1, np.where(want < year, KEEP_ANY_YEAR, np.nan_to_num(want) - year))
-    return {"lambda": float(stability), "package_year": package_year.astype(np.int64),
-            "project_year": project_year.astype(np.int64)}
+    return Keep(float(stability), package_year.astype(np.int64), project_year.astype(np.int64))
 
 
 def planned_changes(states: pd.DataFrame, projects: pd.DataFrame, remaining: Plan, year: int) -> dict:

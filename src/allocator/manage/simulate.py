@@ -46,7 +46,7 @@ def simulate_progress(plan, year: int, seed: int = 0) -> Progress:
     plan, tables, scenario = context.plan, context.tables, context.scenario
     start, deadline = scenario.start_year, scenario.deadline_year
     if not start <= year <= deadline:
-        raise InputError([Issue("--year", "the record year must lie within the plan's years",
+        raise InputError([Issue("simulation", "the record year must lie within the plan's years", key="year",
                                 expected=f"a year in {start}..{deadline}", found=str(year))])
     rng = np.random.default_rng(seed)
     projects, available = _projects(plan.projects, tables["projects"], year, rng)

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from allocator.inputs.tables import CATEGORIES
 from allocator.model.linear import LinearModel
-from allocator.model.problem import Problem
+from allocator.model.problem import KEEP_ANY_YEAR, Problem
 
 G = len(CATEGORIES)
 
@@ -624,23 +624,20 @@ def baseline_value(p: Problem) -> float:
     return float(p.household_baseline.sum()) + p.policy.earliness_weight * years
 
 
-KEEP_ANY_YEAR = -2  # a planned decision kept whatever its start year (its planned year is past)
-
-
 def keep_bonus(fm: Formulation) -> np.ndarray:
-    """Stability bonus of each x and y column. ``problem.extra["keep"]`` (set by
-    :mod:`allocator.manage.replan`) holds ``lambda`` and, per package and per project, the planned
-    start-year index (-1: not planned; KEEP_ANY_YEAR: any year). A column that keeps its planned
+    """Stability bonus of each x and y column from ``problem.keep`` (set by
+    :mod:`allocator.manage.replan`): its weight lambda and, per package and per project, the
+    planned start-year index (-1: not planned; KEEP_ANY_YEAR: any year). A column that keeps its planned
     decision earns lambda, so the model maximises exits - lambda x (planned decisions changed),
     up to a constant; the shortfall penalty grows by the largest total bonus."""
     bonus = np.zeros(fm.nx + fm.ny)
-    keep = fm.problem.extra.get("keep")
-    if not keep:
+    keep = fm.problem.keep
+    if keep is None:
         return bonus
-    for cols, index, year, planned in ((fm.x_cols, fm.x_pkg, fm.x_year, keep["package_year"]),
-                                        (fm.y_cols, fm.y_proj, fm.y_year, keep["project_year"])):
+    for cols, index, year, planned in ((fm.x_cols, fm.x_pkg, fm.x_year, keep.package_year),
+                                        (fm.y_cols, fm.y_proj, fm.y_year, keep.project_year)):
         wanted = np.asarray(planned)[index]
-        bonus[cols] = keep["lambda"] * ((wanted == year) | (wanted == KEEP_ANY_YEAR))
+        bonus[cols] = keep.weight * ((wanted == year) | (wanted == KEEP_ANY_YEAR))
     return bonus
 
 

@@ -18,6 +18,20 @@ from allocator.inputs.tables import ANY, CATEGORIES, complete_tables, split_list
 CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 
 
+KEEP_ANY_YEAR = -2  # a planned decision kept whatever its start year (its planned year is past)
+
+
+@dataclass
+class Keep:
+    """A re-plan's stability option: a column that keeps its planned decision earns ``weight``
+    (lambda). Per package and per project, the planned start-year index: -1 not planned,
+    KEEP_ANY_YEAR any year (see :func:`allocator.model.formulation.keep_bonus`)."""
+
+    weight: float
+    package_year: np.ndarray
+    project_year: np.ndarray
+
+
 @dataclass
 class Problem:
     """Integer-coded arrays of one scenario; ``tables`` keeps the validated inputs."""
@@ -83,7 +97,7 @@ class Problem:
     target_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
     target_county_ok: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     pkg_practice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the standard package
-    extra: dict = field(default_factory=dict)
+    keep: Keep | None = None  # a re-plan's stability option (allocator.manage.replan), or none
 
     @property
     def start_year(self) -> int:

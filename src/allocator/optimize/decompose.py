@@ -18,7 +18,7 @@ so this method never solves it:
 3. **Groups of counties.** The province-wide rows are split between groups of counties by
    what the weighted relaxed plans' flows use there (:func:`county_shares`), and ``lp-fix``
    runs per group on the columns the relaxed plans or the plan use (:func:`county_plans`), in
-   parallel threads or, given a Dask client (``SolveOptions.client``), as one Dask task per
+   parallel threads or, given a Dask client, as one Dask task per
    group (:func:`run_groups`); their plan replaces the repaired one when it is better. If the
    repair fails, the whole MIP is solved in the time left.
 4. **Rounds.** County improvement rounds while time is left. The bound is the best L(u).
@@ -562,9 +562,11 @@ def round_point(fm: Formulation, point: np.ndarray) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progress: ProgressCallback) -> Outcome:
+def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progress: ProgressCallback, *,
+                    client=None) -> Outcome:
     """Prices (the bound), the weighted relaxed plans rounded and repaired into a plan, groups
-    of counties, then improvement rounds (module docstring)."""
+    of counties (as tasks on ``client``, a Dask client, when given), then improvement rounds
+    (module docstring)."""
     started = time.perf_counter()
     model = fm.model
     solver = get_backend(backend)
@@ -617,7 +619,7 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     progress("repaired plan", **fm.headline(plan.x),
              gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
     plan = county_plans(fm, pricing.point, np.nan_to_num(rows), plan, solver, options, started, progress, phases,
-                        notes)
+                        notes, client)
     plan = improve_by_county(fm, plan, pricing.point, pricing.bound, solver, options, started, progress, phases,
                              notes)
     if pricing.stopped_by is not None and plan.stopped_by is None:
@@ -693,10 +695,10 @@ def solve_group(sub: Formulation, problem: Problem | None, backend: str,
 
 
 def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_groups: int, problem: Problem,
-               backend: str, options: SolveOptions, threads: int,
-               progress: ProgressCallback) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], str, list[str]]:
+               backend: str, options: SolveOptions, threads: int, progress: ProgressCallback,
+               client=None) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], str, list[str]]:
     """Every group's (columns, plan or None) in group order, where they ran, and the groups
-    whose Dask task failed. The groups run as tasks on ``options.client`` (Dask) when given,
+    whose Dask task failed. The groups run as tasks on ``client`` (Dask) when given,
     else in ``threads`` threads (HiGHS releases the GIL).
 
     A Dask task gets its group's model only; the problem's arrays (without its tables) go to
@@ -708,7 +710,6 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
         progress("counties", group=g + 1, done=done[0], of=n_groups, columns=len(columns), lp=lp,
                  plan=plan is not None)
 
-    client = options.client
     if client is None:
         def one(g: int) -> tuple[np.ndarray, np.ndarray | None]:
             cols, sub = group_model(g)
@@ -722,13 +723,12 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
     from distributed import as_completed
 
     shared = client.scatter(dataclasses.replace(problem, tables={}), broadcast=True, hash=False)
-    task_options = dataclasses.replace(options, client=None)
     tag = uuid.uuid4().hex[:8]
     futures, columns = {}, []
     for g in range(n_groups):
         cols, sub = group_model(g)
         columns.append(cols)
-        futures[client.submit(solve_group, dataclasses.replace(sub, problem=None), shared, backend, task_options,
+        futures[client.submit(solve_group, dataclasses.replace(sub, problem=None), shared, backend, options,
                               key=f"allocator-group-{g + 1}-{tag}", pure=False)] = g
     plans: list[np.ndarray | None] = [None] * n_groups
     failed = []
@@ -746,7 +746,7 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
 
 def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, incumbent: SolveResult, solver,
                  options: SolveOptions, started: float, progress: ProgressCallback, phases: dict,
-                 notes: list[str]) -> SolveResult:
+                 notes: list[str], client=None) -> SolveResult:
     """A better plan group of counties by group, when one is found.
 
     Each group of counties gets the share of the province-wide rows that ``incumbent`` uses
@@ -777,10 +777,10 @@ def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, inc
         schedule[fm.family(name).rows] = True
     priced = schedule[global_rows]
     threads = options.threads or COUNTY_THREADS
-    slots = sum(options.client.nthreads().values()) if options.client is not None else threads
+    slots = sum(client.nthreads().values()) if client is not None else threads
     if not slots:  # a scheduler without workers would hold the tasks until some join
         notes.append("the Dask scheduler has no workers: the groups ran in threads")
-        options, slots = dataclasses.replace(options, client=None), threads
+        client, slots = None, threads
     workers = max(1, min(slots, n_groups))
     remaining = None if options.time_limit is None else options.time_limit - (time.perf_counter() - started)
     limit = None if remaining is None else max(COUNTY_SHARE * remaining * workers / n_groups, 2.0)
@@ -802,7 +802,7 @@ def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, inc
         return cols, dataclasses.replace(sub, model=dataclasses.replace(sub.model, c=c))
 
     groups, where, failed = run_groups(group_model, n_groups, fm.problem, solver.name, county_options, workers,
-                                       progress)
+                                       progress, client)
     z = incumbent.x.copy()
     found = 0
     for cols, plan in groups:

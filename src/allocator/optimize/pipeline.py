@@ -112,8 +112,8 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
             else:
                 where = client.scheduler.address
         solve_started = time.perf_counter()
-        outcome = METHODS[method_name](fm, settings.backend, dataclasses.replace(
-            options, client=client if where else None), progress)
+        on_dask = {"client": client} if where else {}  # only decompose runs on Dask (``where`` is set)
+        outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask)
         solve_seconds = time.perf_counter() - solve_started
     if distributed and where is None:
         outcome.notes.append(f"Dask is used by decompose only: {method_name} ran in this process")

@@ -16,7 +16,7 @@ from allocator.solvers.pulp import PulpBackend
 
 __all__ = [
     "BACKENDS", "Backend", "LinearModel", "SolveOptions", "SolveResult", "Status", "StoppedBy",
-    "available_backends", "get_backend",
+    "available_backends", "get_backend", "iis_backend",
 ]
 
 BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (HighsBackend, OrtoolsBackend, PulpBackend)}
@@ -25,6 +25,14 @@ BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (HighsBackend, OrtoolsB
 def available_backends() -> list[str]:
     """Names of the backends whose solver package is installed, in preference order."""
     return [name for name, cls in BACKENDS.items() if cls.is_available()]
+
+
+def iis_backend() -> Backend:
+    """The first installed backend that finds an IIS (``supports_iis``)."""
+    for name in available_backends():
+        if BACKENDS[name].supports_iis:
+            return BACKENDS[name]()
+    raise SolverUnavailable("no installed solver backend finds an IIS: pip install highspy")
 
 
 def get_backend(name: str) -> Backend:

@@ -64,13 +64,12 @@ class SolveOptions:
     # a feasible point to start branch and bound from (backends that cannot use it ignore it)
     start: np.ndarray | None = field(default=None, repr=False, compare=False)
     # methods that split the model (decompose): kept columns per group of counties (None: the
-    # method's default) and a Dask client that runs the groups as tasks (None: threads)
+    # method's default)
     group_columns: int | None = None
-    client: object | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The options as plain data (for the run manifest)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "start", "client")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "start")}
 
 
 @dataclass
@@ -111,6 +110,25 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
     return abs(bound - objective) / max(abs(objective), 1.0)
 
 
+@dataclass
+class Conflict:
+    """An irreducible infeasible subsystem: rows and columns whose bounds cannot all hold.
+
+    ``row_side`` / ``col_side`` say which bound of each takes part: ``lower``, ``upper`` or
+    ``boxed`` (both). Empty when none was found; ``lp_status`` then says why (the LP
+    relaxation's HiGHS model status: feasible, or stopped by the time limit)."""
+
+    rows: np.ndarray
+    row_side: list[str]
+    cols: np.ndarray
+    col_side: list[str]
+    lp_status: str = "Infeasible"
+
+    @property
+    def found(self) -> bool:
+        return bool(len(self.rows) or len(self.cols))
+
+
 class Backend:
     """A solver backend: small class with a name, capabilities and ``solve``."""
 
@@ -118,6 +136,7 @@ class Backend:
     package: ClassVar[str]  # the pip package that provides it
     supports_mip: ClassVar[bool] = True
     supports_duals: ClassVar[bool] = False
+    supports_iis: ClassVar[bool] = False  # finds an irreducible infeasible subsystem (:meth:`iis`)
 
     @classmethod
     def is_available(cls) -> bool:
@@ -136,6 +155,10 @@ class Backend:
             return "unknown"
 
     def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def iis(self, model: LinearModel, time_limit: float | None = None) -> Conflict:  # pragma: no cover
+        """An IIS of the LP relaxation of ``model`` (backends with ``supports_iis``)."""
         raise NotImplementedError
 
 

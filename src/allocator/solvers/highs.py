@@ -37,7 +37,7 @@ a process, whatever ``output_flag`` says.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from allocator.model.linear import LinearModel
 from allocator.solvers.base import (
     STOP_SOLVES,
     Backend,
+    Conflict,
     SolveOptions,
     SolveResult,
     Status,
@@ -74,6 +75,10 @@ class HighsBackend(Backend):
     name = "highs"
     package = "highspy"
     supports_duals = True
+    supports_iis = True
+
+    def iis(self, model: LinearModel, time_limit: float | None = None) -> Conflict:
+        return highs_iis(model, time_limit)
 
     def solve(self, model: LinearModel, options: SolveOptions) -> SolveResult:
         """Pass ``model`` to HiGHS in one call, run it and map the model status.
@@ -276,25 +281,6 @@ def _empty_model_result(model: LinearModel, result: SolveResult) -> SolveResult:
     result.status, result.x = Status.OPTIMAL, x
     result.objective = result.bound = float(model.offset)
     return result
-
-
-@dataclass
-class Conflict:
-    """An irreducible infeasible subsystem: rows and columns whose bounds cannot all hold.
-
-    ``row_side`` / ``col_side`` say which bound of each takes part: ``lower``, ``upper`` or
-    ``boxed`` (both). Empty when none was found; ``lp_status`` then says why (the LP
-    relaxation's HiGHS model status: feasible, or stopped by the time limit)."""
-
-    rows: np.ndarray
-    row_side: list[str]
-    cols: np.ndarray
-    col_side: list[str]
-    lp_status: str = "Infeasible"
-
-    @property
-    def found(self) -> bool:
-        return bool(len(self.rows) or len(self.cols))
 
 
 _IIS_SIDES = {1: "free", 2: "lower", 3: "upper", 4: "boxed"}

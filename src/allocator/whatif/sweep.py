@@ -31,7 +31,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from allocator.errors import InputError, Issue, ScenarioError
 from allocator.inputs.provenance import input_hashes, output_folder
@@ -48,21 +47,6 @@ RESULTS_FILE = "results.csv"
 FRONTIER_FILE = "frontier.png"
 VARIANTS_FOLDER = "variants"
 PLANNED = ("optimal", "feasible")
-
-
-def parse_vary(texts: Sequence[str]) -> dict[str, list]:
-    """``["KEY=V1,V2", ...]`` (the command line's ``--vary``) → ``{KEY: [V1, V2]}``; each value is
-    read as YAML, so ``0.5`` is a number, ``hard`` a string and ``null`` None."""
-    vary: dict[str, list] = {}
-    for text in texts:
-        key, sep, values = text.partition("=")
-        if not sep or not key.strip() or not values.strip():
-            raise InputError([Issue("--vary", "expected KEY=V1,V2,...", found=repr(text))])
-        try:
-            vary[key.strip()] = [yaml.safe_load(value) for value in values.split(",")]
-        except yaml.YAMLError as error:
-            raise InputError([Issue("--vary", f"a value is not valid YAML: {error}", key=key.strip())]) from None
-    return vary
 
 
 def variant_list(vary: Mapping[str, Sequence] | None = None,
@@ -323,5 +307,5 @@ def frontier_chart(results: pd.DataFrame, keys: Sequence[str], path: str | Path)
     return Path(path)
 
 
-__all__ = ["RESULT_COLUMNS", "check_vary", "frontier_chart", "frontier_violations", "parse_vary",
+__all__ = ["RESULT_COLUMNS", "check_vary", "frontier_chart", "frontier_violations",
            "solve_variant", "sweep", "variant_key", "variant_list"]
