@@ -31,7 +31,7 @@ import pandas as pd
 from allocator.inputs.provenance import output_folder
 from allocator.manage.progress import EDGE_FACTOR, Progress, household_states, plan_and_record, village_counties
 from allocator.plan.plan import json_default
-from allocator.report.charts import plt
+from allocator.report.charts import counties_at_risk, plt
 
 MONITOR_FILES = ("counties.csv", "villages.csv", "households_off_track.csv", "watch.csv", "monitor.json",
                  "counties_at_risk.png")
@@ -321,19 +321,3 @@ def _summary(context, record: Progress, states: pd.DataFrame, counties: pd.DataF
     }
 
 
-def counties_at_risk(counties: pd.DataFrame, year: int):
-    """Bars: each county's outlook incidence (red when at risk), the plan's as a marker, the threshold as a line."""
-    ordered = counties.sort_values("incidence_outlook", ascending=False).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
-    colors = ["tab:red" if risk else "tab:green" for risk in ordered["at_risk"]]
-    x = np.arange(len(ordered))
-    ax.bar(x, 100 * ordered["incidence_outlook"], color=colors, width=0.7, label="outlook")
-    ax.plot(x, 100 * ordered["incidence_plan"], "kD", markersize=5, label="approved plan")
-    ax.hlines(100 * ordered["threshold"], x - 0.45, x + 0.45, color="black", linestyles="dashed", linewidth=1,
-              label="threshold")
-    ax.set_xticks(x, ordered["county_id"], rotation=90, fontsize=7)
-    ax.set_ylabel("expected incidence at deadline (%)")
-    ax.set_title(f"Counties at risk, mid-{year}: {int(ordered['at_risk'].sum())} of {len(ordered)}")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -1,21 +1,34 @@
-"""Charts of a plan, drawn from its tables: money by year and counties against the threshold.
+"""Every chart allocator draws, in one place with one palette: a plan folder's charts (money
+by year, counties against the threshold), the report's (poor by year against the path,
+counties by year, the village map, the baselines), monitoring's counties at risk, a sweep's
+frontier and identification's poor by county.
 
-Returned as matplotlib figures (for notebooks) and written as PNG beside the plan tables.
+Returned as matplotlib figures (for notebooks) and written as PNG by the writers that own the
+folders.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never opens a window
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from allocator.inputs.provenance import output_folder  # noqa: E402
+from allocator.inputs.tables import CATEGORIES  # noqa: E402
 from allocator.plan.plan import Plan  # noqa: E402
 
+NOTHING = "nothing planned"  # a village the plan spends nothing in
+# the palette: one colour per category in every chart, and the same meaning for the rest
+CATEGORY_COLORS = dict(zip(CATEGORIES, ("tab:brown", "tab:orange", "tab:blue", "tab:purple", "tab:olive", "tab:pink"),
+                           strict=True)) | {NOTHING: "lightgrey"}
+GOOD, BAD, REFERENCE, OURS, OTHERS = "tab:green", "tab:red", "black", "tab:blue", "tab:grey"
 CHART_FILES = ("money_by_year.png", "counties.png")  # a plan folder's charts
 
 
@@ -26,7 +39,8 @@ def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") 
     if table.empty:
         ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
     else:
-        (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0)
+        colors = [CATEGORY_COLORS.get(c) for c in table.columns] if by == "category" else None
+        (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0, color=colors)
         ax.legend(fontsize=8, frameon=False)
     ax.set_ylabel("million yuan")
     ax.set_xlabel("year")
@@ -39,9 +53,9 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> plt.F
     """Expected remaining incidence per county at the deadline, against its exit threshold."""
     ordered = counties.sort_values("expected_incidence", ascending=False).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
-    colors = ["tab:green" if ok else "tab:red" for ok in ordered["on_schedule"]]
+    colors = [GOOD if ok else BAD for ok in ordered["on_schedule"]]
     ax.bar(range(len(ordered)), 100 * ordered["expected_incidence"], color=colors)
-    ax.step(range(len(ordered)), 100 * ordered["threshold"], where="mid", color="black", linewidth=1,
+    ax.step(range(len(ordered)), 100 * ordered["threshold"], where="mid", color=REFERENCE, linewidth=1,
             label="threshold")
     ax.set_xticks(range(len(ordered)), ordered["county_id"], rotation=90, fontsize=7)
     ax.set_ylabel("expected incidence at deadline (%)")
@@ -106,3 +120,121 @@ def write_plan_folder(plan: Plan, folder: str | Path) -> Path:
         plan.write(folder)
         write_plan_charts(plan, folder)
     return folder
+
+
+def poor_by_year_chart(table: pd.DataFrame) -> plt.Figure:
+    """Lines: expected poor at year end against the annual targets, the national path, and
+    what the thresholds allow."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(table["year"], table["expected_poor"], marker="o", label="this plan (expected)")
+    if table["target"].notna().any():
+        ax.plot(table["year"], table["target"], marker="v", linestyle="", color=BAD, markersize=9,
+                label="annual target (most still poor)")
+    if table["national_path"].notna().any():
+        ax.plot(table["year"], table["national_path"], marker="s", linestyle="--",
+                label="national path (NBS, rescaled)")
+    ax.axhline(table["allowed_by_thresholds"].iloc[0], color=REFERENCE, linewidth=1, label="allowed by the thresholds")
+    ax.set_xticks(table["year"])
+    ax.set_ylabel("poor households at year end")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Expected poor by year against the path")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def incidence_chart(incidence: pd.DataFrame) -> plt.Figure:
+    """Grid of counties × years: incidence relative to the threshold, green when below it."""
+    ratio = (incidence["expected_incidence"] / incidence["threshold"].where(incidence["threshold"] > 0)).to_numpy()
+    grid = pd.DataFrame({"county_id": incidence["county_id"], "year": incidence["year"], "ratio": ratio}).pivot(
+        index="county_id", columns="year", values="ratio")
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.16 * len(grid) + 1.5)))
+    image = ax.imshow(np.clip(grid.to_numpy(dtype=float), 0, 3), cmap="RdYlGn_r", vmin=0, vmax=2, aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), grid.columns)
+    ax.set_yticks(range(len(grid)), grid.index, fontsize=6 if len(grid) > 20 else 8)
+    below = grid.to_numpy(dtype=float) <= 1 + 1e-9
+    rows, cols = np.nonzero(below)
+    ax.scatter(cols, rows, marker="s", s=10, color=REFERENCE, label="below the threshold")
+    fig.colorbar(image, ax=ax, label="incidence / threshold")
+    ax.set_title("Counties against their threshold by year")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.06))
+    fig.tight_layout()
+    return fig
+
+
+def village_map(table: pd.DataFrame) -> plt.Figure:
+    """Longitude/latitude scatter of villages, coloured by the category taking most of their
+    money, sized by poor households."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    located = table.dropna(subset=["latitude", "longitude"])
+    if located.empty:
+        ax.text(0.5, 0.5, "the villages have no coordinates", ha="center", va="center", transform=ax.transAxes)
+    for name, group in located.groupby("main_category"):
+        ax.scatter(group["longitude"], group["latitude"], s=4 + 2 * np.sqrt(group["poor_households"]), alpha=0.7,
+                   label=name, color=CATEGORY_COLORS.get(name), edgecolors="none")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title("Villages by what the plan spends most on")
+    if not located.empty:
+        ax.legend(frameon=False, fontsize=8, markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+def baselines_chart(rows: list[dict], exits: float) -> plt.Figure:
+    """Bars: expected exits of the optimised plan and of each usual rule."""
+    rows = [row for row in rows if row["status"] != "not applicable"]
+    names = ["optimised"] + [row["baseline"] for row in rows]
+    values = [exits] + [row["expected_exits"] or 0.0 for row in rows]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(names[::-1], values[::-1], color=[OTHERS] * len(rows) + [OURS])
+    ax.set_xlabel("expected exits")
+    ax.set_title("The optimised plan against the usual rules")
+    fig.tight_layout()
+    return fig
+
+
+def counties_at_risk(counties: pd.DataFrame, year: int):
+    """Bars: each county's outlook incidence (red when at risk), the plan's as a marker, the threshold as a line."""
+    ordered = counties.sort_values("incidence_outlook", ascending=False).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
+    colors = [BAD if risk else GOOD for risk in ordered["at_risk"]]
+    x = np.arange(len(ordered))
+    ax.bar(x, 100 * ordered["incidence_outlook"], color=colors, width=0.7, label="outlook")
+    ax.plot(x, 100 * ordered["incidence_plan"], "kD", markersize=5, label="approved plan")
+    ax.hlines(100 * ordered["threshold"], x - 0.45, x + 0.45, color=REFERENCE, linestyles="dashed", linewidth=1,
+              label="threshold")
+    ax.set_xticks(x, ordered["county_id"], rotation=90, fontsize=7)
+    ax.set_ylabel("expected incidence at deadline (%)")
+    ax.set_title(f"Counties at risk, mid-{year}: {int(ordered['at_risk'].sum())} of {len(ordered)}")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def frontier_chart(planned: pd.DataFrame, others: Sequence[str], path: str | Path) -> Path:
+    """Expected exits and counties on schedule against the money available (million yuan) of a
+    sweep's planned variants, one line per combination of ``others`` (the varied keys that do
+    not change the money), written as PNG."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    if planned.empty:
+        top.text(0.5, 0.5, "no variant has a plan", ha="center", va="center", transform=top.transAxes)
+    groups = planned.groupby(others, dropna=False, sort=False) if others else [((), planned)]
+    for label, group in groups:
+        ordered = group.sort_values("money_available", kind="stable")
+        values = label if isinstance(label, tuple) else (label,)
+        name = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True)) if others else None
+        money = ordered["money_available"] / 1e6
+        top.plot(money, ordered["expected_exits"], marker="o", label=name)
+        bottom.step(money, ordered["counties_on_schedule"], where="post", marker="o", label=name)
+    top.set_ylabel("expected exits")
+    bottom.set_ylabel("counties on schedule")
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_xlabel("money available (million yuan)")
+    top.set_title("What-if frontier: outcomes against money")
+    if others and not planned.empty:
+        top.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

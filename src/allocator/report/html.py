@@ -17,25 +17,29 @@ import io
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; never opens a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from allocator.explain.difficulties import difficulties, marginal_section  # noqa: E402
-from allocator.inputs.scenario import NATIONAL_STILL_POOR  # noqa: E402
-from allocator.model.problem import Problem  # noqa: E402
-from allocator.optimize.baselines import money_idle  # noqa: E402
+from allocator.explain.difficulties import difficulties, marginal_section
+from allocator.inputs.scenario import NATIONAL_STILL_POOR
+from allocator.model.problem import Problem
+from allocator.optimize.baselines import money_idle
 from allocator.plan.compare import compare_plans, inputs_sentence
-from allocator.plan.context import PlanContext, load_plan_context  # noqa: E402
-from allocator.plan.plan import Plan  # noqa: E402
-from allocator.report.charts import counties_against_threshold, money_by_year  # noqa: E402
+from allocator.plan.context import PlanContext, load_plan_context
+from allocator.plan.plan import Plan
+from allocator.report.charts import (
+    NOTHING,
+    baselines_chart,
+    counties_against_threshold,
+    incidence_chart,
+    money_by_year,
+    plt,
+    poor_by_year_chart,
+    village_map,
+)
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
-NOTHING = "nothing planned"
 MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 
 
@@ -100,79 +104,6 @@ def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
     frame["spend"] = frame["village_id"].map(spend.groupby("village_id")["cost"].sum()).fillna(0.0)
     frame["main_category"] = frame["village_id"].map(main).fillna(NOTHING)
     return frame
-
-
-def poor_by_year_chart(table: pd.DataFrame) -> plt.Figure:
-    """Lines: expected poor at year end against the annual targets, the national path, and
-    what the thresholds allow."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(table["year"], table["expected_poor"], marker="o", label="this plan (expected)")
-    if table["target"].notna().any():
-        ax.plot(table["year"], table["target"], marker="v", linestyle="", color="tab:red", markersize=9,
-                label="annual target (most still poor)")
-    if table["national_path"].notna().any():
-        ax.plot(table["year"], table["national_path"], marker="s", linestyle="--",
-                label="national path (NBS, rescaled)")
-    ax.axhline(table["allowed_by_thresholds"].iloc[0], color="black", linewidth=1, label="allowed by the thresholds")
-    ax.set_xticks(table["year"])
-    ax.set_ylabel("poor households at year end")
-    ax.set_ylim(bottom=0)
-    ax.set_title("Expected poor by year against the path")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def incidence_chart(incidence: pd.DataFrame) -> plt.Figure:
-    """Grid of counties × years: incidence relative to the threshold, green when below it."""
-    ratio = (incidence["expected_incidence"] / incidence["threshold"].where(incidence["threshold"] > 0)).to_numpy()
-    grid = pd.DataFrame({"county_id": incidence["county_id"], "year": incidence["year"], "ratio": ratio}).pivot(
-        index="county_id", columns="year", values="ratio")
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.16 * len(grid) + 1.5)))
-    image = ax.imshow(np.clip(grid.to_numpy(dtype=float), 0, 3), cmap="RdYlGn_r", vmin=0, vmax=2, aspect="auto")
-    ax.set_xticks(range(grid.shape[1]), grid.columns)
-    ax.set_yticks(range(len(grid)), grid.index, fontsize=6 if len(grid) > 20 else 8)
-    below = grid.to_numpy(dtype=float) <= 1 + 1e-9
-    rows, cols = np.nonzero(below)
-    ax.scatter(cols, rows, marker="s", s=10, color="black", label="below the threshold")
-    fig.colorbar(image, ax=ax, label="incidence / threshold")
-    ax.set_title("Counties against their threshold by year")
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.06))
-    fig.tight_layout()
-    return fig
-
-
-def village_map(table: pd.DataFrame) -> plt.Figure:
-    """Longitude/latitude scatter of villages, coloured by the category taking most of their
-    money, sized by poor households."""
-    fig, ax = plt.subplots(figsize=(7, 6))
-    located = table.dropna(subset=["latitude", "longitude"])
-    if located.empty:
-        ax.text(0.5, 0.5, "the villages have no coordinates", ha="center", va="center", transform=ax.transAxes)
-    for name, group in located.groupby("main_category"):
-        color = "lightgrey" if name == NOTHING else None
-        ax.scatter(group["longitude"], group["latitude"], s=4 + 2 * np.sqrt(group["poor_households"]), alpha=0.7,
-                   label=name, color=color, edgecolors="none")
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
-    ax.set_title("Villages by what the plan spends most on")
-    if not located.empty:
-        ax.legend(frameon=False, fontsize=8, markerscale=2)
-    fig.tight_layout()
-    return fig
-
-
-def baselines_chart(rows: list[dict], exits: float) -> plt.Figure:
-    """Bars: expected exits of the optimised plan and of each usual rule."""
-    rows = [row for row in rows if row["status"] != "not applicable"]
-    names = ["optimised"] + [row["baseline"] for row in rows]
-    values = [exits] + [row["expected_exits"] or 0.0 for row in rows]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh(names[::-1], values[::-1], color=["tab:grey"] * len(rows) + ["tab:blue"])
-    ax.set_xlabel("expected exits")
-    ax.set_title("The optimised plan against the usual rules")
-    fig.tight_layout()
-    return fig
 
 
 def _png(fig: plt.Figure) -> str:

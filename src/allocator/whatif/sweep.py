@@ -37,7 +37,7 @@ from allocator.inputs.provenance import input_hashes, output_folder
 from allocator.inputs.scenario import Scenario, apply_overrides, expand_keys, load_scenario
 from allocator.optimize.parallel import dask_client
 from allocator.optimize.pipeline import solve
-from allocator.report.charts import plt
+from allocator.report.charts import frontier_chart
 from allocator.version import __version__
 
 RESULT_COLUMNS = ["status", "expected_exits", "sustained_exits", "value", "counties_on_schedule", "counties_total",
@@ -156,7 +156,8 @@ def _sweep(scenario: Scenario, todo: list[dict], keys: list[str], out: Path, cli
                 row.update(finished[row["variant"]])
     results = pd.DataFrame(rows, columns=[*keys, *RESULT_COLUMNS])
     results.to_csv(out / RESULTS_FILE, index=False)
-    frontier_chart(results, keys, out / FRONTIER_FILE)
+    frontier_chart(results[results["status"].isin(PLANNED) & results["money_available"].notna()],
+                   [k for k in keys if not _is_money_key(k)], out / FRONTIER_FILE)
     return results
 
 
@@ -276,36 +277,5 @@ def _label(keys: Sequence[str], values) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
 
 
-def frontier_chart(results: pd.DataFrame, keys: Sequence[str], path: str | Path) -> Path:
-    """Expected exits and counties on schedule against the money available (million yuan),
-    one line per combination of the varied keys that do not change the money, written as PNG."""
-    from matplotlib.ticker import MaxNLocator
-
-
-    planned = results[results["status"].isin(PLANNED) & results["money_available"].notna()]
-    others = [k for k in keys if not _is_money_key(k)]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    if planned.empty:
-        top.text(0.5, 0.5, "no variant has a plan", ha="center", va="center", transform=top.transAxes)
-    groups = planned.groupby(others, dropna=False, sort=False) if others else [((), planned)]
-    for label, group in groups:
-        ordered = group.sort_values("money_available", kind="stable")
-        name = _label(others, label) if others else None
-        money = ordered["money_available"] / 1e6
-        top.plot(money, ordered["expected_exits"], marker="o", label=name)
-        bottom.step(money, ordered["counties_on_schedule"], where="post", marker="o", label=name)
-    top.set_ylabel("expected exits")
-    bottom.set_ylabel("counties on schedule")
-    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-    bottom.set_xlabel("money available (million yuan)")
-    top.set_title("What-if frontier: outcomes against money")
-    if others and not planned.empty:
-        top.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
-__all__ = ["RESULT_COLUMNS", "check_vary", "frontier_chart", "frontier_violations",
+__all__ = ["RESULT_COLUMNS", "check_vary", "frontier_violations",
            "solve_variant", "sweep", "variant_key", "variant_list"]
