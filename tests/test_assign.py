@@ -14,6 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from allocator.assign.contract import (
+    MISMATCH_KM,
+    OTHER_TOWNSHIP_KM,
+    TEAM_OTHER_COUNTY_KM,
+    UNASSIGNED_KM,
+    read_cadres,
+    read_teams,
+)
 from allocator.assign.gap import (
     CHU_BEASLEY_1997,
     FLOW_METHOD,
@@ -24,16 +32,10 @@ from allocator.assign.gap import (
     read_orlib_gap,
 )
 from allocator.assign.responsibility import (
-    MISMATCH_KM,
-    OTHER_TOWNSHIP_KM,
-    TEAM_OTHER_COUNTY_KM,
-    UNASSIGNED_KM,
     assign_households,
     assign_responsibility,
     fill_responsible_cadres,
     households_for_assignment,
-    read_cadres,
-    read_teams,
     teams_table,
 )
 from allocator.errors import InputError
@@ -446,7 +448,7 @@ def test_generated_county_end_to_end(county):
 
 
 def test_skill_vocabulary_matches_the_generator():
-    from allocator.assign.responsibility import CAUSE_SKILLS, SKILLS
+    from allocator.assign.contract import CAUSE_SKILLS, SKILLS
     from allocator.inputs.raw import CAUSES
     from allocator.synth.province import CADRE_SKILLS
 

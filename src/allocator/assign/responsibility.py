@@ -13,7 +13,7 @@ Households to cadres, a transportation problem (one household uses one unit of c
     min  sum_{h,k} c[h,k] x[h,k] + UNASSIGNED_KM * sum_h y[h]
     s.t. sum_k x[h,k] + y[h] = 1                 every household exactly once ("Household coverage")
          sum_h x[h,k] <= capacity[k]             every cadre within capacity ("Cadre capacity")
-         x[h,k] = 0 unless county(h) = county(k) cadres serve their own county ("County rule")
+         x[h,k] = 0 unless county(h) = county(k) cadres serve their own county ("CountyWork rule")
     c[h,k] = great-circle km(h, k)
              + MISMATCH_KM        if none of the cadre's skills fits the household's need
              + OTHER_TOWNSHIP_KM  if the cadre belongs to another township
@@ -81,447 +81,44 @@ TEAM_CANDIDATES           32         initial arcs per poor village              
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from allocator.assign.contract import (
+    CANDIDATES,
+    CATEGORY_SKILLS,
+    CAUSE_SKILLS,
+    OTHER_TOWNSHIP_KM,
+    TEAM_CANDIDATES,
+    TEAM_OTHER_COUNTY_KM,
+    UNASSIGNED_KM,
+    cadre_masks,
+    check_cadres,
+    check_teams,
+    checked_numbers,
+    flag_duplicates,
+    flag_empty_ids,
+    read_cadres,
+    read_teams,
+    require_columns,
+    skill_masks,
+    text_column,
+)
+from allocator.assign.runner import CountyWork, run_counties, spread_flow
+from allocator.assign.transport import EARTH_RADIUS_KM, great_circle_km, metres_between, solve_transport, unit_vectors
 from allocator.errors import IssueCollector
 from allocator.inputs.checks import report_rows
-from allocator.inputs.tables import CATEGORIES, LIST_SEPARATOR, Column, TableSpec, read_table, split_list
+from allocator.inputs.scenario import Scenario
+from allocator.inputs.tables import CATEGORIES, table_path
+from allocator.optimize.methods import quiet
+from allocator.plan.plan import Plan
 from allocator.solvers.base import Status, relative_gap
+from allocator.synth.teams import generate_teams
+from allocator.targeting import identify_scenario, raw_tables
 
-SKILLS = ("agriculture", "health", "education", "employment", "finance")
-CAUSE_SKILLS: dict[str, tuple[str, ...]] = {
-    "illness": ("health",), "disability": ("health",),
-    "lack_of_funds": ("finance",),
-    "lack_of_skills": ("employment",), "lack_of_labour": ("employment",), "lack_of_motivation": ("employment",),
-    "schooling": ("education",),
-    "disaster": ("agriculture",), "transport": ("agriculture",), "lack_of_land": ("agriculture",),
-    "lack_of_water": ("agriculture",),
-    "other": (),  # no particular skill: every cadre fits
-}
-CATEGORY_SKILLS: dict[str, tuple[str, ...]] = {
-    "industry": ("agriculture",), "ecology": ("agriculture",), "infrastructure": ("agriculture",),
-    "housing": ("finance",),  # relocation and house renovation: subsidies and loans
-    "ability": ("education", "employment"),  # schooling and vocational training
-    "welfare": ("health", "finance"),  # the social-security bottom line: medical aid, dibao
-}
-
-EARTH_RADIUS_KM = 6371.0088
-MISMATCH_KM = 20.0
-OTHER_TOWNSHIP_KM = 30.0
-TEAM_OTHER_COUNTY_KM = 30.0
-UNASSIGNED_KM = 10_000.0
-CANDIDATES = 24
-TEAM_CANDIDATES = 32
-PRICING_ARCS = 24  # arcs added per supply node and pricing round
-MAX_ROUNDS = 100
-BLOCK = 4_000_000  # cost entries computed at once (memory ~ 8 bytes each, a few times)
-DENSE_LIMIT = 20_000_000  # cost entries kept in memory (int32) instead of recomputed each pricing round
-RELAXATION_TOL = 1e-3  # solve the no-county-rule relaxation of a county when the simple bound is this far off
 NEAREST_OTHER = 16  # nearest cadres looked at for the nearest cadre of another county
-
-
-# --- tables ------------------------------------------------------------------------------
-def _coord(name: str, limit: float) -> Column:
-    return Column(name, "float", minimum=-limit, maximum=limit)
-
-
-RESPONSIBILITY_SPECS: dict[str, TableSpec] = {
-    "cadres": TableSpec(
-        "cadres",
-        (
-            Column("cadre_id", "str"),
-            Column("township_id", "str"),
-            Column("capacity", "int", minimum=0, maximum=100_000),
-            Column("skills", "list"),
-            _coord("latitude", 90),
-            _coord("longitude", 180),
-            Column("hours_per_year", "float", required=False, minimum=0, maximum=8784, default=0.0),
-        ),
-        key=("cadre_id",),
-    ),
-    "teams": TableSpec(
-        "teams",
-        (
-            Column("team_id", "str"),
-            Column("department", "str", required=False, allow_empty=True, default=""),
-            Column("home_county", "str"),
-            Column("size", "int", minimum=1, maximum=1000),
-            _coord("latitude", 90),
-            _coord("longitude", 180),
-        ),
-        key=("team_id",),
-    ),
-}
-
-
-def _region_level(regions: pd.DataFrame) -> pd.Series:
-    return regions.drop_duplicates("region_id").set_index("region_id")["level"]
-
-
-def check_cadres(cadres: pd.DataFrame, issues: IssueCollector, regions: pd.DataFrame | None = None) -> None:
-    """Skills are known; with ``regions``, every township_id is a township of regions.csv."""
-    file = cadres.attrs.get("file", "cadres.csv")
-    items = pd.Series(_text(cadres, "skills")).str.split(LIST_SEPARATOR).explode().str.strip()
-    unknown = (items != "") & ~items.isin(SKILLS)
-    bad = np.zeros(len(cadres), dtype=bool)
-    bad[items.index[unknown.to_numpy()].unique()] = True  # positions: the series has a range index
-    report_rows(issues, file, cadres, bad, "cadre_id", "skills", "unknown skill",
-                "skills from " + ", ".join(SKILLS) + " separated by ';'")
-    if regions is not None:
-        level = cadres["township_id"].map(_region_level(regions))
-        report_rows(issues, file, cadres, level.ne("township").to_numpy(), "cadre_id", "township_id",
-                    "not a township of regions.csv", "the region_id of a region with level township")
-
-
-def check_teams(teams: pd.DataFrame, issues: IssueCollector, regions: pd.DataFrame | None = None) -> None:
-    """With ``regions``, every home_county is a county of regions.csv."""
-    if regions is None:
-        return
-    file = teams.attrs.get("file", "teams.csv")
-    level = teams["home_county"].map(_region_level(regions))
-    report_rows(issues, file, teams, level.ne("county").to_numpy(), "team_id", "home_county",
-                "not a county of regions.csv", "the region_id of a region with level county")
-
-
-def read_cadres(folder: str | Path, regions: pd.DataFrame | None = None, encoding: str | None = None) -> pd.DataFrame:
-    """Read ``cadres.csv`` (or ``.parquet``; CSV in ``encoding``, else detected) of a data folder;
-    raise one InputError listing every problem (cells, duplicate ids, unknown skills, townships
-    missing from ``regions``)."""
-    return _read_checked(Path(folder), "cadres", check_cadres, regions, encoding)
-
-
-def read_teams(folder: str | Path, regions: pd.DataFrame | None = None, encoding: str | None = None) -> pd.DataFrame:
-    """Read ``teams.csv`` (or ``.parquet``; CSV in ``encoding``, else detected) of a data folder;
-    raise one InputError listing every problem (cells, duplicate ids, home counties missing
-    from ``regions``)."""
-    return _read_checked(Path(folder), "teams", check_teams, regions, encoding)
-
-
-def _read_checked(folder: Path, name: str, check: Callable, regions: pd.DataFrame | None,
-                  encoding: str | None) -> pd.DataFrame:
-    issues = IssueCollector()
-    frame = read_table(folder, RESPONSIBILITY_SPECS[name], issues, encoding)
-    if frame is not None and not issues.issues:
-        check(frame, issues, regions)
-    issues.raise_if_any()
-    return frame
-
-
-# --- in-memory inputs ----------------------------------------------------------------------
-def _require(issues: IssueCollector, frame: pd.DataFrame, file: str, columns: tuple[str, ...]) -> bool:
-    missing = [c for c in columns if c not in frame.columns]
-    for c in missing:
-        issues.add(file, "missing column", column=c, expected="a column " + c,
-                   found="columns " + ", ".join(map(str, frame.columns)))
-    return not missing
-
-
-def _numbers(issues: IssueCollector, frame: pd.DataFrame, file: str, id_column: str, column: str, lo: float,
-             hi: float, integer: bool = False) -> np.ndarray:
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(values) | (values < lo) | (values > hi)
-    if integer:
-        with np.errstate(invalid="ignore"):
-            bad |= np.isfinite(values) & (np.abs(values - np.round(values)) > 1e-9)
-    kind = "an integer" if integer else "a number"
-    report_rows(issues, file, frame, bad, id_column, column, "not a valid value", f"{kind} in [{lo:g}, {hi:g}]",
-                raw.to_numpy())
-    return np.where(bad, 0.0, values)
-
-
-def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return frame[column].astype(object).where(frame[column].notna(), "").astype(str).str.strip().to_numpy()
-
-
-def _duplicates(issues: IssueCollector, frame: pd.DataFrame, file: str, column: str) -> None:
-    dup = frame[column].duplicated(keep="first").to_numpy()
-    report_rows(issues, file, frame, dup, column, column, "duplicate id", "each id once")
-
-
-def _empty_ids(issues: IssueCollector, frame: pd.DataFrame, file: str, id_column: str, columns: tuple[str, ...]):
-    for c in columns:
-        report_rows(issues, file, frame, _text(frame, c) == "", id_column, c, "empty cell", "a non-empty text")
-
-
-def _skill_masks(texts: np.ndarray, vocab: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
-    """Bit masks of skills for each text (via the vocabulary); second array flags unknown texts."""
-    bit = {s: 1 << k for k, s in enumerate(SKILLS)}
-    codes, uniques = pd.factorize(texts)
-    masks = np.zeros(len(uniques), dtype=np.int64)
-    unknown = np.zeros(len(uniques), dtype=bool)
-    for k, text in enumerate(uniques):  # a loop per distinct text
-        if text == "":
-            continue
-        if text not in vocab:
-            unknown[k] = True
-            continue
-        masks[k] = sum(bit[s] for s in vocab[text])
-    return masks[codes], unknown[codes]
-
-
-def _cadre_masks(skills: np.ndarray) -> np.ndarray:
-    bit = {s: 1 << k for k, s in enumerate(SKILLS)}
-    codes, uniques = pd.factorize(skills)
-    masks = np.array([sum(bit.get(s, 0) for s in split_list(u)) for u in uniques], dtype=np.int64)  # per distinct
-    return masks[codes] if len(uniques) else np.zeros(len(skills), dtype=np.int64)
-
-
-# --- geometry ------------------------------------------------------------------------------
-def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km (haversine, vectorised; arrays broadcast)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dlat, dlon = p2 - p1, np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    p, q = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(p) * np.cos(q), np.cos(p) * np.sin(q), np.sin(p)])
-
-
-def _metres(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whole metres between unit vectors ``a`` (rows) and ``b`` (columns), element-wise."""
-    chord2 = np.zeros((len(a), len(b)))
-    for k in range(3):
-        diff = a[:, k, None] - b[None, :, k]
-        chord2 += diff * diff
-    chord = np.sqrt(chord2)
-    return np.rint(2000.0 * EARTH_RADIUS_KM * np.arcsin(np.minimum(chord / 2, 1.0))).astype(np.int64)
-
-
-# --- the transportation engine -------------------------------------------------------------
-@dataclass
-class _Flow:
-    """Solution of one transportation problem (integer costs)."""
-
-    arc_g: np.ndarray  # supply node of each used arc
-    arc_j: np.ndarray  # server of each used arc (-1: unassigned)
-    arc_flow: np.ndarray
-    objective: int
-    bound: int
-    u: np.ndarray  # full-graph dual of each supply node (min over all servers, and unassigned)
-    w: np.ndarray  # dual price of each server's capacity (>= 0)
-    rounds: int
-    arcs: int
-    proven: bool
-    all_g: np.ndarray | None = None  # every arc of the last sparse graph (to start a related solve)
-    all_j: np.ndarray | None = None
-
-
-def _potentials(n_nodes: int, tails: np.ndarray, heads: np.ndarray, costs: np.ndarray, source: int) -> np.ndarray:
-    """Shortest-path distances from ``source`` (Bellman-Ford, vectorised over arcs; no negative cycles)."""
-    order = np.argsort(heads, kind="stable")
-    t, c, h = tails[order], costs[order].astype(np.float64), heads[order]
-    uniq, start = np.unique(h, return_index=True)
-    d = np.full(n_nodes, np.inf)
-    d[source] = 0.0
-    for _ in range(n_nodes + 1):
-        best = np.minimum.reduceat(d[t] + c, start)
-        improve = best < d[uniq]
-        if not improve.any():
-            return d
-        d[uniq[improve]] = best[improve]
-    raise RuntimeError("negative cycle in the residual graph: the flow is not optimal")
-
-
-def _dense(cost_rows: Callable[[int, int], np.ndarray], G: int, J: int) -> Callable[[int, int], np.ndarray]:
-    """Compute the costs once (int32, whole metres fit) when they fit in DENSE_LIMIT entries."""
-    if G * J > DENSE_LIMIT:
-        return cost_rows
-    full = np.empty((G, J), dtype=np.int32)
-    step = max(1, BLOCK // max(J, 1))
-    for a in range(0, G, step):
-        full[a:a + step] = cost_rows(a, min(G, a + step))
-    return lambda a, b: full[a:b]
-
-
-def _transport(cost_rows: Callable[[int, int], np.ndarray], supply: np.ndarray, capacity: np.ndarray,
-               unassigned: int | np.ndarray, candidates: int, deadline: float | None,
-               start: tuple[np.ndarray, np.ndarray] | None = None) -> _Flow:
-    """Exact transportation problem with an 'unassigned' option, by min-cost flow with pricing.
-
-    ``cost_rows(a, b)`` returns the integer costs of supply nodes a..b-1 to every server;
-    ``unassigned`` is the cost of leaving one unit of a supply node unserved (one number or
-    one per node). See the module doc for the pricing and the bound.
-    """
-    from ortools.graph.python import min_cost_flow
-
-    G, J = len(supply), len(capacity)
-    supply = supply.astype(np.int64)
-    total = int(supply.sum())
-    out_cost = np.broadcast_to(np.asarray(unassigned, dtype=np.int64), (G,)).copy()
-    if J == 0 or G == 0:
-        obj = int((supply * out_cost).sum())
-        return _Flow(np.arange(G), np.full(G, -1), supply, obj, obj, out_cost, np.zeros(J, dtype=np.int64), 0, 0,
-                     True)
-    capacity = np.minimum(capacity.astype(np.int64), total)
-    cost_rows = _dense(cost_rows, G, J)
-    step = max(1, BLOCK // J)
-    k = min(candidates, J)
-    eg, ej, ec = [], [], []
-    for a in range(0, G, step):
-        block = cost_rows(a, min(G, a + step))
-        if start is not None:  # the arcs of an earlier solve on the same costs
-            inside = (start[0] >= a) & (start[0] < a + len(block))
-            g, j = start[0][inside], start[1][inside]
-            eg.append(g)
-            ej.append(j)
-            ec.append(block[g - a, j].astype(np.int64))
-            continue
-        idx = np.argpartition(block, k - 1, axis=1)[:, :k] if k < J else np.broadcast_to(np.arange(J), block.shape)
-        eg.append(np.repeat(np.arange(a, a + len(block)), idx.shape[1]))
-        ej.append(idx.ravel())
-        ec.append(np.take_along_axis(block, idx, axis=1).ravel().astype(np.int64))
-    eg, ej, ec = np.concatenate(eg), np.concatenate(ej).astype(np.int64), np.concatenate(ec)
-    T = G + J
-    nodes = np.arange(T + 1, dtype=np.int32)
-    supplies = np.r_[supply, np.zeros(J, dtype=np.int64), -total]
-    js, gs = np.arange(J), np.arange(G)
-    rounds = 0
-    while True:
-        rounds += 1
-        E = len(eg)
-        smcf = min_cost_flow.SimpleMinCostFlow()
-        smcf.add_arcs_with_capacity_and_unit_cost(
-            np.r_[eg, G + js, gs].astype(np.int32),
-            np.r_[G + ej, np.full(J, T), np.full(G, T)].astype(np.int32),
-            np.r_[supply[eg], capacity, supply].astype(np.int64),
-            np.r_[ec, np.zeros(J, dtype=np.int64), out_cost].astype(np.int64))
-        smcf.set_nodes_supplies(nodes, supplies)
-        code = smcf.solve()
-        if code != smcf.OPTIMAL:
-            raise RuntimeError(f"min-cost flow returned status {code} on a problem that is always feasible")
-        flow = smcf.flows(np.arange(E + J + G, dtype=np.int32))
-        f_e, f_c, f_u = flow[:E], flow[E:E + J], flow[E + J:]
-        objective = int(smcf.optimal_cost())
-        # residual graph (arcs g->j and g->T are uncapacitated in the LP; j->T has capacity)
-        used, spare, loaded, left = f_e > 0, f_c < capacity, f_c > 0, f_u > 0
-        n_spare, n_loaded, n_left = int(spare.sum()), int(loaded.sum()), int(left.sum())
-        tails = np.r_[eg, G + ej[used], G + js[spare], np.full(n_loaded, T), gs, np.full(n_left, T)]
-        heads = np.r_[G + ej, eg[used], np.full(n_spare, T), G + js[loaded], np.full(G, T), gs[left]]
-        costs = np.r_[ec, -ec[used], np.zeros(n_spare + n_loaded, dtype=np.int64), out_cost, -out_cost[left]]
-        pi = _potentials(T + 1, tails, heads, costs, T)
-        w = np.where(np.isfinite(pi[G:T]), np.maximum(0.0, -pi[G:T]), 0.0).astype(np.int64)
-        u_e = (-pi[:G]).astype(np.int64)  # every supply node is reachable from T (it sends flow)
-        # price every pair: full-graph dual bound and the pairs with negative reduced cost
-        lb = -int((capacity * w).sum())
-        u_full = np.empty(G, dtype=np.int64)
-        new_g, new_j, new_c = [], [], []
-        for a in range(0, G, step):
-            b = min(G, a + step)
-            block = cost_rows(a, b)
-            priced = block + w[None, :]
-            u_full[a:b] = np.minimum(out_cost[a:b], priced.min(axis=1))
-            viol = priced < u_e[a:b, None]
-            rows = np.flatnonzero(viol.any(axis=1))
-            if len(rows):
-                sub = np.where(viol[rows], priced[rows], np.iinfo(np.int64).max)
-                r = min(PRICING_ARCS, J)
-                pick = np.argpartition(sub, r - 1, axis=1)[:, :r] if r < J else np.broadcast_to(np.arange(J), sub.shape)
-                ok = np.take_along_axis(viol[rows], pick, axis=1).ravel()
-                new_g.append(np.repeat(a + rows, pick.shape[1])[ok])
-                new_j.append(pick.ravel()[ok])
-                new_c.append(np.take_along_axis(block[rows], pick, axis=1).ravel()[ok].astype(np.int64))
-        lb += int((supply * u_full).sum())
-        lb = min(lb, objective)
-        n_new = sum(len(x) for x in new_g)
-        if lb == objective or n_new == 0 or rounds >= MAX_ROUNDS or (deadline is not None
-                                                                     and time.monotonic() > deadline):
-            break
-        eg = np.r_[eg, np.concatenate(new_g)]
-        ej = np.r_[ej, np.concatenate(new_j)]
-        ec = np.r_[ec, np.concatenate(new_c)]
-    keep = f_e > 0
-    arc_g = np.r_[eg[keep], gs[left]]
-    arc_j = np.r_[ej[keep], np.full(n_left, -1)]
-    arc_flow = np.r_[f_e[keep], f_u[left]]
-    return _Flow(arc_g, arc_j, arc_flow, objective, lb, u_full, w, rounds, len(eg), lb == objective, eg, ej)
-
-
-@dataclass
-class _County:
-    """The data of one county's household problem (picklable, for worker processes)."""
-
-    g_unit: np.ndarray
-    g_need: np.ndarray
-    g_town: np.ndarray
-    supply: np.ndarray
-    cross: np.ndarray  # per supply node: lower bound (m) on serving it from another county, inf if none
-    c_unit: np.ndarray
-    c_skill: np.ndarray
-    c_town: np.ndarray
-    capacity: np.ndarray
-    candidates: int
-    deadline: float | None
-
-
-def _county_costs(work: _County) -> Callable[[int, int], np.ndarray]:
-    mismatch_m, town_m = round(MISMATCH_KM * 1000), round(OTHER_TOWNSHIP_KM * 1000)
-
-    def cost_rows(a: int, b: int) -> np.ndarray:
-        cost = _metres(work.g_unit[a:b], work.c_unit)
-        need = work.g_need[a:b, None]
-        cost += mismatch_m * ((need != 0) & ((need & work.c_skill[None, :]) == 0))
-        cost += town_m * (work.g_town[a:b, None] != work.c_town[None, :])
-        return cost
-
-    return _dense(cost_rows, len(work.supply), len(work.capacity))
-
-
-def _solve_county(work: _County) -> dict:
-    """One county: the exact flow under the county rule, then the bound without it."""
-    unassigned = round(UNASSIGNED_KM * 1000)
-    cost_rows = _county_costs(work)
-    sol = _transport(cost_rows, work.supply, work.capacity, unassigned, work.candidates, work.deadline)
-    # without the county rule: an uncapacitated 'served from outside' option at its lower bound
-    outside = np.minimum(unassigned, work.cross).astype(np.int64)
-    simple = int((work.supply * np.minimum(sol.u, outside)).sum() - (np.minimum(
-        work.capacity.astype(np.int64), int(work.supply.sum())) * sol.w).sum())
-    relaxed_solved = False
-    if sol.objective - simple > RELAXATION_TOL * max(sol.objective, 1):
-        relaxed = _transport(cost_rows, work.supply, work.capacity, outside, work.candidates, work.deadline,
-                             start=(sol.all_g, sol.all_j))
-        province = max(simple, relaxed.bound)
-        relaxed_solved = True
-    else:
-        province = simple
-    return {"arc_g": sol.arc_g, "arc_j": sol.arc_j, "arc_flow": sol.arc_flow, "objective": sol.objective,
-            "bound": sol.bound, "province_bound": min(province, sol.bound), "rounds": sol.rounds, "arcs": sol.arcs,
-            "proven": sol.proven, "relaxed_solved": relaxed_solved}
-
-
-def _run_counties(works: list[_County], workers: int) -> list[dict]:
-    """Solve the counties, in ``workers`` forked processes when more than one (same results)."""
-    import multiprocessing as mp
-
-    if workers > 1 and len(works) > 1 and "fork" in mp.get_all_start_methods():
-        from concurrent.futures import ProcessPoolExecutor
-
-        order = np.argsort([-len(w.supply) * max(len(w.capacity), 1) for w in works], kind="stable")
-        with ProcessPoolExecutor(max_workers=min(workers, len(works)), mp_context=mp.get_context("fork")) as pool:
-            done = list(pool.map(_solve_county, [works[i] for i in order]))
-        out: list[dict] = [{}] * len(works)
-        for i, res in zip(order, done, strict=True):
-            out[i] = res
-        return out
-    return [_solve_county(w) for w in works]
-
-
-def _spread(group_of: np.ndarray, arc_g: np.ndarray, arc_j: np.ndarray, arc_flow: np.ndarray) -> np.ndarray:
-    """The server of each member of each supply node: flows split over the members in order."""
-    order = np.argsort(group_of, kind="stable")
-    arcs = np.lexsort((arc_j, arc_g))
-    server = np.repeat(arc_j[arcs], arc_flow[arcs])
-    out = np.empty(len(group_of), dtype=np.int64)
-    out[order] = server
-    return out
 
 
 # --- households to cadres ------------------------------------------------------------------
@@ -620,40 +217,40 @@ def _township_county(households: pd.DataFrame, villages: pd.DataFrame | None,
 
 def _check_households(households: pd.DataFrame, issues: IssueCollector) -> dict | None:
     file = households.attrs.get("file", "households.csv")
-    if not _require(issues, households, file, ("household_id", "township_id", "county_id", "latitude",
+    if not require_columns(issues, households, file, ("household_id", "township_id", "county_id", "latitude",
                                                "longitude")):
         return None
-    _empty_ids(issues, households, file, "household_id", ("household_id", "township_id", "county_id"))
-    _duplicates(issues, households, file, "household_id")
-    lat = _numbers(issues, households, file, "household_id", "latitude", -90, 90)
-    lon = _numbers(issues, households, file, "household_id", "longitude", -180, 180)
+    flag_empty_ids(issues, households, file, "household_id", ("household_id", "township_id", "county_id"))
+    flag_duplicates(issues, households, file, "household_id")
+    lat = checked_numbers(issues, households, file, "household_id", "latitude", -90, 90)
+    lon = checked_numbers(issues, households, file, "household_id", "longitude", -180, 180)
     n = len(households)
     need = np.zeros(n, dtype=np.int64)
     if "main_cause" in households.columns:
-        need, unknown = _skill_masks(_text(households, "main_cause"), CAUSE_SKILLS)
+        need, unknown = skill_masks(text_column(households, "main_cause"), CAUSE_SKILLS)
         report_rows(issues, file, households, unknown, "household_id", "main_cause", "unknown cause",
                     "one of " + ", ".join(CAUSE_SKILLS))
     if "category" in households.columns:
-        cat_need, unknown = _skill_masks(_text(households, "category"), CATEGORY_SKILLS)
+        cat_need, unknown = skill_masks(text_column(households, "category"), CATEGORY_SKILLS)
         report_rows(issues, file, households, unknown, "household_id", "category", "unknown category",
                     "one of " + ", ".join(CATEGORIES) + ", or empty")
-        has_cat = _text(households, "category") != ""
+        has_cat = text_column(households, "category") != ""
         need = np.where(has_cat, cat_need, need)
     return {"lat": lat, "lon": lon, "need": need}
 
 
 def _check_cadres_frame(cadres: pd.DataFrame, issues: IssueCollector, regions: pd.DataFrame | None) -> dict | None:
     file = cadres.attrs.get("file", "cadres.csv")
-    if not _require(issues, cadres, file, ("cadre_id", "township_id", "capacity", "latitude", "longitude")):
+    if not require_columns(issues, cadres, file, ("cadre_id", "township_id", "capacity", "latitude", "longitude")):
         return None
-    _empty_ids(issues, cadres, file, "cadre_id", ("cadre_id", "township_id"))
-    _duplicates(issues, cadres, file, "cadre_id")
-    capacity = _numbers(issues, cadres, file, "cadre_id", "capacity", 0, 100_000, integer=True)
-    lat = _numbers(issues, cadres, file, "cadre_id", "latitude", -90, 90)
-    lon = _numbers(issues, cadres, file, "cadre_id", "longitude", -180, 180)
-    skills = _text(cadres, "skills") if "skills" in cadres.columns else np.full(len(cadres), "")
+    flag_empty_ids(issues, cadres, file, "cadre_id", ("cadre_id", "township_id"))
+    flag_duplicates(issues, cadres, file, "cadre_id")
+    capacity = checked_numbers(issues, cadres, file, "cadre_id", "capacity", 0, 100_000, integer=True)
+    lat = checked_numbers(issues, cadres, file, "cadre_id", "latitude", -90, 90)
+    lon = checked_numbers(issues, cadres, file, "cadre_id", "longitude", -180, 180)
+    skills = text_column(cadres, "skills") if "skills" in cadres.columns else np.full(len(cadres), "")
     check_cadres(cadres.assign(skills=skills), issues, regions)
-    return {"capacity": capacity.astype(np.int64), "lat": lat, "lon": lon, "skill": _cadre_masks(skills)}
+    return {"capacity": capacity.astype(np.int64), "lat": lat, "lon": lon, "skill": cadre_masks(skills)}
 
 
 def assign_households(households: pd.DataFrame, cadres: pd.DataFrame, *, regions: pd.DataFrame | None = None,
@@ -667,9 +264,9 @@ def assign_households(households: pd.DataFrame, cadres: pd.DataFrame, *, regions
 def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame, cd: dict,
                        town_county: pd.Series, candidates: int, deadline: float | None, workers: int) -> dict:
     n = len(households)
-    h_town = _text(households, "township_id")
-    h_county = _text(households, "county_id")
-    c_town = _text(cadres, "township_id")
+    h_town = text_column(households, "township_id")
+    h_county = text_column(households, "county_id")
+    c_town = text_column(cadres, "township_id")
     c_county = town_county.reindex(c_town).to_numpy(dtype=object)
     idle = pd.isna(c_county)
     c_county = np.where(idle, "", c_county).astype(str)
@@ -683,9 +280,9 @@ def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame,
     group_of = keys.groupby(["c", "t", "lat", "lon", "need"], sort=True).ngroup().to_numpy()
     first = np.unique(group_of, return_index=True)[1]
     g_county, g_town, g_need = hc[first], ht[first], hh["need"][first]
-    g_unit = _unit(hh["lat"][first], hh["lon"][first])
+    g_unit = unit_vectors(hh["lat"][first], hh["lon"][first])
     supply = np.bincount(group_of).astype(np.int64)
-    c_unit = _unit(cd["lat"], cd["lon"])
+    c_unit = unit_vectors(cd["lat"], cd["lon"])
     c_order = np.argsort(cc, kind="stable")
     c_start = np.searchsorted(cc[c_order], np.arange(len(counties) + 1))
     g_start = np.searchsorted(g_county, np.arange(len(counties) + 1))
@@ -696,9 +293,9 @@ def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame,
         gs = np.arange(g_start[k], g_start[k + 1])
         js = c_order[c_start[k]:c_start[k + 1]]
         slices.append((gs, js))
-        works.append(_County(g_unit[gs], g_need[gs], g_town[gs], supply[gs], cross[gs], c_unit[js], cd["skill"][js],
+        works.append(CountyWork(g_unit[gs], g_need[gs], g_town[gs], supply[gs], cross[gs], c_unit[js], cd["skill"][js],
                              ct[js], cd["capacity"][js], candidates, deadline))
-    results = _run_counties(works, workers)
+    results = run_counties(works, workers)
     arc_g = np.concatenate([gs[r["arc_g"]] for (gs, _), r in zip(slices, results, strict=True)])
     arc_j = np.concatenate([np.where(r["arc_j"] >= 0, js[np.maximum(r["arc_j"], 0)], -1)
                             for (_, js), r in zip(slices, results, strict=True)])
@@ -707,16 +304,16 @@ def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame,
     bound = sum(r["bound"] for r in results)
     province_bound = sum(r["province_bound"] for r in results)
     proven = all(r["proven"] for r in results)
-    cadre_of = _spread(group_of, arc_g, arc_j, arc_f)
+    cadre_of = spread_flow(group_of, arc_g, arc_j, arc_f)
 
     assigned = cadre_of >= 0
     safe = np.maximum(cadre_of, 0)
     distance = np.where(assigned, great_circle_km(hh["lat"], hh["lon"], cd["lat"][safe], cd["lon"][safe]), np.nan)
     skill_match = assigned & ((hh["need"] == 0) | ((hh["need"] & cd["skill"][safe]) != 0))
     same_town = assigned & (ct[safe] == ht)
-    cadre_ids = _text(cadres, "cadre_id")
+    cadre_ids = text_column(cadres, "cadre_id")
     household_cadre = pd.DataFrame({
-        "household_id": _text(households, "household_id"),
+        "household_id": text_column(households, "household_id"),
         "responsible_cadre_id": np.where(assigned, cadre_ids[safe], ""),
         "township_id": h_town,
         "county_id": h_county,
@@ -806,27 +403,27 @@ def _check_team_inputs(villages: pd.DataFrame, teams: pd.DataFrame, town_county:
     if "poor_village" in villages.columns:
         villages = villages[villages["poor_village"].to_numpy(dtype=bool)].reset_index(drop=True)
         villages.attrs["file"] = vfile
-    ok = _require(issues, villages, vfile, ("village_id", "latitude", "longitude"))
+    ok = require_columns(issues, villages, vfile, ("village_id", "latitude", "longitude"))
     if ok and "county_id" not in villages.columns and "township_id" not in villages.columns:
         issues.add(vfile, "missing column", column="county_id", expected="a county_id (or township_id) column")
         ok = False
-    ok &= _require(issues, teams, tfile, ("team_id", "home_county", "latitude", "longitude"))
+    ok &= require_columns(issues, teams, tfile, ("team_id", "home_county", "latitude", "longitude"))
     if not ok:
         return None
-    _duplicates(issues, villages, vfile, "village_id")
-    _duplicates(issues, teams, tfile, "team_id")
-    _empty_ids(issues, teams, tfile, "team_id", ("team_id", "home_county"))
-    v_lat = _numbers(issues, villages, vfile, "village_id", "latitude", -90, 90)
-    v_lon = _numbers(issues, villages, vfile, "village_id", "longitude", -180, 180)
-    t_lat = _numbers(issues, teams, tfile, "team_id", "latitude", -90, 90)
-    t_lon = _numbers(issues, teams, tfile, "team_id", "longitude", -180, 180)
+    flag_duplicates(issues, villages, vfile, "village_id")
+    flag_duplicates(issues, teams, tfile, "team_id")
+    flag_empty_ids(issues, teams, tfile, "team_id", ("team_id", "home_county"))
+    v_lat = checked_numbers(issues, villages, vfile, "village_id", "latitude", -90, 90)
+    v_lon = checked_numbers(issues, villages, vfile, "village_id", "longitude", -180, 180)
+    t_lat = checked_numbers(issues, teams, tfile, "team_id", "latitude", -90, 90)
+    t_lon = checked_numbers(issues, teams, tfile, "team_id", "longitude", -180, 180)
     if "size" in teams.columns:
-        _numbers(issues, teams, tfile, "team_id", "size", 1, 1000, integer=True)
+        checked_numbers(issues, teams, tfile, "team_id", "size", 1, 1000, integer=True)
     check_teams(teams, issues, regions)
     if "county_id" in villages.columns:
-        v_county = _text(villages, "county_id")
+        v_county = text_column(villages, "county_id")
     else:
-        mapped = town_county.reindex(_text(villages, "township_id"))
+        mapped = town_county.reindex(text_column(villages, "township_id"))
         report_rows(issues, vfile, villages, mapped.isna().to_numpy(), "village_id", "township_id",
                     "township with no known county", "a township of regions.csv or of the households")
         v_county = np.where(mapped.isna(), "", mapped.to_numpy(dtype=object)).astype(str)
@@ -837,25 +434,25 @@ def _check_team_inputs(villages: pd.DataFrame, teams: pd.DataFrame, town_county:
 def _assign_teams(data: dict, deadline: float | None) -> dict:
     villages, teams = data["villages"], data["teams"]
     v_lat, v_lon, t_lat, t_lon, v_county = (data[k] for k in ("v_lat", "v_lon", "t_lat", "t_lon", "v_county"))
-    t_county = _text(teams, "home_county")
-    v_unit, t_unit = _unit(v_lat, v_lon), _unit(t_lat, t_lon)
+    t_county = text_column(teams, "home_county")
+    v_unit, t_unit = unit_vectors(v_lat, v_lon), unit_vectors(t_lat, t_lon)
     county_m = round(TEAM_OTHER_COUNTY_KM * 1000)
     counties = pd.Index(np.unique(np.r_[v_county, t_county]))
     vc, tc = counties.get_indexer(v_county), counties.get_indexer(t_county)
 
     def cost_rows(a: int, b: int) -> np.ndarray:
-        return _metres(v_unit[a:b], t_unit) + county_m * (vc[a:b, None] != tc[None, :])
+        return metres_between(v_unit[a:b], t_unit) + county_m * (vc[a:b, None] != tc[None, :])
 
     unassigned = round(UNASSIGNED_KM * 1000)
-    sol = _transport(cost_rows, np.ones(len(villages), dtype=np.int64), np.ones(len(teams), dtype=np.int64),
+    sol = solve_transport(cost_rows, np.ones(len(villages), dtype=np.int64), np.ones(len(teams), dtype=np.int64),
                      unassigned, TEAM_CANDIDATES, deadline)
-    team_of = _spread(np.arange(len(villages)), sol.arc_g, sol.arc_j, sol.arc_flow)
+    team_of = spread_flow(np.arange(len(villages)), sol.arc_g, sol.arc_j, sol.arc_flow)
     assigned = team_of >= 0
     safe = np.maximum(team_of, 0)
-    team_ids = _text(teams, "team_id")
-    dept = _text(teams, "department") if "department" in teams.columns else np.full(len(teams), "")
+    team_ids = text_column(teams, "team_id")
+    dept = text_column(teams, "department") if "department" in teams.columns else np.full(len(teams), "")
     village_team = pd.DataFrame({
-        "village_id": _text(villages, "village_id"),
+        "village_id": text_column(villages, "village_id"),
         "county_id": v_county,
         "team_id": np.where(assigned, team_ids[safe], ""),
         "department": np.where(assigned, dept[safe], ""),
@@ -965,7 +562,7 @@ def assign_responsibility(households: pd.DataFrame, cadres: pd.DataFrame, villag
 def _check_household_counties(households: pd.DataFrame, regions: pd.DataFrame | None, issues: IssueCollector) -> None:
     """Each township lies in one county: the parent in ``regions`` when given, else one county_id per township."""
     file = households.attrs.get("file", "households.csv")
-    town, county = _text(households, "township_id"), _text(households, "county_id")
+    town, county = text_column(households, "township_id"), text_column(households, "county_id")
     if regions is not None:
         towns = regions[regions["level"] == "township"]
         parent = pd.Series(towns["parent_id"].astype(str).to_numpy(), index=towns["region_id"].astype(str).to_numpy())
@@ -986,6 +583,27 @@ def _check_household_counties(households: pd.DataFrame, regions: pd.DataFrame | 
 
 
 # --- glue for the plan folder ------------------------------------------------------------
+def assign_scenario(scenario: Scenario, plan: Plan | None = None, *, time_limit: float | None = None,
+                    workers: int = 2, progress=quiet) -> Responsibility:
+    """``allocator assign`` on a raw scenario: identify its poor, read its cadres (generated
+    presets carry them) and teams (``teams`` beside the raw tables, else one drawn per poor
+    village), and assign them; with ``plan``, its households carry their chosen packages."""
+    progress("read raw tables and identify")
+    raw = raw_tables(scenario)
+    ident = identify_scenario(scenario, raw)
+    folder = scenario.data_dir()
+    cadres = raw["cadres"] if "cadres" in raw else read_cadres(folder, raw["regions"], scenario.encoding)
+    seed = scenario.generate.seed if scenario.generate is not None else 0
+    teams = (read_teams(folder, raw["regions"], scenario.encoding)
+             if folder is not None and table_path(folder, "teams") is not None
+             else generate_teams(ident.villages, raw["regions"], seed=seed))
+    households = households_for_assignment(ident.cards, ident.villages, plan.households if plan is not None else None,
+                                           registered=scenario.targeting.basis == "registry")
+    progress("assign", households=len(households), cadres=len(cadres), teams=len(teams))
+    return assign_responsibility(households, cadres, ident.villages, teams, regions=raw["regions"],
+                                 time_limit=time_limit, workers=workers)
+
+
 def households_for_assignment(cards: pd.DataFrame, villages: pd.DataFrame,
                               plan_households: pd.DataFrame | None = None, *, registered: bool = True
                               ) -> pd.DataFrame:
@@ -1029,8 +647,5 @@ def teams_table(result: Responsibility) -> pd.DataFrame:
     return result.village_team.copy()
 
 
-__all__ = ["CANDIDATES", "CATEGORY_SKILLS", "CAUSE_SKILLS", "EARTH_RADIUS_KM", "MISMATCH_KM", "OTHER_TOWNSHIP_KM",
-           "RESPONSIBILITY_SPECS", "Responsibility", "SKILLS", "TEAM_CANDIDATES", "TEAM_OTHER_COUNTY_KM",
-           "UNASSIGNED_KM", "assign_households", "assign_responsibility", "check_cadres", "check_teams",
-           "fill_responsible_cadres", "great_circle_km", "households_for_assignment", "read_cadres", "read_teams",
-           "teams_table"]
+__all__ = ["NEAREST_OTHER", "Responsibility", "assign_households", "assign_responsibility", "assign_scenario",
+           "fill_responsible_cadres", "households_for_assignment", "teams_table"]

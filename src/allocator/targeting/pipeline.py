@@ -84,6 +84,16 @@ def prepare(scenario: Scenario, raw: dict[str, pd.DataFrame] | None = None) -> T
     return Targeting(identification=ident, candidates=candidates, catalog=catalog)
 
 
+def canonical_scenario(scenario: Scenario) -> dict:
+    """The scenario that solves a raw scenario's canonical tables written beside it (``data: .``,
+    UTF-8, without the generator and the targeting settings that made them)."""
+    written = scenario.model_dump(mode="json", exclude_none=True)
+    for key in ("generate", "targeting", "encoding"):
+        written.pop(key, None)
+    written["data"] = "."
+    return written
+
+
 def load_tables(scenario: Scenario) -> dict[str, pd.DataFrame]:
     """The scenario's contract tables, read from its data folder or generated from its preset,
     and checked: cell errors and cross-table errors are raised together in one InputError.
@@ -119,4 +129,5 @@ def _file_name(scenario: Scenario) -> str:
     return scenario.source.name if scenario.source is not None else "scenario"
 
 
-__all__ = ["Targeting", "identify_scenario", "is_raw_scenario", "load_tables", "prepare", "raw_tables"]
+__all__ = ["Targeting", "canonical_scenario", "identify_scenario", "is_raw_scenario", "load_tables", "prepare",
+           "raw_tables"]

@@ -1,0 +1,137 @@
+"""What every group of commands shares: the app and its sub-apps, the consoles, the progress
+printer, the input-error printer and the summary printers."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from allocator.errors import InputError, Issue
+
+HELP = ("allocator: where poverty-alleviation money, projects and people should go.\n\n"
+        "Plan: validate, solve, explain, report, compare. Data: generate, identify, candidates. People: assign. "
+        "A running plan: simulate, monitor, replan. What-if: sweep. The service: serve, keys, regions.\n\n"
+        "Exit codes: 0 a plan (optimal or feasible) or a valid input; 1 no plan (infeasible or a solver error); "
+        "2 bad input or usage (the message names file, row, column and what was expected).")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+generate_app = typer.Typer(no_args_is_help=True, help="Write seeded synthetic data sets.")
+app.add_typer(generate_app, name="generate")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (stored hashed in its job store).")
+app.add_typer(keys_app, name="keys")
+regions_app = typer.Typer(no_args_is_help=True, help="The HTTP service's region registry, which scope is decided on.")
+app.add_typer(regions_app, name="regions")
+err = Console(stderr=True)
+out = Console()
+
+
+class ProgressPrinter:
+    """Prints each phase with the time elapsed and what is known (incumbent, bound, gap)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.started = time.perf_counter()
+
+    def __call__(self, phase: str, **info) -> None:
+        if self.quiet:
+            return
+        shown = []
+        for key, value in info.items():
+            if value is None:
+                continue
+            if isinstance(value, float):
+                value = f"{value:.4%}" if key == "gap" else f"{value:,.2f}" if key != "seconds" else f"{value:.2f}s"
+            elif isinstance(value, int):
+                value = f"{value:,}"
+            shown.append(f"{key.replace('_', ' ')} {value}")
+        elapsed = time.perf_counter() - self.started
+        err.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""))
+
+
+def fail_input(error: InputError, flags: dict[str, str] | None = None) -> None:
+    """Print every issue and exit 2; an issue about a library argument in ``flags`` (its key,
+    e.g. ``from_year``) is shown as the command-line flag that gave it (``--from-year``)."""
+    err.print(f"[red]error:[/red] {len(error.issues)} problem(s) in the input"
+              + (" (showing the first ones)" if error.truncated else ""))
+    for issue in error.issues:
+        if flags and issue.key in flags:
+            issue = dataclasses.replace(issue, file=flags[issue.key], key=None)
+        err.print(f"  - {issue}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def path_text(path: list[dict]) -> str:
+    """'2016 77.5% (target 78.5%), 2017 ...': the share of the registered poor still poor each year-end."""
+    return ", ".join(f"{row['year']} {row['share']:.1%}" + (f" (target {row['target']:.1%})" if row.get("target")
+                                                             is not None else "") for row in path) or "n/a"
+
+
+def print_summary(summary: dict, folder: Path) -> None:
+    table = Table(title=f"plan {summary['scenario']} → {folder}", show_header=False)
+    rows = [("status", summary["status"] + (f" (stopped by {summary['stopped_by']})" if summary["stopped_by"] else "")),
+            ("method / backend", f"{summary['method']} / {summary['backend']}")]
+    if summary.get("expected_exits") is not None:
+        rows += [
+            ("expected exits", f"{summary['expected_exits']:,.1f}"),
+            ("sustained exits", f"{summary['sustained_exits']:,.1f} ({summary['sustained_share']:.1%})"
+             if summary.get("sustained_share") is not None else "n/a"),
+            ("value / bound / gap", f"{summary['value']:,.1f} / {summary['bound']:,.1f} / {summary['gap']:.3%}"
+             if summary.get("gap") is not None else "n/a"),
+            ("counties on schedule", f"{summary['counties_on_schedule']} of {summary['counties_total']}"),
+            ("still poor by year", path_text(summary.get("path") or [])),
+            ("total shortfall (households)", f"{summary['total_shortfall']:,.1f}"
+             + (f" (targets {summary['target_shortfall']:,.1f})" if summary.get("target_shortfall") else "")),
+            ("total cost (yuan)", f"{summary['total_cost']:,.0f}"),
+        ]
+    rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))
+    if summary.get("message"):
+        rows.append(("note", summary["message"]))
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+def cell(value, signed: bool = False) -> str:
+    """A number with thousands separators (2 decimals below 1,000), or the value as text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    spec = ("+" if signed else "") + (",.0f" if abs(value) >= 1000 else ",.4g")
+    return format(value, spec)
+
+
+def number(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_baselines(rows: list[dict]) -> None:
+    table = Table(title="the optimised plan against the usual rules")
+    for column in ("rule", "status", "expected exits", "counties on schedule", "money idle (yuan)",
+                   "uplift (exits)", "uplift (counties)"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["baseline"], row["status"], number(row["expected_exits"], ",.1f"),
+                      number(row["counties_on_schedule"], "d"), number(row.get("money_idle"), ",.0f"),
+                      number(row["uplift_exits"], "+,.1f"), number(row["uplift_counties"], "+d"))
+    out.print(table)
+    for row in rows:
+        if row["status"] == "not applicable":
+            out.print(f"{row['baseline']}: not applicable: {row['message']}")
+
+
+def raw_scenario(path: Path):
+    """Load a scenario that must hold raw registry data (a province preset or a raw folder)."""
+    from allocator.inputs.scenario import load_scenario
+    from allocator.targeting import is_raw_scenario
+
+    sc = load_scenario(path)
+    if not is_raw_scenario(sc):
+        fail_input(InputError([Issue(path.name, "the scenario's data is already canonical (no households_raw)",
+                                      key="data", expected="a raw data folder or a province preset "
+                                      "(county, province-small, province, province-dispersed)")]))
+    return sc
