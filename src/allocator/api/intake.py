@@ -35,9 +35,6 @@ from allocator.errors import InputError, Issue, ScenarioError
 from allocator.inputs.raw import is_raw_folder
 from allocator.inputs.scenario import Scenario, scenario_from_dict
 from allocator.inputs.tables import LIST_SEPARATOR, OPTIONAL_TABLES, REQUIRED_TABLES
-from allocator.synth import PRESETS, PROVINCE_PRESETS
-from allocator.targeting import is_raw_scenario, raw_tables, read_raw_tables
-from allocator.targeting.pipeline import load_tables
 
 SCENARIO_FILE = "scenario.yaml"
 TABLE_NAMES = REQUIRED_TABLES + OPTIONAL_TABLES + ("villages_raw", "households_raw", "cadres", "teams")
@@ -216,6 +213,9 @@ def admit(raw: dict, folder: Path, *, file: str, uploaded: bool, max_households:
 
 def _households_and_regions(scenario: Scenario, file: str, max_households: int) -> tuple[int, pd.DataFrame]:
     """Read (or generate) and check the tables; the household count and the regions table."""
+    from allocator.targeting import is_raw_scenario, raw_tables, read_raw_tables
+    from allocator.targeting.pipeline import load_tables
+
     if scenario.generate is not None:
         _check_preset_size(scenario, file, max_households)
         try:
@@ -236,6 +236,8 @@ def _households_and_regions(scenario: Scenario, file: str, max_households: int) 
 
 def _check_preset_size(scenario: Scenario, file: str, max_households: int) -> None:
     """Refuse an unknown preset, or one too large, before generating anything."""
+    from allocator.synth import PRESETS, PROVINCE_PRESETS
+
     presets = {**PRESETS, **PROVINCE_PRESETS}
     preset = scenario.generate.preset
     if preset not in presets:

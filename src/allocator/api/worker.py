@@ -56,10 +56,6 @@ from pathlib import Path
 from allocator.api.settings import Settings
 from allocator.api.store import FINISHED, Job, JobStore, open_store
 from allocator.errors import InputError, SolverUnavailable
-from allocator.explain.difficulties import explain_plan, write_difficulties
-from allocator.manage.replan import replan_folder
-from allocator.report.charts import write_plan_folder
-from allocator.report.html import build_report
 from allocator.solvers.base import STOP_SOLVES
 
 log = logging.getLogger("allocator.api")
@@ -326,6 +322,7 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
     write the plan folder, record the outcome. At ``limit`` seconds its solves are stopped and
     the job ends ``failed``, keeping the best plan found by then."""
     import allocator
+    from allocator.report.charts import write_plan_folder
 
     os.umask(0o077)
     _exit_with_server(lifeline)
@@ -422,6 +419,8 @@ def scrub(value, data_dir: Path):
 def _replan(request: dict, result_dir: Path, report: ProgressReporter):
     """Re-plan the parent plan folder with the stored record, as ``allocator replan`` does; write
     the new plan folder (with diff.csv, replan.json and remaining/) and return the new plan."""
+    from allocator.manage.replan import replan_folder
+
     result = replan_folder(request["plan_dir"], request["record_dir"], from_year=request["from_year"],
                            stability=request["stability"], time_limit=request["time_limit"], progress=report)
     result.write(result_dir)
@@ -445,6 +444,8 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
 def render_report(plan_dir: str, target: str) -> None:
     """Worker process: render the plan's HTML report once, into ``target`` (written whole, then
     moved into place, so a reader never sees half a page)."""
+    from allocator.report.html import build_report
+
     os.umask(0o077)
     partial = Path(f"{target}.{os.getpid()}.part")
     partial.write_text(build_report(Path(plan_dir)))
@@ -460,6 +461,8 @@ def run_in_worker(function, *args, **kwargs):
 
 def _explain(plan_id: str, plan_dir: Path) -> None:
     """Write ``difficulties.json`` as ``allocator explain`` does."""
+    from allocator.explain.difficulties import explain_plan, write_difficulties
+
     try:
         write_difficulties(plan_dir, explain_plan(plan_dir))
     except Exception as error:  # the plan stands without its explanation
