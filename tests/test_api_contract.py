@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from allocator.api.openapi import REGENERATE, document, render
+from allocator.api.openapi import REGENERATE, document, main, render
 from test_api_server import Server
 
 API = Path(__file__).parents[1] / "api"
@@ -50,6 +50,16 @@ def test_openapi_json_is_what_the_server_serves(live):
         pytest.fail(drift_message(stored, served.json()), pytrace=False)
     assert render(document()) == expected, ("python -m allocator.api.openapi exports another document than the "
                                             "server serves at /openapi.json")
+
+
+def test_the_exporter_writes_and_checks_the_file(tmp_path, capsys):
+    written = tmp_path / "openapi.json"
+    assert main(["--out", str(written)]) == 0
+    assert main(["--check", str(written)]) == 0 and capsys.readouterr().err == ""
+    written.write_text(written.read_text().replace('"title": "allocator"', '"title": "other"', 1))
+    assert main(["--check", str(written)]) == 1
+    assert REGENERATE in capsys.readouterr().err
+    assert main(["--check", str(tmp_path / "missing.json")]) == 1
 
 
 def drift_message(stored: str | None, served: dict) -> str:
@@ -83,12 +93,18 @@ def differences(stored, served, where: str = "") -> list[str]:
             else:
                 found += differences(stored[key], served[key], at)
         return found
-    if isinstance(stored, list) and isinstance(served, list) and len(stored) == len(served):
-        return [change for index, (a, b) in enumerate(zip(stored, served, strict=True))
-                for change in differences(a, b, f"{where}[{index}]")]
+    at = where.lstrip(".") or "(the document)"
+    if isinstance(stored, list) and isinstance(served, list):
+        if len(stored) == len(served):
+            return [change for index, (a, b) in enumerate(zip(stored, served, strict=True))
+                    for change in differences(a, b, f"{where}[{index}]")]
+        extra, lacking = [x for x in stored if x not in served], [x for x in served if x not in stored]
+        return [f"{at}: the file's list has {len(stored)} items, the server's {len(served)}"
+                + (f"; only in the file: {brief(extra)}" if extra else "")
+                + (f"; only served: {brief(lacking)}" if lacking else "")]
     if stored == served and type(stored) is type(served):
         return []
-    return [f"{where.lstrip('.') or '(the document)'}: the file has {brief(stored)}, the server {brief(served)}"]
+    return [f"{at}: the file has {brief(stored)}, the server {brief(served)}"]
 
 
 def brief(value) -> str:
@@ -99,8 +115,8 @@ def brief(value) -> str:
 # --- api/README.md ---------------------------------------------------------------------------
 
 def operations() -> set[str]:
-    """``METHOD /path`` of every operation in api/openapi.json."""
-    paths = json.loads((API / "openapi.json").read_text(encoding="utf-8"))["paths"]
+    """``METHOD /path`` of every operation of the app (api/openapi.json, when it is not stale)."""
+    paths = document()["paths"]
     return {f"{method.upper()} {path}" for path, item in paths.items() for method in item if method in METHODS}
 
 
