@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import allocator  # noqa: E402
-from plan_checker import check_scenario_plan  # noqa: E402
-from tiny import tiny_tables, write_folder  # noqa: E402
+import allocator
+from tests.support.plan_checker import check_scenario_plan
+from tests.support.tiny import tiny_tables, write_folder
 
 
 @pytest.fixture
@@ -62,7 +59,7 @@ def county_plan(tmp_path_factory):
 def tiny_plan(tmp_path_factory):
     """The tiny preset's plan (2016-2020) and its context, once per test module."""
     from allocator.plan.context import load_plan_context
-    from loop_helpers import solve_preset
+    from tests.support.loop_helpers import solve_preset
 
     plan_dir = solve_preset(tmp_path_factory.mktemp("tiny"))
     return plan_dir, load_plan_context(plan_dir)

@@ -3,7 +3,7 @@
 The document is built from :func:`allocator.api.create_app` without starting it (no data
 folder, no store, no worker) and written deterministically: keys sorted, two-space indent,
 a final newline, so the same app always gives the same bytes and a diff shows only what
-changed. ``tests/test_api_contract.py`` fails when the file differs from what a running
+changed. ``tests/api/test_api_contract.py`` fails when the file differs from what a running
 server serves at ``/openapi.json``.
 
 Regenerate after changing a route or a schema::

@@ -6,7 +6,7 @@ arithmetic (first and last allowed start year, the fundable years in between) in
 per-column arrays: memory O(packages + requirements), no matrix. Package and project columns
 are exact; flows, prerequisite rows and entries and personnel entries are estimates (every
 year of a range taken as used, personnel rows spread evenly over the years), exact on the
-presets and within 30 % on irregular tables (``tests/test_model_size.py``). The memory estimate is what
+presets and within 30 % on irregular tables (``tests/model/test_model_size.py``). The memory estimate is what
 one solver run on the whole model takes at its peak, calibrated on HiGHS' interior point
 method (benchmarks/README.md): ``auto`` splits the model (``decompose``) above
 :data:`MODEL_MEMORY_LIMIT`.

@@ -1,0 +1,120 @@
+"""The command line: exit codes, messages, plan folders, determinism (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.plan_checker import check_scenario_plan
+from tests.support.tiny import write_folder
+
+
+def run(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def scenario(tables, tmp_path):
+    return write_folder(tables, tmp_path / "data")
+
+
+def test_validate_ok(scenario):
+    result = run("validate", scenario)
+    assert result.returncode == 0, result.stderr
+    assert "households" in result.stdout and "valid" in result.stdout
+
+
+def test_validate_bad_input_exit_2_with_clear_messages(tables, tmp_path):
+    tables["households"].loc[1, "baseline_exit_probability"] = 1.5
+    tables["funds"].loc[0, "categories"] = "roads"
+    path = write_folder(tables, tmp_path / "data")
+    result = run("validate", path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "households.csv row 2" in result.stderr and "baseline_exit_probability" in result.stderr
+    assert "funds.csv row 1" in result.stderr and "roads" in result.stderr
+
+
+def test_missing_scenario_file_exit_2(tmp_path):
+    result = run("solve", tmp_path / "nope.yaml")
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_solve_writes_a_checked_plan_and_shows_progress(scenario, tmp_path):
+    out = tmp_path / "plan"
+    result = run("solve", scenario, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"summary.json", "households.csv", "projects.csv", "funding.csv",
+                                               "path.csv", "counties.csv", "money_by_year.png", "counties.png",
+                                               "allocator-manifest.json", "marginal_values.csv"}
+    assert "build model" in result.stderr and "plan ready" in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "optimal"
+    manifest = summary["manifest"]
+    assert manifest["backend"] == "highs" and manifest["backend_version"] and "households.csv" in manifest["inputs"]
+    assert check_scenario_plan(scenario, out) == []
+
+
+def test_quiet_silences_progress(scenario, tmp_path):
+    result = run("solve", scenario, "--out", tmp_path / "plan", "--quiet")
+    assert result.returncode == 0 and result.stderr.strip() == ""
+
+
+def test_same_scenario_same_plan(scenario, tmp_path):
+    for name in ("a", "b"):
+        assert run("solve", scenario, "--out", tmp_path / name, "--quiet").returncode == 0
+    for table in ("households.csv", "projects.csv", "funding.csv", "counties.csv"):
+        assert (tmp_path / "a" / table).read_text() == (tmp_path / "b" / table).read_text()
+
+
+def test_options_override_the_scenario(scenario, tmp_path):
+    out = tmp_path / "plan"
+    result = run("solve", scenario, "--out", out, "--backend", "pulp", "--gap", "0", "--time-limit", "30",
+                 "--threads", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == "pulp" and summary["manifest"]["options"]["time_limit"] == 30
+
+
+def test_unknown_backend_exit_2(scenario, tmp_path):
+    result = run("solve", scenario, "--out", tmp_path / "plan", "--backend", "gurobi")
+    assert result.returncode == 2 and "gurobi" in result.stderr and "highs" in result.stderr
+
+
+def test_infeasible_exit_1_with_reason(tables, tmp_path):
+    tables["projects"].loc[1, "duration_years"] = 5
+    path = write_folder(tables, tmp_path / "data")
+    result = run("solve", path, "--out", tmp_path / "plan")
+    assert result.returncode == 1
+    assert "infeasible" in result.stdout and "water" in result.stdout
+
+
+def test_refuses_to_overwrite_foreign_files(scenario, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = run("solve", scenario, "--out", out)
+    assert result.returncode == 2 and "notes.txt" in result.stderr
+    assert (out / "notes.txt").read_text() == "keep me" and not (out / "summary.json").exists()
+
+
+def test_generate_then_solve(tmp_path):
+    out = tmp_path / "gen"
+    result = run("generate", "canonical", "--households", "300", "--years", "2016:2020", "--seed", "3", out)
+    assert result.returncode == 0, result.stderr
+    assert (out / "households.csv").exists() and (out / "scenario.yaml").exists()
+    again = run("generate", "canonical", "--households", "300", "--seed", "3", out)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    plan_dir = tmp_path / "plan"
+    solved = run("solve", out / "scenario.yaml", "--out", plan_dir, "--quiet")
+    assert solved.returncode == 0, solved.stderr
+    assert check_scenario_plan(out / "scenario.yaml", plan_dir) == []
+
+
+def test_generate_bad_years_exit_2(tmp_path):
+    result = run("generate", "canonical", "--years", "2016-2020", tmp_path / "g")
+    assert result.returncode == 2 and "START:DEADLINE" in result.stderr
