@@ -31,7 +31,7 @@ import pandas as pd
 from allocator.inputs.provenance import output_folder
 from allocator.manage.progress import EDGE_FACTOR, Progress, household_states, plan_and_record, village_counties
 from allocator.plan.plan import json_default
-from allocator.report.charts import counties_at_risk, plt
+from allocator.report.charts import counties_at_risk, save_figure
 
 MONITOR_FILES = ("counties.csv", "villages.csv", "households_off_track.csv", "watch.csv", "monitor.json",
                  "counties_at_risk.png")
@@ -118,8 +118,7 @@ class Monitoring:
             self.watch.to_csv(folder / "watch.csv", index=False)
             (folder / "monitor.json").write_text(json.dumps(self.summary, indent=2, default=json_default) + "\n")
             fig = counties_at_risk(self.counties, self.summary["record_year"])
-            fig.savefig(folder / "counties_at_risk.png", dpi=110)
-            plt.close(fig)
+            save_figure(fig, folder / "counties_at_risk.png", dpi=110)
         return folder
 
 

@@ -4,25 +4,25 @@ counties by year, the village map, the baselines), monitoring's counties at risk
 frontier and identification's poor by county.
 
 Returned as matplotlib figures (for notebooks) and written as PNG by the writers that own the
-folders.
+folders. matplotlib is loaded when the first chart is drawn (:func:`pyplot`): importing allocator,
+its service's workers and their capped checking processes do not carry it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; never opens a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from allocator.inputs.provenance import output_folder
+from allocator.inputs.tables import CATEGORIES
+from allocator.plan.plan import Plan
 
-from allocator.inputs.provenance import output_folder  # noqa: E402
-from allocator.inputs.tables import CATEGORIES  # noqa: E402
-from allocator.plan.plan import Plan  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NOTHING = "nothing planned"  # a village the plan spends nothing in
 # the palette: one colour per category in every chart, and the same meaning for the rest
@@ -32,9 +32,25 @@ GOOD, BAD, REFERENCE, OURS, OTHERS = "tab:green", "tab:red", "black", "tab:blue"
 CHART_FILES = ("money_by_year.png", "counties.png")  # a plan folder's charts
 
 
-def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") -> plt.Figure:
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only; never a window), loaded on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Figure, target, **options) -> None:
+    """Write ``fig`` (to a path or a binary buffer; ``options`` as ``savefig`` takes them) and free it."""
+    fig.savefig(target, **options)
+    pyplot().close(fig)
+
+
+def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") -> Figure:
     """Stacked bars: money spent per year, split by ``by`` (``category`` or ``source_id``)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     table = funding.pivot_table(index="year", columns=by, values="amount", aggfunc="sum", fill_value=0.0)
     if table.empty:
         ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
@@ -49,10 +65,10 @@ def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") 
     return fig
 
 
-def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> plt.Figure:
+def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figure:
     """Expected remaining incidence per county at the deadline, against its exit threshold."""
     ordered = counties.sort_values("expected_incidence", ascending=False).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
+    fig, ax = pyplot().subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
     colors = [GOOD if ok else BAD for ok in ordered["on_schedule"]]
     ax.bar(range(len(ordered)), 100 * ordered["expected_incidence"], color=colors)
     ax.step(range(len(ordered)), 100 * ordered["threshold"], where="mid", color=REFERENCE, linewidth=1,
@@ -70,13 +86,12 @@ def write_charts(funding: pd.DataFrame, counties: pd.DataFrame, folder: Path) ->
     paths = []
     for name, fig in zip(CHART_FILES, (money_by_year(funding), counties_against_threshold(counties)), strict=True):
         path = folder / name
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
         paths.append(path)
     return paths
 
 
-def poor_by_county(cards: pd.DataFrame, title: str = "") -> plt.Figure:
+def poor_by_county(cards: pd.DataFrame, title: str = "") -> Figure:
     """Stacked bars: identified poor households per county, by why they are poor (income only,
     a guarantee only, or both)."""
     poor = cards[cards["poor"]]
@@ -85,7 +100,7 @@ def poor_by_county(cards: pd.DataFrame, title: str = "") -> plt.Figure:
     kind = kind.mask(has_income & (poor["reasons"] != "income"), "income and a guarantee")
     kind = kind.mask(~has_income, "a guarantee only")
     table = pd.crosstab(poor["county_id"], kind.to_numpy())
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(table) + 2), 4))
+    fig, ax = pyplot().subplots(figsize=(max(6, 0.18 * len(table) + 2), 4))
     if table.empty:
         ax.text(0.5, 0.5, "no poor household", ha="center", va="center", transform=ax.transAxes)
     else:
@@ -101,8 +116,7 @@ def poor_by_county(cards: pd.DataFrame, title: str = "") -> plt.Figure:
 def poor_by_county_chart(cards: pd.DataFrame, path: Path) -> Path:
     """Write :func:`poor_by_county` as a PNG file."""
     fig = poor_by_county(cards)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -122,10 +136,10 @@ def write_plan_folder(plan: Plan, folder: str | Path) -> Path:
     return folder
 
 
-def poor_by_year_chart(table: pd.DataFrame) -> plt.Figure:
+def poor_by_year_chart(table: pd.DataFrame) -> Figure:
     """Lines: expected poor at year end against the annual targets, the national path, and
     what the thresholds allow."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     ax.plot(table["year"], table["expected_poor"], marker="o", label="this plan (expected)")
     if table["target"].notna().any():
         ax.plot(table["year"], table["target"], marker="v", linestyle="", color=BAD, markersize=9,
@@ -143,12 +157,12 @@ def poor_by_year_chart(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def incidence_chart(incidence: pd.DataFrame) -> plt.Figure:
+def incidence_chart(incidence: pd.DataFrame) -> Figure:
     """Grid of counties × years: incidence relative to the threshold, green when below it."""
     ratio = (incidence["expected_incidence"] / incidence["threshold"].where(incidence["threshold"] > 0)).to_numpy()
     grid = pd.DataFrame({"county_id": incidence["county_id"], "year": incidence["year"], "ratio": ratio}).pivot(
         index="county_id", columns="year", values="ratio")
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.16 * len(grid) + 1.5)))
+    fig, ax = pyplot().subplots(figsize=(7, max(2.5, 0.16 * len(grid) + 1.5)))
     image = ax.imshow(np.clip(grid.to_numpy(dtype=float), 0, 3), cmap="RdYlGn_r", vmin=0, vmax=2, aspect="auto")
     ax.set_xticks(range(grid.shape[1]), grid.columns)
     ax.set_yticks(range(len(grid)), grid.index, fontsize=6 if len(grid) > 20 else 8)
@@ -162,10 +176,10 @@ def incidence_chart(incidence: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def village_map(table: pd.DataFrame) -> plt.Figure:
+def village_map(table: pd.DataFrame) -> Figure:
     """Longitude/latitude scatter of villages, coloured by the category taking most of their
     money, sized by poor households."""
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = pyplot().subplots(figsize=(7, 6))
     located = table.dropna(subset=["latitude", "longitude"])
     if located.empty:
         ax.text(0.5, 0.5, "the villages have no coordinates", ha="center", va="center", transform=ax.transAxes)
@@ -181,12 +195,12 @@ def village_map(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def baselines_chart(rows: list[dict], exits: float) -> plt.Figure:
+def baselines_chart(rows: list[dict], exits: float) -> Figure:
     """Bars: expected exits of the optimised plan and of each usual rule."""
     rows = [row for row in rows if row["status"] != "not applicable"]
     names = ["optimised"] + [row["baseline"] for row in rows]
     values = [exits] + [row["expected_exits"] or 0.0 for row in rows]
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = pyplot().subplots(figsize=(6, 3))
     ax.barh(names[::-1], values[::-1], color=[OTHERS] * len(rows) + [OURS])
     ax.set_xlabel("expected exits")
     ax.set_title("The optimised plan against the usual rules")
@@ -197,7 +211,7 @@ def baselines_chart(rows: list[dict], exits: float) -> plt.Figure:
 def counties_at_risk(counties: pd.DataFrame, year: int):
     """Bars: each county's outlook incidence (red when at risk), the plan's as a marker, the threshold as a line."""
     ordered = counties.sort_values("incidence_outlook", ascending=False).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
+    fig, ax = pyplot().subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
     colors = [BAD if risk else GOOD for risk in ordered["at_risk"]]
     x = np.arange(len(ordered))
     ax.bar(x, 100 * ordered["incidence_outlook"], color=colors, width=0.7, label="outlook")
@@ -216,7 +230,7 @@ def frontier_chart(planned: pd.DataFrame, others: Sequence[str], path: str | Pat
     """Expected exits and counties on schedule against the money available (million yuan) of a
     sweep's planned variants, one line per combination of ``others`` (the varied keys that do
     not change the money), written as PNG."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig, (top, bottom) = pyplot().subplots(2, 1, figsize=(7, 6), sharex=True)
     if planned.empty:
         top.text(0.5, 0.5, "no variant has a plan", ha="center", va="center", transform=top.transAxes)
     groups = planned.groupby(others, dropna=False, sort=False) if others else [((), planned)]
@@ -229,12 +243,13 @@ def frontier_chart(planned: pd.DataFrame, others: Sequence[str], path: str | Pat
         bottom.step(money, ordered["counties_on_schedule"], where="post", marker="o", label=name)
     top.set_ylabel("expected exits")
     bottom.set_ylabel("counties on schedule")
+    from matplotlib.ticker import MaxNLocator
+
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_xlabel("money available (million yuan)")
     top.set_title("What-if frontier: outcomes against money")
     if others and not planned.empty:
         top.legend(fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return Path(path)

@@ -33,8 +33,8 @@ from allocator.report.charts import (
     counties_against_threshold,
     incidence_chart,
     money_by_year,
-    plt,
     poor_by_year_chart,
+    save_figure,
     village_map,
 )
 
@@ -106,10 +106,9 @@ def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _png(fig: plt.Figure) -> str:
+def _png(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, buffer, format="png", dpi=100)
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
