@@ -118,3 +118,14 @@ def test_generate_then_solve(tmp_path):
 def test_generate_bad_years_exit_2(tmp_path):
     result = run("generate", "canonical", "--years", "2016-2020", tmp_path / "g")
     assert result.returncode == 2 and "START:DEADLINE" in result.stderr
+
+
+def test_version_and_a_help_that_names_every_command():
+    import allocator
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"allocator {allocator.__version__}"
+    shown = run("--help").stdout
+    for command in ("validate", "solve", "explain", "report", "compare", "generate", "identify", "candidates",
+                    "assign", "simulate", "monitor", "replan", "sweep", "serve", "keys", "regions"):
+        assert f" {command} " in shown, command

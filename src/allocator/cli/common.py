@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allocator.errors import InputError, Issue
+from allocator.version import __version__
 
 HELP = ("allocator: where poverty-alleviation money, projects and people should go.\n\n"
         "Plan: validate, solve, explain, report, compare. Data: generate, identify, candidates. People: assign. "
@@ -27,6 +28,18 @@ regions_app = typer.Typer(no_args_is_help=True, help="The HTTP service's region 
 app.add_typer(regions_app, name="regions")
 err = Console(stderr=True)
 out = Console()
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        out.print(f"allocator {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", help="print the version and exit",
+                                          is_eager=True, callback=_print_version)) -> None:
+    """The options of ``allocator`` itself."""
 
 
 class ProgressPrinter:

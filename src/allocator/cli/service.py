@@ -25,7 +25,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int | None, typer.Option(min=1, help="solve worker processes (ALLOCATOR_WORKERS)")] = None,
 ) -> None:
-    """Run the HTTP service; settings come from ALLOCATOR_* variables (README "HTTP service")."""
+    """Run the HTTP service; settings come from ALLOCATOR_* variables (docs/service.md)."""
     import logging
 
     import uvicorn
