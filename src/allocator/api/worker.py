@@ -141,6 +141,12 @@ class Dispatcher:
         return self._lock_file is not None
 
     def start(self) -> None:
+        """Take the dispatcher lock now, when no other server holds it (so a health call right
+        after start-up says who dispatches), then dispatch in the background."""
+        try:
+            self._take_lock()
+        except Exception:  # as in the loop: a busy database is retried there
+            log.exception("dispatcher lock at start-up failed; retrying")
         self._thread.start()
 
     def wake(self) -> None:
