@@ -4,19 +4,13 @@ capacities, every poor village one team; the plan folder is copied, never change
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import yaml
 
 from allocator.synth.canonical import write_tables
 from allocator.synth.province import generate_province
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+from tests.support.commands import run
 
 
 def test_assign_fills_the_plan_households(tmp_path):

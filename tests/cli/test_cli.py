@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.commands import run
 from tests.support.plan_checker import check_scenario_plan
 from tests.support.tiny import write_folder
-
-
-def run(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
 
 
 @pytest.fixture

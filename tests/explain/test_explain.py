@@ -5,20 +5,14 @@ The "what it would take" money is checked by re-solving with it added to the inp
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.support.tiny import tiny_tables, write_folder
+from tests.support.commands import run
+from tests.support.tiny import starved, tiny_tables, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
 
 
 def solve_and_explain(tables, folder, policy=POLICY) -> tuple[dict, dict]:
@@ -29,13 +23,6 @@ def solve_and_explain(tables, folder, policy=POLICY) -> tuple[dict, dict]:
     assert explained.returncode == 0, explained.stderr
     summary = json.loads((folder / "plan" / "summary.json").read_text())
     return summary, json.loads((folder / "plan" / "difficulties.json").read_text())
-
-
-def starved() -> dict:
-    tables = tiny_tables()
-    tables["funds"]["amount"] = [6000.0, 2000.0, 1000.0, 0.0, 0.0]
-    tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 100
-    return tables
 
 
 def on_schedule_with(tables, extra: list[dict], share: float, folder) -> tuple[int, int]:

@@ -4,29 +4,16 @@ that money in funds.csv, says where it went, and bad --extra input exits 2 namin
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from allocator.errors import InputError
 from allocator.explain.extra import SOURCE, parse_extra
-from tests.support.tiny import tiny_tables, write_folder
+from tests.support.commands import run
+from tests.support.tiny import starved, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
-def starved() -> dict:
-    tables = tiny_tables()
-    tables["funds"]["amount"] = [6000.0, 2000.0, 1000.0, 0.0, 0.0]
-    tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 100
-    return tables
 
 
 @pytest.fixture(scope="module")

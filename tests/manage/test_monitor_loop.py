@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,13 +13,9 @@ import allocator
 from allocator.manage.monitor import COLUMNS, MONITOR_FILES, monitor_progress
 from allocator.manage.progress import EDGE_FACTOR
 from allocator.plan.context import load_plan_context
+from tests.support.commands import run
 from tests.support.loop_helpers import as_planned
 from tests.support.plan_checker import check_plan
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
 
 
 def words(text: str) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -19,7 +17,8 @@ from allocator.optimize.pipeline import solve_problem
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions
 from allocator.synth import generate_preset
-from tests.support.tiny import tiny_tables, write_folder
+from tests.support.commands import run
+from tests.support.tiny import starved, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
 STEP = 0.01  # of the resource, as the table's own check
@@ -27,13 +26,6 @@ STEP = 0.01  # of the resource, as the table's own check
 # bound, not of its prices: on these instances they are within 2 % (relative) of the LP duals
 # where those are unique (1.4 % on a category-restricted fund), as the table's own check allows
 PRICE_AGREEMENT = 0.02
-
-
-def starved() -> dict:
-    tables = tiny_tables()
-    tables["funds"]["amount"] = [6000.0, 2000.0, 1000.0, 0.0, 0.0]
-    tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 100
-    return tables
 
 
 def instances() -> dict:
@@ -106,11 +98,6 @@ def test_the_tables_own_check_agrees_and_catches_wrong_prices():
     assert (checked["fd_check"] == "agrees").all(), checked
     wrong = marginal_values(fm, prices * 1.5, LP_DUAL)
     assert (wrong["fd_check"] == "differs").any()
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("method", ["exact", "decompose"])

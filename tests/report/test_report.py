@@ -6,29 +6,17 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.tiny import tiny_tables, write_folder
+from tests.support.commands import run
+from tests.support.tiny import starved, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
-def starved() -> dict:
-    tables = tiny_tables()
-    tables["funds"]["amount"] = [6000.0, 2000.0, 1000.0, 0.0, 0.0]
-    tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 100
-    return tables
 
 
 @pytest.fixture(scope="module")

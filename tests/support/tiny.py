@@ -70,3 +70,12 @@ def write_folder(tables: dict[str, pd.DataFrame], folder: Path, *, policy: dict 
     path = folder / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario, sort_keys=False))
     return path
+
+
+def starved() -> dict:
+    """The tiny tables with too little money and a small rural population: county C1 misses the
+    deadline (the explain, extra-money and report tests' case)."""
+    tables = tiny_tables()
+    tables["funds"]["amount"] = [6000.0, 2000.0, 1000.0, 0.0, 0.0]
+    tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 100
+    return tables

@@ -4,8 +4,6 @@ and the solve, through the library and the command line (real subprocesses)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,16 +15,12 @@ from allocator.inputs.scenario import scenario_from_dict
 from allocator.synth.canonical import write_tables
 from allocator.synth.province import generate_province, generate_province_preset, national_targets
 from allocator.targeting import prepare
+from tests.support.commands import run
 from tests.support.plan_checker import check_scenario_plan
 from tests.targeting.test_targeting import check_candidates
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 SOLVE_MONEY = 2.0  # money_scale of the raw scenarios that are solved (see raw_scenario)
-
-
-def run(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allocator", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
 
 
 def raw_scenario(folder: Path, *, households: int = 1500, counties: int = 2, seed: int = 3, money_scale: float = 1.0,
