@@ -98,7 +98,6 @@ SHEETS = ("summary", "path", "counties", "villages", "households", "projects", "
 WIDTH_SAMPLE = 500  # rows looked at to size a column
 BLOCK_ROWS = 20_000  # rows converted to Python values at a time
 MIN_WIDTH, MAX_WIDTH = 8, 60
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _names(frame: pd.DataFrame, key: str) -> pd.Series:
@@ -362,6 +361,6 @@ def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanConte
     return path
 
 
-__all__ = ["FORMATS", "SHEETS", "TITLES", "XLSX_TYPE", "budget_use_sheet", "counties_sheet", "difficulties_sheet",
+__all__ = ["FORMATS", "SHEETS", "TITLES", "budget_use_sheet", "counties_sheet", "difficulties_sheet",
            "funding_sheet", "households_sheet", "path_sheet", "plan_workbook", "projects_sheet", "summary_rows",
            "villages_sheet", "write_workbook"]
