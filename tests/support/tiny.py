@@ -70,3 +70,20 @@ def write_folder(tables: dict[str, pd.DataFrame], folder: Path, *, policy: dict 
     path = folder / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario, sort_keys=False))
     return path
+
+
+def write_xlsx(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Write ``tables`` as the sheets of one workbook at ``path`` (a sheet per table, named after
+    it; booleans as Excel's TRUE/FALSE, numbers as numbers)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, frame in tables.items():
+        sheet = book.create_sheet(name)
+        sheet.append(list(frame.columns))
+        for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
+            sheet.append([value.item() if hasattr(value, "item") else value for value in row])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+    return path
