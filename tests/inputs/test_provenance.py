@@ -243,14 +243,15 @@ def test_a_semicolon_delimiter_is_named(tmp_path):
     assert "missing column" not in result.stderr
 
 
-def test_a_workbook_where_a_table_is_expected_is_named(tmp_path):
+def test_a_spreadsheet_that_is_not_read_is_named(tmp_path):
     path = write_folder(tiny_tables(), tmp_path / "data")
-    (tmp_path / "data" / "funds.csv").rename(tmp_path / "data" / "funds.xlsx")
+    (tmp_path / "data" / "funds.csv").rename(tmp_path / "data" / "funds.xlsx")  # CSV text under a workbook's name
     (tmp_path / "data" / "personnel.csv").unlink(missing_ok=True)
-    (tmp_path / "data" / "personnel.xlsx").write_bytes(b"PK\x03\x04")  # optional, but not to be ignored
+    (tmp_path / "data" / "personnel.xls").write_bytes(b"\xd0\xcf\x11\xe0")  # optional, but not to be ignored
     result = run("validate", path)
-    assert result.exit_code == 2 and "funds.xlsx: a spreadsheet workbook" in result.stderr
-    assert "personnel.xlsx" in result.stderr and "funds.csv" in result.stderr
+    assert result.exit_code == 2 and "funds.xlsx: not an Excel workbook" in result.stderr
+    assert "personnel.xls: a .xls spreadsheet, which allocator does not read" in result.stderr
+    assert "personnel.xlsx (Excel Workbook)" in result.stderr and "funds.csv" in result.stderr
 
 
 def test_a_folder_given_as_the_scenario_is_called_a_folder(tmp_path):

@@ -79,3 +79,20 @@ def starved() -> dict:
     tables["funds"]["amount"] = [6000.0, 2000.0, 1000.0, 0.0, 0.0]
     tables["regions"].loc[tables["regions"]["level"] == "county", "rural_population"] = 100
     return tables
+
+
+def write_xlsx(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Write ``tables`` as the sheets of one workbook at ``path`` (a sheet per table, named after
+    it; booleans as Excel's TRUE/FALSE, numbers as numbers)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, frame in tables.items():
+        sheet = book.create_sheet(name)
+        sheet.append(list(frame.columns))
+        for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
+            sheet.append([value.item() if hasattr(value, "item") else value for value in row])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+    return path

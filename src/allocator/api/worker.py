@@ -380,7 +380,7 @@ def run_job(db_url: str, plan_id: str, attempt: int, input_dir: str, explain: bo
 
 def purge(store: JobStore, settings: Settings, job: Job) -> None:
     """Remove a finished job: its folder (inputs, plan folders, progress records and their
-    monitoring, cached report) and its record."""
+    monitoring, cached report and workbook) and its record."""
     home = Path(job.input_dir).parent
     if home.parent == settings.data_dir / "plans":  # never anything outside the plans folder
         shutil.rmtree(home, ignore_errors=True)
@@ -456,6 +456,15 @@ def render_report(plan_dir: str, target: str) -> None:
     partial = Path(f"{target}.{os.getpid()}.part")
     partial.write_text(build_report(Path(plan_dir)))
     partial.replace(target)
+
+
+def render_workbook(plan_dir: str, target: str) -> None:
+    """Worker process: write the plan's Excel workbook once, into ``target`` (written whole, then
+    moved into place, as the report)."""
+    from allocator.report.workbook import write_workbook
+
+    os.umask(0o077)
+    write_workbook(Path(plan_dir), target)
 
 
 def run_in_worker(function, *args, **kwargs):

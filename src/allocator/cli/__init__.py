@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from allocator.cli import plans, data, assign, manage, whatif, service  # noqa: F401  isort: skip (the help's order)
+from allocator.cli import plans, export, data, assign, manage, whatif, service  # noqa: F401  isort: skip (the help's order)
 from allocator.cli.common import app, err, out
 from allocator.cli.whatif import parse_vary
 from allocator.errors import AllocatorError

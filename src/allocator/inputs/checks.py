@@ -10,19 +10,29 @@ import numpy as np
 import pandas as pd
 
 from allocator.errors import IssueCollector
-from allocator.inputs.tables import ANY, CATEGORIES, LEVELS, LIST_SEPARATOR, complete_tables, file_of, split_list
+from allocator.inputs.tables import (
+    ANY,
+    CATEGORIES,
+    LEVELS,
+    LIST_SEPARATOR,
+    complete_tables,
+    file_of,
+    first_row,
+    split_list,
+)
 
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
 
 def report_rows(issues: IssueCollector, file: str, frame: pd.DataFrame, mask, ids: str | tuple | pd.Series | None,
                 column: str, message: str, expected: str, found: pd.Series | np.ndarray | None = None) -> None:
-    """One issue per row of ``frame`` flagged in ``mask``, at its 1-based data row (its index + 1,
-    as a spreadsheet shows it), in the frame's own file when it names one (``attrs["file"]``).
+    """One issue per row of ``frame`` flagged in ``mask``, at its row (its index + 1: the data row
+    of a CSV; index + 2 in a sheet, its own row number, :func:`allocator.inputs.tables.first_row`),
+    in the frame's own file when it names one (``attrs["file"]``, ``FILE[SHEET]`` for a sheet).
     ``ids``: the id column, a tuple of them (joined by " / "), the ids themselves, or None (a
     table whose id column is missing); ``found``: the values shown (default: the ``column`` cells).
     Every table check of every stage reports through here."""
-    file = frame.attrs.get("file", file)
+    file, first = frame.attrs.get("file", file), first_row(frame)
     flagged = np.flatnonzero(np.asarray(mask))
     if not len(flagged):
         return
@@ -39,7 +49,7 @@ def report_rows(issues: IssueCollector, file: str, frame: pd.DataFrame, mask, id
             return
         value = values[pos]
         shown = repr(value.item() if isinstance(value, np.generic) else value)
-        issues.add(file, message, row=int(frame.index[pos]) + 1, id=None if names is None else names[pos],
+        issues.add(file, message, row=int(frame.index[pos]) + first, id=None if names is None else names[pos],
                    column=column, expected=expected, found=shown)
 
 
@@ -143,7 +153,8 @@ def check_households_and_packages(tables: dict[str, pd.DataFrame], issues: Issue
             return
         pkg = packages.loc[row]
         issues.add(file_of(packages, "packages"), f"requires project '{project}' which village {village} does not have",
-                   row=int(packages.index.get_loc(row)) + 1, id=f"{pkg['household_id']} / {pkg['package_id']}",
+                   row=int(packages.index.get_loc(row)) + first_row(packages),
+                   id=f"{pkg['household_id']} / {pkg['package_id']}",
                    column="requires", expected=f"project_ids of projects.csv in village {village}",
                    found=repr(pkg["requires"]))
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from allocator.errors import InputError, InputMismatch, Issue
 from allocator.inputs.raw import RAW_SPECS
 from allocator.inputs.scenario import Scenario, file_sha256, scenario_files
-from allocator.inputs.tables import OPTIONAL_TABLES, REQUIRED_TABLES, table_path, text_encoding
+from allocator.inputs.tables import OPTIONAL_TABLES, REQUIRED_TABLES, table_files, table_path, text_encoding
 
 MANIFEST = "allocator-manifest.json"
 SHOWN = 12  # foreign files named in an error
@@ -155,10 +155,8 @@ def input_hashes(scenario: Scenario) -> dict[str, str]:
         hashes[catalog.name] = file_sha256(catalog)
     folder = scenario.data_dir()
     if folder is not None:
-        for name in data_tables():
-            path = table_path(Path(folder), name)
-            if path is not None:
-                hashes[path.name] = file_sha256(path)
+        for path in table_files(Path(folder), data_tables()):  # a workbook of several tables once
+            hashes[path.name] = file_sha256(path)
     return hashes
 
 
@@ -181,11 +179,8 @@ def input_fingerprint(scenario, hashes: dict[str, str] | None = None) -> str:
     if folder is None:
         return _digest({"generate": scenario.generate.model_dump(), "years": [scenario.start_year,
                                                                              scenario.deadline_year]})
-    tables = {}
-    for name in data_tables():
-        path = table_path(Path(folder), name)
-        if path is not None:
-            tables[path.name] = (hashes or {}).get(path.name) or file_sha256(path)
+    tables = {path.name: (hashes or {}).get(path.name) or file_sha256(path)
+              for path in table_files(Path(folder), data_tables())}
     return _digest({"tables": tables, **({"encoding": scenario.encoding} if scenario.encoding else {})})
 
 

@@ -24,8 +24,8 @@ from allocator.inputs.tables import (
     Column,
     TableSpec,
     read_specs,
-    spreadsheet_path,
     table_path,
+    unread_spreadsheet,
 )
 
 CAUSES = ("illness", "disability", "lack_of_funds", "lack_of_skills", "lack_of_labour", "schooling",
@@ -88,10 +88,10 @@ MEMBER_COUNTS = ("labourers", "children_out_of_school", "uninsured_members", "ch
 
 
 def is_raw_folder(folder: Path) -> bool:
-    """True when a data folder holds raw registry data (``households_raw``, or a workbook of
-    that name to be named in the error), not canonical tables."""
+    """True when a data folder holds raw registry data (``households_raw`` as a file or a sheet,
+    or a spreadsheet of that name to be named in the error), not canonical tables."""
     folder = Path(folder)
-    return table_path(folder, "households_raw") is not None or spreadsheet_path(folder, "households_raw") is not None
+    return table_path(folder, "households_raw") is not None or unread_spreadsheet(folder, "households_raw") is not None
 
 
 def spec_of(name: str) -> TableSpec:

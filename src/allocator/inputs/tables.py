@@ -1,16 +1,27 @@
-"""The contract tables: column specs, reading (CSV or Parquet) and per-cell type checks.
+"""The contract tables: column specs, reading (CSV, Parquet or Excel) and per-cell type checks.
 
 Each table of the canonical problem has a :class:`TableSpec`. :func:`read_tables` reads a
 data folder, checks every column against its spec and returns typed pandas DataFrames,
 collecting every problem found (up to the cap) into one :class:`InputError`. Cross-table
 rules live in :mod:`allocator.inputs.checks`.
+
+A table is ``NAME.csv``, ``NAME.parquet``, ``NAME.xlsx`` (its sheet ``NAME``, else its first
+sheet) or the sheet ``NAME`` of a workbook of the folder (``tables.xlsx``, or any ``.xlsx``
+whose sheets are named after tables); a table found in more than one of them is an error naming
+each. A sheet's issues name the file and sheet, ``tables.xlsx[funds]``, and the sheet's own
+row number (the header is row 1, so the first data row is row 2); a CSV or Parquet file's
+name its data row counted from 1.
 """
 
 from __future__ import annotations
 
 import codecs
+import datetime as dt
+import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -31,8 +42,12 @@ MAX_MONEY = 1e12  # yuan per package or project; beyond it a solver cannot scale
 # CSV text encodings tried in turn when the scenario names none: UTF-8 (with or without Excel's
 # byte-order mark), then GB18030, the superset of GBK that Chinese Excel's "CSV" is saved in
 ENCODINGS = ("utf-8", "gb18030")
-SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods")  # workbooks, which are not read (yet)
+FLAT_SUFFIXES = (".csv", ".parquet")  # a file that is one table (CSV first when both are there)
+WORKBOOK = ".xlsx"  # Excel workbooks: NAME.xlsx, or a workbook whose sheets are named after tables
+UNREAD_SPREADSHEETS = (".xlsm", ".xls", ".ods")  # other spreadsheet formats, named in errors
 SAVE_AS_CSV = "a CSV file saved as UTF-8 (Excel: 'CSV UTF-8 (comma delimited)')"
+SHEET_FIRST_ROW = 2  # a sheet's header is its row 1: issues name the sheet's own row numbers
+SPREADSHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 
 
 @dataclass(frozen=True)
@@ -208,18 +223,83 @@ REQUIRED_TABLES = ("regions", "villages", "households", "packages", "projects", 
 OPTIONAL_TABLES = ("personnel", "targets")
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a table is: a file, and for a workbook its sheet (None: none could be listed)."""
+
+    path: Path
+    sheet: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The file as issues name it: ``funds.csv``, or ``tables.xlsx[funds]`` for a sheet."""
+        return self.path.name if self.sheet is None else f"{self.path.name}[{self.sheet}]"
+
+    @property
+    def first_row(self) -> int:
+        """The row number issues give the first data row: the sheet's own (2), or 1 in a CSV."""
+        return SHEET_FIRST_ROW if self.path.suffix.lower() == WORKBOOK else 1
+
+
+_SHEETS: dict[tuple, tuple[str, ...] | None] = {}
+
+
+def sheet_names(path: Path) -> tuple[str, ...] | None:
+    """The sheet names of an ``.xlsx`` workbook, in order (read from its ``xl/workbook.xml``,
+    without loading the cells); None when it is not a workbook. Cached by size and mtime."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _SHEETS:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                root = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            _SHEETS[key] = tuple(sheet.get("name", "") for sheet in root.iter(f"{SPREADSHEET_NS}sheet"))
+        except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError):
+            _SHEETS[key] = None
+    return _SHEETS[key]
+
+
+def workbooks(folder: Path) -> list[Path]:
+    """The ``.xlsx`` files of ``folder`` (Excel's ``~$`` lock files and hidden files aside)."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() == WORKBOOK
+                  and not path.name.startswith(("~$", ".")) and path.is_file())
+
+
+def table_sources(folder: Path, name: str) -> list[Source]:
+    """Every place ``folder`` gives table ``name``: ``NAME.csv`` (else ``NAME.parquet``),
+    ``NAME.xlsx`` (its sheet ``NAME``, else its first sheet) and the sheet ``NAME`` of any other
+    workbook. More than one is an error :func:`read_table` reports."""
+    folder = Path(folder)
+    found = [Source(path) for path in (folder / f"{name}{suffix}" for suffix in FLAT_SUFFIXES) if path.exists()][:1]
+    for book in workbooks(folder):
+        sheets = sheet_names(book)
+        if book.stem == name:
+            found.append(Source(book, name if sheets and name in sheets else sheets[0] if sheets else None))
+        elif sheets and name in sheets:
+            found.append(Source(book, name))
+    return found
+
+
 def table_path(folder: Path, name: str) -> Path | None:
-    """The file holding table ``name`` in ``folder`` (CSV or Parquet), or None."""
-    for suffix in (".csv", ".parquet"):
-        path = folder / f"{name}{suffix}"
-        if path.exists():
-            return path
-    return None
+    """The file holding table ``name`` in ``folder`` (CSV, Parquet or a workbook), or None."""
+    sources = table_sources(folder, name)
+    return sources[0].path if sources else None
 
 
-def spreadsheet_path(folder: Path, name: str) -> Path | None:
-    """A workbook ``NAME.xlsx`` (or .xlsm, .xls, .ods) in ``folder``, or None: named in errors."""
-    return next((folder / f"{name}{suffix}" for suffix in SPREADSHEETS if (folder / f"{name}{suffix}").exists()), None)
+def table_files(folder: Path, names) -> list[Path]:
+    """The files holding the tables ``names`` in ``folder``, each once (a workbook of several tables once)."""
+    return list(dict.fromkeys(source.path for name in names for source in table_sources(folder, name)))
+
+
+def unread_spreadsheet(folder: Path, name: str) -> Path | None:
+    """A spreadsheet ``NAME.xlsm`` (or .xls, .ods) in ``folder``, which is not read: named in errors."""
+    return next((folder / f"{name}{suffix}" for suffix in UNREAD_SPREADSHEETS
+                 if (folder / f"{name}{suffix}").exists()), None)
 
 
 def _reading(encoding: str) -> str:
@@ -262,47 +342,106 @@ def _read_raw(path: Path, encoding: str | None = None) -> pd.DataFrame:
         return frame
 
 
+def _cell_text(value) -> str:
+    """A sheet cell as the text a CSV would hold: empty for an empty cell, true/false, integers
+    without a decimal point (an id typed as a number stays '101'), dates in ISO form."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < MAX_INT:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _read_sheet(source: Source) -> pd.DataFrame:
+    """Read a sheet with every cell as text: its row 1 is the header, each later row a data row
+    (empty rows at the end are dropped; empty rows between stay, so row numbers hold)."""
+    from openpyxl import load_workbook  # only when a data folder holds a workbook
+
+    book = load_workbook(source.path, read_only=True, data_only=True)
+    try:
+        sheet = book[source.sheet]
+        sheet.reset_dimensions()  # a workbook's stored size may be wrong: read every row there is
+        rows = sheet.iter_rows(values_only=True)
+        header = [_cell_text(v).strip() for v in next(rows, ())]
+        while header and header[-1] == "":
+            header.pop()
+        names: list[str] = []
+        for name in header:  # repeated titles are told apart as pandas does for a CSV
+            seen, n = name, 0
+            while seen in names:
+                n += 1
+                seen = f"{name}.{n}"
+            names.append(seen)
+        width = len(names)
+        data = []
+        last = 0
+        for values in rows:
+            cells = [_cell_text(v) for v in values[:width]]
+            cells += [""] * (width - len(cells))
+            data.append(cells)
+            if any(cell.strip() for cell in cells):
+                last = len(data)
+    finally:
+        book.close()
+    frame = pd.DataFrame(data[:last], columns=names, dtype=object)
+    return frame.astype(str) if len(frame) else frame
+
+
 def _bad_rows(mask: np.ndarray, values: pd.Series, col: Column, file: str, issues: IssueCollector,
-              message: str) -> None:
-    """Report each row flagged in ``mask`` (1-based data rows, as a spreadsheet shows)."""
+              message: str, first: int = 1) -> None:
+    """Report each row flagged in ``mask``, numbered from ``first`` (1: data rows of a CSV; 2:
+    a sheet's own row numbers)."""
     for pos in np.flatnonzero(mask):
         if issues.full:
             issues.truncated = True
             return
-        issues.add(file, message, row=int(pos) + 1, column=col.name,
+        issues.add(file, message, row=int(pos) + first, column=col.name,
                    expected=col.expected(), found=repr(values.iloc[pos]))
 
 
-def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> pd.Series:
-    """Convert one text column to its kind, reporting every cell that does not fit."""
+def first_row(frame: pd.DataFrame) -> int:
+    """The row number issues give a table's first data row: 1 for a CSV or Parquet file, 2 for
+    a sheet (:data:`SHEET_FIRST_ROW`)."""
+    return int(frame.attrs.get("first_row", 1))
+
+
+def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector, first: int = 1) -> pd.Series:
+    """Convert one text column to its kind, reporting every cell that does not fit (rows
+    numbered from ``first``)."""
     text = raw.str.strip()
     empty = (text == "").to_numpy()
     if col.kind in ("str", "list"):
         if col.kind == "str" and not col.allow_empty:
-            _bad_rows(empty, raw, col, file, issues, "empty cell")
+            _bad_rows(empty, raw, col, file, issues, "empty cell", first)
         if col.choices:
             bad = ~text.isin(col.choices).to_numpy() & ~empty
-            _bad_rows(bad, raw, col, file, issues, "unknown value")
+            _bad_rows(bad, raw, col, file, issues, "unknown value", first)
         return text
     if col.kind == "bool":
         lower = text.str.lower()
         is_true = lower.isin(TRUE_STRINGS).to_numpy()
         bad = ~(is_true | lower.isin(FALSE_STRINGS).to_numpy())
-        _bad_rows(bad, raw, col, file, issues, "not a boolean")
+        _bad_rows(bad, raw, col, file, issues, "not a boolean", first)
         if col.required:
-            _bad_rows(empty, raw, col, file, issues, "empty cell")
+            _bad_rows(empty, raw, col, file, issues, "empty cell", first)
         return pd.Series(is_true, index=raw.index, dtype=bool)
     numbers = pd.to_numeric(text.where(~empty, None), errors="coerce").astype(float)
     values = numbers.to_numpy()
     not_number = np.isnan(values) & ~empty
-    _bad_rows(not_number, raw, col, file, issues, "not a number")
+    _bad_rows(not_number, raw, col, file, issues, "not a number", first)
     if not col.allow_empty:
-        _bad_rows(empty, raw, col, file, issues, "empty cell")
+        _bad_rows(empty, raw, col, file, issues, "empty cell", first)
     finite = ~np.isnan(values)
     if col.kind == "int":
         with np.errstate(invalid="ignore"):  # inf - round(inf) is nan: infinite cells are judged by the range
             frac = finite & (np.abs(values - np.round(values)) > 1e-9)
-        _bad_rows(frac, raw, col, file, issues, "not an integer")
+        _bad_rows(frac, raw, col, file, issues, "not an integer", first)
         values = np.where(np.abs(values) > MAX_INT, np.inf, values)
     out_of_range = np.zeros(len(values), dtype=bool)
     if col.minimum is not None:
@@ -310,7 +449,7 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
     if col.maximum is not None:
         out_of_range |= finite & (values > col.maximum)
     out_of_range |= np.isinf(values)
-    _bad_rows(out_of_range, raw, col, file, issues, "out of range")
+    _bad_rows(out_of_range, raw, col, file, issues, "out of range", first)
     if col.kind == "int":
         exact = finite & np.isfinite(values)
         ints = pd.Series(np.where(exact, np.round(np.where(exact, values, 0)), 0).astype(np.int64), index=raw.index)
@@ -320,26 +459,41 @@ def _convert(raw: pd.Series, col: Column, file: str, issues: IssueCollector) -> 
 
 def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
                encoding: str | None = None) -> pd.DataFrame | None:
-    """Read and type one contract table (a CSV in ``encoding``, else detected); problems go to
-    ``issues``; None if unreadable. ``attrs`` keep the file, its encoding and the columns given."""
-    path = table_path(folder, spec.name)
-    if path is None:
-        sheet = spreadsheet_path(folder, spec.name)
-        if sheet is not None:
-            issues.add(sheet.name, "a spreadsheet workbook, which allocator does not read",
-                       expected=f"the table saved as {spec.name}.csv ({SAVE_AS_CSV}) or {spec.name}.parquet")
+    """Read and type one contract table (a CSV in ``encoding``, else detected; Parquet; a sheet
+    of a workbook); problems go to ``issues``; None if unreadable. ``attrs`` keep the file (for
+    a sheet ``FILE[SHEET]``), the row number of its first data row, its encoding and the columns
+    given."""
+    sources = table_sources(folder, spec.name)
+    if not sources:
+        other = unread_spreadsheet(folder, spec.name)
+        if other is not None:
+            issues.add(other.name, f"a {other.suffix} spreadsheet, which allocator does not read",
+                       expected=f"the table saved as {spec.name}.xlsx (Excel Workbook), {spec.name}.csv "
+                                f"({SAVE_AS_CSV}) or {spec.name}.parquet")
         else:
-            issues.add(f"{spec.name}.csv", f"missing table: no {spec.name}.csv or {spec.name}.parquet in {folder}")
+            issues.add(f"{spec.name}.csv", f"missing table: no {spec.name}.csv, {spec.name}.parquet or "
+                       f"{spec.name}.xlsx, nor a sheet {spec.name} in a workbook, in {folder}")
         return None
-    file = path.name
+    if len(sources) > 1:
+        issues.add(sources[0].label, f"table {spec.name} is given more than once: "
+                   + " and ".join(source.label for source in sources), expected="the table in one place only")
+        return None
+    source = sources[0]
+    file, first = source.label, source.first_row
+    if source.path.suffix.lower() == WORKBOOK and source.sheet is None:
+        issues.add(file, "not an Excel workbook: its sheets cannot be listed",
+                   expected=f"a workbook saved as Excel Workbook (.xlsx), or the table as {spec.name}.csv "
+                            f"({SAVE_AS_CSV})")
+        return None
     try:
-        raw = _read_raw(path, encoding)
+        raw = _read_sheet(source) if source.path.suffix.lower() == WORKBOOK else _read_raw(source.path, encoding)
     except UnicodeDecodeError:
         issues.add(file, f"not {encoding or 'UTF-8 (nor GB18030)'} text",
                    expected=f"{SAVE_AS_CSV}, or the file's encoding named in the scenario (encoding: ...)")
         return None
     except Exception as exc:  # a malformed file is bad input, reported, never a traceback
-        issues.add(file, f"cannot be read as a table: {exc}")
+        what = "an Excel workbook (.xlsx)" if source.path.suffix.lower() == WORKBOOK else "a table"
+        issues.add(file, f"cannot be read as {what}: {exc}")
         return None
     raw.columns = [str(c).strip() for c in raw.columns]
     if any(";" in c for c in raw.columns):
@@ -357,17 +511,17 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
     before = len(issues.issues)
     for col in spec.columns:
         if col.name in raw.columns:
-            typed[col.name] = _convert(raw[col.name].astype(str), col, file, issues)
+            typed[col.name] = _convert(raw[col.name].astype(str), col, file, issues, first)
         else:
             typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index, dtype=col.dtype)
     frame = pd.DataFrame(typed)
-    frame.attrs.update(file=file, encoding=raw.attrs.get("encoding"), given=tuple(raw.columns))
-    bad_key_rows = {i.row - 1 for i in issues.issues[before:] if i.column in spec.key and i.row is not None}
+    frame.attrs.update(file=file, first_row=first, encoding=raw.attrs.get("encoding"), given=tuple(raw.columns))
+    bad_key_rows = {i.row - first for i in issues.issues[before:] if i.column in spec.key and i.row is not None}
     dup = frame.duplicated(list(spec.key), keep="first").to_numpy().copy()
     dup[list(bad_key_rows)] = False
     for pos in np.flatnonzero(dup)[: issues.limit]:
         key = " / ".join(str(frame.iloc[pos][k]) for k in spec.key)
-        issues.add(file, "duplicate id", row=int(pos) + 1, id=key, column=", ".join(spec.key),
+        issues.add(file, "duplicate id", row=int(pos) + first, id=key, column=", ".join(spec.key),
                    expected="each id once")
     return frame
 
@@ -397,11 +551,11 @@ def read_tables(folder: str | Path, issues: IssueCollector | None = None,
 def read_specs(folder: Path, specs: dict[str, TableSpec], optional: set[str],
                issues: IssueCollector, encoding: str | None = None) -> dict[str, pd.DataFrame]:
     """Read the tables ``specs`` names from ``folder`` (an optional one that is absent is empty,
-    unless a workbook stands in its place); problems go to ``issues``, and a table that could not
-    be read at all is left out."""
+    unless a spreadsheet allocator does not read stands in its place); problems go to ``issues``,
+    and a table that could not be read at all is left out."""
     tables: dict[str, pd.DataFrame] = {}
     for name, spec in specs.items():
-        if name in optional and table_path(folder, name) is None and spreadsheet_path(folder, name) is None:
+        if name in optional and not table_sources(folder, name) and unread_spreadsheet(folder, name) is None:
             tables[name] = empty_table(spec)
             continue
         frame = read_table(folder, spec, issues, encoding)

@@ -20,7 +20,7 @@ from allocator.api.deps import DispatcherDep, IntakeDep, KeyDep, ReportsDep, Set
 from allocator.api.schemas import JobStatus, PlanList, PlanOut, PlanTable, PurgedOut, TableOut, plan_out
 from allocator.api.store import FINISHED, Job
 from allocator.api.submission import SUBMISSION_BODY, submit
-from allocator.api.worker import STOP_GRACE, purge, render_report, run_in_worker
+from allocator.api.worker import STOP_GRACE, purge, render_report, render_workbook, run_in_worker
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -30,6 +30,8 @@ IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a ret
                                                                             "same parsed request returns the first "
                                                                             "plan; an empty value is no key")]
 REPORT = "report.html"  # the rendered report, cached in the plan's folder
+WORKBOOK = "plan.xlsx"  # the plan's Excel workbook, cached beside the report
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ERRORS = {code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
           for code in (401, 403, 404, 409, 413, 422, 429, 503)}
 TABLE_RESPONSES = {
@@ -131,6 +133,24 @@ async def get_report(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
             if not cached.is_file():
                 await anyio.to_thread.run_sync(run_in_worker, render_report, str(folder), str(cached))
     return FileResponse(cached, media_type="text/html")
+
+
+@router.get("/{plan_id}/export.xlsx", response_class=FileResponse, responses={
+    **ERRORS, 200: {"content": {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                    "description": "an Excel workbook"}})
+async def get_workbook(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
+    """The plan as one Excel workbook (as ``allocator export --xlsx``): summary, path, counties,
+    villages, households, projects, funding, budget use and difficulties, names beside ids.
+    Written once, in a worker process, then served from the plan's folder."""
+    folder = result_dir(job)
+    if (await run_in_threadpool(read_json, folder / "summary.json")).get("expected_exits") is None:
+        raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no workbook")
+    cached = Path(job.input_dir).parent / WORKBOOK
+    if not cached.is_file():
+        async with slots:  # a second request for the same plan waits here, then finds the workbook
+            if not cached.is_file():
+                await anyio.to_thread.run_sync(run_in_worker, render_workbook, str(folder), str(cached))
+    return FileResponse(cached, media_type=XLSX_TYPE, filename=f"plan-{job.plan_id}.xlsx")
 
 
 def table_response(path: Path, request: Request, about: dict) -> Response:

@@ -1,0 +1,37 @@
+"""Export commands: export (a plan folder as one Excel workbook)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from allocator.cli.common import app, fail_input, out
+from allocator.errors import InputError, Issue
+
+
+@app.command()
+def export(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder written by allocator solve")],
+    xlsx: Annotated[Path, typer.Option("--xlsx", help="the Excel workbook to write (.xlsx)")],
+    force: Annotated[bool, typer.Option("--force", help="overwrite FILE if it exists")] = False,
+) -> None:
+    """The plan as one Excel workbook, names beside ids.
+
+    Sheets: summary, path, counties, villages, households, projects, funding, budget use and
+    difficulties. FILE is not overwritten unless --force."""
+    from allocator.report.workbook import write_workbook
+
+    if xlsx.suffix.lower() != ".xlsx":
+        fail_input(InputError([Issue(str(xlsx), "the export is an Excel workbook", expected="a name ending in .xlsx")]))
+    if xlsx.is_dir() or (xlsx.exists() and not force):
+        fail_input(InputError([Issue(str(xlsx), "a folder" if xlsx.is_dir() else "file exists",
+                                     expected="a file that does not exist yet, or --force to overwrite it")]))
+    if not xlsx.parent.is_dir():
+        fail_input(InputError([Issue(str(xlsx.parent), "folder does not exist", expected="an existing folder")]))
+    try:
+        write_workbook(plan_dir, xlsx)
+    except InputError as error:
+        fail_input(error)
+    out.print(f"[bold]workbook[/bold] → {xlsx}")
