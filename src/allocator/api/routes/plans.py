@@ -31,6 +31,7 @@ IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a ret
                                                                             "plan; an empty value is no key")]
 REPORT = "report.html"  # the rendered report, cached in the plan's folder
 WORKBOOK = "plan.xlsx"  # the plan's Excel workbook, cached beside the report
+PURGE_WAIT = 30.0  # seconds, beyond the stop grace, a purge waits for the dispatcher to stop a running worker
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ERRORS = {code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
           for code in (401, 403, 404, 409, 413, 422, 429, 503)}
@@ -76,9 +77,12 @@ def cancel_plan(job: VisibleJobDep, store: StoreDep, settings: SettingsDep, disp
     if purge_data:
         store.cancel(job.plan_id)
         dispatcher.wake()
-        deadline = time.monotonic() + STOP_GRACE + 2  # the worker must be gone before its folder goes
+        deadline = time.monotonic() + STOP_GRACE + PURGE_WAIT  # the worker must be gone before its folder goes
         while job.plan_id in dispatcher.running and time.monotonic() < deadline:
             time.sleep(0.05)
+        if job.plan_id in dispatcher.running:  # never remove a folder under a worker still writing it
+            raise HTTPException(503, f"plan {job.plan_id} is still stopping; purge it again in a minute",
+                                headers={"Retry-After": "60"})
         purge(store, settings, store.job(job.plan_id) or job)
         return PurgedOut(plan_id=job.plan_id, purged=True)
     if not store.cancel(job.plan_id):
