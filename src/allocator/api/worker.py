@@ -129,6 +129,7 @@ class Dispatcher:
         self.slots = {"plan": settings.workers, "sync": settings.sync_workers}
         self.running: dict[str, _Running] = {}
         self._wake = threading.Event()
+        self._starting = threading.Lock()  # held from claiming a job until its worker is in ``running``
         self._stop = threading.Event()
         self._lock_file: io.BufferedWriter | None = None
         self._thread = threading.Thread(target=self._loop, name="allocator-dispatcher", daemon=True)
@@ -139,6 +140,11 @@ class Dispatcher:
     def dispatching(self) -> bool:
         """True when this server process holds the dispatcher lock."""
         return self._lock_file is not None
+
+    def holds(self, plan_id: str) -> bool:
+        """True while a worker runs the plan or is being started for it (a purge waits on this)."""
+        with self._starting:
+            return plan_id in self.running
 
     def start(self) -> None:
         """Take the dispatcher lock now, when no other server holds it (so a health call right
@@ -257,18 +263,19 @@ class Dispatcher:
     def _start_queued(self) -> None:
         for kind, slots in self.slots.items():
             while sum(1 for run in self.running.values() if run.kind == kind) < slots:
-                job = self.store.claim_next(kind)
-                if job is None:
-                    break
-                lifeline_in, lifeline_out = self._context.Pipe(duplex=False)
-                limit = hard_limit(job, self.settings)
-                process = self._context.Process(  # daemon: never outlives the server's interpreter
-                    target=run_job, name=f"allocator-plan-{job.plan_id}", daemon=True,
-                    args=(self.settings.database_url(), job.plan_id, job.attempt, job.input_dir, job.explain,
-                          kind == "sync", lifeline_in, limit))
-                process.start()
-                lifeline_in.close()
-                self.running[job.plan_id] = _Running(kind, job.attempt, process, lifeline_out, limit)
+                with self._starting:
+                    job = self.store.claim_next(kind)
+                    if job is None:
+                        break
+                    lifeline_in, lifeline_out = self._context.Pipe(duplex=False)
+                    limit = hard_limit(job, self.settings)
+                    process = self._context.Process(  # daemon: never outlives the server's interpreter
+                        target=run_job, name=f"allocator-plan-{job.plan_id}", daemon=True,
+                        args=(self.settings.database_url(), job.plan_id, job.attempt, job.input_dir, job.explain,
+                              kind == "sync", lifeline_in, limit))
+                    process.start()
+                    lifeline_in.close()
+                    self.running[job.plan_id] = _Running(kind, job.attempt, process, lifeline_out, limit)
                 log.info("plan %s: attempt %d started in process %s", job.plan_id, job.attempt, process.pid)
 
 

@@ -78,9 +78,9 @@ def cancel_plan(job: VisibleJobDep, store: StoreDep, settings: SettingsDep, disp
         store.cancel(job.plan_id)
         dispatcher.wake()
         deadline = time.monotonic() + STOP_GRACE + PURGE_WAIT  # the worker must be gone before its folder goes
-        while job.plan_id in dispatcher.running and time.monotonic() < deadline:
+        while dispatcher.holds(job.plan_id) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if job.plan_id in dispatcher.running:  # never remove a folder under a worker still writing it
+        if dispatcher.holds(job.plan_id):  # never remove a folder under a worker still writing it
             raise HTTPException(503, f"plan {job.plan_id} is still stopping; purge it again in a minute",
                                 headers={"Retry-After": "60"})
         purge(store, settings, store.job(job.plan_id) or job)
