@@ -53,6 +53,7 @@ TITLES: dict[str, str] = {
     "summary.total_shortfall": "Shortfall (households)", "summary.total_cost": "Total cost (yuan)",
     "summary.money_available": "Money in the funds (yuan)",
     "summary.households_with_package": "Households with a package", "summary.projects_built": "Projects built",
+    "summary.value": "Objective value", "summary.target_shortfall": "Shortfall against the targets (households)",
     "summary.bound": "Bound on the objective", "summary.gap": "Gap to the bound",
     "summary.solve_seconds": "Solve time (seconds)", "summary.scenario_file": "Scenario file",
     "summary.plan_fingerprint": "Plan fingerprint", "summary.allocator_version": "allocator version",
