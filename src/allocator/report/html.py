@@ -357,7 +357,11 @@ def _monitor_section(folder: Path) -> str:
     headline = pd.DataFrame(summary.get("headline", []))
     parts = [f"<h2>{_esc(summary.get('title', 'Plan against actual'))}</h2>",
              "<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in summary.get("sentences", [])) + "</ul>"]
-    if not headline.empty:
+    if not headline.empty:  # each value in its unit's format: shares as %, yuan whole
+        unit_format = {"share": "spent_share", "yuan": "spend"}
+        headline["value"] = [shown(v, unit_format.get(u, "")) for v, u in zip(headline["value"], headline["unit"],
+                                                                              strict=True)]
+        headline["unit"] = headline["unit"].replace({"share": ""})
         parts.append(_table(headline[["label", "value", "unit"]]))
     for chart in summary.get("charts", []):
         path = folder / chart["file"]
@@ -482,7 +486,7 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
                   + ".</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
                   f"<h3>Counties within {NEAR_HOUSEHOLDS:.0f} households of their threshold at the deadline</h3>"
                   + (_table(near) if len(near) else
-                     f"<p>None: every county is more than {NEAR_HOUSEHOLDS:.0f} households from its threshold.</p>"),
+                     f"<p>No county is within {NEAR_HOUSEHOLDS:.0f} households of its threshold.</p>"),
                   "<h2>Money spent</h2>", _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),
