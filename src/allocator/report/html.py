@@ -398,14 +398,16 @@ def _compare_cell(section: str, item: str, value, signed: bool = False) -> str:
         return "" if signed else "none"
     if not isinstance(value, int | float):
         return shown(value)
-    sign = "+" if signed else ""
+    sign = "+" if signed and value != 0 else ""
+    value = 0 if value == 0 else value  # no "−0"
     if item in COMPARE_PERCENT:
         return format(value, f"{sign}.2%")
     if section.startswith("spend") or item.startswith("money ") or item == "total_cost":
         return format(value, f"{sign},.0f")
     if isinstance(value, int) or float(value).is_integer():
         return format(value, f"{sign},.0f")
-    return format(value, f"{sign}.3g" if item.startswith(("policy", "options")) else f"{sign},.1f")
+    small = item.startswith(("policy", "options")) or abs(value) < 0.05  # a threshold, or a change below 0.1
+    return format(value, f"{sign}.3g" if small else f"{sign},.1f")
 
 
 def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -> str:
