@@ -48,6 +48,13 @@ def save_figure(fig: Figure, target, **options) -> None:
     pyplot().close(fig)
 
 
+def source_colors(count: int) -> list:
+    """Colours for fund sources, from a scale (cividis) that none of the category colours is on,
+    so a source is never read as a category."""
+    cmap = pyplot().get_cmap("cividis")
+    return [cmap(x) for x in np.linspace(0.1, 0.9, count)] if count > 1 else [cmap(0.3)] * count
+
+
 def money_unit(largest: float) -> tuple[float, str]:
     """The unit a chart's money axis reads best in, for values up to ``largest`` yuan."""
     return (1e6, "million yuan") if largest >= 1e6 else (1e3, "thousand yuan") if largest >= 1e4 else (1.0, "yuan")
@@ -61,7 +68,8 @@ def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") 
     if table.empty:
         ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
     else:
-        colors = [CATEGORY_COLORS.get(c) for c in table.columns] if by == "category" else None
+        colors = ([CATEGORY_COLORS.get(c) for c in table.columns] if by == "category"
+                  else source_colors(len(table.columns)))
         (table / scale).plot.bar(stacked=True, ax=ax, width=0.7, rot=0, color=colors)
         ax.legend(fontsize=8, frameon=False)
     ax.set_ylabel(unit)
@@ -82,6 +90,8 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figur
     ax.hlines(100 * ordered["threshold"], x - 0.45, x + 0.45, color=REFERENCE, linewidth=1.5, label="threshold")
     if len(ordered) == 1:
         ax.set_xlim(-1, 1)
+    top = float(np.nanmax(100 * np.r_[ordered["expected_incidence"], ordered["threshold"], 0.0]))
+    ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)  # room above the threshold for the legend
     ax.set_xticks(x, ordered["county_id"], rotation=90 if len(ordered) > 8 else 0, fontsize=7)
     ax.set_ylabel("expected incidence at deadline (%)")
     ax.set_title(title or f"Counties on schedule: {int(ordered['on_schedule'].sum())} of {len(ordered)}")
@@ -180,7 +190,7 @@ def incidence_chart(incidence: pd.DataFrame) -> Figure:
     ax.scatter(cols, rows, marker="s", s=10, color=REFERENCE, label="below the threshold")
     fig.colorbar(image, ax=ax, label="incidence / threshold")
     ax.set_title("Counties against their threshold by year")
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.06))
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12))
     fig.tight_layout()
     return fig
 

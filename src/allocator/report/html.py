@@ -109,9 +109,11 @@ def budget_sentence(table: pd.DataFrame) -> str:
     idle = max(total - spent, 0.0)
     last = table["year"].max() if len(table) else None
     recalled, left = float(table["recalled"].sum()), float(table.loc[table["year"] == last, "carried"].sum())
+    lapsed = idle - recalled - left  # funds that do not carry over: unspent money ends with its year
     parts = [f"{shown(idle / total, 'spent_share')} of the {yuan(total)} available is unspent" if idle > 0.5
              else f"All of the {yuan(total)} available is spent"]
-    details = ([f"{yuan(recalled)} recalled"] if recalled > 0.5 else []) + (
+    details = ([f"{yuan(lapsed)} lapsed at the end of its year"] if lapsed > 0.5 else []) + (
+        [f"{yuan(recalled)} recalled"] if recalled > 0.5 else []) + (
         [f"{yuan(left)} still carried at the end of {int(last)}"] if left > 0.5 else [])
     return parts[0] + (f" ({', '.join(details)})" if details else "") + "."
 
@@ -476,7 +478,7 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
         spend["total"] = spend.sum(axis=1)
         parts += [_budget_section(plan),
                   "<h2>Expected poor by year against the targets</h2>", _png(poor_by_year_chart(path_table)),
-                  _table(path_table),
+                  _table(path_table.dropna(axis=1, how="all")),  # no empty target column without targets
                   f"<p>Sustained exits (still out {problem.policy.sustain_years} years after the deadline): "
                   f"{shown(s['sustained_exits'], 'expected_exits')} of {shown(s['expected_exits'], 'expected_exits')}"
                   " expected exits" + (f" ({shown(sustained, 'still_poor_share')})" if sustained is not None else "")

@@ -88,10 +88,11 @@ FORMATS: dict[str, str] = {  # by column name; columns not named here are writte
     "year": YEAR, "start_year": YEAR, "exit_year": YEAR, "hat_off_year": YEAR, "achieved_hat_off_year": YEAR,
 }
 
+GENERAL = "General"  # Excel's own; on the page three significant digits, never in scientific notation
 PYTHON_SPECS = {MONEY: ",.0f", SHARE: ".1%", PROBABILITY: ".3f", HOUSEHOLDS: ",.1f", COUNT: ",.0f", YEAR: ".0f",
                 "0.00%": ".2%", "#,##0.00": ",.2f"}
 FORMATS |= {"target_poor": HOUSEHOLDS, "national_path": HOUSEHOLDS, "allowed_by_thresholds": HOUSEHOLDS,
-            "total": MONEY, "marginal_value": "#,##0.00", "earliest_year": YEAR, "planned_hat_off_year": YEAR,
+            "total": MONEY, "marginal_value": GENERAL, "earliest_year": YEAR, "planned_hat_off_year": YEAR,
             "margin_households": HOUSEHOLDS}
 FINGERPRINT_DIGITS = 12  # hex digits of a fingerprint shown on the page
 HEX_RUN = re.compile(r"\b[0-9a-f]{32,}\b")
@@ -106,7 +107,10 @@ def shown(value, column: str = "") -> str:
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if isinstance(value, int | float) or hasattr(value, "dtype"):
-        spec = PYTHON_SPECS.get(FORMATS.get(column, ""))
+        code = FORMATS.get(column, "")
+        if code == GENERAL and abs(value) < 1000:
+            return np.format_float_positional(float(value), precision=3, fractional=False, trim="-")
+        spec = PYTHON_SPECS.get(code)
         if spec is None:
             spec = ",.0f" if float(value) == int(value) or abs(value) >= 1000 else ",.1f"
         return format(float(value), spec)
