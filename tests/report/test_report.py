@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.report.test_report_format import assert_readable, visible
 from tests.support.commands import run
 from tests.support.tiny import starved, write_folder
 
@@ -76,6 +77,7 @@ def test_the_report_is_self_contained_and_has_every_section(planned):
                     "Against the usual rules"):
         assert heading in page, heading
     assert "C1 is 0.4 households short" in page and "verified by re-solving" in page
+    assert_readable(visible(page))  # with explain's and the baselines' sections too
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page
@@ -102,7 +104,9 @@ def test_report_compares_and_refuses_to_overwrite(planned, tmp_path):
     baseline = planned / "plan" / "baselines" / "greedy"
     result = run("report", planned / "plan", "--out", tmp_path / "vs.html", "--compare", baseline)
     assert result.returncode == 0, result.stderr
-    assert f"Compared with {baseline}" in (tmp_path / "vs.html").read_text()
+    page = (tmp_path / "vs.html").read_text()
+    assert f"Compared with {baseline}: B − A" in page
+    assert_readable(visible(page))
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it where it can)")

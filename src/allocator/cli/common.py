@@ -85,9 +85,16 @@ def path_text(path: list[dict]) -> str:
 
 
 def print_summary(summary: dict, folder: Path) -> None:
+    """The plan's headline as a table; the status in words (a run that found no plan in its
+    time is not a crash) with the next step when there is one."""
+    from allocator.report.titles import status_words
+
+    words, step = status_words(summary)
     table = Table(title=f"plan {summary['scenario']} → {folder}", show_header=False)
-    rows = [("status", summary["status"] + (f" (stopped by {summary['stopped_by']})" if summary["stopped_by"] else "")),
+    rows = [("status", words if words == summary["status"] else f"{words}; status: {summary['status']}"),
             ("method / backend", f"{summary['method']} / {summary['backend']}")]
+    if step:
+        rows.append(("next step", step.replace("PLAN_DIR", str(folder)).replace("`", "")))
     if summary.get("expected_exits") is not None:
         rows += [
             ("expected exits", f"{summary['expected_exits']:,.1f}"),

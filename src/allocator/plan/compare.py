@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from allocator.inputs.provenance import plan_inputs, short
+from allocator.inputs.provenance import SHORT, plan_inputs, short
 from allocator.plan.plan import Plan
 
 BINDING_SHARE = 1 - 1e-6  # a budget is binding when this share of what was available is spent
@@ -91,14 +91,15 @@ def _bool_or_none(value) -> bool | None:
     return None if value is None else bool(value)
 
 
-def inputs_sentence(a: Plan, b: Plan, names: tuple[str, str] = ("A", "B")) -> str:
+def inputs_sentence(a: Plan, b: Plan, names: tuple[str, str] = ("A", "B"), digits: int = SHORT) -> str:
     """Whether the two plans were made from the same input data (their input fingerprints,
-    :mod:`allocator.inputs.provenance`), in words: plans of different data compare as two scenarios."""
+    :mod:`allocator.inputs.provenance`, shown to ``digits`` hex digits), in words: plans of
+    different data compare as two scenarios."""
     fa, fb = (plan_inputs(plan.summary)[:1] or (None,) for plan in (a, b))
     if fa[0] is not None and fa == fb:
-        return f"{names[0]} and {names[1]} were made from the same input data (inputs {short(fa[0])})"
-    return (f"{names[0]} and {names[1]} were made from different input data (inputs {short(fa[0])} and "
-            f"{short(fb[0])}): this compares two scenarios")
+        return f"{names[0]} and {names[1]} were made from the same input data (inputs {short(fa[0])[:digits]})"
+    return (f"{names[0]} and {names[1]} were made from different input data (inputs {short(fa[0])[:digits]} and "
+            f"{short(fb[0])[:digits]}): this compares two scenarios")
 
 
 def compare_plans(a: Plan, b: Plan) -> pd.DataFrame:

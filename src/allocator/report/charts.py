@@ -48,17 +48,31 @@ def save_figure(fig: Figure, target, **options) -> None:
     pyplot().close(fig)
 
 
+def source_colors(count: int) -> list:
+    """Colours for fund sources, from a scale (cividis) that none of the category colours is on,
+    so a source is never read as a category."""
+    cmap = pyplot().get_cmap("cividis")
+    return [cmap(x) for x in np.linspace(0.1, 0.9, count)] if count > 1 else [cmap(0.3)] * count
+
+
+def money_unit(largest: float) -> tuple[float, str]:
+    """The unit a chart's money axis reads best in, for values up to ``largest`` yuan."""
+    return (1e6, "million yuan") if largest >= 1e6 else (1e3, "thousand yuan") if largest >= 1e4 else (1.0, "yuan")
+
+
 def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") -> Figure:
     """Stacked bars: money spent per year, split by ``by`` (``category`` or ``source_id``)."""
     fig, ax = pyplot().subplots(figsize=(7, 4))
     table = funding.pivot_table(index="year", columns=by, values="amount", aggfunc="sum", fill_value=0.0)
+    scale, unit = money_unit(float(table.sum(axis=1).max()) if len(table) else 0.0)
     if table.empty:
         ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
     else:
-        colors = [CATEGORY_COLORS.get(c) for c in table.columns] if by == "category" else None
-        (table / 1e6).plot.bar(stacked=True, ax=ax, width=0.7, rot=0, color=colors)
+        colors = ([CATEGORY_COLORS.get(c) for c in table.columns] if by == "category"
+                  else source_colors(len(table.columns)))
+        (table / scale).plot.bar(stacked=True, ax=ax, width=0.7, rot=0, color=colors)
         ax.legend(fontsize=8, frameon=False)
-    ax.set_ylabel("million yuan")
+    ax.set_ylabel(unit)
     ax.set_xlabel("year")
     ax.set_title(title or f"Money spent by year and {by.removesuffix('_id')}")
     fig.tight_layout()
@@ -70,10 +84,15 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figur
     ordered = counties.sort_values("expected_incidence", ascending=False).reset_index(drop=True)
     fig, ax = pyplot().subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
     colors = [GOOD if ok else BAD for ok in ordered["on_schedule"]]
-    ax.bar(range(len(ordered)), 100 * ordered["expected_incidence"], color=colors)
-    ax.step(range(len(ordered)), 100 * ordered["threshold"], where="mid", color=REFERENCE, linewidth=1,
-            label="threshold")
-    ax.set_xticks(range(len(ordered)), ordered["county_id"], rotation=90, fontsize=7)
+    x = np.arange(len(ordered))
+    ax.bar(x, 100 * ordered["expected_incidence"], color=colors, width=0.7)
+    # one segment per bar: drawn for any number of counties, one included, each at its own threshold
+    ax.hlines(100 * ordered["threshold"], x - 0.45, x + 0.45, color=REFERENCE, linewidth=1.5, label="threshold")
+    if len(ordered) == 1:
+        ax.set_xlim(-1, 1)
+    top = float(np.nanmax(100 * np.r_[ordered["expected_incidence"], ordered["threshold"], 0.0]))
+    ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)  # room above the threshold for the legend
+    ax.set_xticks(x, ordered["county_id"], rotation=90 if len(ordered) > 8 else 0, fontsize=7)
     ax.set_ylabel("expected incidence at deadline (%)")
     ax.set_title(title or f"Counties on schedule: {int(ordered['on_schedule'].sum())} of {len(ordered)}")
     ax.legend(frameon=False)
@@ -141,8 +160,8 @@ def poor_by_year_chart(table: pd.DataFrame) -> Figure:
     what the thresholds allow."""
     fig, ax = pyplot().subplots(figsize=(7, 4))
     ax.plot(table["year"], table["expected_poor"], marker="o", label="this plan (expected)")
-    if table["target"].notna().any():
-        ax.plot(table["year"], table["target"], marker="v", linestyle="", color=BAD, markersize=9,
+    if table["target_poor"].notna().any():
+        ax.plot(table["year"], table["target_poor"], marker="v", linestyle="", color=BAD, markersize=9,
                 label="annual target (most still poor)")
     if table["national_path"].notna().any():
         ax.plot(table["year"], table["national_path"], marker="s", linestyle="--",
@@ -171,7 +190,7 @@ def incidence_chart(incidence: pd.DataFrame) -> Figure:
     ax.scatter(cols, rows, marker="s", s=10, color=REFERENCE, label="below the threshold")
     fig.colorbar(image, ax=ax, label="incidence / threshold")
     ax.set_title("Counties against their threshold by year")
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.06))
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12))
     fig.tight_layout()
     return fig
 
@@ -184,7 +203,7 @@ def village_map(table: pd.DataFrame) -> Figure:
     if located.empty:
         ax.text(0.5, 0.5, "the villages have no coordinates", ha="center", va="center", transform=ax.transAxes)
     for name, group in located.groupby("main_category"):
-        ax.scatter(group["longitude"], group["latitude"], s=4 + 2 * np.sqrt(group["poor_households"]), alpha=0.7,
+        ax.scatter(group["longitude"], group["latitude"], s=12 + 3 * np.sqrt(group["poor_households"]), alpha=0.7,
                    label=name, color=CATEGORY_COLORS.get(name), edgecolors="none")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")

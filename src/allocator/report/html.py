@@ -15,12 +15,14 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from allocator.explain.difficulties import difficulties, marginal_section
+from allocator.inputs.provenance import plan_inputs
 from allocator.inputs.scenario import NATIONAL_STILL_POOR
 from allocator.model.problem import Problem
 from allocator.optimize.baselines import money_idle
@@ -37,10 +39,12 @@ from allocator.report.charts import (
     save_figure,
     village_map,
 )
+from allocator.report.titles import FINGERPRINT_DIGITS, TITLES, shown, status_words, yuan
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
 MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
+NEAR_HOUSEHOLDS = 5.0  # a county this many households or fewer from its threshold is a near miss
 
 
 def poor_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
@@ -54,7 +58,7 @@ def poor_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
                 for y in path["year"].astype(int)]
     allowed = float((problem.county_threshold * problem.county_rural_population).sum())
     return pd.DataFrame({"year": path["year"].astype(int).to_numpy(), "expected_poor": path["expected_poor"].to_numpy(),
-                         "target": (path["target"] * path["registered_poor"]).to_numpy(),
+                         "target_poor": (path["target"] * path["registered_poor"]).to_numpy(),
                          "national_path": national, "allowed_by_thresholds": allowed})
 
 
@@ -88,6 +92,50 @@ def spend_table(plan: Plan, by: str) -> pd.DataFrame:
     return plan.funding.pivot_table(index="year", columns=by, values="amount", aggfunc="sum", fill_value=0.0)
 
 
+def budget_table(plan: Plan) -> pd.DataFrame:
+    """Per fund source and year (``summary.json``'s ``budget_use``): the year's own amount, what
+    was available with money carried in, spent, recalled (carried money unspent in time) and
+    carried to the next year, yuan."""
+    columns = ["source_id", "year", "amount", "available", "spent", "recalled", "carried"]
+    return pd.DataFrame(plan.summary.get("budget_use") or [], columns=[*columns, "carry_over"])[columns]
+
+
+def budget_sentence(table: pd.DataFrame) -> str:
+    """'31 % of the 714.6 million yuan available is unspent (…)': the funds' money against what
+    the plan spends, in words."""
+    total, spent = float(table["amount"].sum()), float(table["spent"].sum())
+    if total <= 0:
+        return f"The funds hold no money; the plan spends {yuan(spent)}."
+    idle = max(total - spent, 0.0)
+    last = table["year"].max() if len(table) else None
+    recalled, left = float(table["recalled"].sum()), float(table.loc[table["year"] == last, "carried"].sum())
+    lapsed = idle - recalled - left  # funds that do not carry over: unspent money ends with its year
+    parts = [f"{shown(idle / total, 'spent_share')} of the {yuan(total)} available is unspent" if idle > 0.5
+             else f"All of the {yuan(total)} available is spent"]
+    details = ([f"{yuan(lapsed)} lapsed at the end of its year"] if lapsed > 0.5 else []) + (
+        [f"{yuan(recalled)} recalled"] if recalled > 0.5 else []) + (
+        [f"{yuan(left)} still carried at the end of {int(last)}"] if left > 0.5 else [])
+    return parts[0] + (f" ({', '.join(details)})" if details else "") + "."
+
+
+def near_misses(plan: Plan, problem: Problem, within: float = NEAR_HOUSEHOLDS) -> pd.DataFrame:
+    """Counties within ``within`` households of their threshold at the deadline: short of it
+    (off schedule, ``shortfall_households`` from counties.csv) or just under it (on schedule,
+    the households more that would still leave it under: (threshold − incidence) × rural
+    population)."""
+    counties = plan.counties.copy()
+    if counties.empty:
+        return pd.DataFrame(columns=["county_id", "side", "margin_households", "expected_incidence", "threshold"])
+    population = pd.Series(problem.county_rural_population, index=problem.county_ids.astype(str))
+    headroom = (counties["threshold"] - counties["expected_incidence"]) * counties["county_id"].astype(str).map(
+        population)
+    off = ~counties["on_schedule"].astype(bool)
+    counties["margin_households"] = np.where(off, counties["shortfall_households"], headroom)
+    counties["side"] = np.where(off, "short of the threshold", "under the threshold")
+    near = counties[counties["margin_households"].between(0, within)].sort_values("margin_households", kind="stable")
+    return near[["county_id", "side", "margin_households", "expected_incidence", "threshold"]].reset_index(drop=True)
+
+
 def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
     """Per village of the data: coordinates, poor households planned, projects built, spend,
     and the category that takes most of the village's money (``nothing planned`` if none)."""
@@ -112,17 +160,34 @@ def _png(fig) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def _table(frame: pd.DataFrame, money: tuple[str, ...] = ()) -> str:
-    shown = frame.copy()
-    for column in shown.columns:
-        if column in money or shown[column].dtype.kind == "f":
-            digits = 0 if column in money else 3
-            shown[column] = shown[column].map(lambda v, d=digits: "" if pd.isna(v) else f"{v:,.{d}f}")
-    return shown.to_html(index=False, escape=True, border=0, classes="t")
+def _table(frame: pd.DataFrame, money: tuple = ()) -> str:
+    """A table as a person reads it: human column titles (:data:`TITLES`), each value in its
+    column's format (:func:`shown`; the columns in ``money`` as yuan)."""
+    cells = "".join(f"<th>{_esc(TITLES.get(str(c), c))}</th>" for c in frame.columns)
+    formats = ["total" if c in money else str(c) for c in frame.columns]
+    rows = "".join("<tr>" + "".join(f"<td{_align(v)}>{_esc(shown(v, f))}</td>"
+                                    for v, f in zip(row, formats, strict=True)) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f'<table class="t"><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _align(value) -> str:
+    """Numbers right-aligned, words left."""
+    return ' class="n"' if isinstance(value, int | float | np.number) and not isinstance(value, bool) else ""
 
 
 def _esc(text) -> str:
     return html.escape(str(text))
+
+
+def _words(text) -> str:
+    """Text escaped, with `commands` set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _esc(text))
+
+
+def _note(text: str) -> str:
+    """A muted line saying why a section is not there and what adds it."""
+    return f"<p class='muted note'>{_words(text)}</p>"
 
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
@@ -130,32 +195,70 @@ h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 .cards{display:flex;flex-wrap:wrap;gap:.8em}.card{background:#f4f6f8;border-radius:6px;padding:.6em 1em;min-width:9em}
 .card b{display:block;font-size:1.4em}.muted{color:#666}.bad{color:#b00}.good{color:#070}
 table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{padding:.2em .6em;
-border-bottom:1px solid #eee;text-align:right}img{max-width:100%}li{margin:.3em 0}"""
+border-bottom:1px solid #eee;text-align:left}table.t th{vertical-align:bottom}table.t td.n{text-align:right}
+img{max-width:100%}li{margin:.3em 0}
+.step{background:#fff4e5;border-left:4px solid #e69500;padding:.4em .8em}.note{font-style:italic}"""
 
 
-def _headline(plan: Plan) -> str:
+def _next_step(summary: dict, folder: Path) -> str:
+    """The status's next step (:func:`status_words`) with this plan's folder in the command."""
+    return status_words(summary)[1].replace("PLAN_DIR", str(folder))
+
+
+def _headline(plan: Plan, problem: Problem, folder: Path) -> str:
     s = plan.summary
+    words = status_words(s)[0]
+    if s.get("expected_exits") is not None:
+        cards = [("status", words), ("expected exits", shown(s["expected_exits"], "expected_exits")),
+                 ("counties on schedule", f"{s['counties_on_schedule']:,} of {s['counties_total']:,}"),
+                 ("shortfall (households)", shown(s.get("total_shortfall"), "shortfall")),
+                 ("money spent", yuan(s["total_cost"])),
+                 ("households with a package", shown(s.get("households_with_package"), "households_planned")),
+                 ("projects built", shown(s.get("projects_built"), "projects_built"))]
+        if s.get("gap") is not None:
+            cards.append(("gap to the bound", f"{s['gap']:.2%}"))
+    else:  # no plan: what it was given, not a row of empty cards
+        cards = [("status", words), ("counties", f"{len(problem.county_ids):,}"),
+                 ("households", f"{len(problem.household_ids):,}"),
+                 ("money in the funds", yuan(float(problem.fund_amount.sum())))]
+    step = _next_step(s, folder)
+    return ('<div class="cards">' + "".join(f'<div class="card">{_esc(k)}<b>{_esc(v)}</b></div>' for k, v in cards)
+            + "</div>" + (f"<p class='step'><b>Next step:</b> {_words(step)}.</p>" if step else ""))
 
-    def number(key: str, spec: str = ",.0f") -> str:
-        return "n/a" if s.get(key) is None else format(s[key], spec)
 
-    gap = "n/a" if s.get("gap") is None else f"{s['gap']:.2%}"
-    on = "n/a" if s.get("counties_on_schedule") is None else f"{s['counties_on_schedule']} of {s['counties_total']}"
-    cards = [("status", s["status"] + (f" (stopped by {s['stopped_by']})" if s.get("stopped_by") else "")),
-             ("expected exits", number("expected_exits")), ("bound / gap", f"{number('bound')} / {gap}"),
-             ("counties on schedule", on), ("shortfall (households)", number("total_shortfall", ",.1f")),
-             ("money spent (yuan)", number("total_cost")),
-             ("households with a package", number("households_with_package", ",")),
-             ("projects built", number("projects_built", ","))]
-    return '<div class="cards">' + "".join(f'<div class="card">{_esc(k)}<b>{_esc(v)}</b></div>'
-                                           for k, v in cards) + "</div>"
+def _budget_section(plan: Plan) -> str:
+    """Money available, spent, recalled and carried by source and year, with its sentence."""
+    table = budget_table(plan)
+    if table.empty:
+        return "<h2>Money available and spent</h2>" + _note("The plan records no budget use (no fund rows).")
+    return (f"<h2>Money available and spent</h2><p>{_esc(budget_sentence(table))}</p>" + _table(table)
+            + "<p class='muted'>Available is the year's own amount and the money carried in from earlier years; "
+            "recalled is carried money not spent in time.</p>")
 
 
-def _difficulties_section(found: dict, from_file: bool) -> str:
+def _no_solution_section(context: PlanContext) -> str:
+    """A plan with no solution: what it was given (scenario, sizes, money) and what to do next."""
+    s, problem = context.plan.summary, context.problem
+    sizes = problem.sizes()
+    money = pd.DataFrame({"source_id": problem.source_ids[problem.fund_source].astype(str),
+                          "year": problem.years[problem.fund_year].astype(int), "amount": problem.fund_amount})
+    money = money.groupby(["source_id", "year"], as_index=False)["amount"].sum()
+    given = (f"Scenario {s.get('scenario')}, {s.get('start_year')}–{s.get('deadline_year')}: "
+             f"{sizes['counties']:,} counties, {sizes['villages']:,} villages, {sizes['households']:,} households "
+             f"with {sizes['packages']:,} packages, {sizes['projects']:,} projects, "
+             f"{yuan(float(problem.fund_amount.sum()))} in {sizes['fund_rows']:,} fund rows.")
+    step = "" if _next_step(s, context.folder) else f"<b>Next step:</b> run `allocator explain {context.folder}`. "
+    return ("<h2>No plan: what it was given</h2>"
+            f"<p>{_esc(given)}</p>" + _table(money)
+            + f"<p>{_words(step)}The sections on years, counties, money spent, villages, marginal values and the usual "
+            "rules need a plan and are left out.</p>")
+
+
+def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
     parts = ["<h2>What stands in the way</h2>"]
     if not from_file:
-        parts.append('<p class="muted">From the plan alone. Run <code>allocator explain PLAN_DIR</code> to add what it '
-                     "would take, the earliest deadline per county and marginal values.</p>")
+        parts.append(f'<p class="muted">From the plan alone. Run <code>allocator explain {_esc(folder)}</code> to add '
+                     "what it would take, the earliest deadline per county and marginal values.</p>")
     items = []
     if found.get("sentence"):
         items.append(found["sentence"])
@@ -164,7 +267,7 @@ def _difficulties_section(found: dict, from_file: bool) -> str:
     for county in found.get("counties_off_schedule", []):
         why = "; ".join(r["sentence"] for r in county["reasons"]) or "no single rule binds it alone"
         items.append(f"{county['county_id']} is {county['shortfall_households']:,.1f} households short (expected "
-                     f"incidence {county['expected_incidence']:.2%} against {county['threshold']:.0%}): {why}")
+                     f"incidence {county['expected_incidence']:.1%} against {county['threshold']:.1%}): {why}")
     if not items:
         items.append(f"every county is on schedule ({found.get('counties_total')} of {found.get('counties_total')})")
     parts.append("<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>")
@@ -173,21 +276,31 @@ def _difficulties_section(found: dict, from_file: bool) -> str:
         verified = "verified by re-solving with the money added" if take.get("verified") else "not verified"
         parts.append(f"<h3>What it would take</h3><p>{_esc(take['sentence'])} <span class='muted'>({_esc(verified)}; "
                      f"{_esc(take.get('method'))})</span></p>")
+    elif from_file and found.get("counties_off_schedule") and "what_it_would_take" not in found:
+        parts.append("<h3>What it would take</h3>" + _note("Not worked out: `allocator explain` ran with --no-money "
+                                                           "or --extra; run it without them to add it."))
     earliest = found.get("earliest_deadlines")
+    if from_file and not earliest:
+        parts.append("<h3>Earliest deadline each county can meet</h3>" + _note(
+            "Not worked out: `allocator explain` ran with --no-earliest or --extra; run it without them to add it."))
     if earliest:
         table = pd.DataFrame(earliest["counties"])
-        table["earliest_year"] = table["earliest_year"].map(lambda y: "not by the deadline" if y is None else int(y))
-        runs = "; ".join(f"{r['counties_on_schedule']} counties by {r['deadline']}" for r in earliest["runs"])
+        table["earliest_year"] = table["earliest_year"].map(lambda y: TITLES["word.not_by_deadline"] if y is None
+                                                            else str(int(y)))
+        runs = "; ".join(f"{r['counties_on_schedule']:,} of {found.get('counties_total', '?')} on schedule by "
+                         f"{r['deadline']}" for r in earliest["runs"])
         parts.append(f"<h3>Earliest deadline each county can meet with the money there is</h3>"
                      f"<p class='muted'>Re-solved with each year as the deadline: {_esc(runs)}.</p>" + _table(table))
     return "".join(parts)
 
 
-def _marginal_section(values: dict) -> str:
+def _marginal_section(values: dict, folder: Path) -> str:
     """The marginal values (:mod:`allocator.optimize.marginal`): the largest, with their method and check."""
     rows = pd.DataFrame(values.get("rows", []))
     if rows.empty:
-        return ""
+        why = values.get("note") or "not computed for this plan"
+        return "<h2>Marginal values</h2>" + _note(
+            f"{why[:1].upper()}{why[1:]}. `allocator explain {folder}` adds them where the model is small enough.")
     checked = (f" {values['agree']} of {values['checked']} checked against finite differences (the LP relaxation "
                "re-solved with the row ±1 %) agree." if values.get("checked") else "")
     head = (f"<h2>Marginal values: where the next unit does most</h2><p class='muted'>{_esc(values.get('method'))}: "
@@ -196,7 +309,8 @@ def _marginal_section(values: dict) -> str:
     rows = rows[rows["value"].abs() > 1e-9].sort_values("value", ascending=False, kind="stable").head(15)
     if rows.empty:
         return head + "<p>No limited resource binds: one more unit of any of them buys nothing.</p>"
-    return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "value", "fd_check"]])
+    rows = rows.rename(columns={"value": "marginal_value"})
+    return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "marginal_value", "fd_check"]])
 
 
 BASELINE_LINES = (("expected exits", "expected_exits", ",.1f"), ("counties on schedule", "counties_on_schedule", "d"),
@@ -216,15 +330,19 @@ def baselines_table(plan: Plan) -> pd.DataFrame:
     columns = {"optimised": mine} | {row["baseline"]: row for row in s["baselines"]}
     table = {"": [label for label, _, _ in BASELINE_LINES]}
     for name, values in columns.items():
-        table[name] = [("n/a" if values.get("status") == "not applicable" else "") if values.get(key) is None
+        table[name] = [("not applicable" if values.get("status") == "not applicable" else "") if values.get(key) is None
                        else format(values[key], spec) for _, key, spec in BASELINE_LINES]
     return pd.DataFrame(table)
 
 
 def _baselines_section(plan: Plan) -> str:
     rows = plan.summary.get("baselines")
-    if not rows or plan.summary.get("expected_exits") is None:
+    if plan.summary.get("expected_exits") is None:
         return ""
+    if not rows:
+        return "<h2>Against the usual rules</h2>" + _note(
+            "Not computed: solve with `allocator solve SCENARIO --baselines` to plan the same data by the usual rules "
+            "(proportional, greedy, practice) and compare.")
     skipped = "".join(f"<p class='muted'>{_esc(r['baseline'])}: {_esc(r['message'])}</p>" for r in rows
                       if r["status"] == "not applicable")
     return ("<h2>Against the usual rules</h2><p>The same data and constraints planned by the rules used before: "
@@ -241,7 +359,11 @@ def _monitor_section(folder: Path) -> str:
     headline = pd.DataFrame(summary.get("headline", []))
     parts = [f"<h2>{_esc(summary.get('title', 'Plan against actual'))}</h2>",
              "<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in summary.get("sentences", [])) + "</ul>"]
-    if not headline.empty:
+    if not headline.empty:  # each value in its unit's format: shares as %, yuan whole
+        unit_format = {"share": "spent_share", "yuan": "spend"}
+        headline["value"] = [shown(v, unit_format.get(u, "")) for v, u in zip(headline["value"], headline["unit"],
+                                                                              strict=True)]
+        headline["unit"] = headline["unit"].replace({"share": ""})
         parts.append(_table(headline[["label", "value", "unit"]]))
     for chart in summary.get("charts", []):
         path = folder / chart["file"]
@@ -253,13 +375,65 @@ def _monitor_section(folder: Path) -> str:
     return "".join(parts)
 
 
-def _compare_section(plan: Plan, other: Plan, other_name: str) -> str:
+COMPARE_PERCENT = ("gap", "sustained_share")
 
-    table = compare_plans(plan, other).rename(columns={"a": "this plan", "b": other_name})
-    sentence = inputs_sentence(plan, other, ("This plan", other_name))
-    return (f"<h2>Compared with {_esc(other_name)}</h2><p>{_esc(sentence)}.</p>"
-            "<p class='muted'>Inputs and outcomes that differ.</p>"
-            + table.to_html(index=False, escape=True, border=0, classes="t"))
+
+def _compare_item(section: str, item: str) -> str:
+    """A compare row's item in words: summary keys by their title, file hashes as fingerprints."""
+    if item == "input_fingerprint":
+        return f"input data fingerprint (first {FINGERPRINT_DIGITS} hex digits)"
+    if item.startswith("inputs."):
+        return f"fingerprint of {item.removeprefix('inputs.')}"
+    if item.startswith("money "):
+        return f"fund {item.removeprefix('money ')} (yuan)"
+    title = TITLES.get(f"summary.{item}")
+    if title and section in ("inputs", "outcomes"):
+        return title
+    return item.replace("_", " ").replace(".", ": ", 1).replace(".", ", ")
+
+
+def _compare_cell(section: str, item: str, value, signed: bool = False) -> str:
+    """A compare value (``signed``: a change, with its sign) in the format its row reads in."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "" if signed else "none"
+    if not isinstance(value, int | float):
+        return shown(value)
+    sign = "+" if signed and value != 0 else ""
+    value = 0 if value == 0 else value  # no "−0"
+    if item in COMPARE_PERCENT:
+        return format(value, f"{sign}.2%")
+    if section.startswith("spend") or item.startswith("money ") or item == "total_cost":
+        return format(value, f"{sign},.0f")
+    if isinstance(value, int) or float(value).is_integer():
+        return format(value, f"{sign},.0f")
+    small = item.startswith(("policy", "options")) or abs(value) < 0.05  # a threshold, or a change below 0.1
+    return format(value, f"{sign}.3g" if small else f"{sign},.1f")
+
+
+def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -> str:
+    """Every input and outcome that differs (:func:`compare_plans`, A = this plan, B = the
+    other): each change is B − A, so a B with less money shows a negative change in money."""
+    rows = compare_plans(plan, other)
+    sentence = inputs_sentence(plan, other, ("A", "B"), digits=FINGERPRINT_DIGITS)
+    money = [sum(r["amount"] for r in p.summary.get("budget_use") or []) for p in (plan, other)]
+    money_text = (f" A's funds hold {yuan(money[0])}, B's {yuan(money[1])}: B − A = "
+                  f"{'+' if money[1] >= money[0] else '−'}{yuan(abs(money[1] - money[0]))}."
+                  if all(m > 0 for m in money) else "")
+    head = "".join(f"<th>{_esc(h)}</th>" for h in (TITLES["section"], TITLES["item"], TITLES["compare.a"],
+                                                  TITLES["compare.b"], TITLES["compare.change"]))
+    body = "".join(
+        f"<tr><td>{_esc(r.section)}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
+        f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a))}</td>"
+        f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b))}</td>"
+        f"<td class='n'>{_esc(_compare_cell(r.section, r.item, r.change, signed=True).replace('-', '−'))}</td></tr>"
+        for r in rows.astype(object).where(rows.notna(), None).itertuples(index=False))
+    return (f"<h2>Compared with {_esc(other_name)}: B − A</h2>"
+            f"<p><b>A</b> is this plan ({_esc(this_name)}); <b>B</b> is the other plan ({_esc(other_name)}). "
+            f"Each change is B − A: negative where B has less than this plan.{_esc(money_text)}</p>"
+            f"<p>{_esc(sentence)}.</p><p class='muted'>Inputs and outcomes that differ.</p>"
+            f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None,
@@ -277,45 +451,63 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
     found = json.loads(path.read_text()) if from_file else difficulties(context.formulation(), plan)
     s = plan.summary
     title = f"allocator plan: {s.get('scenario')}"
+    fingerprint = plan_inputs(s)[:1]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>"
              f"<p class='muted'>{_esc(s.get('start_year'))}–{_esc(s.get('deadline_year'))}, method "
-             f"{_esc(s.get('method'))} on {_esc(s.get('backend'))}, from {_esc(context.scenario.source)}</p>",
-             _headline(plan)]
+             f"{_esc(s.get('method'))} on {_esc(s.get('backend'))}, from {_esc(context.scenario.source)}"
+             + (f"; input data fingerprint {_esc(fingerprint[0][:FINGERPRINT_DIGITS])}" if fingerprint else "")
+             + "</p>", _headline(plan, problem, context.folder)]
     if s.get("message"):
-        parts.append(f"<p>{_esc(s['message'])}</p>")
-    if s.get("expected_exits") is not None:
+        message = str(s["message"]).rstrip(".")
+        parts.append(f"<p>{_esc(message[:1].upper() + message[1:])}.</p>")
+    if s.get("expected_exits") is None:
+        parts.append(_no_solution_section(context))
+    else:
         path_table = poor_by_year(plan, problem)
         incidence = county_incidence_by_year(plan, problem)
         hats = hat_off_years(incidence)
         by_year = hats["hat_off_year"].value_counts().sort_index()
-        hat_text = "; ".join(f"{n} in {y}" for y, n in by_year.items())
+        hat_text = "; ".join(f"{n:,} in {int(y)}" for y, n in by_year.items())
         missing = int(hats["hat_off_year"].isna().sum())
-        late = int((hats["hat_off_year"].fillna(problem.deadline_year + 1) > hats["planned_hat_off_year"]).sum())
+        reached = hats.dropna(subset=["hat_off_year"])
+        late = int((reached["hat_off_year"].astype(int) > reached["planned_hat_off_year"].astype(int)).sum())
         sustained = s.get("sustained_share")
-        parts += ["<h2>Expected poor by year against the targets</h2>", _png(poor_by_year_chart(path_table)),
-                  _table(path_table, money=("expected_poor", "target", "national_path", "allowed_by_thresholds")),
+        near = near_misses(plan, problem)
+        spend = spend_table(plan, "category").rename_axis(columns=None)
+        spend["total"] = spend.sum(axis=1)
+        parts += [_budget_section(plan),
+                  "<h2>Expected poor by year against the targets</h2>", _png(poor_by_year_chart(path_table)),
+                  _table(path_table.dropna(axis=1, how="all")),  # no empty target column without targets
                   f"<p>Sustained exits (still out {problem.policy.sustain_years} years after the deadline): "
-                  f"{s['sustained_exits']:,.0f} of {s['expected_exits']:,.0f} expected exits"
-                  + (f" ({sustained:.1%})" if sustained is not None else "") + ".</p>",
+                  f"{shown(s['sustained_exits'], 'expected_exits')} of {shown(s['expected_exits'], 'expected_exits')}"
+                  " expected exits" + (f" ({shown(sustained, 'still_poor_share')})" if sustained is not None else "")
+                  + ".</p>",
                   "<h2>Counties against their threshold</h2>",
                   f"<p>Counties taking off the hat, by year: {_esc(hat_text or 'none')}"
-                  + (f"; <span class='bad'>{missing} not by {problem.deadline_year}</span>" if missing else "")
-                  + (f"; <span class='bad'>{late} after their planned year</span>" if late else "")
+                  + (f"; <span class='bad'>{missing:,} not by {problem.deadline_year}</span>" if missing else "")
+                  + (f"; <span class='bad'>{late:,} after their planned year</span>" if late else "")
                   + ".</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
-                  "<h2>Money</h2>", _png(money_by_year(plan.funding)),
+                  f"<h3>Counties within {NEAR_HOUSEHOLDS:.0f} households of their threshold at the deadline</h3>"
+                  + (_table(near) if len(near) else
+                     f"<p>No county is within {NEAR_HOUSEHOLDS:.0f} households of its threshold.</p>"),
+                  "<h2>Money spent</h2>", _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
-                  _table(spend_table(plan, "category").reset_index(), money=tuple(plan.funding["category"].unique())),
+                  _table(spend.reset_index(), money=tuple(spend.columns)),
                   "<h2>Villages</h2>", _png(village_map(village_table(plan, context.tables["villages"])))]
     values = found.get("marginal_values") or marginal_section(plan)
-    parts += [_difficulties_section(found, from_file), _marginal_section(values), _baselines_section(plan)]
+    solved = s.get("expected_exits") is not None
+    parts += [_difficulties_section(found, from_file, context.folder),
+              _marginal_section(values, context.folder) if solved else "", _baselines_section(plan)]
     if (context.folder / MONITOR_FOLDER / "monitor.json").is_file():
         parts.append(_monitor_section(context.folder / MONITOR_FOLDER))
+    elif s.get("expected_exits") is not None:
+        parts.append("<h2>Plan against actual</h2>" + _note(
+            f"No progress record yet: `allocator monitor {context.folder} RECORD_DIR` adds how the plan is going."))
     if compare_with is not None:
-        parts.append(_compare_section(plan, Plan.read(compare_with), str(compare_with)))
+        parts.append(_compare_section(plan, Plan.read(compare_with), str(context.folder), str(compare_with)))
     parts.append("</body></html>")
     return "\n".join(parts)
 
-
-__all__ = ["build_report", "county_incidence_by_year", "hat_off_years", "poor_by_year", "spend_table",
-           "village_table"]
+__all__ = ["budget_sentence", "budget_table", "build_report", "county_incidence_by_year", "hat_off_years",
+           "near_misses", "poor_by_year", "spend_table", "village_table"]

@@ -25,70 +25,8 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from allocator.plan.context import PlanContext, load_plan_context
+from allocator.report.titles import COUNT, FORMATS, HOUSEHOLDS, MONEY, SHARE, TITLES
 
-# Every word of the workbook, by key: sheet names ("sheet."), column titles (the plan's column
-# names), summary lines ("summary.") and the words written in cells ("word."). One language now
-# (English); another is the same keys in a second mapping chosen by the caller.
-TITLES: dict[str, str] = {
-    "sheet.summary": "Summary", "sheet.path": "Path", "sheet.counties": "Counties", "sheet.villages": "Villages",
-    "sheet.households": "Households", "sheet.projects": "Projects", "sheet.funding": "Funding",
-    "sheet.budget_use": "Budget use", "sheet.difficulties": "Difficulties",
-    # columns
-    "item": "Item", "value": "Value",
-    "year": "Year", "region_id": "Region", "region_name": "Region name",
-    "registered_poor": "Registered poor households",
-    "expected_poor": "Expected poor at year end", "still_poor_share": "Still poor (share)",
-    "target": "Target (largest share still poor)", "shortfall": "Shortfall (households)",
-    "county_id": "County", "county_name": "County name", "expected_exits": "Expected exits",
-    "expected_incidence": "Expected incidence", "threshold": "Threshold", "on_schedule": "On schedule",
-    "shortfall_households": "Shortfall (households)", "spend": "Spend (yuan)", "hat_off_year": "Hat-off year",
-    "achieved_hat_off_year": "Hat-off year reached",
-    "village_id": "Village", "village_name": "Village name", "township_id": "Township",
-    "township_name": "Township name", "poor_village": "Poor village", "poor_households": "Poor households",
-    "households_planned": "Households with a package", "projects_built": "Projects built",
-    "household_id": "Household", "package_id": "Package", "measures": "Measures", "category": "Category",
-    "start_year": "Start year", "exit_year": "Exit year", "cost": "Cost (yuan)",
-    "exit_probability": "Exit probability", "sustained_probability": "Sustained exit probability",
-    "responsible_cadre_id": "Responsible cadre",
-    "project_id": "Project", "mandatory": "Mandatory",
-    "source_id": "Fund source", "amount": "Amount (yuan)",
-    "available": "Available (yuan)", "spent": "Spent (yuan)", "spent_share": "Spent (share of available)",
-    "carried": "Carried to next year (yuan)", "recalled": "Recalled (yuan)", "carry_over": "Carry-over",
-    "topic": "Topic", "sentence": "What the plan finds",
-    # summary lines
-    "summary.scenario": "Scenario", "summary.years": "Years", "summary.status": "Status",
-    "summary.stopped_by": "Stopped by", "summary.message": "Message", "summary.method": "Method",
-    "summary.backend": "Solver", "summary.expected_exits": "Expected exits",
-    "summary.sustained_exits": "Sustained exits", "summary.sustained_share": "Sustained exits (share)",
-    "summary.counties_on_schedule": "Counties on schedule", "summary.counties_total": "Counties",
-    "summary.total_shortfall": "Shortfall (households)", "summary.total_cost": "Total cost (yuan)",
-    "summary.money_available": "Money in the funds (yuan)",
-    "summary.households_with_package": "Households with a package", "summary.projects_built": "Projects built",
-    "summary.bound": "Bound on the objective", "summary.gap": "Gap to the bound",
-    "summary.solve_seconds": "Solve time (seconds)", "summary.scenario_file": "Scenario file",
-    "summary.plan_fingerprint": "Plan fingerprint", "summary.allocator_version": "allocator version",
-    # words in cells
-    "word.whole": "whole scenario", "word.none": "none",
-    "word.overall": "overall", "word.county": "county off schedule", "word.reason": "reason",
-    "word.conflict": "conflict", "word.take": "what it would take", "word.earliest": "earliest deadline",
-    "word.behind": "year behind target", "word.funds": "funds fully spent",
-    "word.on_schedule": "every county is on schedule",
-    "word.not_by_deadline": "not by the deadline",
-    "word.run_explain": "not worked out yet: run `allocator explain PLAN_DIR`, then export again",
-}
-
-MONEY, SHARE, PROBABILITY, HOUSEHOLDS, COUNT, YEAR = "#,##0", "0.0%", "0.000", "#,##0.0", "#,##0", "0"
-FORMATS: dict[str, str] = {  # by column name; columns not named here are written as they are
-    "cost": MONEY, "spend": MONEY, "amount": MONEY, "available": MONEY, "spent": MONEY, "carried": MONEY,
-    "recalled": MONEY,
-    "still_poor_share": SHARE, "target": SHARE, "expected_incidence": SHARE, "threshold": SHARE,
-    "spent_share": SHARE,
-    "exit_probability": PROBABILITY, "sustained_probability": PROBABILITY,
-    "expected_poor": HOUSEHOLDS, "expected_exits": HOUSEHOLDS, "shortfall": HOUSEHOLDS,
-    "shortfall_households": HOUSEHOLDS,
-    "registered_poor": COUNT, "poor_households": COUNT, "households_planned": COUNT, "projects_built": COUNT,
-    "year": YEAR, "start_year": YEAR, "exit_year": YEAR, "hat_off_year": YEAR, "achieved_hat_off_year": YEAR,
-}
 SUMMARY_FORMATS = {"expected_exits": HOUSEHOLDS, "sustained_exits": HOUSEHOLDS, "sustained_share": SHARE,
                    "total_shortfall": HOUSEHOLDS, "total_cost": MONEY, "money_available": MONEY, "gap": "0.00%",
                    "bound": "#,##0.00", "households_with_package": COUNT, "projects_built": COUNT,
