@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,19 @@ def test_version_and_a_help_that_names_every_command():
     for command in ("validate", "solve", "explain", "report", "compare", "generate", "identify", "candidates",
                     "assign", "simulate", "monitor", "replan", "sweep", "serve", "keys", "regions"):
         assert f" {command} " in shown, command
+
+
+def test_progress_and_summaries_read_as_words(capsys):
+    """Years without thousands separators ("from year 2018"), counts with them, and one county
+    in the singular."""
+    from allocator.cli.common import ProgressPrinter
+    from allocator.cli.manage import _print_report
+
+    ProgressPrinter(False)("fold the record into the remaining problem", from_year=2018, households=12345)
+    shown = capsys.readouterr().err
+    assert "from year 2018" in shown and "households 12,345" in shown
+    _print_report({"title": "re-plan", "sentences": [], "headline": [
+        {"label": "counties on schedule, new plan", "value": 1, "unit": "counties"},
+        {"label": "households whose decision changed", "value": 2, "unit": "households"}]}, Path("new"))
+    printed = capsys.readouterr().out
+    assert "1 county" in printed and "1 counties" not in printed and "2 households" in printed

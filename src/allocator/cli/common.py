@@ -60,10 +60,11 @@ class ProgressPrinter:
             if isinstance(value, float):
                 value = f"{value:.4%}" if key == "gap" else f"{value:,.2f}" if key != "seconds" else f"{value:.2f}s"
             elif isinstance(value, int):
-                value = f"{value:,}"
+                value = f"{value}" if key == "year" or key.endswith("_year") else f"{value:,}"  # 2018, not 2,018
             shown.append(f"{key.replace('_', ' ')} {value}")
         elapsed = time.perf_counter() - self.started
-        err.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""))
+        err.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""),
+                  soft_wrap=True)  # one line per phase in a pipe or a log; the terminal wraps it
 
 
 def fail_input(error: InputError, flags: dict[str, str] | None = None) -> None:

@@ -99,13 +99,17 @@ def simulate(
               f"{record.disbursed['amount'].sum():,.0f} yuan disbursed")
 
 
+SINGULAR = {"households": "household", "counties": "county", "projects": "project", "flows": "flow"}
+
+
 def _print_report(summary: dict, where: Path) -> None:
     """The headline numbers and sentences of a self-describing summary (monitor.json, replan.json)."""
     table = Table(title=f"{summary['title']} → {where}", show_header=False)
     for row in summary["headline"]:
         value = row["value"]
         shown = "n/a" if value is None else f"{value:.1%}" if row["unit"] == "share" else cell(value)
-        table.add_row(row["label"], f"{shown} {row['unit'] if row['unit'] != 'share' else ''}".strip())
+        unit = "" if row["unit"] == "share" else SINGULAR.get(row["unit"], row["unit"]) if value == 1 else row["unit"]
+        table.add_row(row["label"], f"{shown} {unit}".strip())
     out.print(table)
     for sentence in summary["sentences"]:
         out.print(f"- {sentence}", markup=False)
