@@ -128,15 +128,7 @@ def get_difficulties(job: VisibleJobDep) -> JSONResponse:
 async def get_report(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
     """The plan's readable report (HTML with its charts): rendered once, in a worker process,
     then served from the plan's folder."""
-    folder = result_dir(job)
-    if (await run_in_threadpool(read_json, folder / "summary.json")).get("expected_exits") is None:
-        raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no report")
-    cached = Path(job.input_dir).parent / REPORT
-    if not cached.is_file():
-        async with slots:  # a second request for the same plan waits here, then finds the page
-            if not cached.is_file():
-                await anyio.to_thread.run_sync(run_in_worker, render_report, str(folder), str(cached))
-    return FileResponse(cached, media_type="text/html")
+    return FileResponse(await rendered(job, slots, render_report, REPORT, "report"), media_type="text/html")
 
 
 @router.get("/{plan_id}/export.xlsx", response_class=FileResponse, responses={
@@ -146,15 +138,23 @@ async def get_workbook(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
     """The plan as one Excel workbook (as ``allocator export --xlsx``): summary, path, counties,
     villages, households, projects, funding, budget use and difficulties, names beside ids.
     Written once, in a worker process, then served from the plan's folder."""
+    cached = await rendered(job, slots, render_workbook, WORKBOOK, "workbook")
+    return FileResponse(cached, media_type=XLSX_TYPE, filename=f"plan-{job.plan_id}.xlsx")
+
+
+async def rendered(job, slots, render, name: str, what: str) -> Path:
+    """The plan's ``name`` (its report or workbook) beside its folder, made once by ``render`` in
+    a worker process; a second request for the same plan waits on ``slots``, then finds it. 404
+    for a plan without a solution."""
     folder = result_dir(job)
     if (await run_in_threadpool(read_json, folder / "summary.json")).get("expected_exits") is None:
-        raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no workbook")
-    cached = Path(job.input_dir).parent / WORKBOOK
+        raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no {what}")
+    cached = Path(job.input_dir).parent / name
     if not cached.is_file():
-        async with slots:  # a second request for the same plan waits here, then finds the workbook
+        async with slots:
             if not cached.is_file():
-                await anyio.to_thread.run_sync(run_in_worker, render_workbook, str(folder), str(cached))
-    return FileResponse(cached, media_type=XLSX_TYPE, filename=f"plan-{job.plan_id}.xlsx")
+                await anyio.to_thread.run_sync(run_in_worker, render, str(folder), str(cached))
+    return cached
 
 
 def table_response(path: Path, request: Request, about: dict) -> Response:
