@@ -140,3 +140,26 @@ def test_progress_and_summaries_read_as_words(capsys):
         {"label": "households whose decision changed", "value": 2, "unit": "households"}]}, Path("new"))
     printed = capsys.readouterr().out
     assert "1 county" in printed and "1 counties" not in printed and "2 households" in printed
+
+
+def test_a_phase_that_counts_its_steps_is_a_bar_on_a_terminal_and_lines_in_a_log():
+    import io
+
+    from rich.console import Console
+
+    from allocator.cli.common import ProgressPrinter
+
+    screen = Console(file=io.StringIO(), force_terminal=True, width=120)
+    show = ProgressPrinter(False, console=screen)
+    show("prices", iteration=3)
+    for done in (1, 2, 3):
+        show("counties", group=done, done=done, of=3)
+    assert show.bars is None  # closed once full
+    drawn = screen.file.getvalue()
+    assert "3/3" in drawn and "left" in drawn and "prices" in drawn
+
+    log = Console(file=io.StringIO(), force_terminal=False, width=120)
+    show = ProgressPrinter(False, console=log)
+    for done in (1, 2):
+        show("counties", group=done, done=done, of=2)
+    assert log.file.getvalue().count("counties") == 2 and show.bars is None

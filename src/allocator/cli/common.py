@@ -4,11 +4,21 @@ printer, the input-error printer and the summary printers."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from allocator.errors import InputError, Issue
@@ -44,14 +54,26 @@ def _options(version: bool = typer.Option(False, "--version", help="print the ve
 
 
 class ProgressPrinter:
-    """Prints each phase with the time elapsed and what is known (incumbent, bound, gap)."""
+    """Prints each phase with the time elapsed and what is known (incumbent, bound, gap). On a
+    terminal, a phase that counts its steps (``done`` of ``of``: the county groups, explain's
+    re-solves per year) is a progress bar with the time left; in a pipe or a log every report is
+    one line."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, console: Console | None = None):
         self.quiet = quiet
+        self.console = console or err
         self.started = time.perf_counter()
+        self.bars: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+        self.lock = threading.Lock()  # explain reports from its re-solves' threads
 
     def __call__(self, phase: str, **info) -> None:
         if self.quiet:
+            return
+        done, of = info.get("done"), info.get("of")
+        if self.console.is_terminal and isinstance(done, int) and isinstance(of, int) and of > 0:
+            with self.lock:
+                self._advance(phase, done, of)
             return
         shown = []
         for key, value in info.items():
@@ -63,8 +85,22 @@ class ProgressPrinter:
                 value = f"{value}" if key == "year" or key.endswith("_year") else f"{value:,}"  # 2018, not 2,018
             shown.append(f"{key.replace('_', ' ')} {value}")
         elapsed = time.perf_counter() - self.started
-        err.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""),
-                  soft_wrap=True)  # one line per phase in a pipe or a log; the terminal wraps it
+        console = self.bars.console if self.bars is not None else self.console  # above a live bar
+        console.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""),
+                      soft_wrap=True)  # one line per phase in a pipe or a log; the terminal wraps it
+
+    def _advance(self, phase: str, done: int, of: int) -> None:
+        """Move the phase's bar to ``done`` of ``of``; the bars close once every one is full."""
+        if self.bars is None:
+            self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=self.console)
+            self.bars.start()
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bars.add_task(phase, total=of)
+        self.bars.update(self.tasks[phase], completed=done, total=of)
+        if all(task.finished for task in self.bars.tasks):
+            self.bars.stop()
+            self.bars, self.tasks = None, {}
 
 
 def fail_input(error: InputError, flags: dict[str, str] | None = None) -> None:
