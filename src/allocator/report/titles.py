@@ -15,6 +15,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from allocator.report.i18n import current, tr
+
 # Every word of the workbook and the report, by key: sheet names ("sheet."), column titles (the plan's column
 # names), summary lines ("summary.") and the words written in cells ("word."). One language now
 # (English); another is the same keys in a second mapping chosen by the caller.
@@ -105,7 +107,7 @@ def shown(value, column: str = "") -> str:
     if value is None or (not isinstance(value, str | list | tuple | dict) and pd.isna(value)):
         return ""
     if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
+        return tr("yes") if value else tr("no")
     if isinstance(value, int | float) or hasattr(value, "dtype"):
         code = FORMATS.get(column, "")
         if code == GENERAL and abs(value) < 1000:
@@ -118,7 +120,11 @@ def shown(value, column: str = "") -> str:
 
 
 def yuan(amount: float) -> str:
-    """Money in words: ``714.6 million yuan`` from a million up, ``9,000 yuan`` below."""
+    """Money in words: ``714.6 million yuan`` from a million up, ``9,000 yuan`` below (in
+    Chinese: 亿元 from a hundred million up, 万元 from ten thousand, else 元)."""
+    if current() == "zh":
+        return (f"{amount / 1e8:,.2f}亿元" if abs(amount) >= 1e8 else f"{amount / 1e4:,.1f}万元"
+                if abs(amount) >= 1e4 else f"{amount:,.0f}元")
     return f"{amount / 1e6:,.1f} million yuan" if abs(amount) >= 1e6 else f"{amount:,.0f} yuan"
 
 
@@ -127,19 +133,27 @@ def status_words(summary: dict) -> tuple[str, str]:
     and the next step ('' when there is none). A run stopped with no plan at its time limit
     is not a crash: it found no plan in the time it had."""
     status, stopped = summary.get("status"), summary.get("stopped_by")
-    explain = "run `allocator explain PLAN_DIR` to see which rules conflict"
+    explain = tr("run `allocator explain PLAN_DIR` to see which rules conflict")
     if status == "optimal":
-        return ("optimal within the gap target" if stopped == "gap" else "optimal"), ""
+        return (tr("optimal within the gap target") if stopped == "gap" else tr("optimal")), ""
     if status == "feasible":
-        why = {"time_limit": "stopped by the time limit", "other_limit": "stopped by a solver limit"}.get(stopped)
-        return "a plan, not proven best" + (f" ({why})" if why else ""), ""
+        why = {"time_limit": tr("stopped by the time limit"),
+               "other_limit": tr("stopped by a solver limit")}.get(stopped)
+        return tr("a plan, not proven best") + (f" ({why})" if why else ""), ""
     if status == "infeasible":
-        return "no plan: the rules cannot all hold", explain
+        return tr("no plan: the rules cannot all hold"), explain
     if status == "error" and stopped == "time_limit":
-        return ("no plan found within the time limit",
-                f"{explain}, or give the solver more time (solver.time_limit in the scenario)")
+        return (tr("no plan found within the time limit"),
+                tr("{explain}, or give the solver more time (solver.time_limit in the scenario)").format(
+                    explain=explain))
     if status == "error" and stopped == "other_limit":
-        return "no plan found within the solver's limits", f"{explain}, or raise the solver's limits"
+        return (tr("no plan found within the solver's limits"),
+                tr("{explain}, or raise the solver's limits").format(explain=explain))
     if status == "unbounded":
-        return "no plan: the model is unbounded (a modelling error; please report it)", ""
-    return "no plan: the solver failed", "see the message below, then " + explain
+        return tr("no plan: the model is unbounded (a modelling error; please report it)"), ""
+    return tr("no plan: the solver failed"), tr("see the message below, then {explain}").format(explain=explain)
+
+
+def title(key: str) -> str:
+    """The title of a column (or any :data:`TITLES` key) in the language in use; an unknown key as it is."""
+    return tr(TITLES.get(key, key))
