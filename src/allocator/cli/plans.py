@@ -171,9 +171,18 @@ def report(
     = None,
     compare_with: Annotated[Path | None, typer.Option("--compare", help="another plan folder to compare with")]
     = None,
+    lang: Annotated[str | None, typer.Option("--lang", envvar="ALLOCATOR_LANG", show_envvar=True,
+                                             help="the report's language: en or zh (default en)")] = None,
 ) -> None:
     """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines."""
     from allocator.report.html import build_report
+    from allocator.report.i18n import LANGUAGES, check_language
+
+    try:
+        lang = check_language(lang)
+    except ValueError:
+        fail_input(InputError([Issue("--lang", f"unknown language {lang!r}",
+                                     expected=f"one of {', '.join(LANGUAGES)} (--lang or ALLOCATOR_LANG)")]))
 
     own = plan_dir / "report.html"
     html_file = html_file or own
@@ -191,7 +200,7 @@ def report(
     try:
         if ours:
             check_output_folder(folder)
-        page = build_report(plan_dir, compare_with=compare_with)
+        page = build_report(plan_dir, compare_with=compare_with, lang=lang)
     except InputError as error:
         fail_input(error)
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,10 @@ its service's workers and their capped checking processes do not carry it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +23,7 @@ import pandas as pd
 from allocator.inputs.provenance import output_folder
 from allocator.inputs.tables import CATEGORIES
 from allocator.plan.plan import Plan
+from allocator.report.i18n import chart_tr as tr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,6 +46,57 @@ def pyplot():
     return plt
 
 
+# fonts that show Chinese, best first (families as matplotlib names them); the start of a name is enough
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK", "Source Han Sans SC", "Source Han Sans", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "Noto Serif CJK SC", "Noto Serif CJK", "Microsoft YaHei", "SimHei", "PingFang SC")
+
+
+@cache
+def cjk_font() -> str | None:
+    """The family of a font on this machine that shows Chinese (:data:`CJK_FONTS`), or None.
+    Looks in matplotlib's font list, then asks fontconfig (``fc-match``) for a font installed
+    after matplotlib built its cache, and adds it."""
+    from matplotlib import font_manager
+
+    def best(names) -> str | None:
+        names = sorted(set(names))
+        return next((n for wanted in CJK_FONTS for n in names if n.startswith(wanted)), None)
+
+    found = best(f.name for f in font_manager.fontManager.ttflist)
+    if found:
+        return found
+    try:
+        file = subprocess.run(["fc-match", "-f", "%{file}", "sans:lang=zh-cn"], capture_output=True, text=True,
+                              timeout=20, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not file or not Path(file).is_file():
+        return None
+    try:
+        font_manager.fontManager.addfont(file)
+        return best([font_manager.FontProperties(fname=file).get_name()])
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def chart_font(family: str | None):
+    """Draw with ``family`` first (the others after it) for the block; no change for None."""
+    if family is None:
+        return nullcontext()
+    return _font_context(family)
+
+
+@contextmanager
+def _font_context(family: str) -> Iterator[None]:
+    import matplotlib
+
+    pyplot()
+    with matplotlib.rc_context({"font.family": "sans-serif",
+                                "font.sans-serif": [family, *matplotlib.rcParams["font.sans-serif"]],
+                                "axes.unicode_minus": False}):
+        yield
+
+
 def save_figure(fig: Figure, target, **options) -> None:
     """Write ``fig`` (to a path or a binary buffer; ``options`` as ``savefig`` takes them) and free it."""
     fig.savefig(target, **options)
@@ -57,7 +112,8 @@ def source_colors(count: int) -> list:
 
 def money_unit(largest: float) -> tuple[float, str]:
     """The unit a chart's money axis reads best in, for values up to ``largest`` yuan."""
-    return (1e6, "million yuan") if largest >= 1e6 else (1e3, "thousand yuan") if largest >= 1e4 else (1.0, "yuan")
+    return (1e6, tr("million yuan")) if largest >= 1e6 else (1e3, tr("thousand yuan")) if largest >= 1e4 else (
+        1.0, tr("yuan"))
 
 
 def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") -> Figure:
@@ -66,15 +122,16 @@ def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") 
     table = funding.pivot_table(index="year", columns=by, values="amount", aggfunc="sum", fill_value=0.0)
     scale, unit = money_unit(float(table.sum(axis=1).max()) if len(table) else 0.0)
     if table.empty:
-        ax.text(0.5, 0.5, "no money spent", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, tr("no money spent"), ha="center", va="center", transform=ax.transAxes)
     else:
         colors = ([CATEGORY_COLORS.get(c) for c in table.columns] if by == "category"
                   else source_colors(len(table.columns)))
-        (table / scale).plot.bar(stacked=True, ax=ax, width=0.7, rot=0, color=colors)
+        (table / scale).rename(columns=lambda c: tr(str(c))).plot.bar(stacked=True, ax=ax, width=0.7, rot=0,
+                                                                      color=colors)
         ax.legend(fontsize=8, frameon=False)
     ax.set_ylabel(unit)
-    ax.set_xlabel("year")
-    ax.set_title(title or f"Money spent by year and {by.removesuffix('_id')}")
+    ax.set_xlabel(tr("year"))
+    ax.set_title(title or tr(f"Money spent by year and {by.removesuffix('_id')}"))
     fig.tight_layout()
     return fig
 
@@ -87,14 +144,15 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figur
     x = np.arange(len(ordered))
     ax.bar(x, 100 * ordered["expected_incidence"], color=colors, width=0.7)
     # one segment per bar: drawn for any number of counties, one included, each at its own threshold
-    ax.hlines(100 * ordered["threshold"], x - 0.45, x + 0.45, color=REFERENCE, linewidth=1.5, label="threshold")
+    ax.hlines(100 * ordered["threshold"], x - 0.45, x + 0.45, color=REFERENCE, linewidth=1.5, label=tr("threshold"))
     if len(ordered) == 1:
         ax.set_xlim(-1, 1)
     top = float(np.nanmax(100 * np.r_[ordered["expected_incidence"], ordered["threshold"], 0.0]))
     ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)  # room above the threshold for the legend
     ax.set_xticks(x, ordered["county_id"], rotation=90 if len(ordered) > 8 else 0, fontsize=7)
-    ax.set_ylabel("expected incidence at deadline (%)")
-    ax.set_title(title or f"Counties on schedule: {int(ordered['on_schedule'].sum())} of {len(ordered)}")
+    ax.set_ylabel(tr("expected incidence at deadline (%)"))
+    ax.set_title(title or tr("Counties on schedule: {part} of {whole}").format(part=int(ordered["on_schedule"].sum()),
+                                                                               whole=len(ordered)))
     ax.legend(frameon=False)
     fig.tight_layout()
     return fig
@@ -159,18 +217,19 @@ def poor_by_year_chart(table: pd.DataFrame) -> Figure:
     """Lines: expected poor at year end against the annual targets, the national path, and
     what the thresholds allow."""
     fig, ax = pyplot().subplots(figsize=(7, 4))
-    ax.plot(table["year"], table["expected_poor"], marker="o", label="this plan (expected)")
+    ax.plot(table["year"], table["expected_poor"], marker="o", label=tr("this plan (expected)"))
     if table["target_poor"].notna().any():
         ax.plot(table["year"], table["target_poor"], marker="v", linestyle="", color=BAD, markersize=9,
-                label="annual target (most still poor)")
+                label=tr("annual target (most still poor)"))
     if table["national_path"].notna().any():
         ax.plot(table["year"], table["national_path"], marker="s", linestyle="--",
-                label="national path (NBS, rescaled)")
-    ax.axhline(table["allowed_by_thresholds"].iloc[0], color=REFERENCE, linewidth=1, label="allowed by the thresholds")
+                label=tr("national path (NBS, rescaled)"))
+    ax.axhline(table["allowed_by_thresholds"].iloc[0], color=REFERENCE, linewidth=1,
+               label=tr("allowed by the thresholds"))
     ax.set_xticks(table["year"])
-    ax.set_ylabel("poor households at year end")
+    ax.set_ylabel(tr("poor households at year end"))
     ax.set_ylim(bottom=0)
-    ax.set_title("Expected poor by year against the path")
+    ax.set_title(tr("Expected poor by year against the path"))
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
@@ -187,9 +246,9 @@ def incidence_chart(incidence: pd.DataFrame) -> Figure:
     ax.set_yticks(range(len(grid)), grid.index, fontsize=6 if len(grid) > 20 else 8)
     below = grid.to_numpy(dtype=float) <= 1 + 1e-9
     rows, cols = np.nonzero(below)
-    ax.scatter(cols, rows, marker="s", s=10, color=REFERENCE, label="below the threshold")
-    fig.colorbar(image, ax=ax, label="incidence / threshold")
-    ax.set_title("Counties against their threshold by year")
+    ax.scatter(cols, rows, marker="s", s=10, color=REFERENCE, label=tr("below the threshold"))
+    fig.colorbar(image, ax=ax, label=tr("incidence / threshold"))
+    ax.set_title(tr("Counties against their threshold by year"))
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12))
     fig.tight_layout()
     return fig
@@ -201,13 +260,13 @@ def village_map(table: pd.DataFrame) -> Figure:
     fig, ax = pyplot().subplots(figsize=(7, 6))
     located = table.dropna(subset=["latitude", "longitude"])
     if located.empty:
-        ax.text(0.5, 0.5, "the villages have no coordinates", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, tr("the villages have no coordinates"), ha="center", va="center", transform=ax.transAxes)
     for name, group in located.groupby("main_category"):
         ax.scatter(group["longitude"], group["latitude"], s=12 + 3 * np.sqrt(group["poor_households"]), alpha=0.7,
-                   label=name, color=CATEGORY_COLORS.get(name), edgecolors="none")
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
-    ax.set_title("Villages by what the plan spends most on")
+                   label=tr(name), color=CATEGORY_COLORS.get(name), edgecolors="none")
+    ax.set_xlabel(tr("longitude"))
+    ax.set_ylabel(tr("latitude"))
+    ax.set_title(tr("Villages by what the plan spends most on"))
     if not located.empty:
         ax.legend(frameon=False, fontsize=8, markerscale=2)
     fig.tight_layout()
@@ -217,12 +276,12 @@ def village_map(table: pd.DataFrame) -> Figure:
 def baselines_chart(rows: list[dict], exits: float) -> Figure:
     """Bars: expected exits of the optimised plan and of each usual rule."""
     rows = [row for row in rows if row["status"] != "not applicable"]
-    names = ["optimised"] + [row["baseline"] for row in rows]
+    names = [tr("optimised")] + [tr(row["baseline"]) for row in rows]
     values = [exits] + [row["expected_exits"] or 0.0 for row in rows]
     fig, ax = pyplot().subplots(figsize=(6, 3))
     ax.barh(names[::-1], values[::-1], color=[OTHERS] * len(rows) + [OURS])
-    ax.set_xlabel("expected exits")
-    ax.set_title("The optimised plan against the usual rules")
+    ax.set_xlabel(tr("expected exits"))
+    ax.set_title(tr("The optimised plan against the usual rules"))
     fig.tight_layout()
     return fig
 

@@ -32,6 +32,8 @@ from allocator.plan.plan import Plan
 from allocator.report.charts import (
     NOTHING,
     baselines_chart,
+    chart_font,
+    cjk_font,
     counties_against_threshold,
     incidence_chart,
     money_by_year,
@@ -39,11 +41,13 @@ from allocator.report.charts import (
     save_figure,
     village_map,
 )
-from allocator.report.titles import FINGERPRINT_DIGITS, TITLES, shown, status_words, yuan
+from allocator.report.i18n import check_language, current, language, tr
+from allocator.report.titles import FINGERPRINT_DIGITS, TITLES, shown, status_words, title, yuan
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
 MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
+HTML_LANG = {"en": "en", "zh": "zh-CN"}  # the page's lang attribute, per language
 NEAR_HOUSEHOLDS = 5.0  # a county this many households or fewer from its threshold is a near miss
 
 
@@ -105,17 +109,19 @@ def budget_sentence(table: pd.DataFrame) -> str:
     the plan spends, in words."""
     total, spent = float(table["amount"].sum()), float(table["spent"].sum())
     if total <= 0:
-        return f"The funds hold no money; the plan spends {yuan(spent)}."
+        return tr("The funds hold no money; the plan spends {spent}.").format(spent=yuan(spent))
     idle = max(total - spent, 0.0)
     last = table["year"].max() if len(table) else None
     recalled, left = float(table["recalled"].sum()), float(table.loc[table["year"] == last, "carried"].sum())
     lapsed = idle - recalled - left  # funds that do not carry over: unspent money ends with its year
-    parts = [f"{shown(idle / total, 'spent_share')} of the {yuan(total)} available is unspent" if idle > 0.5
-             else f"All of the {yuan(total)} available is spent"]
-    details = ([f"{yuan(lapsed)} lapsed at the end of its year"] if lapsed > 0.5 else []) + (
-        [f"{yuan(recalled)} recalled"] if recalled > 0.5 else []) + (
-        [f"{yuan(left)} still carried at the end of {int(last)}"] if left > 0.5 else [])
-    return parts[0] + (f" ({', '.join(details)})" if details else "") + "."
+    parts = [tr("{share} of the {total} available is unspent").format(share=shown(idle / total, "spent_share"),
+                                                                       total=yuan(total)) if idle > 0.5
+             else tr("All of the {total} available is spent").format(total=yuan(total))]
+    details = ([tr("{money} lapsed at the end of its year").format(money=yuan(lapsed))] if lapsed > 0.5 else []) + (
+        [tr("{money} recalled").format(money=yuan(recalled))] if recalled > 0.5 else []) + (
+        [tr("{money} still carried at the end of {year}").format(money=yuan(left), year=int(last))]
+        if left > 0.5 else [])
+    return parts[0] + (f" ({tr(', ').join(details)})" if details else "") + tr(".")
 
 
 def near_misses(plan: Plan, problem: Problem, within: float = NEAR_HOUSEHOLDS) -> pd.DataFrame:
@@ -131,7 +137,7 @@ def near_misses(plan: Plan, problem: Problem, within: float = NEAR_HOUSEHOLDS) -
         population)
     off = ~counties["on_schedule"].astype(bool)
     counties["margin_households"] = np.where(off, counties["shortfall_households"], headroom)
-    counties["side"] = np.where(off, "short of the threshold", "under the threshold")
+    counties["side"] = np.where(off, tr("short of the threshold"), tr("under the threshold"))
     near = counties[counties["margin_households"].between(0, within)].sort_values("margin_households", kind="stable")
     return near[["county_id", "side", "margin_households", "expected_incidence", "threshold"]].reset_index(drop=True)
 
@@ -163,7 +169,7 @@ def _png(fig) -> str:
 def _table(frame: pd.DataFrame, money: tuple = ()) -> str:
     """A table as a person reads it: human column titles (:data:`TITLES`), each value in its
     column's format (:func:`shown`; the columns in ``money`` as yuan)."""
-    cells = "".join(f"<th>{_esc(TITLES.get(str(c), c))}</th>" for c in frame.columns)
+    cells = "".join(f"<th>{_esc(title(str(c)))}</th>" for c in frame.columns)
     formats = ["total" if c in money else str(c) for c in frame.columns]
     rows = "".join("<tr>" + "".join(f"<td{_align(v)}>{_esc(shown(v, f))}</td>"
                                     for v, f in zip(row, formats, strict=True)) + "</tr>"
@@ -183,6 +189,11 @@ def _esc(text) -> str:
 def _words(text) -> str:
     """Text escaped, with `commands` set as code."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", _esc(text))
+
+
+def _heading(text: str, level: int = 2) -> str:
+    """A section heading in the language in use."""
+    return f"<h{level}>{_esc(tr(text))}</h{level}>"
 
 
 def _note(text: str) -> str:
@@ -210,7 +221,8 @@ def _headline(plan: Plan, problem: Problem, folder: Path) -> str:
     words = status_words(s)[0]
     if s.get("expected_exits") is not None:
         cards = [("status", words), ("expected exits", shown(s["expected_exits"], "expected_exits")),
-                 ("counties on schedule", f"{s['counties_on_schedule']:,} of {s['counties_total']:,}"),
+                 ("counties on schedule", tr("{part:,} of {whole:,}").format(part=s["counties_on_schedule"],
+                                                                             whole=s["counties_total"])),
                  ("shortfall (households)", shown(s.get("total_shortfall"), "shortfall")),
                  ("money spent", yuan(s["total_cost"])),
                  ("households with a package", shown(s.get("households_with_package"), "households_planned")),
@@ -222,18 +234,19 @@ def _headline(plan: Plan, problem: Problem, folder: Path) -> str:
                  ("households", f"{len(problem.household_ids):,}"),
                  ("money in the funds", yuan(float(problem.fund_amount.sum())))]
     step = _next_step(s, folder)
-    return ('<div class="cards">' + "".join(f'<div class="card">{_esc(k)}<b>{_esc(v)}</b></div>' for k, v in cards)
-            + "</div>" + (f"<p class='step'><b>Next step:</b> {_words(step)}.</p>" if step else ""))
+    step_line = f"<p class='step'><b>{_esc(tr('Next step:'))}</b> {_words(step)}{tr('.')}</p>" if step else ""
+    return ('<div class="cards">' + "".join(f'<div class="card">{_esc(tr(k))}<b>{_esc(v)}</b></div>' for k, v in cards)
+            + "</div>" + step_line)
 
 
 def _budget_section(plan: Plan) -> str:
     """Money available, spent, recalled and carried by source and year, with its sentence."""
     table = budget_table(plan)
     if table.empty:
-        return "<h2>Money available and spent</h2>" + _note("The plan records no budget use (no fund rows).")
-    return (f"<h2>Money available and spent</h2><p>{_esc(budget_sentence(table))}</p>" + _table(table)
-            + "<p class='muted'>Available is the year's own amount and the money carried in from earlier years; "
-            "recalled is carried money not spent in time.</p>")
+        return _heading("Money available and spent") + _note(tr("The plan records no budget use (no fund rows)."))
+    return (_heading("Money available and spent") + f"<p>{_esc(budget_sentence(table))}</p>" + _table(table)
+            + "<p class='muted'>" + tr("Available is the year's own amount and the money carried in from earlier "
+                                       "years; recalled is carried money not spent in time.") + "</p>")
 
 
 def _no_solution_section(context: PlanContext) -> str:
@@ -243,22 +256,25 @@ def _no_solution_section(context: PlanContext) -> str:
     money = pd.DataFrame({"source_id": problem.source_ids[problem.fund_source].astype(str),
                           "year": problem.years[problem.fund_year].astype(int), "amount": problem.fund_amount})
     money = money.groupby(["source_id", "year"], as_index=False)["amount"].sum()
-    given = (f"Scenario {s.get('scenario')}, {s.get('start_year')}–{s.get('deadline_year')}: "
-             f"{sizes['counties']:,} counties, {sizes['villages']:,} villages, {sizes['households']:,} households "
-             f"with {sizes['packages']:,} packages, {sizes['projects']:,} projects, "
-             f"{yuan(float(problem.fund_amount.sum()))} in {sizes['fund_rows']:,} fund rows.")
-    step = "" if _next_step(s, context.folder) else f"<b>Next step:</b> run `allocator explain {context.folder}`. "
-    return ("<h2>No plan: what it was given</h2>"
-            f"<p>{_esc(given)}</p>" + _table(money)
-            + f"<p>{_words(step)}The sections on years, counties, money spent, villages, marginal values and the usual "
-            "rules need a plan and are left out.</p>")
+    given = tr("Scenario {scenario}, {start}–{deadline}: {counties:,} counties, {villages:,} villages, "
+               "{households:,} households with {packages:,} packages, {projects:,} projects, {money} in "
+               "{fund_rows:,} fund rows.").format(scenario=s.get("scenario"), start=s.get("start_year"),
+                                                  deadline=s.get("deadline_year"), money=yuan(float(
+                                                      problem.fund_amount.sum())), **sizes)
+    step = "" if _next_step(s, context.folder) else (
+        "<b>" + tr("Next step:") + "</b> " + tr("run `allocator explain {folder}`. ").format(folder=context.folder))
+    return (_heading("No plan: what it was given")
+            + f"<p>{_esc(given)}</p>" + _table(money)
+            + f"<p>{_words(step)}" + _esc(tr("The sections on years, counties, money spent, villages, marginal "
+                                           "values and the usual rules need a plan and are left out.")) + "</p>")
 
 
 def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
-    parts = ["<h2>What stands in the way</h2>"]
+    parts = [_heading("What stands in the way")]
     if not from_file:
-        parts.append(f'<p class="muted">From the plan alone. Run <code>allocator explain {_esc(folder)}</code> to add '
-                     "what it would take, the earliest deadline per county and marginal values.</p>")
+        parts.append('<p class="muted">' + _words(tr(
+            "From the plan alone. Run `allocator explain {folder}` to add what it would take, the earliest deadline "
+            "per county and marginal values.").format(folder=folder)) + "</p>")
     items = []
     if found.get("sentence"):
         items.append(found["sentence"])
@@ -269,28 +285,31 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
         items.append(f"{county['county_id']} is {county['shortfall_households']:,.1f} households short (expected "
                      f"incidence {county['expected_incidence']:.1%} against {county['threshold']:.1%}): {why}")
     if not items:
-        items.append(f"every county is on schedule ({found.get('counties_total')} of {found.get('counties_total')})")
+        items.append(tr("every county is on schedule ({part} of {whole})").format(part=found.get("counties_total"),
+                                                                                   whole=found.get("counties_total")))
     parts.append("<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>")
     take = found.get("what_it_would_take")
     if take:
-        verified = "verified by re-solving with the money added" if take.get("verified") else "not verified"
-        parts.append(f"<h3>What it would take</h3><p>{_esc(take['sentence'])} <span class='muted'>({_esc(verified)}; "
-                     f"{_esc(take.get('method'))})</span></p>")
+        verified = tr("verified by re-solving with the money added") if take.get("verified") else tr("not verified")
+        parts.append(_heading("What it would take", 3) + f"<p>{_esc(take['sentence'])} <span class='muted'>("
+                     f"{_esc(verified)}; {_esc(take.get('method'))})</span></p>")
     elif from_file and found.get("counties_off_schedule") and "what_it_would_take" not in found:
-        parts.append("<h3>What it would take</h3>" + _note("Not worked out: `allocator explain` ran with --no-money "
-                                                           "or --extra; run it without them to add it."))
+        parts.append(_heading("What it would take", 3) + _note(tr("Not worked out: `allocator explain` ran with "
+                                                              "--no-money or --extra; run it without them to add it.")))
     earliest = found.get("earliest_deadlines")
     if from_file and not earliest:
-        parts.append("<h3>Earliest deadline each county can meet</h3>" + _note(
-            "Not worked out: `allocator explain` ran with --no-earliest or --extra; run it without them to add it."))
+        parts.append(_heading("Earliest deadline each county can meet", 3) + _note(tr(
+            "Not worked out: `allocator explain` ran with --no-earliest or --extra; run it without them to add it.")))
     if earliest:
         table = pd.DataFrame(earliest["counties"])
-        table["earliest_year"] = table["earliest_year"].map(lambda y: TITLES["word.not_by_deadline"] if y is None
+        table["earliest_year"] = table["earliest_year"].map(lambda y: title("word.not_by_deadline") if y is None
                                                             else str(int(y)))
-        runs = "; ".join(f"{r['counties_on_schedule']:,} of {found.get('counties_total', '?')} on schedule by "
-                         f"{r['deadline']}" for r in earliest["runs"])
-        parts.append(f"<h3>Earliest deadline each county can meet with the money there is</h3>"
-                     f"<p class='muted'>Re-solved with each year as the deadline: {_esc(runs)}.</p>" + _table(table))
+        runs = tr("; ").join(tr("{part:,} of {whole} on schedule by {deadline}").format(
+            part=r["counties_on_schedule"], whole=found.get("counties_total", "?"), deadline=r["deadline"])
+            for r in earliest["runs"])
+        parts.append(_heading("Earliest deadline each county can meet with the money there is", 3)
+                     + "<p class='muted'>" + _esc(tr("Re-solved with each year as the deadline: {runs}.").format(
+                         runs=runs)) + "</p>" + _table(table))
     return "".join(parts)
 
 
@@ -298,17 +317,22 @@ def _marginal_section(values: dict, folder: Path) -> str:
     """The marginal values (:mod:`allocator.optimize.marginal`): the largest, with their method and check."""
     rows = pd.DataFrame(values.get("rows", []))
     if rows.empty:
-        why = values.get("note") or "not computed for this plan"
-        return "<h2>Marginal values</h2>" + _note(
-            f"{why[:1].upper()}{why[1:]}. `allocator explain {folder}` adds them where the model is small enough.")
-    checked = (f" {values['agree']} of {values['checked']} checked against finite differences (the LP relaxation "
-               "re-solved with the row ±1 %) agree." if values.get("checked") else "")
-    head = (f"<h2>Marginal values: where the next unit does most</h2><p class='muted'>{_esc(values.get('method'))}: "
-            f"{_esc(values.get('meaning'))}. In {_esc(values.get('objective'))} ({values.get('penalty', 0):,.0f})."
-            f"{_esc(checked)} All {len(rows)} rows: {_esc(values.get('file'))}.</p>")
+        why = values.get("note") or tr("not computed for this plan")
+        return _heading("Marginal values") + _note(
+            f"{why[:1].upper()}{why[1:]}" + tr(". `allocator explain {folder}` adds them where the model is small "
+                                               "enough.").format(folder=folder))
+    checked = (tr(" {agree} of {checked} checked against finite differences (the LP relaxation re-solved with the "
+                  "row ±1 %) agree.").format(agree=values["agree"], checked=values["checked"])
+               if values.get("checked") else "")
+    head = (_heading("Marginal values: where the next unit does most") + "<p class='muted'>"
+            + _esc(tr("{method}: {meaning}. In {objective} ({penalty:,.0f}).{checked} All {rows} rows: {file}.")
+                   ).format(
+                method=_esc(values.get("method")), meaning=_esc(values.get("meaning")),
+                objective=_esc(values.get("objective")), penalty=values.get("penalty", 0), checked=_esc(checked),
+                rows=len(rows), file=_esc(values.get("file"))) + "</p>")
     rows = rows[rows["value"].abs() > 1e-9].sort_values("value", ascending=False, kind="stable").head(15)
     if rows.empty:
-        return head + "<p>No limited resource binds: one more unit of any of them buys nothing.</p>"
+        return head + "<p>" + _esc(tr("No limited resource binds: one more unit of any of them buys nothing.")) + "</p>"
     rows = rows.rename(columns={"value": "marginal_value"})
     return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "marginal_value", "fd_check"]])
 
@@ -328,10 +352,10 @@ def baselines_table(plan: Plan) -> pd.DataFrame:
             "total_shortfall": s.get("total_shortfall"), "total_cost": s.get("total_cost"),
             "money_idle": money_idle(s)}
     columns = {"optimised": mine} | {row["baseline"]: row for row in s["baselines"]}
-    table = {"": [label for label, _, _ in BASELINE_LINES]}
+    table = {"": [tr(label) for label, _, _ in BASELINE_LINES]}
     for name, values in columns.items():
-        table[name] = [("not applicable" if values.get("status") == "not applicable" else "") if values.get(key) is None
-                       else format(values[key], spec) for _, key, spec in BASELINE_LINES]
+        table[name] = [(tr("not applicable") if values.get("status") == "not applicable" else "")
+                       if values.get(key) is None else format(values[key], spec) for _, key, spec in BASELINE_LINES]
     return pd.DataFrame(table)
 
 
@@ -340,16 +364,17 @@ def _baselines_section(plan: Plan) -> str:
     if plan.summary.get("expected_exits") is None:
         return ""
     if not rows:
-        return "<h2>Against the usual rules</h2>" + _note(
+        return _heading("Against the usual rules") + _note(tr(
             "Not computed: solve with `allocator solve SCENARIO --baselines` to plan the same data by the usual rules "
-            "(proportional, greedy, practice) and compare.")
+            "(proportional, greedy, practice) and compare."))
     skipped = "".join(f"<p class='muted'>{_esc(r['baseline'])}: {_esc(r['message'])}</p>" for r in rows
                       if r["status"] == "not applicable")
-    return ("<h2>Against the usual rules</h2><p>The same data and constraints planned by the rules used before: "
-            "proportional (the factor method: each fund split between counties by their registered poor), greedy "
-            "(cost-effectiveness, best first) and practice (each household the catalogue's standard package for "
-            "its causes of poverty, poor villages first, then by incidence, years in order, until the funds are "
-            "spent):</p>" + _png(baselines_chart(rows, plan.summary["expected_exits"])) + _table(baselines_table(plan))
+    return (_heading("Against the usual rules") + "<p>" + (tr(
+        "The same data and constraints planned by the rules used before: proportional (the factor method: each fund "
+        "split between counties by their registered poor), greedy (cost-effectiveness, best first) and practice "
+        "(each household the catalogue's standard package for its causes of poverty, poor villages first, then by "
+        "incidence, years in order, until the funds are spent):")) + "</p>"
+            + _png(baselines_chart(rows, plan.summary["expected_exits"])) + _table(baselines_table(plan))
             + skipped)
 
 
@@ -437,30 +462,45 @@ def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -
 
 
 def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None,
-                 context: PlanContext | None = None) -> str:
-    """The report of a plan folder as one self-contained HTML page.
+                 context: PlanContext | None = None, lang: str = "en") -> str:
+    """The report of a plan folder as one self-contained HTML page, in ``lang`` (``en`` or
+    ``zh``; :class:`ValueError` for another).
 
     Reads ``difficulties.json`` when ``allocator explain`` wrote it; otherwise works out the
     difficulties from the plan alone (no re-solves). Adds the plan-against-actual section when
     ``allocator monitor`` wrote ``monitor/monitor.json`` into the plan folder. Raises :class:`InputError` when the
-    folder is not a plan or its scenario changed since it was made."""
+    folder is not a plan or its scenario changed since it was made. Charts in Chinese need a CJK
+    font (:func:`cjk_font`); without one their labels stay English and the page says so."""
+    lang = check_language(lang)
+    font = cjk_font() if lang != "en" else None
+    charts = lang if lang == "en" or font else "en"
+    with language(lang, charts=charts), chart_font(font):
+        return _build(plan_dir, compare_with, context, no_font=lang != charts)
+
+
+def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanContext | None, no_font: bool) -> str:
     context = context or load_plan_context(plan_dir)
     plan, problem = context.plan, context.problem
     path = context.folder / "difficulties.json"
     from_file = path.is_file()
     found = json.loads(path.read_text()) if from_file else difficulties(context.formulation(), plan)
     s = plan.summary
-    title = f"allocator plan: {s.get('scenario')}"
+    heading = tr("allocator plan: {scenario}").format(scenario=s.get("scenario"))
     fingerprint = plan_inputs(s)[:1]
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>"
-             f"<p class='muted'>{_esc(s.get('start_year'))}–{_esc(s.get('deadline_year'))}, method "
-             f"{_esc(s.get('method'))} on {_esc(s.get('backend'))}, from {_esc(context.scenario.source)}"
-             + (f"; input data fingerprint {_esc(fingerprint[0][:FINGERPRINT_DIGITS])}" if fingerprint else "")
+    parts = [f"<!DOCTYPE html><html lang='{HTML_LANG[current()]}'><head><meta charset='utf-8'>"
+             f"<title>{_esc(heading)}</title><style>{STYLE}</style></head><body><h1>{_esc(heading)}</h1>"
+             "<p class='muted'>" + _esc(tr("{start}–{deadline}, method {method} on {backend}, from {source}")).format(
+                 start=_esc(s.get("start_year")), deadline=_esc(s.get("deadline_year")), method=_esc(s.get("method")),
+                 backend=_esc(s.get("backend")), source=_esc(context.scenario.source))
+             + (_esc(tr("; input data fingerprint {fingerprint}")).format(
+                 fingerprint=_esc(fingerprint[0][:FINGERPRINT_DIGITS])) if fingerprint else "")
              + "</p>", _headline(plan, problem, context.folder)]
+    if no_font:
+        parts.insert(1, _note(tr("No font with Chinese characters was found on this machine, so the charts are "
+                                 "labelled in English. Install one (on Debian: apt-get install fonts-noto-cjk).")))
     if s.get("message"):
         message = str(s["message"]).rstrip(".")
-        parts.append(f"<p>{_esc(message[:1].upper() + message[1:])}.</p>")
+        parts.append(f"<p>{_esc(message[:1].upper() + message[1:])}{tr('.')}</p>")
     if s.get("expected_exits") is None:
         parts.append(_no_solution_section(context))
     else:
@@ -468,7 +508,7 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
         incidence = county_incidence_by_year(plan, problem)
         hats = hat_off_years(incidence)
         by_year = hats["hat_off_year"].value_counts().sort_index()
-        hat_text = "; ".join(f"{n:,} in {int(y)}" for y, n in by_year.items())
+        hat_text = tr("; ").join(tr("{count:,} in {year}").format(count=n, year=int(y)) for y, n in by_year.items())
         missing = int(hats["hat_off_year"].isna().sum())
         reached = hats.dropna(subset=["hat_off_year"])
         late = int((reached["hat_off_year"].astype(int) > reached["planned_hat_off_year"].astype(int)).sum())
@@ -477,24 +517,30 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
         spend = spend_table(plan, "category").rename_axis(columns=None)
         spend["total"] = spend.sum(axis=1)
         parts += [_budget_section(plan),
-                  "<h2>Expected poor by year against the targets</h2>", _png(poor_by_year_chart(path_table)),
+                  _heading("Expected poor by year against the targets"), _png(poor_by_year_chart(path_table)),
                   _table(path_table.dropna(axis=1, how="all")),  # no empty target column without targets
-                  f"<p>Sustained exits (still out {problem.policy.sustain_years} years after the deadline): "
-                  f"{shown(s['sustained_exits'], 'expected_exits')} of {shown(s['expected_exits'], 'expected_exits')}"
-                  " expected exits" + (f" ({shown(sustained, 'still_poor_share')})" if sustained is not None else "")
-                  + ".</p>",
-                  "<h2>Counties against their threshold</h2>",
-                  f"<p>Counties taking off the hat, by year: {_esc(hat_text or 'none')}"
-                  + (f"; <span class='bad'>{missing:,} not by {problem.deadline_year}</span>" if missing else "")
-                  + (f"; <span class='bad'>{late:,} after their planned year</span>" if late else "")
-                  + ".</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
-                  f"<h3>Counties within {NEAR_HOUSEHOLDS:.0f} households of their threshold at the deadline</h3>"
+                  "<p>" + tr("Sustained exits (still out {years} years after the deadline): {sustained} of {exits} "
+                             "expected exits").format(years=problem.policy.sustain_years,
+                                                      sustained=shown(s["sustained_exits"], "expected_exits"),
+                                                      exits=shown(s["expected_exits"], "expected_exits"))
+                  + (f" ({shown(sustained, 'still_poor_share')})" if sustained is not None else "") + tr(".") + "</p>",
+                  _heading("Counties against their threshold"),
+                  "<p>" + _esc(tr("Counties taking off the hat, by year: {years}").format(
+                      years=hat_text or tr("none")))
+                  + (tr("; ") + "<span class='bad'>" + _esc(tr("{count:,} not by {deadline}").format(
+                      count=missing, deadline=problem.deadline_year)) + "</span>" if missing else "")
+                  + (tr("; ") + "<span class='bad'>" + _esc(tr("{count:,} after their planned year").format(
+                      count=late)) + "</span>" if late else "")
+                  + tr(".") + "</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
+                  "<h3>" + _esc(tr("Counties within {within:.0f} households of their threshold at the deadline")
+                                .format(within=NEAR_HOUSEHOLDS)) + "</h3>"
                   + (_table(near) if len(near) else
-                     f"<p>No county is within {NEAR_HOUSEHOLDS:.0f} households of its threshold.</p>"),
-                  "<h2>Money spent</h2>", _png(money_by_year(plan.funding)),
+                     "<p>" + _esc(tr("No county is within {within:.0f} households of its threshold.").format(
+                         within=NEAR_HOUSEHOLDS)) + "</p>"),
+                  _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),
-                  "<h2>Villages</h2>", _png(village_map(village_table(plan, context.tables["villages"])))]
+                  _heading("Villages"), _png(village_map(village_table(plan, context.tables["villages"])))]
     values = found.get("marginal_values") or marginal_section(plan)
     solved = s.get("expected_exits") is not None
     parts += [_difficulties_section(found, from_file, context.folder),
@@ -502,8 +548,9 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
     if (context.folder / MONITOR_FOLDER / "monitor.json").is_file():
         parts.append(_monitor_section(context.folder / MONITOR_FOLDER))
     elif s.get("expected_exits") is not None:
-        parts.append("<h2>Plan against actual</h2>" + _note(
-            f"No progress record yet: `allocator monitor {context.folder} RECORD_DIR` adds how the plan is going."))
+        parts.append(_heading("Plan against actual") + _note(tr(
+            "No progress record yet: `allocator monitor {folder} RECORD_DIR` adds how the plan is going.").format(
+            folder=context.folder)))
     if compare_with is not None:
         parts.append(_compare_section(plan, Plan.read(compare_with), str(context.folder), str(compare_with)))
     parts.append("</body></html>")
