@@ -28,11 +28,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).parent.parent))  # the repository: the tests package's helpers
 
 from api_load import BIN, poll, start_server  # noqa: E402
-
-from api_support import TINY, records  # noqa: E402
+from tests.support.api_support import TINY, records  # noqa: E402
 
 
 def memory_kib(pid: int, field: str) -> int:
