@@ -36,21 +36,19 @@ def report_rows(issues: IssueCollector, file: str, frame: pd.DataFrame, mask, id
     flagged = np.flatnonzero(np.asarray(mask))
     if not len(flagged):
         return
-    values = frame[column].to_numpy() if found is None else np.asarray(found)
-    if isinstance(ids, tuple):
-        names = frame[list(ids)].astype(str).agg(" / ".join, axis=1).to_numpy()
-    elif isinstance(ids, str):
-        names = frame[ids].astype(str).to_numpy() if ids in frame.columns else None
-    else:
-        names = None if ids is None else np.asarray(ids).astype(str)
-    for pos in flagged:
+    values = frame[column] if found is None else found
+    if isinstance(ids, str):
+        ids = (ids,) if ids in frame.columns else None
+    for pos in flagged:  # only the flagged rows are read: a large table's check stays cheap
         if issues.full:
             issues.truncated = True
             return
-        value = values[pos]
+        value = values.iloc[pos] if isinstance(values, pd.Series) else values[pos]
         shown = repr(value.item() if isinstance(value, np.generic) else value)
-        issues.add(file, message, row=int(frame.index[pos]) + first, id=None if names is None else names[pos],
-                   column=column, expected=expected, found=shown)
+        name = (" / ".join(str(frame[c].iloc[pos]) for c in ids) if isinstance(ids, tuple)
+                else None if ids is None else str(ids.iloc[pos] if isinstance(ids, pd.Series) else ids[pos]))
+        issues.add(file, message, row=int(frame.index[pos]) + first, id=name, column=column, expected=expected,
+                   found=shown)
 
 
 def _lookup(frame: pd.DataFrame, key: str, value: str) -> pd.Series:
