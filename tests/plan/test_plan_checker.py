@@ -568,3 +568,43 @@ def test_isolated_corruption_reports_only_its_rule(case, corrupt):
     corrupt(case)
     msgs = case.check()
     assert msgs and all(m.startswith(rule + " ") for m in msgs), msgs
+
+
+# ---------------------------------------------------------------- rule 13: no idle money while behind
+def _behind_with_idle_money(c):
+    """At most 85 % of the 3 poor still poor at the end of 2017 (2.55; the plan has 2.76), no
+    share rules. H1's K2 (housing, 3,000, no lag) started in 2017 beats its K1 in every year, and
+    central holds 5,000 of its 2017 money unspent (no carry-over)."""
+    c.policy = {"county_exit_threshold": {"default": 0.02}, "annual_targets": {2017: 0.85}}
+    path = c.plan["path"]
+    path.loc[path["year"] == "2017", ["target", "shortfall"]] = ["0.85", str(2.760326157580457 - 2.55)]
+    c.summary.update(target_shortfall=2.760326157580457 - 2.55, total_shortfall=2.760326157580457 - 2.55)
+
+
+def test_idle_money_while_behind_a_target_is_caught(case):
+    _behind_with_idle_money(case)
+    msgs = case.check()
+    assert msgs and all(m.startswith("rule 13 idle money") for m in msgs), msgs
+    assert "household H1 (C1) could take package K2 (housing, 3,000.00 from 2017) paid by central's 5,000.00" \
+        in msgs[0], msgs
+
+
+def test_no_idle_money_rule_when_the_money_is_spent_or_may_not_pay(case):
+    _behind_with_idle_money(case)
+    case.inputs["funds"].loc[1, "amount"] = "1000"  # central's 2017 money is all spent
+    assert case.check() == []
+    case.inputs["funds"].loc[1, "amount"] = "6000"
+    case.inputs["funds"].loc[1, "categories"] = "industry;infrastructure"  # idle, but may not pay housing
+    assert case.check() == []
+
+
+def test_no_idle_money_rule_for_baselines_or_a_plan_on_target(case):
+    _behind_with_idle_money(case)
+    case.summary["method"] = "baseline:greedy"
+    assert case.check() == []
+    case.summary.pop("method")
+    case.policy["annual_targets"] = {2017: 0.95}  # 2.85 allowed, 2.76 poor: not behind
+    path = case.plan["path"]
+    path.loc[path["year"] == "2017", ["target", "shortfall"]] = ["0.95", "0"]
+    case.summary.update(target_shortfall=0.0, total_shortfall=0.0)
+    assert case.check() == []

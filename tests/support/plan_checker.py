@@ -7,6 +7,7 @@ a plan folder, recomputes every quantity and returns violation messages.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import yaml
 STATUSES = ("optimal", "feasible", "infeasible", "error")
 MAX_MESSAGES_PER_CHECK = 50
 EXIT_TOL = 1e-9
+_Target = namedtuple("_Target", "region_id year max_poor_share inside short")
 _TRUE = {"true", "1", "1.0", "yes", "y", "t"}
 _FALSE = {"false", "0", "0.0", "no", "n", "f"}
 
@@ -481,6 +483,7 @@ def _check_budgets(ctx: dict, fl: pd.DataFrame, rep: _Report) -> None:
     tol, years = ctx["tol"], ctx["years"]
     funds = ctx["inp"]["funds"]
     used = fl.groupby(["source_id", "year"])["amount"].sum()
+    ctx["leftover"] = {}  # (source, year) -> (money it still holds after the year's spend, carry-over?)
     for source, rows in funds.groupby("source_id"):
         carry = bool(rows["carry_over"].any())
         recall = rows["carry_over_years"].dropna()
@@ -504,6 +507,7 @@ def _check_budgets(ctx: dict, fl: pd.DataFrame, rep: _Report) -> None:
                 take = min(h[1], need)
                 h[1] -= take
                 need -= take
+            ctx["leftover"][(source, year)] = (sum(h[1] for h in held), carry)
             spent_total += float(used.get((source, year), 0.0))
             amount_total += float(amount.get(year, 0.0))
             share = float(pace.get(year, 0.0)) if year in pace.index else 0.0
@@ -641,26 +645,40 @@ def _targets(ctx: dict) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
+def _members(ctx: dict, hh: pd.DataFrame, region: str) -> pd.Series:
+    """Which registered poor households a region holds ('' = the whole scenario)."""
+    if region == "":
+        return pd.Series(True, index=hh.index)
+    anc = ctx["inp"]["anc"]
+    return hh["county_id_in"].isin(set(anc.loc[anc["ancestor_id"] == region, "region_id"]))
+
+
+def _target_shortfalls(ctx: dict, hh: pd.DataFrame) -> list:
+    """Each annual target over a region with registered poor: (region_id, year, max_poor_share,
+    inside, short), short = max(0, expected poor at the year-end - max_poor_share x registered)."""
+    exits, out = ctx["exits_by_year"], []
+    for t in _targets(ctx).itertuples(index=False):
+        inside = _members(ctx, hh, t.region_id)
+        if not inside.any():
+            continue
+        poor = float(inside.sum()) - float(exits.loc[inside, int(t.year)].sum())
+        short = max(poor - float(t.max_poor_share) * float(inside.sum()), 0.0)
+        out.append(_Target(t.region_id, int(t.year), float(t.max_poor_share), inside, short))
+    return out
+
+
 def _check_path(ctx: dict, hh: pd.DataFrame, rep: _Report) -> float:
     """Rule 12: path.csv's expected poor per year (whole scenario and each county) and each
     annual target's shortfall; returns the total target shortfall."""
-    tol, inp, years = ctx["tol"], ctx["inp"], ctx["years"]
+    tol, years = ctx["tol"], ctx["years"]
     exits = ctx["exits_by_year"]
-    anc = inp["anc"]
     path = ctx["plan"]["path"].assign(year=lambda d: _int_year(d["year"]), got=lambda d: _num(d["expected_poor"]),
                                       got_target=lambda d: _num(d["target"]), got_short=lambda d: _num(d["shortfall"]))
     path = path.set_index(["region_id", "year"])
     county_of_hh = hh["county_id_in"]
-
-    def members(region: str) -> pd.Series:
-        if region == "":
-            return pd.Series(True, index=hh.index)
-        under = set(anc.loc[anc["ancestor_id"] == region, "region_id"])
-        return county_of_hh.isin(under)
-
     regions = [""] + sorted(set(county_of_hh))
     for region in regions:
-        inside = members(region)
+        inside = _members(ctx, hh, region)
         for year in years:
             want = float(inside.sum()) - float(exits.loc[inside, year].sum())
             if (region, year) not in path.index:
@@ -670,12 +688,8 @@ def _check_path(ctx: dict, hh: pd.DataFrame, rep: _Report) -> float:
             if not abs(got - want) <= tol * max(1.0, abs(want)):
                 rep.add(f"rule 12 path: region {region!r} year {year} expected_poor {_g(got)} != recomputed {_g(want)}")
     total = 0.0
-    for t in _targets(ctx).itertuples(index=False):
-        inside = members(t.region_id)
-        if not inside.any():
-            continue
-        poor = float(inside.sum()) - float(exits.loc[inside, int(t.year)].sum())
-        short = max(poor - float(t.max_poor_share) * float(inside.sum()), 0.0)
+    for t in _target_shortfalls(ctx, hh):
+        short = t.short
         total += short
         key = (t.region_id, int(t.year))
         if key not in path.index:
@@ -690,6 +704,162 @@ def _check_path(ctx: dict, hh: pd.DataFrame, rep: _Report) -> float:
         if str(ctx["policy"].get("deadline", "soft")).lower() == "hard" and short > 10 * tol:
             rep.add(f"rule 12 hard deadline: {t.region_id!r} misses its {int(t.year)} target by {_g(short)} households")
     return total
+
+SHORT_TOL = 1e-4  # households: a target shortfall below this is solver noise, not "behind"
+
+
+def _removal_is_safe(ctx: dict, category: str) -> bool:
+    """Whether dropping a package of this category can break no rule: no share rule on total
+    spend, no per-source rule that asks for this category or caps another, no county floor and no
+    disbursement pace (the plan's flows do not say which source paid one household)."""
+    policy = ctx["policy"]
+    if policy.get("min_category_share") or policy.get("max_category_share") or policy.get("county_floor_share"):
+        return False
+    if policy.get("max_source_category_share"):
+        return False
+    if any(category in (shares or {}) for shares in (policy.get("min_source_category_share") or {}).values()):
+        return False
+    return not (ctx["inp"]["funds"]["min_spend_share"] > 0).any()
+
+
+def _source_takes(ctx: dict, fl: pd.DataFrame, spend: pd.DataFrame, source: str, category: str, county: str,
+                  extra: float) -> bool:
+    """Whether `source` paying `extra` more on `category` in `county` keeps every share and
+    floor rule (per source and over total spend)."""
+    policy, tol = ctx["policy"], 1e-9
+    mine = fl[fl["source_id"] == source]
+    total = float(mine["amount"].sum()) + extra
+    by_cat = mine.groupby("category")["amount"].sum()
+    for cat, lo in ((policy.get("min_source_category_share") or {}).get(source) or {}).items():
+        if float(by_cat.get(cat, 0.0)) + extra * (cat == category) < float(lo) * total - tol * total:
+            return False
+    for cat, hi in ((policy.get("max_source_category_share") or {}).get(source) or {}).items():
+        if cat == category and float(by_cat.get(cat, 0.0)) + extra > float(hi) * total + tol * total:
+            return False
+    floor = (policy.get("county_floor_share") or {}).get(source)
+    if floor is not None:
+        paid = mine.groupby("county_id")["amount"].sum()
+        paid[county] = float(paid.get(county, 0.0)) + extra
+        if (paid < float(floor) * total - tol * total).any():
+            return False
+    grand = float(spend["spend"].sum()) + extra
+    all_cat = spend.groupby("category")["spend"].sum()
+    for cat, lo in (policy.get("min_category_share") or {}).items():
+        if float(all_cat.get(cat, 0.0)) + extra * (cat == category) < float(lo) * grand - tol * grand:
+            return False
+    for cat, hi in (policy.get("max_category_share") or {}).items():
+        if cat == category and float(all_cat.get(cat, 0.0)) + extra > float(hi) * grand + tol * grand:
+            return False
+    return True
+
+
+def _check_idle_money(ctx: dict, summary: dict, hh: pd.DataFrame, built: pd.DataFrame, fl: pd.DataFrame,
+                      spend: pd.DataFrame, rep: _Report) -> None:
+    """Rule 13: no money a rule lets the plan spend sits idle while the path is behind a target
+    and a package that would help is affordable (optimised plans; baselines are not asked).
+
+    Checked as a swap a planner could make by hand, so a violation is certain: a household of a
+    region behind its target takes a package (or starts one in another year) that leaves it at
+    least as likely out of poverty at every year-end and as likely to stay out, lowers a behind
+    target's shortfall, and is paid whole by one source from money that is idle in its start year
+    and stays idle after (so no later payment needed it), with its prerequisites built, personnel
+    hours to spare, and every share and floor rule kept. Money the old package frees is not counted."""
+    if str(summary.get("method", "")).startswith("baseline"):
+        return
+    behind = [t for t in _target_shortfalls(ctx, hh) if t.short > SHORT_TOL]
+    if not behind:
+        return
+    inp, years, deadline = ctx["inp"], ctx["years"], ctx["deadline"]
+    exits = ctx["exits_by_year"]
+    near = np.zeros(len(hh), dtype=bool)
+    for t in behind:
+        near |= t.inside.to_numpy()
+    base = hh.reset_index(drop=True).assign(row=np.arange(len(hh)))[near]
+    cols = ["household_id", "package_id", "category", "cost", "exit_probability", "sustained_probability",
+            "lag_years", "requires", "personnel_hours"]
+    cand = base[["row", "household_id", "package_id", "chosen", "start", "cost_in", "category_in", "hours_in",
+                 "sustained", "county_id_in", "village_id_in", "township_in"]].rename(
+        columns={"package_id": "old_package", "start": "old_start", "cost_in": "old_cost",
+                 "category_in": "old_category", "hours_in": "old_hours", "sustained": "old_sustained"}).merge(
+        inp["packages"][cols], on="household_id")
+    cand = cand.merge(pd.DataFrame({"new_start": np.array(years, dtype=float)}), how="cross")
+    cand = cand[~((cand["package_id"] == cand["old_package"]) & (cand["new_start"] == cand["old_start"]))]
+    cand = cand[cand["new_start"] + cand["lag_years"] <= deadline].reset_index(drop=True)
+    if cand.empty:
+        return
+
+    # at least as likely out at every year-end and to stay out; the gain on the behind targets
+    now = exits.to_numpy()[cand["row"].to_numpy()]
+    grid = np.array(years, dtype=float)[None, :]
+    first = (cand["new_start"] + cand["lag_years"]).to_numpy()[:, None]
+    b = hh["baseline_in"].to_numpy()[cand["row"].to_numpy()][:, None]
+    baseline = 1.0 - (1.0 - b) ** ((grid - years[0] + 1) / len(years))
+    after = np.where(first <= grid, cand["exit_probability"].to_numpy()[:, None], baseline)
+    sustained = cand["sustained_probability"].fillna(cand["exit_probability"])
+    keep = (after >= now - 1e-9).all(axis=1) & (sustained.to_numpy() >= cand["old_sustained"].to_numpy() - 1e-9)
+    gain = np.zeros(len(cand))
+    for t in behind:
+        inside = t.inside.to_numpy()[cand["row"].to_numpy()]
+        y = years.index(t.year)
+        gain += inside * np.minimum(np.maximum(after[:, y] - now[:, y], 0.0), t.short)
+    cand = cand.assign(gain=gain)[keep & (gain > SHORT_TOL)]
+    cand = cand[~cand["chosen"] | cand["old_category"].map(lambda c: _removal_is_safe(ctx, c))]
+    if cand.empty:
+        return
+
+    # prerequisites finished by the new start
+    done = built.assign(done=built["start"] + built["duration_in"]).groupby(["village_id", "project_id"])["done"].min()
+    def ready(r) -> bool:
+        need = [x.strip() for x in str(r.requires).split(";") if x.strip()]
+        return all(done.get((r.village_id_in, x), np.inf) <= r.new_start for x in need)
+    cand = cand[[ready(r) for r in cand.itertuples(index=False)]]
+
+    # personnel hours to spare in the new start year (hours the old package frees that year count)
+    pers = inp["personnel"]
+    if pers is not None and not pers.empty and not cand.empty:
+        anc = inp["anc"].rename(columns={"region_id": "township_in", "ancestor_id": "region_id"})[
+            ["township_in", "region_id"]]
+        busy = hh[hh["chosen"] & hh["start"].notna()][["township_in", "start", "hours_in"]].merge(anc, on="township_in")
+        used = busy.groupby(["region_id", "start"])["hours_in"].sum()
+        spare = pers.assign(spare=pers["hours"] - [used.get((r, y), 0.0) for r, y in zip(pers["region_id"],
+                                                                                      pers["year"], strict=True)])
+        spare = spare.set_index(["region_id", "year"])["spare"]
+        def staffed(r) -> bool:
+            freed = r.old_hours if r.chosen and r.old_start == r.new_start else 0.0
+            for region in anc.loc[anc["township_in"] == r.township_in, "region_id"]:
+                key = (region, r.new_start)
+                if key in spare.index and r.personnel_hours > spare[key] + freed + 1e-9:
+                    return False
+            return True
+        cand = cand[[staffed(r) for r in cand.itertuples(index=False)]]
+
+    # one source with idle money that may pay it, keeping every share and floor rule
+    funds = inp["funds"]
+    left = ctx.get("leftover", {})
+    found = []
+    for r in cand.sort_values(["gain", "household_id", "package_id", "new_start"],
+                              ascending=[False, True, True, True]).itertuples(index=False):
+        if any(f[0] == r.household_id for f in found):
+            continue
+        for row in funds[funds["year"] == r.new_start].itertuples(index=False):
+            cats = {c.strip() for c in str(row.categories).split(";")}
+            regs = {x.strip() for x in str(row.regions).split(";")}
+            lineage = set(inp["anc"].loc[inp["anc"]["region_id"] == r.county_id_in, "ancestor_id"])
+            if not ("*" in cats or r.category in cats) or not ("*" in regs or regs & lineage):
+                continue
+            held, carry = left.get((row.source_id, int(r.new_start)), (0.0, False))
+            idle = min([held] + [left[(row.source_id, y)][0] for y in years
+                                 if carry and y > r.new_start and (row.source_id, y) in left])
+            if r.cost <= idle - 0.01 and _source_takes(ctx, fl, spend, row.source_id, r.category, r.county_id_in,
+                                                      float(r.cost)):
+                found.append((r.household_id, r, row.source_id, idle))
+                break
+    for household_id, r, source, idle in found[:MAX_MESSAGES_PER_CHECK]:
+        rep.add(f"rule 13 idle money: household {household_id} ({r.county_id_in}) could take package {r.package_id} "
+                f"({r.category}, {_m(r.cost)} from {_y(r.new_start)}) paid by {source}'s {_m(idle)} idle from "
+                f"{_y(r.new_start)} on, lowering target shortfalls by {_g(r.gain)} households")
+    if len(found) > MAX_MESSAGES_PER_CHECK:
+        rep.add(f"rule 13: ... and {len(found) - MAX_MESSAGES_PER_CHECK} more")
 
 
 def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFrame, counties: pd.DataFrame,
@@ -782,6 +952,7 @@ def check_plan(data_dir, plan_dir, *, start_year, deadline_year, policy=None, to
     ctx["exits_by_year"] = _exit_by_year(ctx, hh)
     counties = _check_counties(ctx, hh, spend, rep)
     target_short = _check_path(ctx, hh, rep)
+    _check_idle_money(ctx, summary, hh, built, flows, spend, rep)
     _check_summary(ctx, summary, hh, spend, counties, target_short, rep)
     return rep.msgs
 
