@@ -24,9 +24,10 @@ import pandas as pd
 from allocator.explain.difficulties import difficulties, marginal_section
 from allocator.inputs.provenance import plan_inputs
 from allocator.inputs.scenario import NATIONAL_STILL_POOR
+from allocator.messages import sentence as said
 from allocator.model.problem import Problem
 from allocator.optimize.baselines import money_idle
-from allocator.plan.compare import compare_plans, inputs_sentence
+from allocator.plan.compare import compare_plans, inputs_sentence, solved, unsolved
 from allocator.plan.context import PlanContext, load_plan_context
 from allocator.plan.plan import Plan
 from allocator.report.charts import (
@@ -42,7 +43,15 @@ from allocator.report.charts import (
     village_map,
 )
 from allocator.report.i18n import check_language, current, language, tr
-from allocator.report.titles import FINGERPRINT_DIGITS, TITLES, shown, status_words, title, yuan
+from allocator.report.titles import (
+    FINGERPRINT_DIGITS,
+    TITLES,
+    shown,
+    status_words,
+    title,
+    unsolved_sentence,
+    yuan,
+)
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
@@ -277,13 +286,16 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
             "per county and marginal values.").format(folder=folder)) + "</p>")
     items = []
     if found.get("sentence"):
-        items.append(found["sentence"])
+        items.append(said(found, tr))
     if found.get("conflict"):
-        items.append(found["conflict"]["sentence"])
+        items.append(said(found["conflict"], tr))
     for county in found.get("counties_off_schedule", []):
-        why = "; ".join(r["sentence"] for r in county["reasons"]) or "no single rule binds it alone"
-        items.append(f"{county['county_id']} is {county['shortfall_households']:,.1f} households short (expected "
-                     f"incidence {county['expected_incidence']:.1%} against {county['threshold']:.1%}): {why}")
+        why = tr("; ").join(said(r, tr) for r in county["reasons"]) or tr("no single rule binds it alone")
+        items.append(tr("{county} is {households} households short (expected incidence {incidence} against "
+                        "{threshold}): {why}").format(county=county["county_id"],
+                                                      households=f"{county['shortfall_households']:,.1f}",
+                                                      incidence=f"{county['expected_incidence']:.1%}",
+                                                      threshold=f"{county['threshold']:.1%}", why=why))
     if not items:
         items.append(tr("every county is on schedule ({part} of {whole})").format(part=found.get("counties_total"),
                                                                                    whole=found.get("counties_total")))
@@ -291,7 +303,7 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
     take = found.get("what_it_would_take")
     if take:
         verified = tr("verified by re-solving with the money added") if take.get("verified") else tr("not verified")
-        parts.append(_heading("What it would take", 3) + f"<p>{_esc(take['sentence'])} <span class='muted'>("
+        parts.append(_heading("What it would take", 3) + f"<p>{_esc(said(take, tr))} <span class='muted'>("
                      f"{_esc(verified)}; {_esc(take.get('method'))})</span></p>")
     elif from_file and found.get("counties_off_schedule") and "what_it_would_take" not in found:
         parts.append(_heading("What it would take", 3) + _note(tr("Not worked out: `allocator explain` ran with "
@@ -406,23 +418,23 @@ COMPARE_PERCENT = ("gap", "sustained_share")
 def _compare_item(section: str, item: str) -> str:
     """A compare row's item in words: summary keys by their title, file hashes as fingerprints."""
     if item == "input_fingerprint":
-        return f"input data fingerprint (first {FINGERPRINT_DIGITS} hex digits)"
+        return tr("input data fingerprint (first {digits} hex digits)").format(digits=FINGERPRINT_DIGITS)
     if item.startswith("inputs."):
-        return f"fingerprint of {item.removeprefix('inputs.')}"
+        return tr("fingerprint of {file}").format(file=item.removeprefix("inputs."))
     if item.startswith("money "):
-        return f"fund {item.removeprefix('money ')} (yuan)"
-    title = TITLES.get(f"summary.{item}")
-    if title and section in ("inputs", "outcomes"):
-        return title
+        return tr("fund {fund} (yuan)").format(fund=item.removeprefix("money "))
+    if f"summary.{item}" in TITLES and section in ("inputs", "outcomes"):
+        return title(f"summary.{item}")
     return item.replace("_", " ").replace(".", ": ", 1).replace(".", ", ")
 
 
-def _compare_cell(section: str, item: str, value, signed: bool = False) -> str:
-    """A compare value (``signed``: a change, with its sign) in the format its row reads in."""
+def _compare_cell(section: str, item: str, value, signed: bool = False, solved: bool = True) -> str:
+    """A compare value (``signed``: a change, with its sign) in the format its row reads in; a
+    missing outcome of a plan with no solution (``solved`` false) says so."""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return tr("yes") if value else tr("no")
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "" if signed else "none"
+        return "" if signed else tr("none") if solved or section != "outcomes" else tr("no solution")
     if not isinstance(value, int | float):
         return shown(value)
     sign = "+" if signed and value != 0 else ""
@@ -439,25 +451,30 @@ def _compare_cell(section: str, item: str, value, signed: bool = False) -> str:
 
 def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -> str:
     """Every input and outcome that differs (:func:`compare_plans`, A = this plan, B = the
-    other): each change is B − A, so a B with less money shows a negative change in money."""
+    other): each change is B − A, so a B with less money shows a negative change in money. A
+    plan with no solution is said to have none: its outcomes are missing, never zeros."""
     rows = compare_plans(plan, other)
-    sentence = inputs_sentence(plan, other, ("A", "B"), digits=FINGERPRINT_DIGITS)
+    sentence = inputs_sentence(plan, other, ("A", "B"), digits=FINGERPRINT_DIGITS, translate=tr)
     money = [sum(r["amount"] for r in p.summary.get("budget_use") or []) for p in (plan, other)]
-    money_text = (f" A's funds hold {yuan(money[0])}, B's {yuan(money[1])}: B − A = "
-                  f"{'+' if money[1] >= money[0] else '−'}{yuan(abs(money[1] - money[0]))}."
-                  if all(m > 0 for m in money) else "")
-    head = "".join(f"<th>{_esc(h)}</th>" for h in (TITLES["section"], TITLES["item"], TITLES["compare.a"],
-                                                  TITLES["compare.b"], TITLES["compare.change"]))
+    money_text = (" " + tr("A's funds hold {a}, B's {b}: B − A = {sign}{change}.").format(
+        a=yuan(money[0]), b=yuan(money[1]), sign="+" if money[1] >= money[0] else "−",
+        change=yuan(abs(money[1] - money[0]))) if all(m > 0 for m in money) else "")
+    missing = unsolved(plan, other)
+    missing_text = "".join(f"<p class='bad'>{_esc(unsolved_sentence(name))}</p>" for name in missing)
+    has = {"A": solved(plan), "B": solved(other)}
+    head = "".join(f"<th>{_esc(title(h))}</th>" for h in ("section", "item", "compare.a", "compare.b",
+                                                          "compare.change"))
     body = "".join(
-        f"<tr><td>{_esc(r.section)}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
-        f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a))}</td>"
-        f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b))}</td>"
+        f"<tr><td>{_esc(tr(r.section))}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
+        f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a, solved=has['A']))}</td>"
+        f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b, solved=has['B']))}</td>"
         f"<td class='n'>{_esc(_compare_cell(r.section, r.item, r.change, signed=True).replace('-', '−'))}</td></tr>"
         for r in rows.astype(object).where(rows.notna(), None).itertuples(index=False))
-    return (f"<h2>Compared with {_esc(other_name)}: B − A</h2>"
-            f"<p><b>A</b> is this plan ({_esc(this_name)}); <b>B</b> is the other plan ({_esc(other_name)}). "
-            f"Each change is B − A: negative where B has less than this plan.{_esc(money_text)}</p>"
-            f"<p>{_esc(sentence)}.</p><p class='muted'>Inputs and outcomes that differ.</p>"
+    return ("<h2>" + _esc(tr("Compared with {other}: B − A").format(other=other_name)) + "</h2><p>"
+            + tr("<b>A</b> is this plan ({this}); <b>B</b> is the other plan ({other}). Each change is B − A: negative "
+                 "where B has less than this plan.").format(this=_esc(this_name), other=_esc(other_name))
+            + f"{_esc(money_text)}</p>{missing_text}<p>{_esc(sentence)}{tr('.')}</p><p class='muted'>"
+            + _esc(tr("Inputs and outcomes that differ.")) + "</p>"
             f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 

@@ -154,6 +154,12 @@ def status_words(summary: dict) -> tuple[str, str]:
     return tr("no plan: the solver failed"), tr("see the message below, then {explain}").format(explain=explain)
 
 
+def unsolved_sentence(name: str) -> str:
+    """Plan ``name`` of a comparison has no solution: what that leaves out, in the language in use."""
+    return tr("{name} has no solution: its outcomes are missing, not zero, and its money, spending, counties and "
+              "budgets are not compared.").format(name=name)
+
+
 def title(key: str) -> str:
     """The title of a column (or any :data:`TITLES` key) in the language in use; an unknown key as it is."""
     return tr(TITLES.get(key, key))
