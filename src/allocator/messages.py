@@ -52,6 +52,11 @@ def say(text: str, **args) -> dict:
     return {"sentence": render(message), "message": message}
 
 
+def titled(message: dict) -> dict:
+    """A self-describing summary's title (``monitor.json``, ``replan.json``): its English text and message."""
+    return {"title": render(message), "title_message": message}
+
+
 def sentence(item: Mapping, translate: Callable[[str], str] = _same) -> str:
     """The sentence of a stored finding (a dict with ``sentence`` and, when written by
     :func:`say`, ``message``) in the language of ``translate``; one written before messages, in English."""
@@ -59,4 +64,4 @@ def sentence(item: Mapping, translate: Callable[[str], str] = _same) -> str:
     return render(message, translate) if message else str(item.get("sentence", ""))
 
 
-__all__ = ["listed", "render", "say", "sentence", "words"]
+__all__ = ["listed", "render", "say", "sentence", "titled", "words"]

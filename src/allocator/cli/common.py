@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from allocator.errors import InputError, Issue
-from allocator.report.i18n import ENV, LANGUAGES, check_language, tr
+from allocator.report.i18n import ENV, LANGUAGES, check_language, language, tr
 from allocator.version import __version__
 
 HELP = ("allocator: where poverty-alleviation money, projects and people should go.\n\n"
@@ -144,10 +144,11 @@ def print_summary(summary: dict, folder: Path) -> None:
     from allocator.report.titles import status_words
 
     words, step = status_words(summary)
+    with language("en"):  # the status code is shown beside its words unless they are the same English word
+        plain = status_words(summary)[0] == summary["status"]
     table = Table(title=tr("plan {scenario} → {folder}").format(scenario=summary["scenario"], folder=folder),
                   show_header=False)
-    status = words if words == summary["status"] else tr("{words}; status: {status}").format(
-        words=words, status=summary["status"])
+    status = words if plain else tr("{words}; status: {status}").format(words=words, status=summary["status"])
     rows = [("status", status), ("method / backend", f"{summary['method']} / {summary['backend']}")]
     if step:
         rows.append(("next step", step.replace("PLAN_DIR", str(folder)).replace("`", "")))

@@ -166,7 +166,7 @@ def _print_difficulties(found: dict, folder: Path) -> None:
         say(f"- {said(found['conflict'], tr)}", markup=False)
     take = found.get("what_it_would_take")
     if take:
-        verified = " " + tr("(verified by re-solving)") if take.get("verified") else ""
+        verified = tr(" (verified by re-solving)") if take.get("verified") else ""
         say("- " + tr("what it would take{verified}: {sentence}").format(verified=verified, sentence=said(take, tr)),
             markup=False)
     for run in found.get("earliest_deadlines", {}).get("runs", []):
@@ -192,8 +192,14 @@ def report(
     compare_with: Annotated[Path | None, typer.Option("--compare", help="another plan folder to compare with")]
     = None,
     lang: Lang = None,
+    near_households: Annotated[float | None, typer.Option(
+        "--near-households", min=0, help="near misses: counties within this many households of their threshold "
+        "(default 5)")] = None,
+    near_yuan: Annotated[float | None, typer.Option(
+        "--near-yuan", min=0, help="near misses: households whose observed income (from allocator monitor's "
+        "record) is within this many yuan of the poverty line (default 500)")] = None,
 ) -> None:
-    """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines."""
+    """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines, near misses."""
     from allocator.report.html import build_report
 
     lang = chosen_language(lang)
@@ -214,7 +220,9 @@ def report(
     try:
         if ours:
             check_output_folder(folder)
-        page = build_report(plan_dir, compare_with=compare_with, lang=lang)
+        near = {key: value for key, value in (("near_households", near_households), ("near_yuan", near_yuan))
+                if value is not None}  # the report's own defaults otherwise
+        page = build_report(plan_dir, compare_with=compare_with, lang=lang, **near)
     except InputError as error:
         fail_input(error)
     folder.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ import pandas as pd
 from allocator.explain.difficulties import difficulties, marginal_section
 from allocator.inputs.provenance import plan_inputs
 from allocator.inputs.scenario import NATIONAL_STILL_POOR
+from allocator.messages import render
 from allocator.messages import sentence as said
 from allocator.model.problem import Problem
 from allocator.optimize.baselines import money_idle
@@ -58,6 +59,7 @@ from allocator.report.titles import (
 MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 HTML_LANG = {"en": "en", "zh": "zh-CN"}  # the page's lang attribute, per language
 NEAR_HOUSEHOLDS = 5.0  # a county this many households or fewer from its threshold is a near miss
+NEAR_YUAN = 500.0  # a household whose observed income is this close to the poverty line is a near miss
 
 
 def poor_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
@@ -149,6 +151,26 @@ def near_misses(plan: Plan, problem: Problem, within: float = NEAR_HOUSEHOLDS) -
     counties["side"] = np.where(off, tr("short of the threshold"), tr("under the threshold"))
     near = counties[counties["margin_households"].between(0, within)].sort_values("margin_households", kind="stable")
     return near[["county_id", "side", "margin_households", "expected_incidence", "threshold"]].reset_index(drop=True)
+
+
+def near_line(folder: Path, within: float = NEAR_YUAN) -> pd.DataFrame | None:
+    """Households whose observed income is within ``within`` yuan of the poverty line, from the
+    progress record ``allocator monitor`` read into the plan folder (``monitor/``: the households
+    off track and to watch, with their incomes); None without one: the plan's own tables carry no
+    incomes (households.csv has packages, costs and exit probabilities, the scenario's households
+    table sizes and baseline exit chances)."""
+    monitor = folder / MONITOR_FOLDER
+    if not (monitor / "monitor.json").is_file():
+        return None
+    line = float(json.loads((monitor / "monitor.json").read_text())["poverty_line"])
+    seen = [pd.read_csv(monitor / name, dtype={"household_id": str, "village_id": str, "county_id": str})
+            for name in ("households_off_track.csv", "watch.csv") if (monitor / name).is_file()]
+    columns = ["household_id", "village_id", "county_id", "observed_income", "from_line"]
+    rows = pd.concat([frame[columns[:4]] for frame in seen if len(frame)] or [pd.DataFrame(columns=columns[:4])])
+    rows = rows.dropna(subset=["observed_income"]).drop_duplicates("household_id")
+    rows["from_line"] = rows["observed_income"].astype(float) - line
+    near = rows[rows["from_line"].abs() <= within].sort_values("from_line", key=abs, kind="stable")
+    return near[columns].reset_index(drop=True)
 
 
 def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
@@ -394,21 +416,27 @@ def _monitor_section(folder: Path) -> str:
     """The plan-against-actual section, from ``allocator monitor``'s self-describing monitor.json."""
     summary = json.loads((folder / "monitor.json").read_text())
     headline = pd.DataFrame(summary.get("headline", []))
-    parts = [f"<h2>{_esc(summary.get('title', 'Plan against actual'))}</h2>",
-             "<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in summary.get("sentences", [])) + "</ul>"]
+    heading = render(summary["title_message"], tr) if summary.get("title_message") else summary.get(
+        "title", tr("Plan against actual"))
+    sentences = summary.get("messages") or summary.get("sentences", [])
+    parts = [f"<h2>{_esc(heading)}</h2>",
+             "<ul>" + "".join(f"<li>{_esc(render(s, tr))}</li>" for s in sentences) + "</ul>"]
     if not headline.empty:  # each value in its unit's format: shares as %, yuan whole
         unit_format = {"share": "spent_share", "yuan": "spend"}
         headline["value"] = [shown(v, unit_format.get(u, "")) for v, u in zip(headline["value"], headline["unit"],
                                                                               strict=True)]
-        headline["unit"] = headline["unit"].replace({"share": ""})
+        if "message" in headline:
+            headline["label"] = [said({"sentence": label, "message": message}, tr) for label, message in
+                                 zip(headline["label"], headline["message"], strict=True)]
+        headline["unit"] = headline["unit"].replace({"share": ""}).map(lambda unit: tr(unit) if unit else unit)
         parts.append(_table(headline[["label", "value", "unit"]]))
     for chart in summary.get("charts", []):
         path = folder / chart["file"]
         if path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
             parts.append(f'<img alt="{_esc(chart.get("title", "chart"))}" src="data:image/png;base64,{data}">')
-    parts.append(f"<p class='muted'>Tables in {_esc(folder)}: households to watch (watch.csv), households off "
-                 "track, villages and counties.</p>")
+    parts.append("<p class='muted'>" + _esc(tr("Tables in {folder}: households to watch (watch.csv), households off "
+                                               "track, villages and counties.").format(folder=folder)) + "</p>")
     return "".join(parts)
 
 
@@ -479,9 +507,12 @@ def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -
 
 
 def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None,
-                 context: PlanContext | None = None, lang: str = "en") -> str:
+                 context: PlanContext | None = None, lang: str = "en", near_households: float = NEAR_HOUSEHOLDS,
+                 near_yuan: float = NEAR_YUAN) -> str:
     """The report of a plan folder as one self-contained HTML page, in ``lang`` (``en`` or
-    ``zh``; :class:`ValueError` for another).
+    ``zh``; :class:`ValueError` for another). Near misses: counties within ``near_households``
+    households of their threshold, households within ``near_yuan`` yuan of the poverty line
+    (:func:`near_line`: when a progress record was monitored into the folder).
 
     Reads ``difficulties.json`` when ``allocator explain`` wrote it; otherwise works out the
     difficulties from the plan alone (no re-solves). Adds the plan-against-actual section when
@@ -492,10 +523,27 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
     font = cjk_font() if lang != "en" else None
     charts = lang if lang == "en" or font else "en"
     with language(lang, charts=charts), chart_font(font):
-        return _build(plan_dir, compare_with, context, no_font=lang != charts)
+        return _build(plan_dir, compare_with, context, no_font=lang != charts, near_households=near_households,
+                      near_yuan=near_yuan)
 
 
-def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanContext | None, no_font: bool) -> str:
+def _near_line_section(folder: Path, within: float) -> str:
+    """Households within ``within`` yuan of the poverty line (:func:`near_line`), or a note why not."""
+    heading = "<h3>" + _esc(tr("Households within {within} of the poverty line").format(within=yuan(within))) + "</h3>"
+    near = near_line(folder, within)
+    if near is None:
+        return heading + _note(tr(
+            "Not shown: the plan's tables carry no household incomes. `allocator monitor {folder} RECORD_DIR` reads a "
+            "progress record's observed incomes into the plan folder; the report then lists these households.")
+            .format(folder=folder))
+    if near.empty:
+        return heading + "<p>" + _esc(tr("No household's observed income is within {within} of the line.").format(
+            within=yuan(within))) + "</p>"
+    return heading + _table(near)
+
+
+def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanContext | None, no_font: bool,
+           near_households: float, near_yuan: float) -> str:
     context = context or load_plan_context(plan_dir)
     plan, problem = context.plan, context.problem
     path = context.folder / "difficulties.json"
@@ -530,7 +578,7 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
         reached = hats.dropna(subset=["hat_off_year"])
         late = int((reached["hat_off_year"].astype(int) > reached["planned_hat_off_year"].astype(int)).sum())
         sustained = s.get("sustained_share")
-        near = near_misses(plan, problem)
+        near = near_misses(plan, problem, near_households)
         spend = spend_table(plan, "category").rename_axis(columns=None)
         spend["total"] = spend.sum(axis=1)
         parts += [_budget_section(plan),
@@ -550,10 +598,11 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
                       count=late)) + "</span>" if late else "")
                   + tr(".") + "</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
                   "<h3>" + _esc(tr("Counties within {within:.0f} households of their threshold at the deadline")
-                                .format(within=NEAR_HOUSEHOLDS)) + "</h3>"
+                                .format(within=near_households)) + "</h3>"
                   + (_table(near) if len(near) else
                      "<p>" + _esc(tr("No county is within {within:.0f} households of its threshold.").format(
-                         within=NEAR_HOUSEHOLDS)) + "</p>"),
+                         within=near_households)) + "</p>"),
+                  _near_line_section(context.folder, near_yuan),
                   _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),
@@ -574,4 +623,4 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
     return "\n".join(parts)
 
 __all__ = ["budget_sentence", "budget_table", "build_report", "county_incidence_by_year", "hat_off_years",
-           "near_misses", "poor_by_year", "spend_table", "village_table"]
+           "near_line", "near_misses", "poor_by_year", "spend_table", "village_table"]

@@ -74,6 +74,7 @@ TITLES: dict[str, str] = {
     "fd_check": "Check by finite differences", "earliest_year": "Earliest deadline met",
     "label": "Measure", "margin_households": "Households from the line", "side": "Where",
     "section": "Section", "planned_hat_off_year": "Planned hat-off year",
+    "observed_income": "Observed income (yuan per person)", "from_line": "From the line (yuan)",
     "compare.a": "A: this plan", "compare.b": "B: the other plan", "compare.change": "Change (B − A)",
 }
 
@@ -95,7 +96,7 @@ PYTHON_SPECS = {MONEY: ",.0f", SHARE: ".1%", PROBABILITY: ".3f", HOUSEHOLDS: ",.
                 "0.00%": ".2%", "#,##0.00": ",.2f"}
 FORMATS |= {"target_poor": HOUSEHOLDS, "national_path": HOUSEHOLDS, "allowed_by_thresholds": HOUSEHOLDS,
             "total": MONEY, "marginal_value": GENERAL, "earliest_year": YEAR, "planned_hat_off_year": YEAR,
-            "margin_households": HOUSEHOLDS}
+            "margin_households": HOUSEHOLDS, "observed_income": MONEY, "from_line": MONEY}
 FINGERPRINT_DIGITS = 12  # hex digits of a fingerprint shown on the page
 HEX_RUN = re.compile(r"\b[0-9a-f]{32,}\b")
 
