@@ -554,9 +554,11 @@ def _money_diff(old: Plan, new: Plan, record: Progress, year: int) -> pd.DataFra
     change = np.where(delta > 0, "more", "less")
     reason = np.where(history, "disbursed", "reoptimised")
     flow = m["source_id"] + " -> " + m["county_id"] + " " + m["category"] + " " + m["year"].astype(str)
-    paid = np.where(m["paid"] > 0, ", of which " + m["paid"].map("{:,.0f}".format) + " disbursed", "")
-    sentence = ("money " + flow + ": " + m["amount_old"].map("{:,.0f}".format) + " -> "
-                + m["amount"].map("{:,.0f}".format) + " yuan" + paid + " (" + pd.Series(reason, index=m.index)
+    def yuan(column: str) -> pd.Series:  # text even when no flow changed (an empty map stays float)
+        return m[column].map("{:,.0f}".format).astype(str)
+
+    paid = np.where(m["paid"] > 0, ", of which " + yuan("paid") + " disbursed", "")
+    sentence = ("money " + flow + ": " + yuan("amount_old") + " -> " + yuan("amount") + " yuan" + paid + " (" + pd.Series(reason, index=m.index)
                 .map(REASONS) + ")")
     return pd.DataFrame({"kind": "money", "id": flow.to_numpy(), "county_id": m["county_id"].to_numpy(),
                          "village_id": "", "change": change, "reason": reason,
