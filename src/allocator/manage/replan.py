@@ -558,8 +558,8 @@ def _money_diff(old: Plan, new: Plan, record: Progress, year: int) -> pd.DataFra
         return m[column].map("{:,.0f}".format).astype(str)
 
     paid = np.where(m["paid"] > 0, ", of which " + yuan("paid") + " disbursed", "")
-    sentence = ("money " + flow + ": " + yuan("amount_old") + " -> " + yuan("amount") + " yuan" + paid + " (" + pd.Series(reason, index=m.index)
-                .map(REASONS) + ")")
+    sentence = ("money " + flow + ": " + yuan("amount_old") + " -> " + yuan("amount") + " yuan" + paid + " ("
+                + pd.Series(reason, index=m.index).map(REASONS) + ")")
     return pd.DataFrame({"kind": "money", "id": flow.to_numpy(), "county_id": m["county_id"].to_numpy(),
                          "village_id": "", "change": change, "reason": reason,
                          "before": m["amount_old"].round(2).astype(str).to_numpy(),
