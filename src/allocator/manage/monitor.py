@@ -301,7 +301,8 @@ def _summary(context, record: Progress, states: pd.DataFrame, counties: pd.DataF
         ("counties_at_risk", words("counties whose schedule is at risk"), len(at_risk), "counties"),
     ]
     sentences = [say("By mid-{year}, {delivered:,} of the {due:,} packages due before {year} were delivered{rate}.",
-                     year=year, delivered=delivered, due=due, rate=f" ({delivered / due:.0%})" if due else "")]
+                     year=year, delivered=delivered, due=due,
+                     rate=words(" ({rate:.0%})", rate=delivered / due) if due else "")]
     if len(at_risk):
         sentences.append(say("Schedule at risk in {counties}.", counties=listed([words(
             "{county} (outlook {outlook:.2%} against {threshold:.0%}, {short:,.1f} households short)",

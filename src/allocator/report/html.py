@@ -361,13 +361,15 @@ def _marginal_section(values: dict, folder: Path) -> str:
     head = (_heading("Marginal values: where the next unit does most") + "<p class='muted'>"
             + _esc(tr("{method}: {meaning}. In {objective} ({penalty:,.0f}).{checked} All {rows} rows: {file}.")
                    ).format(
-                method=_esc(values.get("method")), meaning=_esc(values.get("meaning")),
-                objective=_esc(values.get("objective")), penalty=values.get("penalty", 0), checked=_esc(checked),
-                rows=len(rows), file=_esc(values.get("file"))) + "</p>")
+                method=_esc(values.get("method")), meaning=_esc(tr(values.get("meaning") or "")),
+                objective=_esc(tr(values.get("objective") or "")), penalty=values.get("penalty", 0),
+                checked=_esc(checked), rows=len(rows), file=_esc(values.get("file"))) + "</p>")
     rows = rows[rows["value"].abs() > 1e-9].sort_values("value", ascending=False, kind="stable").head(15)
     if rows.empty:
         return head + "<p>" + _esc(tr("No limited resource binds: one more unit of any of them buys nothing.")) + "</p>"
     rows = rows.rename(columns={"value": "marginal_value"})
+    for words in ("kind", "unit", "fd_check"):  # words of the catalogue in the language in use
+        rows[words] = rows[words].map(lambda word: tr(word) if isinstance(word, str) else word)
     return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "marginal_value", "fd_check"]])
 
 
@@ -464,7 +466,7 @@ def _compare_cell(section: str, item: str, value, signed: bool = False, solved: 
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "" if signed else tr("none") if solved or section != "outcomes" else tr("no solution")
     if not isinstance(value, int | float):
-        return shown(value)
+        return tr(value) if item == "status" else shown(value)
     sign = "+" if signed and value != 0 else ""
     value = 0 if value == 0 else value  # no "−0"
     if item in COMPARE_PERCENT:
