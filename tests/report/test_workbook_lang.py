@@ -15,7 +15,7 @@ from allocator.report.workbook import SHEETS, TITLES, write_workbook
 from tests.support.tiny import starved, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
-SHEET_NAMES = ["概要", "减贫进程", "县", "村", "农户", "项目", "资金安排", "预算使用", "制约因素"]
+SHEET_NAMES = ["概要", "减贫进程", "县", "接近退出标准的县", "村", "农户", "项目", "资金安排", "预算使用", "制约因素"]
 
 
 def run(*args, env=None):
@@ -78,3 +78,16 @@ def test_an_unknown_language_is_refused_before_writing(planned, tmp_path):
     assert result.exit_code == 2
     assert "unknown language 'xx'" in result.stderr and "en, zh" in result.stderr
     assert not (tmp_path / "xx.xlsx").exists()
+
+
+def test_the_near_misses_sheet_lists_the_counties_within_k_households(planned, tmp_path):
+    """C1 is 0.42 households short of its threshold: listed within 1 household, not within 0."""
+    book = load_workbook(write_workbook(planned, tmp_path / "near.xlsx", lang="zh", near_households=1))
+    near = rows(book, "接近退出标准的县")
+    assert near[0] == ("县", "县名", "位置", "距标准户数", "预计贫困发生率", "退出标准")
+    (county,) = [row for row in near[1:] if row[0] == "C1"]
+    assert county[1:3] == ("County 1", "未达到退出标准") and county[3] == pytest.approx(0.42, abs=0.01)
+    none = run("export", planned, "--xlsx", tmp_path / "none.xlsx", "--near-households", 0)
+    assert none.exit_code == 0, none.output
+    english = load_workbook(tmp_path / "none.xlsx")
+    assert [row[0] for row in rows(english, TITLES["sheet.near_misses"])] == ["County"]

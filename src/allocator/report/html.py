@@ -44,6 +44,7 @@ from allocator.report.charts import (
     village_map,
 )
 from allocator.report.i18n import check_language, current, language, tr
+from allocator.report.near import MONITOR_FOLDER, NEAR_HOUSEHOLDS, NEAR_YUAN, near_line, near_misses
 from allocator.report.titles import (
     FINGERPRINT_DIGITS,
     TITLES,
@@ -56,10 +57,7 @@ from allocator.report.titles import (
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
-MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 HTML_LANG = {"en": "en", "zh": "zh-CN"}  # the page's lang attribute, per language
-NEAR_HOUSEHOLDS = 5.0  # a county this many households or fewer from its threshold is a near miss
-NEAR_YUAN = 500.0  # a household whose observed income is this close to the poverty line is a near miss
 
 
 def poor_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
@@ -133,44 +131,6 @@ def budget_sentence(table: pd.DataFrame) -> str:
         [tr("{money} still carried at the end of {year}").format(money=yuan(left), year=int(last))]
         if left > 0.5 else [])
     return parts[0] + (f" ({tr(', ').join(details)})" if details else "") + tr(".")
-
-
-def near_misses(plan: Plan, problem: Problem, within: float = NEAR_HOUSEHOLDS) -> pd.DataFrame:
-    """Counties within ``within`` households of their threshold at the deadline: short of it
-    (off schedule, ``shortfall_households`` from counties.csv) or just under it (on schedule,
-    the households more that would still leave it under: (threshold − incidence) × rural
-    population)."""
-    counties = plan.counties.copy()
-    if counties.empty:
-        return pd.DataFrame(columns=["county_id", "side", "margin_households", "expected_incidence", "threshold"])
-    population = pd.Series(problem.county_rural_population, index=problem.county_ids.astype(str))
-    headroom = (counties["threshold"] - counties["expected_incidence"]) * counties["county_id"].astype(str).map(
-        population)
-    off = ~counties["on_schedule"].astype(bool)
-    counties["margin_households"] = np.where(off, counties["shortfall_households"], headroom)
-    counties["side"] = np.where(off, tr("short of the threshold"), tr("under the threshold"))
-    near = counties[counties["margin_households"].between(0, within)].sort_values("margin_households", kind="stable")
-    return near[["county_id", "side", "margin_households", "expected_incidence", "threshold"]].reset_index(drop=True)
-
-
-def near_line(folder: Path, within: float = NEAR_YUAN) -> pd.DataFrame | None:
-    """Households whose observed income is within ``within`` yuan of the poverty line, from the
-    progress record ``allocator monitor`` read into the plan folder (``monitor/``: the households
-    off track and to watch, with their incomes); None without one: the plan's own tables carry no
-    incomes (households.csv has packages, costs and exit probabilities, the scenario's households
-    table sizes and baseline exit chances)."""
-    monitor = folder / MONITOR_FOLDER
-    if not (monitor / "monitor.json").is_file():
-        return None
-    line = float(json.loads((monitor / "monitor.json").read_text())["poverty_line"])
-    seen = [pd.read_csv(monitor / name, dtype={"household_id": str, "village_id": str, "county_id": str})
-            for name in ("households_off_track.csv", "watch.csv") if (monitor / name).is_file()]
-    columns = ["household_id", "village_id", "county_id", "observed_income", "from_line"]
-    rows = pd.concat([frame[columns[:4]] for frame in seen if len(frame)] or [pd.DataFrame(columns=columns[:4])])
-    rows = rows.dropna(subset=["observed_income"]).drop_duplicates("household_id")
-    rows["from_line"] = rows["observed_income"].astype(float) - line
-    near = rows[rows["from_line"].abs() <= within].sort_values("from_line", key=abs, kind="stable")
-    return near[columns].reset_index(drop=True)
 
 
 def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:

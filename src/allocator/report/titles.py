@@ -24,6 +24,7 @@ TITLES: dict[str, str] = {
     "sheet.summary": "Summary", "sheet.path": "Path", "sheet.counties": "Counties", "sheet.villages": "Villages",
     "sheet.households": "Households", "sheet.projects": "Projects", "sheet.funding": "Funding",
     "sheet.budget_use": "Budget use", "sheet.difficulties": "Difficulties",
+    "sheet.near_misses": "Counties near the threshold",
     # columns
     "item": "Item", "value": "Value",
     "year": "Year", "region_id": "Region", "region_name": "Region name",

@@ -1,5 +1,5 @@
-"""The plan as one Excel workbook: summary, path, counties, villages, households, projects,
-funding, budget use and difficulties, one sheet each.
+"""The plan as one Excel workbook: summary, path, counties, counties near their threshold (near
+misses), villages, households, projects, funding, budget use and difficulties, one sheet each.
 
 Names stand beside ids (counties and villages from the input tables), columns carry human
 titles (:data:`TITLES`, the one place the workbook's words live, in English or Chinese through
@@ -28,14 +28,15 @@ from openpyxl.utils import get_column_letter
 from allocator.messages import sentence as said
 from allocator.plan.context import PlanContext, load_plan_context
 from allocator.report.i18n import language, tr
+from allocator.report.near import NEAR_HOUSEHOLDS, near_misses
 from allocator.report.titles import COUNT, FORMATS, HOUSEHOLDS, MONEY, SHARE, TITLES, status_words, title
 
 SUMMARY_FORMATS = {"expected_exits": HOUSEHOLDS, "sustained_exits": HOUSEHOLDS, "sustained_share": SHARE,
                    "total_shortfall": HOUSEHOLDS, "total_cost": MONEY, "money_available": MONEY, "gap": "0.00%",
                    "bound": "#,##0.00", "households_with_package": COUNT, "projects_built": COUNT,
                    "solve_seconds": "0.00"}
-SHEETS = ("summary", "path", "counties", "villages", "households", "projects", "funding", "budget_use",
-          "difficulties")
+SHEETS = ("summary", "path", "counties", "near_misses", "villages", "households", "projects", "funding",
+          "budget_use", "difficulties")
 WIDTH_SAMPLE = 500  # rows looked at to size a column
 BLOCK_ROWS = 20_000  # rows converted to Python values at a time
 MIN_WIDTH, MAX_WIDTH = 8, 60
@@ -71,6 +72,14 @@ def counties_sheet(context: PlanContext) -> pd.DataFrame:
     counties = context.plan.counties.copy()
     counties.insert(1, "county_name", counties["county_id"].map(_names(context.tables.get("regions"), "region_id")))
     return counties
+
+
+def near_misses_sheet(context: PlanContext, within: float = NEAR_HOUSEHOLDS) -> pd.DataFrame:
+    """The counties within ``within`` households of their threshold at the deadline
+    (:func:`allocator.report.near.near_misses`), with their names."""
+    near = near_misses(context.plan, context.problem, within)
+    near.insert(1, "county_name", near["county_id"].map(_names(context.tables.get("regions"), "region_id")))
+    return near
 
 
 def villages_sheet(context: PlanContext) -> pd.DataFrame:
@@ -277,31 +286,35 @@ def _summary_sheet(book: Workbook, context: PlanContext) -> None:
         sheet.append([title(f"summary.{key}"), cell])
 
 
-SHEET_FRAMES = {"path": path_sheet, "counties": counties_sheet, "villages": villages_sheet,
+SHEET_FRAMES = {"path": path_sheet, "counties": counties_sheet, "near_misses": near_misses_sheet,
+                "villages": villages_sheet,
                 "households": households_sheet, "projects": projects_sheet, "funding": funding_sheet,
                 "budget_use": budget_use_sheet, "difficulties": difficulties_sheet}
 
 
-def plan_workbook(plan_dir: str | Path, *, context: PlanContext | None = None, lang: str = "en") -> Workbook:
+def plan_workbook(plan_dir: str | Path, *, context: PlanContext | None = None, lang: str = "en",
+                  near_households: float = NEAR_HOUSEHOLDS) -> Workbook:
     """The plan folder as a write-only openpyxl workbook in ``lang`` (``en`` or ``zh``;
-    :class:`ValueError` for another), to be saved once (:func:`write_workbook` does). Raises
+    :class:`ValueError` for another), its near misses the counties within ``near_households``
+    households of their threshold, to be saved once (:func:`write_workbook` does). Raises
     :class:`allocator.errors.InputError` when the folder is not a plan or its scenario changed
     since it was made."""
     with language(lang):
         context = context or load_plan_context(plan_dir)
         book = Workbook(write_only=True)
         _summary_sheet(book, context)
+        frames = {**SHEET_FRAMES, "near_misses": lambda given: near_misses_sheet(given, near_households)}
         for key in SHEETS[1:]:
-            _sheet(book, key, SHEET_FRAMES[key](context))
+            _sheet(book, key, frames[key](context))
     return book
 
 
 def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanContext | None = None,
-                   lang: str = "en") -> Path:
+                   lang: str = "en", near_households: float = NEAR_HOUSEHOLDS) -> Path:
     """Write the plan's workbook, in ``lang``, to ``path`` (whole, then moved into place: a
     reader never sees half a file). Returns the path."""
     path = Path(path)
-    book = plan_workbook(plan_dir, context=context, lang=lang)
+    book = plan_workbook(plan_dir, context=context, lang=lang, near_households=near_households)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         book.save(partial)
@@ -312,5 +325,5 @@ def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanConte
 
 
 __all__ = ["FORMATS", "SHEETS", "TITLES", "budget_use_sheet", "counties_sheet", "difficulties_sheet",
-           "funding_sheet", "households_sheet", "path_sheet", "plan_workbook", "projects_sheet", "summary_rows",
-           "villages_sheet", "write_workbook"]
+           "funding_sheet", "households_sheet", "near_misses_sheet", "path_sheet", "plan_workbook", "projects_sheet",
+           "summary_rows", "villages_sheet", "write_workbook"]
