@@ -43,7 +43,7 @@ def test_solve_prints_its_summary_in_chinese(solved):
     plan_dir, text = solved
     assert f"规划 tiny → {plan_dir}" in text
     for line in ("│ 状态                  │ 最优 ", "│ 按期摘帽的县          │ 2个中1个", "各年末未脱贫比例",
-                 "2016 76.7%，2017 75.6%，2018 74.6%", "总费用（元）          │ 9,000"):
+                 "2016 76.7%、2017 75.6%、2018 74.6%", "总费用（元）          │ 9,000"):
         assert line in text, line
     assert "status" not in text and "expected exits" not in text
 
