@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import allocator
 from allocator import cli
+from allocator.report.i18n import translations
 from allocator.report.workbook import SHEETS, TITLES, write_workbook
 from tests.support.tiny import starved, write_folder
 
@@ -91,3 +92,9 @@ def test_the_near_misses_sheet_lists_the_counties_within_k_households(planned, t
     assert none.exit_code == 0, none.output
     english = load_workbook(tmp_path / "none.xlsx")
     assert [row[0] for row in rows(english, TITLES["sheet.near_misses"])] == ["County"]
+
+
+def test_every_title_has_its_chinese_words():
+    """A title added to TITLES without its catalogue entry would show in English in a Chinese workbook."""
+    catalogue = translations("zh")
+    assert [text for text in TITLES.values() if catalogue.gettext(text) == text] == []
