@@ -85,7 +85,7 @@ def test_a_county_whose_households_fall_back_is_at_risk(tiny_plan, tmp_path):
     for name, columns in COLUMNS.items():  # monitor.json describes every column of every table
         assert list(pd.read_csv(folder / name, nrows=0).columns) == list(columns)
         assert summary["files"][name]["columns"] == columns
-    assert all({"key", "label", "value", "unit"} == set(row) for row in summary["headline"])
+    assert all({"key", "label", "message", "value", "unit"} == set(row) for row in summary["headline"])
     assert summary["monitoring_line"] == pytest.approx(EDGE_FACTOR * summary["poverty_line"])
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import allocator
-from allocator.plan.compare import compare_plans
+from allocator.plan.compare import compare_plans, unsolved
 from allocator.synth import generate_preset
 from tests.support.tiny import write_folder
 
@@ -65,3 +65,20 @@ def test_cli_compare(two_plans, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "allocator", "compare", str(tmp_path), str(two_plans["poor"])],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not a plan folder" in missing.stderr
+
+
+def test_a_plan_with_no_solution_has_missing_outcomes_not_zeros(two_plans, tmp_path):
+    tables = generate_preset("tiny", seed=4, start_year=2016, deadline_year=2018, money_scale=0.01)
+    path = write_folder(tables, tmp_path / "data", policy={"deadline": "hard"},
+                        solver={"method": "exact", "mip_gap": 1e-2, "time_limit": 20})
+    none = allocator.solve(allocator.load_scenario(path))
+    assert none.summary["expected_exits"] is None
+    rich = allocator.Plan.read(two_plans["rich"])
+    assert unsolved(rich, none) == ["B"] and unsolved(none, rich) == ["A"] and unsolved(rich, rich) == []
+    rows = compare_plans(rich, none)
+    assert set(rows["section"]) <= {"inputs", "outcomes"}, "no spend, county or budget rows against no solution"
+    assert not rows["item"].str.startswith("money ").any(), "no funds read as zero"
+    outcomes = rows[rows["section"] == "outcomes"].set_index("item")
+    assert outcomes.loc["expected_exits", "a"] == pytest.approx(rich.expected_exits)
+    for item in ("expected_exits", "total_cost", "counties_on_schedule"):
+        assert outcomes.loc[item, "b"] is None and pd.isna(outcomes.loc[item, "change"]), item

@@ -154,3 +154,15 @@ def test_values_as_a_person_reads_them():
     assert shown(float("nan"), "spend") == "" and shown(None) == "" and shown(pd.NA) == ""
     assert shown(np.bool_(True)) == "yes"
     assert shown("a" * 64) == "a" * 12
+
+
+def test_a_comparison_with_a_plan_that_has_no_solution_says_so(plans, no_solution):
+    text = visible(build_report(plans["starved"], compare_with=no_solution))
+    assert_readable(text)
+    assert "B has no solution: its outcomes are missing, not zero" in text
+    table = text.split("Inputs and outcomes that differ.", 1)[1]
+    assert "Expected exits 1.8 no solution" in table and "spend by" not in table and "fund central" not in table
+    backwards = visible(build_report(no_solution, compare_with=plans["starved"]))
+    assert "A has no solution" in backwards and "Expected exits no solution 1.8" in backwards
+    chinese = visible(build_report(plans["starved"], compare_with=no_solution, lang="zh"))
+    assert "B无解：其结果为缺失而非零" in chinese and "预计脱贫户数 1.8 无解" in chinese

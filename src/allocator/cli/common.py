@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from allocator.errors import InputError, Issue
+from allocator.report.i18n import ENV, LANGUAGES, check_language, language, tr
 from allocator.version import __version__
 
 HELP = ("allocator: where poverty-alleviation money, projects and people should go.\n\n"
@@ -51,6 +53,19 @@ def _print_version(asked: bool) -> None:
 def _options(version: bool = typer.Option(False, "--version", help="print the version and exit",
                                           is_eager=True, callback=_print_version)) -> None:
     """The options of ``allocator`` itself."""
+
+
+Lang = Annotated[str | None, typer.Option("--lang", envvar=ENV, show_envvar=True,
+                                          help="language of what is written: en or zh (default en)")]
+
+
+def chosen_language(lang: str | None) -> str:
+    """``--lang`` (or ALLOCATOR_LANG) as a known language code; an unknown one exits 2 saying which there are."""
+    try:
+        return check_language(lang)
+    except ValueError:
+        fail_input(InputError([Issue("--lang", f"unknown language {lang!r}",
+                                     expected=f"one of {', '.join(LANGUAGES)} (--lang or {ENV})")]))
 
 
 class ProgressPrinter:
@@ -117,39 +132,47 @@ def fail_input(error: InputError, flags: dict[str, str] | None = None) -> None:
 
 def path_text(path: list[dict]) -> str:
     """'2016 77.5% (target 78.5%), 2017 ...': the share of the registered poor still poor each year-end."""
-    return ", ".join(f"{row['year']} {row['share']:.1%}" + (f" (target {row['target']:.1%})" if row.get("target")
-                                                             is not None else "") for row in path) or "n/a"
+    return tr(", ").join(f"{row['year']} {row['share']:.1%}" + (
+        " " + tr("(target {target})").format(target=f"{row['target']:.1%}") if row.get("target") is not None
+        else "") for row in path) or tr("n/a")
 
 
 def print_summary(summary: dict, folder: Path) -> None:
-    """The plan's headline as a table; the status in words (a run that found no plan in its
-    time is not a crash) with the next step when there is one."""
+    """The plan's headline as a table, in the language in use (:func:`allocator.report.i18n.language`);
+    the status in words (a run that found no plan in its time is not a crash) with the next step when
+    there is one."""
     from allocator.report.titles import status_words
 
     words, step = status_words(summary)
-    table = Table(title=f"plan {summary['scenario']} → {folder}", show_header=False)
-    rows = [("status", words if words == summary["status"] else f"{words}; status: {summary['status']}"),
-            ("method / backend", f"{summary['method']} / {summary['backend']}")]
+    with language("en"):  # the status code is shown beside its words unless they are the same English word
+        plain = status_words(summary)[0] == summary["status"]
+    table = Table(title=tr("plan {scenario} → {folder}").format(scenario=summary["scenario"], folder=folder),
+                  show_header=False)
+    status = words if plain else tr("{words}; status: {status}").format(words=words, status=summary["status"])
+    rows = [("status", status), ("method / backend", f"{summary['method']} / {summary['backend']}")]
     if step:
         rows.append(("next step", step.replace("PLAN_DIR", str(folder)).replace("`", "")))
     if summary.get("expected_exits") is not None:
+        shortfall = f"{summary['total_shortfall']:,.1f}"
+        if summary.get("target_shortfall"):
+            shortfall += " " + tr("(targets {shortfall})").format(shortfall=f"{summary['target_shortfall']:,.1f}")
         rows += [
             ("expected exits", f"{summary['expected_exits']:,.1f}"),
             ("sustained exits", f"{summary['sustained_exits']:,.1f} ({summary['sustained_share']:.1%})"
-             if summary.get("sustained_share") is not None else "n/a"),
+             if summary.get("sustained_share") is not None else tr("n/a")),
             ("value / bound / gap", f"{summary['value']:,.1f} / {summary['bound']:,.1f} / {summary['gap']:.3%}"
-             if summary.get("gap") is not None else "n/a"),
-            ("counties on schedule", f"{summary['counties_on_schedule']} of {summary['counties_total']}"),
+             if summary.get("gap") is not None else tr("n/a")),
+            ("counties on schedule", tr("{part} of {whole}").format(part=summary["counties_on_schedule"],
+                                                                    whole=summary["counties_total"])),
             ("still poor by year", path_text(summary.get("path") or [])),
-            ("total shortfall (households)", f"{summary['total_shortfall']:,.1f}"
-             + (f" (targets {summary['target_shortfall']:,.1f})" if summary.get("target_shortfall") else "")),
+            ("total shortfall (households)", shortfall),
             ("total cost (yuan)", f"{summary['total_cost']:,.0f}"),
         ]
     rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))
     if summary.get("message"):
         rows.append(("note", summary["message"]))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(tr(key), value)
     out.print(table)
 
 
@@ -164,22 +187,23 @@ def cell(value, signed: bool = False) -> str:
 
 
 def number(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+    return tr("n/a") if value is None else format(value, spec)
 
 
 def print_baselines(rows: list[dict]) -> None:
-    table = Table(title="the optimised plan against the usual rules")
+    """The usual rules' plans against the optimised one, in the language in use."""
+    table = Table(title=tr("the optimised plan against the usual rules"))
     for column in ("rule", "status", "expected exits", "counties on schedule", "money idle (yuan)",
                    "uplift (exits)", "uplift (counties)"):
-        table.add_column(column)
+        table.add_column(tr(column))
     for row in rows:
-        table.add_row(row["baseline"], row["status"], number(row["expected_exits"], ",.1f"),
+        table.add_row(tr(row["baseline"]), tr(row["status"]), number(row["expected_exits"], ",.1f"),
                       number(row["counties_on_schedule"], "d"), number(row.get("money_idle"), ",.0f"),
                       number(row["uplift_exits"], "+,.1f"), number(row["uplift_counties"], "+d"))
     out.print(table)
     for row in rows:
         if row["status"] == "not applicable":
-            out.print(f"{row['baseline']}: not applicable: {row['message']}")
+            out.print(f"{tr(row['baseline'])}: {tr('not applicable')}: {row['message']}")
 
 
 def raw_scenario(path: Path):

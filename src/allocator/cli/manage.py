@@ -9,15 +9,20 @@ import typer
 from rich.table import Table
 
 from allocator.cli.common import (
+    Lang,
     ProgressPrinter,
     app,
     cell,
+    chosen_language,
     fail_input,
     out,
     print_summary,
 )
 from allocator.errors import InputError
 from allocator.inputs.provenance import check_output_folder
+from allocator.messages import render
+from allocator.messages import sentence as said
+from allocator.report.i18n import language, tr
 
 
 @app.command()
@@ -27,10 +32,12 @@ def monitor(
     out_dir: Annotated[Path | None, typer.Option("--out", help="folder for the tables (default PLAN_DIR/monitor)")]
     = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    lang: Lang = None,
 ) -> None:
     """Plan against actual: counties, villages, households off track, counties at risk and households to watch."""
     from allocator.manage.monitor import monitor_progress
 
+    lang = chosen_language(lang)
     progress = ProgressPrinter(quiet)
     folder = out_dir or plan_dir / "monitor"
     try:
@@ -40,7 +47,8 @@ def monitor(
     except InputError as error:
         fail_input(error)
     result.write(folder)
-    _print_report(result.summary, folder)
+    with language(lang):
+        _print_report(result.summary, folder)
 
 
 @app.command()
@@ -54,10 +62,12 @@ def replan(
                                              "be changed (0: none); also reports the exits it costs")] = 0.0,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds per solve")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    lang: Lang = None,
 ) -> None:
     """Re-plan a running plan from a progress record: delivered, started and paid are pinned, the rest re-optimised."""
     from allocator.manage.replan import replan_folder
 
+    lang = chosen_language(lang)
     try:
         check_output_folder(out_dir, "re-plan")
         result = replan_folder(plan_dir, progress_dir, from_year=from_year, stability=stability,
@@ -65,8 +75,9 @@ def replan(
     except InputError as error:
         fail_input(error, {"from_year": "--from-year"})
     result.write(out_dir)
-    print_summary(result.plan.summary, out_dir)
-    _print_report(result.summary, out_dir / "replan.json")
+    with language(lang):
+        print_summary(result.plan.summary, out_dir)
+        _print_report(result.summary, out_dir / "replan.json")
     if result.remaining.status not in ("optimal", "feasible"):
         raise typer.Exit(1)
 
@@ -103,13 +114,17 @@ SINGULAR = {"households": "household", "counties": "county", "projects": "projec
 
 
 def _print_report(summary: dict, where: Path) -> None:
-    """The headline numbers and sentences of a self-describing summary (monitor.json, replan.json)."""
-    table = Table(title=f"{summary['title']} → {where}", show_header=False)
+    """The headline numbers and sentences of a self-describing summary (monitor.json, replan.json),
+    in the language in use: each label and sentence through its message (:mod:`allocator.messages`)."""
+    heading = render(summary["title_message"], tr) if summary.get("title_message") else summary["title"]
+    table = Table(title=f"{heading} → {where}", show_header=False)
     for row in summary["headline"]:
         value = row["value"]
-        shown = "n/a" if value is None else f"{value:.1%}" if row["unit"] == "share" else cell(value)
+        shown = tr("n/a") if value is None else f"{value:.1%}" if row["unit"] == "share" else cell(value)
         unit = "" if row["unit"] == "share" else SINGULAR.get(row["unit"], row["unit"]) if value == 1 else row["unit"]
-        table.add_row(row["label"], f"{shown} {unit}".strip())
+        table.add_row(said({"sentence": row["label"], "message": row.get("message")}, tr),
+                      f"{shown} {tr(unit) if unit else ''}".strip())
     out.print(table)
-    for sentence in summary["sentences"]:
-        out.print(f"- {sentence}", markup=False)
+    messages = summary.get("messages") or summary["sentences"]
+    for message in messages:
+        out.print(f"- {render(message, tr)}", markup=False)

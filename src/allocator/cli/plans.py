@@ -11,9 +11,11 @@ import typer
 from rich.table import Table
 
 from allocator.cli.common import (
+    Lang,
     ProgressPrinter,
     app,
     cell,
+    chosen_language,
     err,
     fail_input,
     out,
@@ -22,6 +24,7 @@ from allocator.cli.common import (
 )
 from allocator.errors import InputError, Issue, SolverUnavailable
 from allocator.inputs.provenance import check_output_folder, output_folder, read_manifest
+from allocator.report.i18n import language, tr
 
 
 @app.command()
@@ -60,11 +63,14 @@ def solve(
     workers: Annotated[int | None, typer.Option(min=1, help="decompose on a new Dask LocalCluster of N worker "
                                                 "processes (ignored with --scheduler)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    lang: Lang = None,
 ) -> None:
     """Solve a scenario and write its plan folder (with --scheduler or --workers: decomposed, on Dask)."""
     from allocator.inputs.scenario import load_scenario, scenario_from_dict
     from allocator.optimize.pipeline import solve as run
     from allocator.report.charts import write_plan_folder
+
+    lang = chosen_language(lang)
 
     try:
         sc = load_scenario(scenario)
@@ -83,9 +89,10 @@ def solve(
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     write_plan_folder(plan, folder)
-    print_summary(plan.summary, folder)
-    if plan.baselines:
-        print_baselines(plan.summary["baselines"])
+    with language(lang):
+        print_summary(plan.summary, folder)
+        if plan.baselines:
+            print_baselines(plan.summary["baselines"])
     if plan.status not in ("optimal", "feasible"):
         raise typer.Exit(1)
 
@@ -102,11 +109,15 @@ def explain(
         "--extra", help="SOURCE:YEAR:AMOUNT: re-solve with AMOUNT yuan more of SOURCE in YEAR and say where it "
         "goes and what it buys against the marginal values")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    lang: Lang = None,
 ) -> None:
-    """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json."""
+    """Why counties miss the deadline, what binds them, and what it would take; writes difficulties.json
+    (its sentences are read in either language: --lang chooses the one printed)."""
     from allocator.explain.difficulties import explain_plan, write_difficulties
     from allocator.explain.extra import SOURCE, parse_extra
     from allocator.inputs.provenance import check_output_folder
+
+    lang = chosen_language(lang)
 
     try:
         more = parse_extra(extra) if extra is not None else None
@@ -118,50 +129,59 @@ def explain(
     except InputError as error:  # the extra money's issues are the flag's
         fail_input(InputError([dataclasses.replace(i, file="--extra") if i.file == SOURCE else i
                                 for i in error.issues], error.truncated))
-    _print_difficulties(found, plan_dir)
+    with language(lang):
+        _print_difficulties(found, plan_dir)
 
 
 def _print_difficulties(found: dict, folder: Path) -> None:
-    """Each finding on one line (a terminal wraps it; a pipe or a log keeps the sentence whole)."""
+    """Each finding on one line (a terminal wraps it; a pipe or a log keeps the sentence whole), in
+    the language in use: the stored sentences through their messages (:mod:`allocator.messages`)."""
+    from allocator.messages import sentence as said
     from allocator.optimize.marginal import sentence
 
     def say(text: str, **options) -> None:
         out.print(text, soft_wrap=True, **options)
 
-    say(f"[bold]difficulties[/bold] → {folder / 'difficulties.json'}")
+    say(f"[bold]{tr('difficulties')}[/bold] → {folder / 'difficulties.json'}")
     if found.get("sentence"):
-        say(f"- {found['sentence']}", markup=False)
+        say(f"- {said(found, tr)}", markup=False)
     if not found["counties_off_schedule"] and not found.get("sentence"):
-        say(f"- every county is on schedule ({found['counties_total']} of {found['counties_total']})")
+        say("- " + tr("every county is on schedule ({part} of {whole})").format(part=found["counties_total"],
+                                                                                  whole=found["counties_total"]))
     for county in found["counties_off_schedule"]:
-        say(f"- {county['county_id']} is {county['shortfall_households']:,.1f} households short "
-            f"(expected incidence {county['expected_incidence']:.2%} against {county['threshold']:.0%})",
-            markup=False)
+        say("- " + tr("{county} is {households} households short (expected incidence {incidence} against "
+                      "{threshold})").format(county=county["county_id"],
+                                             households=f"{county['shortfall_households']:,.1f}",
+                                             incidence=f"{county['expected_incidence']:.2%}",
+                                             threshold=f"{county['threshold']:.0%}"), markup=False)
         for reason in county["reasons"]:
-            say(f"    {reason['sentence']}", markup=False)
+            say(f"    {said(reason, tr)}", markup=False)
     values = found.get("marginal_values") or {}
     if values.get("top"):
-        say(f"- marginal values ({values['objective']}; the table: {folder / values['file']}):", markup=False)
+        say("- " + tr("marginal values ({objective}; the table: {file}):").format(
+            objective=tr(values["objective"]), file=folder / values["file"]), markup=False)
     for row in values.get("top", [])[:5]:
-        say(f"    {sentence(row)}", markup=False)
+        say(f"    {sentence(row, tr)}", markup=False)
     if found.get("conflict"):
-        say(f"- {found['conflict']['sentence']}", markup=False)
+        say(f"- {said(found['conflict'], tr)}", markup=False)
     take = found.get("what_it_would_take")
     if take:
-        verified = " (verified by re-solving)" if take.get("verified") else ""
-        say(f"- what it would take{verified}: {take['sentence']}", markup=False)
+        verified = tr(" (verified by re-solving)") if take.get("verified") else ""
+        say("- " + tr("what it would take{verified}: {sentence}").format(verified=verified, sentence=said(take, tr)),
+            markup=False)
     for run in found.get("earliest_deadlines", {}).get("runs", []):
-        say(f"- with {run['deadline']} as the deadline, {run['counties_on_schedule']} of "
-            f"{found['counties_total']} counties could be on schedule", markup=False)
+        say("- " + tr("with {deadline} as the deadline, {part} of {whole} counties could be on schedule").format(
+            deadline=run["deadline"], part=run["counties_on_schedule"], whole=found["counties_total"]), markup=False)
     more = found.get("extra_money")
     if more:
-        say(f"- {more['sentence']} ({more['method']}, {more['seconds']:.0f} s)", markup=False)
+        say(f"- {said(more, tr)} ({more['method']}, {more['seconds']:.0f} s)", markup=False)
         for county in more.get("counties", [])[:10]:
-            say(f"    {county['county_id']}: {county['extra_spend']:,.0f} yuan more, "
-                f"{county['exits']:+,.2f} expected exits", markup=False)
+            say("    " + tr("{county}: {money} yuan more, {exits} expected exits").format(
+                county=county["county_id"], money=f"{county['extra_spend']:,.0f}", exits=f"{county['exits']:+,.2f}"),
+                markup=False)
         if more.get("categories"):
-            say("    by category: " + ", ".join(f"{c['category']} {c['extra_spend']:+,.0f}"
-                                              for c in more["categories"]), markup=False)
+            say("    " + tr("by category: {spend}").format(spend=tr(", ").join(
+                f"{tr(c['category'])} {c['extra_spend']:+,.0f}" for c in more["categories"])), markup=False)
 
 
 @app.command()
@@ -171,18 +191,18 @@ def report(
     = None,
     compare_with: Annotated[Path | None, typer.Option("--compare", help="another plan folder to compare with")]
     = None,
-    lang: Annotated[str | None, typer.Option("--lang", envvar="ALLOCATOR_LANG", show_envvar=True,
-                                             help="the report's language: en or zh (default en)")] = None,
+    lang: Lang = None,
+    near_households: Annotated[float | None, typer.Option(
+        "--near-households", min=0, help="near misses: counties within this many households of their threshold "
+        "(default 5)")] = None,
+    near_yuan: Annotated[float | None, typer.Option(
+        "--near-yuan", min=0, help="near misses: households whose observed income (from allocator monitor's "
+        "record) is within this many yuan of the poverty line (default 500)")] = None,
 ) -> None:
-    """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines."""
+    """A self-contained HTML report of a plan: headline numbers, charts, difficulties, baselines, near misses."""
     from allocator.report.html import build_report
-    from allocator.report.i18n import LANGUAGES, check_language
 
-    try:
-        lang = check_language(lang)
-    except ValueError:
-        fail_input(InputError([Issue("--lang", f"unknown language {lang!r}",
-                                     expected=f"one of {', '.join(LANGUAGES)} (--lang or ALLOCATOR_LANG)")]))
+    lang = chosen_language(lang)
 
     own = plan_dir / "report.html"
     html_file = html_file or own
@@ -200,7 +220,9 @@ def report(
     try:
         if ours:
             check_output_folder(folder)
-        page = build_report(plan_dir, compare_with=compare_with, lang=lang)
+        near = {key: value for key, value in (("near_households", near_households), ("near_yuan", near_yuan))
+                if value is not None}  # the report's own defaults otherwise
+        page = build_report(plan_dir, compare_with=compare_with, lang=lang, **near)
     except InputError as error:
         fail_input(error)
     folder.mkdir(parents=True, exist_ok=True)
@@ -214,10 +236,16 @@ def compare(
     plan_a: Annotated[Path, typer.Argument(help="first plan folder")],
     plan_b: Annotated[Path, typer.Argument(help="second plan folder")],
     out_file: Annotated[Path | None, typer.Option("--out", help="also write the differences as CSV")] = None,
+    lang: Lang = None,
 ) -> None:
-    """What differs between two plans: inputs (money, policy, data counts) and outcomes."""
-    from allocator.plan.compare import compare_plans, inputs_sentence
+    """What differs between two plans: inputs (money, policy, data counts) and outcomes.
+
+    A plan with no solution is said to have none: its outcomes are missing, never zeros."""
+    from allocator.plan.compare import compare_plans, inputs_sentence, unsolved
     from allocator.plan.plan import Plan
+    from allocator.report.titles import TITLES, title, unsolved_sentence
+
+    lang = chosen_language(lang)
 
     plans = []
     for folder in (plan_a, plan_b):
@@ -229,10 +257,14 @@ def compare(
         if out_file.exists():
             fail_input(InputError([Issue(str(out_file), "exists; choose another --out so nothing is overwritten")]))
         rows.to_csv(out_file, index=False)
-    table = Table(title=f"A = {plan_a}   B = {plan_b}")
-    for column in ("section", "item", "A", "B", "B - A"):
-        table.add_column(column, overflow="fold")
-    for row in rows.itertuples(index=False):
-        table.add_row(row.section, row.item, cell(row.a), cell(row.b), cell(row.change, signed=True))
-    out.print(table)
-    out.print(f"- {inputs_sentence(*plans)}", markup=False)
+    with language(lang):
+        table = Table(title=f"A = {plan_a}   B = {plan_b}")
+        for column in ("section", "item", "A", "B", "B - A"):
+            table.add_column(tr(column), overflow="fold")
+        for row in rows.itertuples(index=False):  # an item is its key (scripts read it); in Chinese its title
+            item = title(f"summary.{row.item}") if lang != "en" and f"summary.{row.item}" in TITLES else row.item
+            table.add_row(tr(row.section), item, cell(row.a), cell(row.b), cell(row.change, signed=True))
+        out.print(table)
+        for name in unsolved(*plans):
+            out.print(f"- {unsolved_sentence(name)}", markup=False)
+        out.print(f"- {inputs_sentence(*plans, translate=tr)}", markup=False)

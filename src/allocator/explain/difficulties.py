@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from allocator.explain.extra import ExtraMoney, check_extra, extra_money
 from allocator.inputs.provenance import output_folder
 from allocator.inputs.tables import CATEGORIES
+from allocator.messages import listed, say, words
 from allocator.model.formulation import Formulation, budget_windows, county_exit_need, formulate
 from allocator.model.linear import LinearModel
 from allocator.model.problem import Problem, build_problem
@@ -72,7 +73,7 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
     """Counties off schedule, with their shortfall and the rules that bind them, in planner words."""
     p = fm.problem
     if plan.summary.get("expected_exits") is None:  # no plan: the solve's own words say why
-        return {"status": plan.status, "sentence": _no_plan_sentence(plan.summary),
+        return {"status": plan.status, **_no_plan_sentence(plan.summary),
                 "counties_off_schedule": [], "counties_total": len(p.county_ids), "binding_funds": []}
     x = plan_vector(fm, plan)
     binding = binding_rows(fm, x)
@@ -96,34 +97,39 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
         hat_off = int(p.years[p.county_hat_off[c]])
         achieved = getattr(row, "achieved_hat_off_year", None)
         achieved = None if achieved is None or pd.isna(achieved) else int(achieved)
-        schedule = (f"{row.county_id} is to take off its hat at the end of {hat_off} and is "
-                    f"{row.shortfall_households:,.1f} households above its threshold then; "
-                    + (f"the plan gets it there by {achieved}" if achieved is not None
-                       else "the plan does not get it there by the deadline"))
+        county = str(row.county_id)
+        schedule = say("{county} is to take off its hat at the end of {year} and is {households:,.1f} households "
+                       "above its threshold then; {reached}", county=county, year=hat_off,
+                       households=float(row.shortfall_households),
+                       reached=words("the plan gets it there by {year}", year=achieved) if achieved is not None
+                       else words("the plan does not get it there by the deadline"))
         if best_by_county[c] < need[c] - 1e-9:
-            reasons.append({"rule": "packages", "sentence": (
-                f"even if every poor household of {row.county_id} took its best package in time, "
-                f"{need[c] - best_by_county[c]:,.1f} households would still be above the threshold at the end of "
-                f"{hat_off}: more money cannot fix this; better packages or more time can")})
+            reasons.append({"rule": "packages", **say(
+                "even if every poor household of {county} took its best package in time, {households:,.1f} "
+                "households would still be above the threshold at the end of {year}: more money cannot fix this; "
+                "better packages or more time can", county=county, households=float(need[c] - best_by_county[c]),
+                year=hat_off)})
         funds = [r for r in binding_funds if _window_pays(p, windows[r], c)]
         if funds:
             names = ", ".join(_window_name(p, windows[r]) for r in funds)
-            reasons.append({"rule": "source budget", "funds": names, "sentence": (
-                f"funds that may pay in {row.county_id} are fully spent: {names}")})
+            reasons.append({"rule": "source budget", "funds": names, **say(
+                "funds that may pay in {county} are fully spent: {funds}", county=county, funds=names)})
         regions = [r for r in binding_people if _personnel_in_county(p, r, c)]
         if regions:
             names = ", ".join(f"{personnel_region(p, r)} {p.years[p.pers_year[r]]}" for r in regions)
-            reasons.append({"rule": "personnel hours", "regions": names, "sentence": (
-                f"cadre hours are fully used in: {names}")})
+            reasons.append({"rule": "personnel hours", "regions": names, **say(
+                "cadre hours are fully used in: {regions}", regions=names)})
         for r in binding_shares:
-            reasons.append({"rule": "category share", "sentence": f"the category share rule "
-                            f"{_share_name(fm, r)} binds (it limits what the money may buy everywhere)"})
+            reasons.append({"rule": "category share", **say(
+                "the category share rule {rule} binds (it limits what the money may buy everywhere)",
+                rule=_share_name(fm, r))})
         for q in unstartable[p.proj_county[unstartable] == c]:
-            reasons.append({"rule": "mandatory project timing", "sentence": (
-                f"mandatory project {p.proj_ids[q]} in village {p.village_ids[p.proj_village[q]]} takes "
-                f"{p.proj_duration[q]} years and cannot finish by {p.deadline_year}")})
-        counties.append({"county_id": str(row.county_id), "hat_off_year": hat_off, "achieved_hat_off_year": achieved,
-                         "sentence": schedule, "shortfall_households": float(row.shortfall_households),
+            reasons.append({"rule": "mandatory project timing", **say(
+                "mandatory project {project} in village {village} takes {years} years and cannot finish by "
+                "{deadline}", project=str(p.proj_ids[q]), village=str(p.village_ids[p.proj_village[q]]),
+                years=int(p.proj_duration[q]), deadline=int(p.deadline_year))})
+        counties.append({"county_id": county, "hat_off_year": hat_off, "achieved_hat_off_year": achieved,
+                         **schedule, "shortfall_households": float(row.shortfall_households),
                          "expected_incidence": float(row.expected_incidence), "threshold": float(row.threshold),
                          "reasons": reasons})
     return {"counties_off_schedule": counties, "counties_total": len(plan.counties),
@@ -150,13 +156,14 @@ def _behind_target(plan: Plan) -> list[dict]:
     behind = path[path["shortfall"].fillna(0.0) > 1e-6]
     rows = []
     for r in behind.itertuples(index=False):
-        where = "the whole scenario" if r.region_id == "" else str(r.region_id)
+        where = words("the whole scenario") if r.region_id == "" else str(r.region_id)
         rows.append({"region_id": str(r.region_id), "year": int(r.year), "expected_poor": float(r.expected_poor),
                      "target_share": float(r.target), "shortfall_households": float(r.shortfall),
-                     "sentence": (f"{where} is behind its {int(r.year)} target: {r.expected_poor:,.0f} of its "
-                                  f"{int(r.registered_poor):,} poor households are expected to be still poor against "
-                                  f"at most {r.target:.1%} ({r.target * r.registered_poor:,.0f}), "
-                                  f"{r.shortfall:,.1f} households short")})
+                     **say("{where} is behind its {year} target: {poor:,.0f} of its {registered:,} poor households "
+                           "are expected to be still poor against at most {share:.1%} ({allowed:,.0f}), "
+                           "{short:,.1f} households short", where=where, year=int(r.year),
+                           poor=float(r.expected_poor), registered=int(r.registered_poor), share=float(r.target),
+                           allowed=float(r.target * r.registered_poor), short=float(r.shortfall))})
     return rows
 
 
@@ -174,13 +181,15 @@ def _window_name(p: Problem, window: tuple[int, int, int]) -> str:
     return f"{p.source_ids[s]} {p.years[a]}-{p.years[b]}"
 
 
-def _no_plan_sentence(summary: dict) -> str:
-    """Why a solve has no plan: proven impossible, or stopped before it found one."""
+def _no_plan_sentence(summary: dict) -> dict:
+    """Why a solve has no plan: proven impossible, or stopped before it found one (:func:`say`)."""
     if summary.get("status") == "infeasible":
-        return "no plan satisfies every rule (proven): " + (summary.get("message") or "see the conflicting rules")
-    stopped = f", stopped by its {summary['stopped_by'].replace('_', ' ')}" if summary.get("stopped_by") else ""
-    return (f"the solve ended {summary.get('status')}{stopped} without a plan; it is not proven that none exists "
-            f"({summary.get('message') or 'no message'})")
+        return say("no plan satisfies every rule (proven): {why}",
+                   why=summary.get("message") or words("see the conflicting rules"))
+    stopped = words(", stopped by its {limit}", limit=summary["stopped_by"].replace("_", " ")) \
+        if summary.get("stopped_by") else ""
+    return say("the solve ended {status}{stopped} without a plan; it is not proven that none exists ({message})",
+               status=summary.get("status"), stopped=stopped, message=summary.get("message") or words("no message"))
 
 
 def _personnel_in_county(p: Problem, r: int, c: int) -> bool:
@@ -236,7 +245,7 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
                                                             extra={} if exact else {"solver": "ipm"}))
     method = "MIP (exact minimum)" if exact else "LP relaxation (a lower bound on the money needed)"
     if result.status in (Status.INFEASIBLE,):
-        return {"possible": False, "method": method, "sentence": (
+        return {"possible": False, "method": method, **say(
             "no amount of extra money puts every county on schedule: packages, personnel hours, mandatory "
             "project timing or share rules stand in the way (see the reasons per county)")}
     if not result.status.has_solution:
@@ -252,11 +261,11 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
             return {"possible": True, "method": method, "verified": True, "margin": margin,
                     "total_extra": float(added.sum()), "lower_bound": lower_bound,
                     "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
-                    "sentence": _sentence(problem, added)}
+                    **_sentence(problem, added)}
     return {"possible": True, "method": method, "verified": False, "total_extra": float(added.sum()),
             "lower_bound": lower_bound, "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
-            "sentence": "the extra money found did not verify: re-solving with it left counties off schedule "
-                        "or years behind their target"}
+            **say("the extra money found did not verify: re-solving with it left counties off schedule or years "
+                  "behind their target")}
 
 
 def on_schedule(plan: Plan) -> bool:
@@ -282,9 +291,10 @@ def least_uniform_scale(problem: Problem, solve, why: str = "") -> dict:
     found = attempt(high)
     while not found[2]:
         if high >= MAX_SCALE:
-            return {"possible": None, "method": method, "note": why, "sentence": (
-                f"even {MAX_SCALE:g} times every fund does not put every county on schedule in a re-solve: packages, "
-                "hours, timing or share rules stand in the way, or the re-solves stop before they find such a plan")}
+            return {"possible": None, "method": method, "note": why, **say(
+                "even {scale:g} times every fund does not put every county on schedule in a re-solve: packages, "
+                "hours, timing or share rules stand in the way, or the re-solves stop before they find such a plan",
+                scale=MAX_SCALE)}
         low, high = high, 2 * high
         found = attempt(high)
     while high / low - 1 > SCALE_TOLERANCE:
@@ -295,10 +305,10 @@ def least_uniform_scale(problem: Problem, solve, why: str = "") -> dict:
     return {"possible": True, "method": method, "note": why, "verified": True, "scale": high,
             "scale_not_enough": low if low > 1 else None, "total_extra": float(added.sum()), "lower_bound": None,
             "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
-            "sentence": f"{high:.2f} times every fund would put every county on schedule "
-                        f"({added.sum():,.0f} yuan more in all; verified by re-solving"
-                        + (f"; {low:.2f} times was not enough" if low > 1 else "") + "). The least money, "
-                        "spent where it binds, may be lower"}
+            **say("{scale:.2f} times every fund would put every county on schedule ({money:,.0f} yuan more in all; "
+                  "verified by re-solving{not_enough}). The least money, spent where it binds, may be lower",
+                  scale=high, money=float(added.sum()),
+                  not_enough=words("; {scale:.2f} times was not enough", scale=low) if low > 1 else "")}
 
 
 def _soft(problem: Problem) -> Problem:
@@ -315,12 +325,15 @@ def _kpis(plan: Plan) -> dict:
                                               "counties_total", "target_shortfall", "total_shortfall")}
 
 
-def _sentence(p: Problem, added: np.ndarray) -> str:
+def _sentence(p: Problem, added: np.ndarray) -> dict:
+    """The extra money per source and year in words (:func:`say`)."""
     if not added.any():
-        return "no extra money is needed: every county can be on schedule with the money there is"
-    parts = [f"{added[r]:,.0f} yuan more {p.source_ids[p.fund_source[r]]} money in {p.years[p.fund_year[r]]}"
+        return say("no extra money is needed: every county can be on schedule with the money there is")
+    parts = [words("{money:,.0f} yuan more {source} money in {year}", money=float(added[r]),
+                   source=str(p.source_ids[p.fund_source[r]]), year=int(p.years[p.fund_year[r]]))
              for r in np.flatnonzero(added > 0)]
-    return f"{added.sum():,.0f} yuan in all would put every county on schedule: " + "; ".join(parts)
+    return say("{money:,.0f} yuan in all would put every county on schedule: {parts}", money=float(added.sum()),
+               parts=listed(parts))
 
 
 def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = True, extra: ExtraMoney | None = None,
@@ -415,10 +428,11 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
     found = backend.iis(fm.model, time_limit)
     method = f"IIS of the LP relaxation ({BACKEND_NAMES.get(backend.name, backend.name)})"
     if not found.found:
-        why = ("the LP relaxation has a solution: only whole-number decisions (a package or a project is taken or "
-               "not) stand in the way, so no set of rules conflicts on its own" if found.lp_status == "Optimal" else
-               f"no conflicting set of rules was found (the LP relaxation ended: {found.lp_status})")
-        return {"method": method, "rules": [], "plumbing": 0, "sentence": why}
+        why = (say("the LP relaxation has a solution: only whole-number decisions (a package or a project is taken "
+                   "or not) stand in the way, so no set of rules conflicts on its own")
+               if found.lp_status == "Optimal" else
+               say("no conflicting set of rules was found (the LP relaxation ended: {status})", status=found.lp_status))
+        return {"method": method, "rules": [], "plumbing": 0, **why}
     p = fm.problem
     rules = []
     plumbing = 0
@@ -429,74 +443,86 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
         if sentence is None:
             plumbing += 1
         else:
-            rules.append({"rule": family.title, "sentence": sentence})
+            rules.append({"rule": family.title, **sentence})
     hard = np.flatnonzero((found.cols >= fm.shortfall_cols.start) & (found.cols < fm.shortfall_cols.stop))
     if len(hard):
         counties, targets = p.county_ids[fm.shortfall_counties], fm.shortfall_targets
-        names = ", ".join(str(counties[j - fm.s_cols.start]) if j < fm.s_cols.stop else
-                          _target_name(p, targets[j - fm.t_cols.start]) for j in found.cols[hard])
-        rules.append({"rule": "Hard deadline", "sentence": f"the deadline is hard: no shortfall is allowed in {names}"})
+        names = listed([str(counties[j - fm.s_cols.start]) if j < fm.s_cols.stop else
+                        _target_name(p, targets[j - fm.t_cols.start]) for j in found.cols[hard]], ", ")
+        rules.append({"rule": "Hard deadline", **say("the deadline is hard: no shortfall is allowed in {names}",
+                                                      names=names)})
     plumbing += len(found.cols) - len(hard)
     return {"method": method, "rules": rules, "plumbing": plumbing,
-            "sentence": "these rules cannot all hold together (drop any one and the rest can): "
-                        + "; ".join(rule["sentence"] for rule in rules)}
+            **say("these rules cannot all hold together (drop any one and the rest can): {rules}",
+                  rules=listed([rule["message"] for rule in rules]))}
 
 
-def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> str | None:
-    """One row of a conflict in planner words; None for the model's plumbing."""
+def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> dict | None:
+    """One row of a conflict in planner words (:func:`say`); None for the model's plumbing."""
     p = fm.problem
     if family == "county_exit":
         c = int(key["county"])
         need = p.county_registered_poor[c] - p.county_threshold[c] * p.county_rural_population[c]
-        return (f"county {p.county_ids[c]} must be below {p.county_threshold[c]:.0%} incidence by the end of "
-                f"{p.years[p.county_hat_off[c]]}: at least {need:,.1f} of its {p.county_registered_poor[c]:,.0f} poor "
-                "households must exit")
+        return say("county {county} must be below {threshold:.0%} incidence by the end of {year}: at least "
+                   "{need:,.1f} of its {poor:,.0f} poor households must exit", county=str(p.county_ids[c]),
+                   threshold=float(p.county_threshold[c]), year=int(p.years[p.county_hat_off[c]]), need=float(need),
+                   poor=float(p.county_registered_poor[c]))
     if family == "annual_target":
         k = int(key["target"])
-        members = int(p.target_households(k).sum())
-        return (f"{_target_name(p, k)}: at most {p.target_share[k]:.1%} of its {members:,} poor households may "
-                f"still be poor at the end of {p.years[p.target_year[k]]}")
+        return say("{target}: at most {share:.1%} of its {members:,} poor households may still be poor at the end "
+                   "of {year}", target=_target_name(p, k), share=float(p.target_share[k]),
+                   members=int(p.target_households(k).sum()), year=int(p.years[p.target_year[k]]))
     if family == "source_budget":
         window = budget_windows(p)[row]
         total = fm.model.row_hi[fm.family("source_budget").rows.start + row]
         s, a, b = window
-        carried = (" (with carry-over, up to that year)" if a == 0 and p.source_carry_over[s] else
-                   " (money older than its carry-over years is recalled)" if a > 0 else "")
-        return f"fund {_window_name(p, window)} has {total:,.0f} yuan{carried}"
+        carried = (words(" (with carry-over, up to that year)") if a == 0 and p.source_carry_over[s] else
+                   words(" (money older than its carry-over years is recalled)") if a > 0 else "")
+        return say("fund {fund} has {money:,.0f} yuan{carried}", fund=_window_name(p, window), money=float(total),
+                   carried=carried)
     if family == "spend_pace":
         r = int(key["fund"])
-        return (f"source {p.source_ids[p.fund_source[r]]} must have spent {p.fund_min_spend[r]:.0%} of its money by "
-                f"the end of {p.years[p.fund_year[r]]}")
+        return say("source {source} must have spent {share:.0%} of its money by the end of {year}",
+                   source=str(p.source_ids[p.fund_source[r]]), share=float(p.fund_min_spend[r]),
+                   year=int(p.years[p.fund_year[r]]))
     if family == "source_category_share":
-        kind = "at least" if key["kind"] == "min" else "at most"
-        return (f"{kind} {key['share']:.0%} of source {p.source_ids[int(key['source'])]}'s spend goes to "
-                f"{CATEGORIES[int(key['category'])]}")
+        text = ("at least {share:.0%} of source {source}'s spend goes to {category}" if key["kind"] == "min" else
+                "at most {share:.0%} of source {source}'s spend goes to {category}")
+        return say(text, share=float(key["share"]), source=str(p.source_ids[int(key["source"])]),
+                   category=words(CATEGORIES[int(key["category"])]))
     if family == "county_floor":
-        return (f"county {p.county_ids[int(key['county'])]} gets at least {key['share']:.0%} of source "
-                f"{p.source_ids[int(key['source'])]}'s spend")
+        return say("county {county} gets at least {share:.0%} of source {source}'s spend",
+                   county=str(p.county_ids[int(key["county"])]), share=float(key["share"]),
+                   source=str(p.source_ids[int(key["source"])]))
     if family == "project_once":
         q = int(key["project"])
         if not p.proj_mandatory[q]:
             return None
         latest = p.deadline_year - int(p.proj_duration[q]) + 1
-        timing = (f"it cannot finish by {p.deadline_year} if it starts after {latest}" if latest >= p.start_year
-                  else f"it cannot finish by {p.deadline_year} even if it starts in {p.start_year}")
-        return (f"{p.proj_ids[q]} in village {p.village_ids[p.proj_village[q]]} is mandatory and takes "
-                f"{p.proj_duration[q]} years: {timing}")
+        timing = (words("it cannot finish by {deadline} if it starts after {latest}", deadline=int(p.deadline_year),
+                        latest=int(latest)) if latest >= p.start_year else
+                  words("it cannot finish by {deadline} even if it starts in {start}", deadline=int(p.deadline_year),
+                        start=int(p.start_year)))
+        return say("{project} in village {village} is mandatory and takes {years} years: {timing}",
+                   project=str(p.proj_ids[q]), village=str(p.village_ids[p.proj_village[q]]),
+                   years=int(p.proj_duration[q]), timing=timing)
     if family == "personnel":
-        return (f"cadres in {personnel_region(p, row)} have {p.pers_hours[row]:,.0f} hours in "
-                f"{p.years[p.pers_year[row]]}")
+        return say("cadres in {region} have {hours:,.0f} hours in {year}", region=personnel_region(p, row),
+                   hours=float(p.pers_hours[row]), year=int(p.years[p.pers_year[row]]))
     if family == "category_share":
-        return f"the category share rule {_share_name(fm, row)} holds"
+        return say("the category share rule {rule} holds", rule=_share_name(fm, row))
     if family == "prerequisites":
-        return (f"household {p.household_ids[int(key['household'])]}'s package needs project "
-                f"{p.proj_ids[int(key['project'])]} finished first")
+        return say("household {household}'s package needs project {project} finished first",
+                   household=str(p.household_ids[int(key["household"])]),
+                   project=str(p.proj_ids[int(key["project"])]))
     return None
 
 
-def _target_name(p: Problem, k: int) -> str:
+def _target_name(p: Problem, k: int) -> dict:
+    """An annual target in words (a message: :func:`words`)."""
     region = str(p.target_region[k])
-    return f"the {p.years[p.target_year[k]]} target of " + ("the whole scenario" if region == "" else region)
+    return words("the {year} target of {region}", year=int(p.years[p.target_year[k]]),
+                 region=words("the whole scenario") if region == "" else region)
 
 
 def hopeless_counties(problem: Problem) -> np.ndarray:

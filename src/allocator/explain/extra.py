@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from allocator.errors import InputError, Issue
+from allocator.messages import say, words
 from allocator.model.problem import Problem, build_problem
 from allocator.optimize.marginal import UNIT_YUAN
 from allocator.optimize.pipeline import solve_problem
@@ -103,8 +104,8 @@ def extra_money(context, extra: ExtraMoney, progress=None) -> dict:
            "seconds": round(seconds, 2), "method": new.summary.get("method"), "status": new.summary.get("status"),
            "gap": new.summary.get("gap"), "predicted_value": predicted[0], "predicted_by": predicted[1]}
     if new.summary.get("expected_exits") is None or plan.summary.get("expected_exits") is None:
-        return {**out, "sentence": f"the re-solve with the extra money ended {new.summary.get('status')} without a "
-                                   "plan to compare"}
+        return {**out, **say("the re-solve with the extra money ended {status} without a plan to compare",
+                             status=new.summary.get("status"))}
     exits = new.summary["expected_exits"] - plan.summary["expected_exits"]
     value = new.summary["objective"] - plan.summary["objective"]
     spent = new.summary["total_cost"] - plan.summary["total_cost"]
@@ -121,18 +122,19 @@ def extra_money(context, extra: ExtraMoney, progress=None) -> dict:
     changed = (before["package_id"].fillna("").astype(str) != after["package_id"].fillna("").astype(str)) | \
         (before["start_year"].astype("Int64").fillna(-1) != after["start_year"].astype("Int64").fillna(-1))
     on_schedule = (new.summary.get("counties_on_schedule"), plan.summary.get("counties_on_schedule"))
-    sentence = (f"{extra.amount:,.0f} yuan more {extra.source_id} money in {extra.year}: the re-solve spends "
-                f"{spent:,.0f} yuan more, reaches {int((has & ~had).sum()):,} more household(s) "
-                f"({int(changed.sum()):,} decision(s) change) and buys {exits:,.2f} expected exits "
-                f"({value:,.4g} objective units"
-                + (f" against {predicted[0]:,.4g} the marginal values predicted" if predicted[0] is not None else "")
-                + f"); counties on schedule {on_schedule[1]} → {on_schedule[0]}")
+    sentence = say("{amount:,.0f} yuan more {source} money in {year}: the re-solve spends {spent:,.0f} yuan more, "
+                   "reaches {reached:,} more household(s) ({changed:,} decision(s) change) and buys {exits:,.2f} "
+                   "expected exits ({value:,.4g} objective units{predicted}); counties on schedule {before} → {after}",
+                   amount=extra.amount, source=extra.source_id, year=extra.year, spent=float(spent),
+                   reached=int((has & ~had).sum()), changed=int(changed.sum()), exits=float(exits), value=float(value),
+                   predicted=words(" against {value:,.4g} the marginal values predicted", value=predicted[0])
+                   if predicted[0] is not None else "", before=on_schedule[1], after=on_schedule[0])
     return {**out, "exits_bought": exits, "value_bought": value, "extra_spend": spent,
             "households_reached": int((has & ~had).sum()), "households_changed": int(changed.sum()),
             "counties_on_schedule": {"plan": on_schedule[1], "with_extra": on_schedule[0]},
             "expected_exits": {"plan": plan.summary["expected_exits"], "with_extra": new.summary["expected_exits"]},
             "counties": counties.to_dict("records"), "categories": categories.to_dict("records"),
-            "sentence": sentence}
+            **sentence}
 
 
 def _difference(before: pd.DataFrame, after: pd.DataFrame, by: str, column: str, name: str) -> pd.DataFrame:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from allocator.inputs.provenance import output_folder
 from allocator.manage.progress import EDGE_FACTOR, Progress, household_states, plan_and_record, village_counties
+from allocator.messages import listed, render, say, titled, words
 from allocator.plan.plan import json_default
 from allocator.report.charts import counties_at_risk, save_figure
 
@@ -278,39 +279,47 @@ def _summary(context, record: Progress, states: pd.DataFrame, counties: pd.DataF
     at_risk = counties[counties["at_risk"]]
     reasons = off_track["reasons"].str.split(";").explode().value_counts()
     headline = [
-        ("packages_due", f"packages due before {year}", due, "households"),
-        ("delivered_due", "of those, delivered", delivered, "households"),
-        ("delivery_rate", "delivery rate", round(delivered / due, 4) if due else None, "share"),
-        ("planned_to_date", f"money planned before {year}", float(counties["planned_to_date"].sum()), "yuan"),
-        ("disbursed_to_date", f"money disbursed before {year}", float(counties["disbursed_to_date"].sum()), "yuan"),
-        ("exited", "households out of poverty now", int(counties["exited"].sum()), "households"),
-        ("returned", "households that fell back into poverty", int(counties["returned"].sum()), "households"),
-        ("shocks", "households hit by a shock", int(states["shock"].ne("").sum()), "households"),
-        ("new_households", "newly identified poor households", int(counties["new_households"].sum()), "households"),
-        ("off_track", "households off track", len(off_track), "households"),
-        ("watch", "households to watch (prevention)", len(watch), "households"),
-        ("expected_exits_plan", "expected exits, approved plan", float(counties["expected_exits_plan"].sum()),
+        ("packages_due", words("packages due before {year}", year=year), due, "households"),
+        ("delivered_due", words("of those, delivered"), delivered, "households"),
+        ("delivery_rate", words("delivery rate"), round(delivered / due, 4) if due else None, "share"),
+        ("planned_to_date", words("money planned before {year}", year=year),
+         float(counties["planned_to_date"].sum()), "yuan"),
+        ("disbursed_to_date", words("money disbursed before {year}", year=year),
+         float(counties["disbursed_to_date"].sum()), "yuan"),
+        ("exited", words("households out of poverty now"), int(counties["exited"].sum()), "households"),
+        ("returned", words("households that fell back into poverty"), int(counties["returned"].sum()),
          "households"),
-        ("expected_exits_outlook", "expected exits, outlook", float(counties["expected_exits_outlook"].sum()),
+        ("shocks", words("households hit by a shock"), int(states["shock"].ne("").sum()), "households"),
+        ("new_households", words("newly identified poor households"), int(counties["new_households"].sum()),
          "households"),
-        ("counties_at_risk", "counties whose schedule is at risk", len(at_risk), "counties"),
+        ("off_track", words("households off track"), len(off_track), "households"),
+        ("watch", words("households to watch (prevention)"), len(watch), "households"),
+        ("expected_exits_plan", words("expected exits, approved plan"),
+         float(counties["expected_exits_plan"].sum()), "households"),
+        ("expected_exits_outlook", words("expected exits, outlook"), float(counties["expected_exits_outlook"].sum()),
+         "households"),
+        ("counties_at_risk", words("counties whose schedule is at risk"), len(at_risk), "counties"),
     ]
-    sentences = [f"By mid-{year}, {delivered:,} of the {due:,} packages due before {year} were delivered"
-                 + (f" ({delivered / due:.0%})." if due else ".")]
+    sentences = [say("By mid-{year}, {delivered:,} of the {due:,} packages due before {year} were delivered{rate}.",
+                     year=year, delivered=delivered, due=due,
+                     rate=words(" ({rate:.0%})", rate=delivered / due) if due else "")]
     if len(at_risk):
-        sentences.append("Schedule at risk in " + ", ".join(
-            f"{r.county_id} (outlook {r.incidence_outlook:.2%} against {r.threshold:.0%}, "
-            f"{r.shortfall_outlook:,.1f} households short)" for r in at_risk.head(10).itertuples()) + ".")
+        sentences.append(say("Schedule at risk in {counties}.", counties=listed([words(
+            "{county} (outlook {outlook:.2%} against {threshold:.0%}, {short:,.1f} households short)",
+            county=str(r.county_id), outlook=float(r.incidence_outlook), threshold=float(r.threshold),
+            short=float(r.shortfall_outlook)) for r in at_risk.head(10).itertuples()], ", ")))
     else:
-        sentences.append("No county's schedule is at risk: the outlook keeps every county where the plan had it.")
-    sentences.append(f"{len(watch):,} households to watch for prevention (income below {EDGE_FACTOR:g} x the "
-                     f"line of {line:,.0f} yuan, or a shock); {len(off_track):,} households off track.")
+        sentences.append(say("No county's schedule is at risk: the outlook keeps every county where the plan had it."))
+    sentences.append(say("{watch:,} households to watch for prevention (income below {factor:g} x the line of "
+                         "{line:,.0f} yuan, or a shock); {off:,} households off track.", watch=len(watch),
+                         factor=EDGE_FACTOR, line=float(line), off=len(off_track)))
     return {
-        "kind": "monitor", "title": f"Plan against actual, mid-{year}",
+        **titled(words("Plan against actual, mid-{year}", year=year)), "kind": "monitor",
         "scenario": context.plan.summary.get("scenario"), "plan": str(context.folder), "record_year": year,
         "record_note": record.note, "poverty_line": line, "monitoring_line": EDGE_FACTOR * line,
-        "headline": [{"key": k, "label": label, "value": v, "unit": unit} for k, label, v, unit in headline],
-        "sentences": sentences,
+        "headline": [{"key": k, "label": render(label), "message": label, "value": v, "unit": unit}
+                     for k, label, v, unit in headline],
+        "sentences": [s["sentence"] for s in sentences], "messages": [s["message"] for s in sentences],
         "counties_at_risk": at_risk["county_id"].tolist(),
         "off_track_reasons": {name: {"households": int(reasons.get(name, 0)), "meaning": meaning}
                               for name, meaning in OFF_TRACK_REASONS.items()},

@@ -54,6 +54,7 @@ from allocator.inputs.provenance import input_fingerprint, input_hashes, output_
 from allocator.inputs.scenario import load_scenario
 from allocator.inputs.tables import split_list
 from allocator.manage.progress import SHOCK_EXIT_FACTOR, Progress, household_states, plan_and_record, village_counties
+from allocator.messages import listed, render, say, titled, words
 from allocator.model.problem import KEEP_ANY_YEAR, Keep, build_problem
 from allocator.optimize.methods import quiet
 from allocator.optimize.pipeline import solve_problem
@@ -553,10 +554,12 @@ def _money_diff(old: Plan, new: Plan, record: Progress, year: int) -> pd.DataFra
     change = np.where(delta > 0, "more", "less")
     reason = np.where(history, "disbursed", "reoptimised")
     flow = m["source_id"] + " -> " + m["county_id"] + " " + m["category"] + " " + m["year"].astype(str)
-    paid = np.where(m["paid"] > 0, ", of which " + m["paid"].map("{:,.0f}".format) + " disbursed", "")
-    sentence = ("money " + flow + ": " + m["amount_old"].map("{:,.0f}".format) + " -> "
-                + m["amount"].map("{:,.0f}".format) + " yuan" + paid + " (" + pd.Series(reason, index=m.index)
-                .map(REASONS) + ")")
+    def yuan(column: str) -> pd.Series:  # text even when no flow changed (an empty map stays float)
+        return m[column].map("{:,.0f}".format).astype(str)
+
+    paid = np.where(m["paid"] > 0, ", of which " + yuan("paid") + " disbursed", "")
+    sentence = ("money " + flow + ": " + yuan("amount_old") + " -> " + yuan("amount") + " yuan" + paid + " ("
+                + pd.Series(reason, index=m.index).map(REASONS) + ")")
     return pd.DataFrame({"kind": "money", "id": flow.to_numpy(), "county_id": m["county_id"].to_numpy(),
                          "village_id": "", "change": change, "reason": reason,
                          "before": m["amount_old"].round(2).astype(str).to_numpy(),
@@ -572,9 +575,9 @@ def _county_context(states: pd.DataFrame, record: Progress, projects: pd.DataFra
                            shocks=states["shock"] != "").groupby("county_id")[
         ["returned", "new", "slipped", "exited", "shocks"]].sum()
     text = pd.Series("", index=counts.index, dtype=object)
-    for name, words in (("slipped", "slipped packages"), ("returned", "returned households"),
+    for name, label in (("slipped", "slipped packages"), ("returned", "returned households"),
                         ("new", "new households"), ("exited", "early exits"), ("shocks", "shocks")):
-        part = np.where(counts[name] > 0, counts[name].astype(str) + " " + words, "")
+        part = np.where(counts[name] > 0, counts[name].astype(str) + " " + label, "")
         text = text.where(part == "", text + np.where(text == "", "", ", ") + part)
     return "in county " + text.index.to_series() + ": " + text.where(text != "", "no deviation; money and ties")
 
@@ -588,49 +591,58 @@ def _summary(context, record: Progress, states, projects, tables, remaining: Pla
     changes = diff.groupby(["kind", "change", "reason"]).size().reset_index(name="count") if len(diff) else \
         pd.DataFrame(columns=["kind", "change", "reason", "count"])
     ok = remaining.summary.get("expected_exits") is not None
+    deadline = context.scenario.deadline_year
     headline = [
-        ("settled", "households with a delivered package (pinned)", int(counts.get("settled", 0)), "households"),
-        ("projects_started", "projects started (pinned)", int(projects["started"].sum()), "projects"),
-        ("disbursed", "money disbursed (spent)", float(record.disbursed["amount"].sum()), "yuan"),
-        ("money_left", f"money left for {year}-{context.scenario.deadline_year}", money_left, "yuan"),
-        ("planned_rest", f"money the approved plan spends from {year}", planned_rest, "yuan"),
-        ("returned", "returned households (new demand)", int(counts.get("returned", 0)), "households"),
-        ("new", "newly identified households (new demand)", int(counts.get("new", 0)), "households"),
-        ("exited_early", "exited without a delivered package", int(counts.get("exited", 0)), "households"),
-        ("slipped", "packages slipped", int(((states["state"] == "open") & (states["planned_year"] < year)).sum()),
+        ("settled", words("households with a delivered package (pinned)"), int(counts.get("settled", 0)),
          "households"),
-        ("expected_exits_before", "expected exits, approved plan", old.summary.get("expected_exits"), "households"),
-        ("expected_exits_after", "expected exits, new plan", new.summary.get("expected_exits"), "households"),
-        ("counties_on_schedule_after", "counties on schedule, new plan", new.summary.get("counties_on_schedule"),
-         "counties"),
-        ("household_changes", "households whose decision changed", int((diff["kind"] == "household").sum()),
+        ("projects_started", words("projects started (pinned)"), int(projects["started"].sum()), "projects"),
+        ("disbursed", words("money disbursed (spent)"), float(record.disbursed["amount"].sum()), "yuan"),
+        ("money_left", words("money left for {year}-{deadline}", year=year, deadline=deadline), money_left, "yuan"),
+        ("planned_rest", words("money the approved plan spends from {year}", year=year), planned_rest, "yuan"),
+        ("returned", words("returned households (new demand)"), int(counts.get("returned", 0)), "households"),
+        ("new", words("newly identified households (new demand)"), int(counts.get("new", 0)), "households"),
+        ("exited_early", words("exited without a delivered package"), int(counts.get("exited", 0)), "households"),
+        ("slipped", words("packages slipped"),
+         int(((states["state"] == "open") & (states["planned_year"] < year)).sum()), "households"),
+        ("expected_exits_before", words("expected exits, approved plan"), old.summary.get("expected_exits"),
          "households"),
-        ("project_changes", "projects moved, added, dropped or delayed", int((diff["kind"] == "project").sum()),
-         "projects"),
-        ("money_changes", "money flows changed", int((diff["kind"] == "money").sum()), "flows"),
+        ("expected_exits_after", words("expected exits, new plan"), new.summary.get("expected_exits"), "households"),
+        ("counties_on_schedule_after", words("counties on schedule, new plan"),
+         new.summary.get("counties_on_schedule"), "counties"),
+        ("household_changes", words("households whose decision changed"), int((diff["kind"] == "household").sum()),
+         "households"),
+        ("project_changes", words("projects moved, added, dropped or delayed"),
+         int((diff["kind"] == "project").sum()), "projects"),
+        ("money_changes", words("money flows changed"), int((diff["kind"] == "money").sum()), "flows"),
     ]
     sentences = []
     if ok:
-        sentences.append(f"Re-planned {year}-{context.scenario.deadline_year} with {money_left:,.0f} yuan left: "
-                         f"expected exits {old.summary.get('expected_exits', 0):,.1f} -> "
-                         f"{new.summary['expected_exits']:,.1f}, counties on schedule "
-                         f"{old.summary.get('counties_on_schedule')} -> {new.summary['counties_on_schedule']} of "
-                         f"{new.summary['counties_total']}.")
+        sentences.append(say("Re-planned {year}-{deadline} with {money:,.0f} yuan left: expected exits {before:,.1f} "
+                             "-> {after:,.1f}, counties on schedule {on_before} -> {on_after} of {counties}.",
+                             year=year, deadline=deadline, money=money_left,
+                             before=old.summary.get("expected_exits", 0), after=new.summary["expected_exits"],
+                             on_before=old.summary.get("counties_on_schedule"),
+                             on_after=new.summary["counties_on_schedule"], counties=new.summary["counties_total"]))
         by_reason = diff.groupby("reason").size().sort_values(ascending=False) if len(diff) else pd.Series()
         if len(by_reason):
-            sentences.append("Changes: " + ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in by_reason.items())
-                             + ".")
+            sentences.append(say("Changes: {changes}.", changes=listed(
+                [words("{count:,} {reason}", count=int(n), reason=words(r.replace("_", " ")))
+                 for r, n in by_reason.items()], ", ")))
         if stability:
-            sentences.append(stability["sentence"].capitalize() + ".")
+            text = stability["sentence"].capitalize() + "."
+            sentences.append({"sentence": text, "message": text})  # English only: worked out by the stability run
     else:
-        sentences.append(f"The remaining problem has no plan ({remaining.status}): {remaining.summary.get('message')}")
-    sentences += notes
+        sentences.append(say("The remaining problem has no plan ({status}): {message}", status=remaining.status,
+                             message=remaining.summary.get("message")))
+    sentences += [{"sentence": note, "message": note} for note in notes]  # the data's own notes, in English
     return {
-        "kind": "replan", "title": f"Re-plan from {year}", "scenario": old.summary.get("scenario"),
+        **titled(words("Re-plan from {year}", year=year)), "kind": "replan", "scenario": old.summary.get("scenario"),
         "plan": str(context.folder), "from_year": year, "record_year": record.year,
         "status": remaining.status, "remaining": REMAINING_FOLDER, "stability": stability,
-        "headline": [{"key": k, "label": label, "value": v, "unit": unit} for k, label, v, unit in headline],
-        "sentences": sentences, "notes": notes,
+        "headline": [{"key": k, "label": render(label), "message": label, "value": v, "unit": unit}
+                     for k, label, v, unit in headline],
+        "sentences": [s["sentence"] for s in sentences], "messages": [s["message"] for s in sentences],
+        "notes": notes,
         "changes": changes.to_dict("records"),
         "reasons": REASONS,
         "files": {"diff.csv": {"columns": {

@@ -25,6 +25,7 @@ relaxation re-solved with the row ±1 %; the slopes must bracket the value (conc
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,18 +208,31 @@ def lp_prices(fm: Formulation) -> np.ndarray | None:
     return result.duals if result.status == Status.OPTIMAL else None
 
 
-def sentence(row: dict) -> str:
-    """One marginal value in words, e.g. '10,000 yuan more of central money in 2017 is worth 0.042'."""
-    what = {"money": f"{row['source_id']} money in {row['year']}"
-                     + (f" (for {row['region_id']})" if row.get("region_id") else ""),
-            "cadre hours": f"cadre hours of {row['region_id']} in {row['year']}",
-            "exit allowance": f"exit allowance of {row['region_id']} at its hat-off year {row['year']}",
-            "annual target": f"allowance of the {row['year']} target of {row['region_id'] or 'the whole scenario'}",
-            }[row["kind"]]
+def _same(text: str) -> str:
+    return text
+
+
+WHAT = {  # what one more unit is of, by kind (English: the message ids of the report's catalogue)
+    "money": "{source} money in {year}", "cadre hours": "cadre hours of {region} in {year}",
+    "exit allowance": "exit allowance of {region} at its hat-off year {year}",
+    "annual target": "allowance of the {year} target of {region}",
+}
+UNITS = {"10,000 yuan": "10,000 yuan", "hour": "one hour", "household": "one household"}
+
+
+def sentence(row: dict, translate: Callable[[str], str] = _same) -> str:
+    """One marginal value in words, e.g. '10,000 yuan more of central money in 2017 is worth 0.042';
+    ``translate`` puts the words (English, the message ids) in the reader's language."""
+    region = row.get("region_id") or translate("the whole scenario")
+    what = translate(WHAT[row["kind"]]).format(source=row["source_id"], year=row["year"], region=region)
+    if row["kind"] == "money" and row.get("region_id"):
+        what += translate(" (for {region})").format(region=row["region_id"])
     check = row.get("fd_check")
-    checked = f"; finite differences: {check}" if check in ("agrees", "differs") else ""
-    unit = row["unit"] if row["unit"][0].isdigit() else f"one {row['unit']}"
-    return f"{unit} more of {what} is worth {row['value']:,.4g} ({row['method']}{checked})"
+    checked = translate("; finite differences: {check}").format(check=translate(check)) \
+        if check in ("agrees", "differs") else ""
+    unit = translate(UNITS.get(row["unit"], row["unit"] if row["unit"][0].isdigit() else f"one {row['unit']}"))
+    return translate("{unit} more of {what} is worth {value} ({method}{checked})").format(
+        unit=unit, what=what, value=f"{row['value']:,.4g}", method=row["method"], checked=checked)
 
 
 def summarise(table: pd.DataFrame, penalty: float) -> dict:

@@ -3,9 +3,15 @@
 Reads only the two plan folders (summary.json and the tables), so any two plans compare:
 two scenarios, two solver settings, an optimised plan and a baseline. Each difference is a
 row ``(section, item, a, b, change)``; :func:`compare_plans` returns them as one table.
+
+A plan with no solution has no outcomes and no budget use to compare: its outcome values are
+missing (never zeros), the rows that need both solutions (money, spend, counties, budgets) are
+left out, and :func:`unsolved` names it so the reader is told why.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -50,11 +56,23 @@ def input_rows(a: Plan, b: Plan) -> list[dict]:
     for key in sorted(set(flat_a) | set(flat_b)):
         if _differs(flat_a.get(key), flat_b.get(key)):
             rows.append(_row("inputs", key, flat_a.get(key), flat_b.get(key)))
+    if unsolved(a, b):  # a plan with no solution records no money: its funds would read as zeros
+        return rows
     money_a, money_b = _money(a, "amount"), _money(b, "amount")
     for key in sorted(set(money_a) | set(money_b)):
         if _differs(money_a.get(key, 0.0), money_b.get(key, 0.0)):
             rows.append(_row("inputs", f"money {key[0]} {key[1]}", money_a.get(key, 0.0), money_b.get(key, 0.0)))
     return rows
+
+
+def solved(plan: Plan) -> bool:
+    """Whether the plan has a solution (outcomes, spend, budget use)."""
+    return plan.summary.get("expected_exits") is not None
+
+
+def unsolved(a: Plan, b: Plan, names: tuple[str, str] = ("A", "B")) -> list[str]:
+    """The names of the plans (of ``a`` and ``b``) that have no solution."""
+    return [name for name, plan in zip(names, (a, b), strict=True) if not solved(plan)]
 
 
 def _money(plan: Plan, field: str) -> dict:
@@ -67,8 +85,11 @@ def _binding(plan: Plan) -> set:
 
 
 def outcome_rows(a: Plan, b: Plan) -> list[dict]:
-    """KPIs, spend by category, source and year, counties whose schedule differs, binding budgets."""
+    """KPIs, spend by category, source and year, counties whose schedule differs, binding budgets
+    (with a plan that has no solution: the KPIs only, its own missing)."""
     rows = [_row("outcomes", key, a.summary.get(key), b.summary.get(key)) for key in OUTCOME_KEYS]
+    if unsolved(a, b):
+        return rows
     for by in ("category", "source_id", "year"):
         spend_a = a.funding.groupby(by)["amount"].sum() if len(a.funding) else pd.Series(dtype=float)
         spend_b = b.funding.groupby(by)["amount"].sum() if len(b.funding) else pd.Series(dtype=float)
@@ -91,15 +112,23 @@ def _bool_or_none(value) -> bool | None:
     return None if value is None else bool(value)
 
 
-def inputs_sentence(a: Plan, b: Plan, names: tuple[str, str] = ("A", "B"), digits: int = SHORT) -> str:
+def _same(text: str) -> str:
+    return text
+
+
+def inputs_sentence(a: Plan, b: Plan, names: tuple[str, str] = ("A", "B"), digits: int = SHORT,
+                    translate: Callable[[str], str] = _same) -> str:
     """Whether the two plans were made from the same input data (their input fingerprints,
     :mod:`allocator.inputs.provenance`, shown to ``digits`` hex digits), in words: plans of
-    different data compare as two scenarios."""
+    different data compare as two scenarios. ``translate`` puts the words (English, the
+    message ids) in the reader's language."""
     fa, fb = (plan_inputs(plan.summary)[:1] or (None,) for plan in (a, b))
     if fa[0] is not None and fa == fb:
-        return f"{names[0]} and {names[1]} were made from the same input data (inputs {short(fa[0])[:digits]})"
-    return (f"{names[0]} and {names[1]} were made from different input data (inputs {short(fa[0])[:digits]} and "
-            f"{short(fb[0])[:digits]}): this compares two scenarios")
+        return translate("{a} and {b} were made from the same input data (inputs {inputs})").format(
+            a=names[0], b=names[1], inputs=short(fa[0])[:digits])
+    return translate("{a} and {b} were made from different input data (inputs {inputs_a} and {inputs_b}): this "
+                     "compares two scenarios").format(a=names[0], b=names[1], inputs_a=short(fa[0])[:digits],
+                                                      inputs_b=short(fb[0])[:digits])
 
 
 def compare_plans(a: Plan, b: Plan) -> pd.DataFrame:
@@ -107,4 +136,4 @@ def compare_plans(a: Plan, b: Plan) -> pd.DataFrame:
     return pd.DataFrame(input_rows(a, b) + outcome_rows(a, b), columns=["section", "item", "a", "b", "change"])
 
 
-__all__ = ["compare_plans", "input_rows", "inputs_sentence", "outcome_rows"]
+__all__ = ["compare_plans", "input_rows", "inputs_sentence", "outcome_rows", "solved", "unsolved"]

@@ -24,9 +24,11 @@ import pandas as pd
 from allocator.explain.difficulties import difficulties, marginal_section
 from allocator.inputs.provenance import plan_inputs
 from allocator.inputs.scenario import NATIONAL_STILL_POOR
+from allocator.messages import render
+from allocator.messages import sentence as said
 from allocator.model.problem import Problem
 from allocator.optimize.baselines import money_idle
-from allocator.plan.compare import compare_plans, inputs_sentence
+from allocator.plan.compare import compare_plans, inputs_sentence, solved, unsolved
 from allocator.plan.context import PlanContext, load_plan_context
 from allocator.plan.plan import Plan
 from allocator.report.charts import (
@@ -42,13 +44,20 @@ from allocator.report.charts import (
     village_map,
 )
 from allocator.report.i18n import check_language, current, language, tr
-from allocator.report.titles import FINGERPRINT_DIGITS, TITLES, shown, status_words, title, yuan
+from allocator.report.near import MONITOR_FOLDER, NEAR_HOUSEHOLDS, NEAR_YUAN, near_line, near_misses
+from allocator.report.titles import (
+    FINGERPRINT_DIGITS,
+    TITLES,
+    shown,
+    status_words,
+    title,
+    unsolved_sentence,
+    yuan,
+)
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
-MONITOR_FOLDER = "monitor"  # allocator monitor's default output inside the plan folder
 HTML_LANG = {"en": "en", "zh": "zh-CN"}  # the page's lang attribute, per language
-NEAR_HOUSEHOLDS = 5.0  # a county this many households or fewer from its threshold is a near miss
 
 
 def poor_by_year(plan: Plan, problem: Problem) -> pd.DataFrame:
@@ -122,24 +131,6 @@ def budget_sentence(table: pd.DataFrame) -> str:
         [tr("{money} still carried at the end of {year}").format(money=yuan(left), year=int(last))]
         if left > 0.5 else [])
     return parts[0] + (f" ({tr(', ').join(details)})" if details else "") + tr(".")
-
-
-def near_misses(plan: Plan, problem: Problem, within: float = NEAR_HOUSEHOLDS) -> pd.DataFrame:
-    """Counties within ``within`` households of their threshold at the deadline: short of it
-    (off schedule, ``shortfall_households`` from counties.csv) or just under it (on schedule,
-    the households more that would still leave it under: (threshold − incidence) × rural
-    population)."""
-    counties = plan.counties.copy()
-    if counties.empty:
-        return pd.DataFrame(columns=["county_id", "side", "margin_households", "expected_incidence", "threshold"])
-    population = pd.Series(problem.county_rural_population, index=problem.county_ids.astype(str))
-    headroom = (counties["threshold"] - counties["expected_incidence"]) * counties["county_id"].astype(str).map(
-        population)
-    off = ~counties["on_schedule"].astype(bool)
-    counties["margin_households"] = np.where(off, counties["shortfall_households"], headroom)
-    counties["side"] = np.where(off, tr("short of the threshold"), tr("under the threshold"))
-    near = counties[counties["margin_households"].between(0, within)].sort_values("margin_households", kind="stable")
-    return near[["county_id", "side", "margin_households", "expected_incidence", "threshold"]].reset_index(drop=True)
 
 
 def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
@@ -277,13 +268,16 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
             "per county and marginal values.").format(folder=folder)) + "</p>")
     items = []
     if found.get("sentence"):
-        items.append(found["sentence"])
+        items.append(said(found, tr))
     if found.get("conflict"):
-        items.append(found["conflict"]["sentence"])
+        items.append(said(found["conflict"], tr))
     for county in found.get("counties_off_schedule", []):
-        why = "; ".join(r["sentence"] for r in county["reasons"]) or "no single rule binds it alone"
-        items.append(f"{county['county_id']} is {county['shortfall_households']:,.1f} households short (expected "
-                     f"incidence {county['expected_incidence']:.1%} against {county['threshold']:.1%}): {why}")
+        why = tr("; ").join(said(r, tr) for r in county["reasons"]) or tr("no single rule binds it alone")
+        items.append(tr("{county} is {households} households short (expected incidence {incidence} against "
+                        "{threshold}): {why}").format(county=county["county_id"],
+                                                      households=f"{county['shortfall_households']:,.1f}",
+                                                      incidence=f"{county['expected_incidence']:.1%}",
+                                                      threshold=f"{county['threshold']:.1%}", why=why))
     if not items:
         items.append(tr("every county is on schedule ({part} of {whole})").format(part=found.get("counties_total"),
                                                                                    whole=found.get("counties_total")))
@@ -291,7 +285,7 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
     take = found.get("what_it_would_take")
     if take:
         verified = tr("verified by re-solving with the money added") if take.get("verified") else tr("not verified")
-        parts.append(_heading("What it would take", 3) + f"<p>{_esc(take['sentence'])} <span class='muted'>("
+        parts.append(_heading("What it would take", 3) + f"<p>{_esc(said(take, tr))} <span class='muted'>("
                      f"{_esc(verified)}; {_esc(take.get('method'))})</span></p>")
     elif from_file and found.get("counties_off_schedule") and "what_it_would_take" not in found:
         parts.append(_heading("What it would take", 3) + _note(tr("Not worked out: `allocator explain` ran with "
@@ -327,13 +321,15 @@ def _marginal_section(values: dict, folder: Path) -> str:
     head = (_heading("Marginal values: where the next unit does most") + "<p class='muted'>"
             + _esc(tr("{method}: {meaning}. In {objective} ({penalty:,.0f}).{checked} All {rows} rows: {file}.")
                    ).format(
-                method=_esc(values.get("method")), meaning=_esc(values.get("meaning")),
-                objective=_esc(values.get("objective")), penalty=values.get("penalty", 0), checked=_esc(checked),
-                rows=len(rows), file=_esc(values.get("file"))) + "</p>")
+                method=_esc(values.get("method")), meaning=_esc(tr(values.get("meaning") or "")),
+                objective=_esc(tr(values.get("objective") or "")), penalty=values.get("penalty", 0),
+                checked=_esc(checked), rows=len(rows), file=_esc(values.get("file"))) + "</p>")
     rows = rows[rows["value"].abs() > 1e-9].sort_values("value", ascending=False, kind="stable").head(15)
     if rows.empty:
         return head + "<p>" + _esc(tr("No limited resource binds: one more unit of any of them buys nothing.")) + "</p>"
     rows = rows.rename(columns={"value": "marginal_value"})
+    for words in ("kind", "unit", "fd_check"):  # words of the catalogue in the language in use
+        rows[words] = rows[words].map(lambda word: tr(word) if isinstance(word, str) else word)
     return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "marginal_value", "fd_check"]])
 
 
@@ -382,21 +378,27 @@ def _monitor_section(folder: Path) -> str:
     """The plan-against-actual section, from ``allocator monitor``'s self-describing monitor.json."""
     summary = json.loads((folder / "monitor.json").read_text())
     headline = pd.DataFrame(summary.get("headline", []))
-    parts = [f"<h2>{_esc(summary.get('title', 'Plan against actual'))}</h2>",
-             "<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in summary.get("sentences", [])) + "</ul>"]
+    heading = render(summary["title_message"], tr) if summary.get("title_message") else summary.get(
+        "title", tr("Plan against actual"))
+    sentences = summary.get("messages") or summary.get("sentences", [])
+    parts = [f"<h2>{_esc(heading)}</h2>",
+             "<ul>" + "".join(f"<li>{_esc(render(s, tr))}</li>" for s in sentences) + "</ul>"]
     if not headline.empty:  # each value in its unit's format: shares as %, yuan whole
         unit_format = {"share": "spent_share", "yuan": "spend"}
         headline["value"] = [shown(v, unit_format.get(u, "")) for v, u in zip(headline["value"], headline["unit"],
                                                                               strict=True)]
-        headline["unit"] = headline["unit"].replace({"share": ""})
+        if "message" in headline:
+            headline["label"] = [said({"sentence": label, "message": message}, tr) for label, message in
+                                 zip(headline["label"], headline["message"], strict=True)]
+        headline["unit"] = headline["unit"].replace({"share": ""}).map(lambda unit: tr(unit) if unit else unit)
         parts.append(_table(headline[["label", "value", "unit"]]))
     for chart in summary.get("charts", []):
         path = folder / chart["file"]
         if path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
             parts.append(f'<img alt="{_esc(chart.get("title", "chart"))}" src="data:image/png;base64,{data}">')
-    parts.append(f"<p class='muted'>Tables in {_esc(folder)}: households to watch (watch.csv), households off "
-                 "track, villages and counties.</p>")
+    parts.append("<p class='muted'>" + _esc(tr("Tables in {folder}: households to watch (watch.csv), households off "
+                                               "track, villages and counties.").format(folder=folder)) + "</p>")
     return "".join(parts)
 
 
@@ -406,25 +408,25 @@ COMPARE_PERCENT = ("gap", "sustained_share")
 def _compare_item(section: str, item: str) -> str:
     """A compare row's item in words: summary keys by their title, file hashes as fingerprints."""
     if item == "input_fingerprint":
-        return f"input data fingerprint (first {FINGERPRINT_DIGITS} hex digits)"
+        return tr("input data fingerprint (first {digits} hex digits)").format(digits=FINGERPRINT_DIGITS)
     if item.startswith("inputs."):
-        return f"fingerprint of {item.removeprefix('inputs.')}"
+        return tr("fingerprint of {file}").format(file=item.removeprefix("inputs."))
     if item.startswith("money "):
-        return f"fund {item.removeprefix('money ')} (yuan)"
-    title = TITLES.get(f"summary.{item}")
-    if title and section in ("inputs", "outcomes"):
-        return title
+        return tr("fund {fund} (yuan)").format(fund=item.removeprefix("money "))
+    if f"summary.{item}" in TITLES and section in ("inputs", "outcomes"):
+        return title(f"summary.{item}")
     return item.replace("_", " ").replace(".", ": ", 1).replace(".", ", ")
 
 
-def _compare_cell(section: str, item: str, value, signed: bool = False) -> str:
-    """A compare value (``signed``: a change, with its sign) in the format its row reads in."""
+def _compare_cell(section: str, item: str, value, signed: bool = False, solved: bool = True) -> str:
+    """A compare value (``signed``: a change, with its sign) in the format its row reads in; a
+    missing outcome of a plan with no solution (``solved`` false) says so."""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return tr("yes") if value else tr("no")
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "" if signed else "none"
+        return "" if signed else tr("none") if solved or section != "outcomes" else tr("no solution")
     if not isinstance(value, int | float):
-        return shown(value)
+        return tr(value) if item == "status" else shown(value)
     sign = "+" if signed and value != 0 else ""
     value = 0 if value == 0 else value  # no "−0"
     if item in COMPARE_PERCENT:
@@ -439,32 +441,40 @@ def _compare_cell(section: str, item: str, value, signed: bool = False) -> str:
 
 def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -> str:
     """Every input and outcome that differs (:func:`compare_plans`, A = this plan, B = the
-    other): each change is B − A, so a B with less money shows a negative change in money."""
+    other): each change is B − A, so a B with less money shows a negative change in money. A
+    plan with no solution is said to have none: its outcomes are missing, never zeros."""
     rows = compare_plans(plan, other)
-    sentence = inputs_sentence(plan, other, ("A", "B"), digits=FINGERPRINT_DIGITS)
+    sentence = inputs_sentence(plan, other, ("A", "B"), digits=FINGERPRINT_DIGITS, translate=tr)
     money = [sum(r["amount"] for r in p.summary.get("budget_use") or []) for p in (plan, other)]
-    money_text = (f" A's funds hold {yuan(money[0])}, B's {yuan(money[1])}: B − A = "
-                  f"{'+' if money[1] >= money[0] else '−'}{yuan(abs(money[1] - money[0]))}."
-                  if all(m > 0 for m in money) else "")
-    head = "".join(f"<th>{_esc(h)}</th>" for h in (TITLES["section"], TITLES["item"], TITLES["compare.a"],
-                                                  TITLES["compare.b"], TITLES["compare.change"]))
+    money_text = (" " + tr("A's funds hold {a}, B's {b}: B − A = {sign}{change}.").format(
+        a=yuan(money[0]), b=yuan(money[1]), sign="+" if money[1] >= money[0] else "−",
+        change=yuan(abs(money[1] - money[0]))) if all(m > 0 for m in money) else "")
+    missing = unsolved(plan, other)
+    missing_text = "".join(f"<p class='bad'>{_esc(unsolved_sentence(name))}</p>" for name in missing)
+    has = {"A": solved(plan), "B": solved(other)}
+    head = "".join(f"<th>{_esc(title(h))}</th>" for h in ("section", "item", "compare.a", "compare.b",
+                                                          "compare.change"))
     body = "".join(
-        f"<tr><td>{_esc(r.section)}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
-        f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a))}</td>"
-        f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b))}</td>"
+        f"<tr><td>{_esc(tr(r.section))}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
+        f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a, solved=has['A']))}</td>"
+        f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b, solved=has['B']))}</td>"
         f"<td class='n'>{_esc(_compare_cell(r.section, r.item, r.change, signed=True).replace('-', '−'))}</td></tr>"
         for r in rows.astype(object).where(rows.notna(), None).itertuples(index=False))
-    return (f"<h2>Compared with {_esc(other_name)}: B − A</h2>"
-            f"<p><b>A</b> is this plan ({_esc(this_name)}); <b>B</b> is the other plan ({_esc(other_name)}). "
-            f"Each change is B − A: negative where B has less than this plan.{_esc(money_text)}</p>"
-            f"<p>{_esc(sentence)}.</p><p class='muted'>Inputs and outcomes that differ.</p>"
+    return ("<h2>" + _esc(tr("Compared with {other}: B − A").format(other=other_name)) + "</h2><p>"
+            + tr("<b>A</b> is this plan ({this}); <b>B</b> is the other plan ({other}). Each change is B − A: negative "
+                 "where B has less than this plan.").format(this=_esc(this_name), other=_esc(other_name))
+            + f"{_esc(money_text)}</p>{missing_text}<p>{_esc(sentence)}{tr('.')}</p><p class='muted'>"
+            + _esc(tr("Inputs and outcomes that differ.")) + "</p>"
             f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None,
-                 context: PlanContext | None = None, lang: str = "en") -> str:
+                 context: PlanContext | None = None, lang: str = "en", near_households: float = NEAR_HOUSEHOLDS,
+                 near_yuan: float = NEAR_YUAN) -> str:
     """The report of a plan folder as one self-contained HTML page, in ``lang`` (``en`` or
-    ``zh``; :class:`ValueError` for another).
+    ``zh``; :class:`ValueError` for another). Near misses: counties within ``near_households``
+    households of their threshold, households within ``near_yuan`` yuan of the poverty line
+    (:func:`near_line`: when a progress record was monitored into the folder).
 
     Reads ``difficulties.json`` when ``allocator explain`` wrote it; otherwise works out the
     difficulties from the plan alone (no re-solves). Adds the plan-against-actual section when
@@ -475,10 +485,27 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
     font = cjk_font() if lang != "en" else None
     charts = lang if lang == "en" or font else "en"
     with language(lang, charts=charts), chart_font(font):
-        return _build(plan_dir, compare_with, context, no_font=lang != charts)
+        return _build(plan_dir, compare_with, context, no_font=lang != charts, near_households=near_households,
+                      near_yuan=near_yuan)
 
 
-def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanContext | None, no_font: bool) -> str:
+def _near_line_section(folder: Path, within: float) -> str:
+    """Households within ``within`` yuan of the poverty line (:func:`near_line`), or a note why not."""
+    heading = "<h3>" + _esc(tr("Households within {within} of the poverty line").format(within=yuan(within))) + "</h3>"
+    near = near_line(folder, within)
+    if near is None:
+        return heading + _note(tr(
+            "Not shown: the plan's tables carry no household incomes. `allocator monitor {folder} RECORD_DIR` reads a "
+            "progress record's observed incomes into the plan folder; the report then lists these households.")
+            .format(folder=folder))
+    if near.empty:
+        return heading + "<p>" + _esc(tr("No household's observed income is within {within} of the line.").format(
+            within=yuan(within))) + "</p>"
+    return heading + _table(near)
+
+
+def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanContext | None, no_font: bool,
+           near_households: float, near_yuan: float) -> str:
     context = context or load_plan_context(plan_dir)
     plan, problem = context.plan, context.problem
     path = context.folder / "difficulties.json"
@@ -513,7 +540,7 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
         reached = hats.dropna(subset=["hat_off_year"])
         late = int((reached["hat_off_year"].astype(int) > reached["planned_hat_off_year"].astype(int)).sum())
         sustained = s.get("sustained_share")
-        near = near_misses(plan, problem)
+        near = near_misses(plan, problem, near_households)
         spend = spend_table(plan, "category").rename_axis(columns=None)
         spend["total"] = spend.sum(axis=1)
         parts += [_budget_section(plan),
@@ -533,10 +560,11 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
                       count=late)) + "</span>" if late else "")
                   + tr(".") + "</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
                   "<h3>" + _esc(tr("Counties within {within:.0f} households of their threshold at the deadline")
-                                .format(within=NEAR_HOUSEHOLDS)) + "</h3>"
+                                .format(within=near_households)) + "</h3>"
                   + (_table(near) if len(near) else
                      "<p>" + _esc(tr("No county is within {within:.0f} households of its threshold.").format(
-                         within=NEAR_HOUSEHOLDS)) + "</p>"),
+                         within=near_households)) + "</p>"),
+                  _near_line_section(context.folder, near_yuan),
                   _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),
@@ -557,4 +585,4 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
     return "\n".join(parts)
 
 __all__ = ["budget_sentence", "budget_table", "build_report", "county_incidence_by_year", "hat_off_years",
-           "near_misses", "poor_by_year", "spend_table", "village_table"]
+           "near_line", "near_misses", "poor_by_year", "spend_table", "village_table"]

@@ -24,6 +24,7 @@ TITLES: dict[str, str] = {
     "sheet.summary": "Summary", "sheet.path": "Path", "sheet.counties": "Counties", "sheet.villages": "Villages",
     "sheet.households": "Households", "sheet.projects": "Projects", "sheet.funding": "Funding",
     "sheet.budget_use": "Budget use", "sheet.difficulties": "Difficulties",
+    "sheet.near_misses": "Counties near the threshold",
     # columns
     "item": "Item", "value": "Value",
     "year": "Year", "region_id": "Region", "region_name": "Region name",
@@ -74,6 +75,7 @@ TITLES: dict[str, str] = {
     "fd_check": "Check by finite differences", "earliest_year": "Earliest deadline met",
     "label": "Measure", "margin_households": "Households from the line", "side": "Where",
     "section": "Section", "planned_hat_off_year": "Planned hat-off year",
+    "observed_income": "Observed income (yuan per person)", "from_line": "From the line (yuan)",
     "compare.a": "A: this plan", "compare.b": "B: the other plan", "compare.change": "Change (B − A)",
 }
 
@@ -95,7 +97,7 @@ PYTHON_SPECS = {MONEY: ",.0f", SHARE: ".1%", PROBABILITY: ".3f", HOUSEHOLDS: ",.
                 "0.00%": ".2%", "#,##0.00": ",.2f"}
 FORMATS |= {"target_poor": HOUSEHOLDS, "national_path": HOUSEHOLDS, "allowed_by_thresholds": HOUSEHOLDS,
             "total": MONEY, "marginal_value": GENERAL, "earliest_year": YEAR, "planned_hat_off_year": YEAR,
-            "margin_households": HOUSEHOLDS}
+            "margin_households": HOUSEHOLDS, "observed_income": MONEY, "from_line": MONEY}
 FINGERPRINT_DIGITS = 12  # hex digits of a fingerprint shown on the page
 HEX_RUN = re.compile(r"\b[0-9a-f]{32,}\b")
 
@@ -152,6 +154,12 @@ def status_words(summary: dict) -> tuple[str, str]:
     if status == "unbounded":
         return tr("no plan: the model is unbounded (a modelling error; please report it)"), ""
     return tr("no plan: the solver failed"), tr("see the message below, then {explain}").format(explain=explain)
+
+
+def unsolved_sentence(name: str) -> str:
+    """Plan ``name`` of a comparison has no solution: what that leaves out, in the language in use."""
+    return tr("{name} has no solution: its outcomes are missing, not zero, and its money, spending, counties and "
+              "budgets are not compared.").format(name=name)
 
 
 def title(key: str) -> str:

@@ -1,9 +1,10 @@
-"""The plan as one Excel workbook: summary, path, counties, villages, households, projects,
-funding, budget use and difficulties, one sheet each.
+"""The plan as one Excel workbook: summary, path, counties, counties near their threshold (near
+misses), villages, households, projects, funding, budget use and difficulties, one sheet each.
 
 Names stand beside ids (counties and villages from the input tables), columns carry human
-titles (:data:`TITLES`, the one place the workbook's words live: a second language is a
-second mapping of the same keys), numbers their formats (yuan ``#,##0``, shares ``0.0%``,
+titles (:data:`TITLES`, the one place the workbook's words live, in English or Chinese through
+the catalogue: :mod:`allocator.report.i18n`), status and category words are in the same
+language, numbers their formats (yuan ``#,##0``, shares ``0.0%``,
 probabilities ``0.000``), every sheet a bold, frozen header row with a filter. The workbook is
 written in openpyxl's write-only mode, row by row, so a province's 600,000 households keep
 memory bounded by the plan's own tables.
@@ -24,15 +25,18 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from allocator.messages import sentence as said
 from allocator.plan.context import PlanContext, load_plan_context
-from allocator.report.titles import COUNT, FORMATS, HOUSEHOLDS, MONEY, SHARE, TITLES
+from allocator.report.i18n import language, tr
+from allocator.report.near import NEAR_HOUSEHOLDS, near_misses
+from allocator.report.titles import COUNT, FORMATS, HOUSEHOLDS, MONEY, SHARE, TITLES, status_words, title
 
 SUMMARY_FORMATS = {"expected_exits": HOUSEHOLDS, "sustained_exits": HOUSEHOLDS, "sustained_share": SHARE,
                    "total_shortfall": HOUSEHOLDS, "total_cost": MONEY, "money_available": MONEY, "gap": "0.00%",
                    "bound": "#,##0.00", "households_with_package": COUNT, "projects_built": COUNT,
                    "solve_seconds": "0.00"}
-SHEETS = ("summary", "path", "counties", "villages", "households", "projects", "funding", "budget_use",
-          "difficulties")
+SHEETS = ("summary", "path", "counties", "near_misses", "villages", "households", "projects", "funding",
+          "budget_use", "difficulties")
 WIDTH_SAMPLE = 500  # rows looked at to size a column
 BLOCK_ROWS = 20_000  # rows converted to Python values at a time
 MIN_WIDTH, MAX_WIDTH = 8, 60
@@ -56,7 +60,7 @@ def path_sheet(context: PlanContext) -> pd.DataFrame:
     """``path.csv`` with region names and the share still poor."""
     path = context.plan.path.copy()
     regions = _names(context.tables.get("regions"), "region_id")
-    path["region_name"] = path["region_id"].map(regions).where(path["region_id"] != "", TITLES["word.whole"])
+    path["region_name"] = path["region_id"].map(regions).where(path["region_id"] != "", title("word.whole"))
     registered = path["registered_poor"].astype(float)
     path["still_poor_share"] = path["expected_poor"] / registered.where(registered > 0)
     return path[["year", "region_id", "region_name", "registered_poor", "expected_poor", "still_poor_share",
@@ -68,6 +72,14 @@ def counties_sheet(context: PlanContext) -> pd.DataFrame:
     counties = context.plan.counties.copy()
     counties.insert(1, "county_name", counties["county_id"].map(_names(context.tables.get("regions"), "region_id")))
     return counties
+
+
+def near_misses_sheet(context: PlanContext, within: float = NEAR_HOUSEHOLDS) -> pd.DataFrame:
+    """The counties within ``within`` households of their threshold at the deadline
+    (:func:`allocator.report.near.near_misses`), with their names."""
+    near = near_misses(context.plan, context.problem, within)
+    near.insert(1, "county_name", near["county_id"].map(_names(context.tables.get("regions"), "region_id")))
+    return near
 
 
 def villages_sheet(context: PlanContext) -> pd.DataFrame:
@@ -152,28 +164,28 @@ def difficulties_sheet(context: PlanContext) -> pd.DataFrame:
     path = context.folder / "difficulties.json"
     rows: list[tuple[str, str, str]] = []
     if not path.is_file():
-        rows.append((TITLES["word.overall"], "", TITLES["word.run_explain"]))
+        rows.append((title("word.overall"), "", title("word.run_explain")))
     else:
         found = json.loads(path.read_text())
         if found.get("sentence"):
-            rows.append((TITLES["word.overall"], "", found["sentence"]))
+            rows.append((title("word.overall"), "", said(found, tr)))
         if found.get("conflict"):
-            rows.append((TITLES["word.conflict"], "", found["conflict"].get("sentence", "")))
+            rows.append((title("word.conflict"), "", said(found["conflict"], tr)))
         for county in found.get("counties_off_schedule", []):
-            rows.append((TITLES["word.county"], county["county_id"], county.get("sentence", "")))
-            rows += [(TITLES["word.reason"], county["county_id"], reason["sentence"])
+            rows.append((title("word.county"), county["county_id"], said(county, tr)))
+            rows += [(title("word.reason"), county["county_id"], said(reason, tr))
                      for reason in county.get("reasons", [])]
         if not found.get("counties_off_schedule") and not found.get("sentence"):
-            rows.append((TITLES["word.overall"], "", TITLES["word.on_schedule"]))
+            rows.append((title("word.overall"), "", title("word.on_schedule")))
         for behind in found.get("years_behind_target", []):
-            rows.append((TITLES["word.behind"], "", behind.get("sentence") or json.dumps(behind)))
+            rows.append((title("word.behind"), "", said(behind, tr) or json.dumps(behind)))
         take = found.get("what_it_would_take")
         if take:
-            rows.append((TITLES["word.take"], "", take["sentence"]))
+            rows.append((title("word.take"), "", said(take, tr)))
         for county in (found.get("earliest_deadlines") or {}).get("counties", []):
             year = county.get("earliest_year")
-            rows.append((TITLES["word.earliest"], county["county_id"],
-                         TITLES["word.not_by_deadline"] if year is None else str(int(year))))
+            rows.append((title("word.earliest"), county["county_id"],
+                         title("word.not_by_deadline") if year is None else str(int(year))))
     frame = pd.DataFrame(rows, columns=["topic", "county_id", "sentence"])
     frame.insert(2, "county_name", frame["county_id"].map(regions).fillna(""))
     return frame
@@ -185,7 +197,8 @@ def summary_rows(context: PlanContext) -> list[tuple[str, object]]:
     manifest = s.get("manifest") or {}
     money = sum(row.get("amount", 0.0) for row in s.get("budget_use") or [])
     rows = [("scenario", s.get("scenario")), ("years", f"{s.get('start_year')}–{s.get('deadline_year')}"),
-            ("status", s.get("status")), ("stopped_by", s.get("stopped_by")), ("message", s.get("message")),
+            ("status", status_words(s)[0] if s.get("status") else None), ("stopped_by", s.get("stopped_by")),
+            ("message", s.get("message")),
             ("method", s.get("method")), ("backend", s.get("backend")),
             ("expected_exits", s.get("expected_exits")), ("sustained_exits", s.get("sustained_exits")),
             ("sustained_share", s.get("sustained_share")),
@@ -217,20 +230,25 @@ def _column(frame: pd.DataFrame, name: str, start: int, stop: int) -> list:
     return [_cell_value(v) for v in frame[name].iloc[start:stop].astype(object).to_numpy()]
 
 
+WORD_COLUMNS = ("category",)  # columns whose values are words of the catalogue (industry, housing, ...)
+
+
 def _sheet(book: Workbook, key: str, frame: pd.DataFrame) -> None:
     """One sheet of ``frame``: bold frozen header of titles, a filter, sized columns, number
-    formats; rows streamed (write-only), converted a block at a time."""
-    sheet = book.create_sheet(TITLES[f"sheet.{key}"])
+    formats, words in the language in use; rows streamed (write-only), converted a block at a time."""
+    frame = frame.assign(**{name: frame[name].map(lambda v: tr(v) if isinstance(v, str) else v)
+                            for name in WORD_COLUMNS if name in frame.columns})
+    sheet = book.create_sheet(title(f"sheet.{key}"))
     names = list(frame.columns)
     for i, name in enumerate(names, start=1):
-        sheet.column_dimensions[get_column_letter(i)].width = _width(TITLES.get(name, name),
+        sheet.column_dimensions[get_column_letter(i)].width = _width(title(name),
                                                                      _column(frame, name, 0, WIDTH_SAMPLE))
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(max(1, len(names)))}{len(frame) + 1}"
     bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
     header = []
     for name in names:
-        cell = WriteOnlyCell(sheet, value=TITLES.get(name, name))
+        cell = WriteOnlyCell(sheet, value=title(name))
         cell.font, cell.alignment = bold, wrap
         header.append(cell)
     sheet.append(header)
@@ -251,13 +269,13 @@ def _sheet(book: Workbook, key: str, frame: pd.DataFrame) -> None:
 
 
 def _summary_sheet(book: Workbook, context: PlanContext) -> None:
-    sheet = book.create_sheet(TITLES["sheet.summary"])
+    sheet = book.create_sheet(title("sheet.summary"))
     rows = summary_rows(context)
-    sheet.column_dimensions["A"].width = _width("", [TITLES[f"summary.{k}"] for k, _ in rows])
+    sheet.column_dimensions["A"].width = _width("", [title(f"summary.{k}") for k, _ in rows])
     sheet.column_dimensions["B"].width = _width("", [v for _, v in rows])
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
-    header = [WriteOnlyCell(sheet, value=TITLES["item"]), WriteOnlyCell(sheet, value=TITLES["value"])]
+    header = [WriteOnlyCell(sheet, value=title("item")), WriteOnlyCell(sheet, value=title("value"))]
     for cell in header:
         cell.font = bold
     sheet.append(header)
@@ -265,31 +283,38 @@ def _summary_sheet(book: Workbook, context: PlanContext) -> None:
         cell = WriteOnlyCell(sheet, value=_cell_value(value))
         if key in SUMMARY_FORMATS:
             cell.number_format = SUMMARY_FORMATS[key]
-        sheet.append([TITLES[f"summary.{key}"], cell])
+        sheet.append([title(f"summary.{key}"), cell])
 
 
-SHEET_FRAMES = {"path": path_sheet, "counties": counties_sheet, "villages": villages_sheet,
+SHEET_FRAMES = {"path": path_sheet, "counties": counties_sheet, "near_misses": near_misses_sheet,
+                "villages": villages_sheet,
                 "households": households_sheet, "projects": projects_sheet, "funding": funding_sheet,
                 "budget_use": budget_use_sheet, "difficulties": difficulties_sheet}
 
 
-def plan_workbook(plan_dir: str | Path, *, context: PlanContext | None = None) -> Workbook:
-    """The plan folder as a write-only openpyxl workbook (save it once; :func:`write_workbook`
-    does). Raises :class:`allocator.errors.InputError` when the folder is not a plan or its
-    scenario changed since it was made."""
-    context = context or load_plan_context(plan_dir)
-    book = Workbook(write_only=True)
-    _summary_sheet(book, context)
-    for key in SHEETS[1:]:
-        _sheet(book, key, SHEET_FRAMES[key](context))
+def plan_workbook(plan_dir: str | Path, *, context: PlanContext | None = None, lang: str = "en",
+                  near_households: float = NEAR_HOUSEHOLDS) -> Workbook:
+    """The plan folder as a write-only openpyxl workbook in ``lang`` (``en`` or ``zh``;
+    :class:`ValueError` for another), its near misses the counties within ``near_households``
+    households of their threshold, to be saved once (:func:`write_workbook` does). Raises
+    :class:`allocator.errors.InputError` when the folder is not a plan or its scenario changed
+    since it was made."""
+    with language(lang):
+        context = context or load_plan_context(plan_dir)
+        book = Workbook(write_only=True)
+        _summary_sheet(book, context)
+        frames = {**SHEET_FRAMES, "near_misses": lambda given: near_misses_sheet(given, near_households)}
+        for key in SHEETS[1:]:
+            _sheet(book, key, frames[key](context))
     return book
 
 
-def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanContext | None = None) -> Path:
-    """Write the plan's workbook to ``path`` (whole, then moved into place: a reader never sees
-    half a file). Returns the path."""
+def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanContext | None = None,
+                   lang: str = "en", near_households: float = NEAR_HOUSEHOLDS) -> Path:
+    """Write the plan's workbook, in ``lang``, to ``path`` (whole, then moved into place: a
+    reader never sees half a file). Returns the path."""
     path = Path(path)
-    book = plan_workbook(plan_dir, context=context)
+    book = plan_workbook(plan_dir, context=context, lang=lang, near_households=near_households)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         book.save(partial)
@@ -300,5 +325,5 @@ def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanConte
 
 
 __all__ = ["FORMATS", "SHEETS", "TITLES", "budget_use_sheet", "counties_sheet", "difficulties_sheet",
-           "funding_sheet", "households_sheet", "path_sheet", "plan_workbook", "projects_sheet", "summary_rows",
-           "villages_sheet", "write_workbook"]
+           "funding_sheet", "households_sheet", "near_misses_sheet", "path_sheet", "plan_workbook", "projects_sheet",
+           "summary_rows", "villages_sheet", "write_workbook"]
