@@ -25,6 +25,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from allocator.plan.context import PlanContext, load_plan_context
+from allocator.report.i18n import language
 from allocator.report.titles import COUNT, FORMATS, HOUSEHOLDS, MONEY, SHARE, TITLES
 
 SUMMARY_FORMATS = {"expected_exits": HOUSEHOLDS, "sustained_exits": HOUSEHOLDS, "sustained_share": SHARE,
@@ -285,11 +286,14 @@ def plan_workbook(plan_dir: str | Path, *, context: PlanContext | None = None) -
     return book
 
 
-def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanContext | None = None) -> Path:
-    """Write the plan's workbook to ``path`` (whole, then moved into place: a reader never sees
-    half a file). Returns the path."""
+def write_workbook(plan_dir: str | Path, path: str | Path, *, context: PlanContext | None = None,
+                   lang: str = "en") -> Path:
+    """Write the plan's workbook, its words in ``lang`` (``en`` or ``zh``; :class:`ValueError`
+    for another), to ``path`` (whole, then moved into place: a reader never sees half a file).
+    Returns the path."""
     path = Path(path)
-    book = plan_workbook(plan_dir, context=context)
+    with language(lang):
+        book = plan_workbook(plan_dir, context=context)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         book.save(partial)
