@@ -92,7 +92,10 @@ async function summaryOf(plan) {
   if (!["done", "failed"].includes(plan.status)) return null;
   if (!summaries.has(plan.plan_id)) {
     try {
-      summaries.set(plan.plan_id, await (await api(`/v1/plans/${plan.plan_id}/summary`)).json());
+      const summary = await (await api(`/v1/plans/${plan.plan_id}/summary`)).json();
+      const budget = summary.budget_use || [];  // the funds' own amounts, as allocator sweep counts them
+      summary.money_available = budget.length ? budget.reduce((sum, row) => sum + row.amount, 0) : null;
+      summaries.set(plan.plan_id, summary);
     } catch (_) {
       return null;  // a failed plan that kept no plan folder
     }
