@@ -35,6 +35,10 @@ def test_the_page_is_html_in_english_and_in_chinese(service):
     assert english.status_code == 200 and english.headers["content-type"].startswith("text/html")
     assert "<html lang=\"en\"" in english.text and "Sign in" in english.text and "Submit a scenario" in english.text
     assert "?lang=zh" in english.text and english.headers["cache-control"] == "no-store"
+    policy = english.headers["content-security-policy"]
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert f'<script nonce="{nonce}">' in english.text and english.text.count("<script nonce=") == 1
+    assert nonce not in svc.client.get("/ui").headers["content-security-policy"]  # a new one each time
     chinese = svc.client.get("/ui", params={"lang": "zh"})
     assert chinese.status_code == 200 and "<html lang=\"zh-CN\"" in chinese.text
     for words in ("登录", "提交情景", "本地区的规划", "比较两个规划", "已完成"):
@@ -217,6 +221,9 @@ def test_a_planner_signs_in_submits_watches_reads_downloads_and_compares(live, b
     heading = until(lambda: browser.find_elements(By.TAG_NAME, "h1"), "the report's heading")[0].text
     assert heading == f"allocator plan: {summary['scenario']}"
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    charts = "return [...document.images].map(image => image.complete && image.naturalWidth > 0)"
+    assert until(lambda: all(browser.execute_script(charts)) and browser.execute_script(charts),
+                 "the report's charts, decoded under the page's security policy")
     browser.switch_to.default_content()
     shot(browser, "04-report-en")
 
@@ -243,7 +250,7 @@ def test_a_planner_signs_in_submits_watches_reads_downloads_and_compares(live, b
     table = until(lambda: find(By.ID, "compare-table").is_displayed() and find(By.ID, "compare-table"),
                   "the comparison")
     exits = table.find_element(By.XPATH, ".//tr[th='Expected exits']").text
-    change = round(b["expected_exits"]) - round(a["expected_exits"])
+    change = round(b["expected_exits"] - a["expected_exits"])
     assert f"{a['expected_exits']:,.0f}" in exits and f"{b['expected_exits']:,.0f}" in exits
     assert exits.endswith(("+" if change > 0 else "−" if change < 0 else "") + f"{abs(change):,}")
     shot(browser, "05-compare")

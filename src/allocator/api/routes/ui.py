@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import secrets
 from functools import cache
 from importlib.resources import files
 from typing import Annotated
@@ -33,6 +34,10 @@ from allocator.synth import PRESETS, PROVINCE_PRESETS
 router = APIRouter(tags=["ui"])
 
 LANGUAGE_NAMES = {"en": "English", "zh": "中文"}  # each in its own language, as a switch shows them
+# Only the page's own script runs (its nonce) and talks only to this service; the report shown in the
+# page (a blob: frame, sandboxed) keeps its inline style and data: charts.
+POLICY = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
+          "connect-src 'self'; frame-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 # The words the script writes (statuses, column titles, labels of numbers), by key; English is the message id.
 SCRIPT_WORDS = {
     "status.queued": "queued", "status.running": "running", "status.done": "done", "status.failed": "failed",
@@ -53,18 +58,21 @@ SCRIPT_WORDS = {
 }
 
 
-def page(lang: str, settings: Settings) -> str:
-    """The page in ``lang``: its words from the catalogue, the presets this service accepts."""
+def page(lang: str, settings: Settings, nonce: str) -> str:
+    """The page in ``lang``: its words from the catalogue, the presets this service accepts, its
+    script marked with ``nonce`` (the only script the page's security policy lets run)."""
     with language(lang):
-        return _page(lang, settings)
+        return _page(lang, settings, nonce)
 
 
 @router.get("/ui", response_class=HTMLResponse, include_in_schema=False)
 def planner_page(settings: SettingsDep, lang: Annotated[Language | None, Query()] = None) -> HTMLResponse:
     """The planner's web page in ``lang`` (en or zh; default the service's ALLOCATOR_LANG);
     another language is a 422 like the API's."""
-    return HTMLResponse(page(chosen_language(lang, settings), settings),
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    nonce = secrets.token_urlsafe(16)
+    return HTMLResponse(page(chosen_language(lang, settings), settings, nonce),
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                 "Content-Security-Policy": POLICY.format(nonce=nonce)})
 
 
 @cache
@@ -87,7 +95,7 @@ def _presets(settings: Settings) -> str:
                    for name, households in sorted(sizes.items(), key=lambda item: item[1]))
 
 
-def _page(lang: str, settings: Settings) -> str:
+def _page(lang: str, settings: Settings, nonce: str) -> str:
     words = json.dumps({key: tr(text) for key, text in SCRIPT_WORDS.items()}, ensure_ascii=False).replace("</", "<\\/")
     switch = " · ".join(f"<b>{LANGUAGE_NAMES[code]}</b>" if code == lang else
                         f"<a href='?lang={code}' lang='{HTML_LANG[code]}'>{LANGUAGE_NAMES[code]}</a>"
@@ -142,6 +150,6 @@ def _page(lang: str, settings: Settings) -> str:
 <iframe id="report-frame" title="{_t('Report')}" sandbox></iframe></section>
 </main>
 <script type="application/json" id="words">{words}</script>
-<script>{_static("ui.js")}</script>
+<script nonce="{nonce}">{_static("ui.js")}</script>
 </body></html>
 """

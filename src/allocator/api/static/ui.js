@@ -66,7 +66,11 @@ function cell(tag, text, className) {
 const regionText = (id) => (regions.get(id) ? `${regions.get(id)} (${id})` : id);
 const planText = (plan) => `${plan.scenario} · ${plan.plan_id.slice(0, 8)}`;
 const shown = (metric, value) => (value == null ? "–" : metric === "gap" ? share.format(value) : whole.format(value));
-const signed = (metric, value) => (value > 0 ? "+" : value < 0 ? "−" : "") + shown(metric, Math.abs(value));
+/** A change as shown (rounded as its values are), with its sign: "+2", "−735,080", "0". */
+function signed(metric, value) {
+  const rounded = metric === "gap" ? Math.round(value * 1e4) / 1e4 : Math.round(value);
+  return (rounded > 0 ? "+" : rounded < 0 ? "−" : "") + shown(metric, Math.abs(rounded));
+}
 
 /** A button that runs ``action`` and shows the API's error if it fails; it is disabled meanwhile. */
 function button(text, action) {
@@ -125,7 +129,9 @@ function planRow(plan, summary) {
   const numbers = summary || plan.progress;
   const status = WORDS[`status.${plan.status}`] || plan.status;
   const outcome = plan.plan_status ? ` (${WORDS[`plan_status.${plan.plan_status}`] || plan.plan_status})` : "";
-  row.append(cell("td", planText(plan)), cell("td", regionText(plan.region)), cell("td", status + outcome, "status"),
+  const failure = plan.error ? ` – ${plan.error.detail}` : "";  // the API's own words for why it failed
+  row.append(cell("td", planText(plan)), cell("td", regionText(plan.region)),
+             cell("td", status + outcome + failure, "status"),
              cell("td", whole.format(plan.households), "n"),
              cell("td", shown("expected_exits", numbers.expected_exits), "n"),
              cell("td", shown("gap", numbers.gap), "n"),
