@@ -1,8 +1,9 @@
 """``GET /ui``, the planner's web page: the route (English, Chinese, an unknown language), then the
 page itself in a real headless Chromium (selenium and chromedriver) against ``allocator serve``
 on 127.0.0.1: a bad key and a bad upload show the API's own messages; sign in, submit the tiny
-preset, watch it finish, open its report, download its workbook, compare two plans, switch to
-Chinese. Screenshots go to ``screenshots/ui/`` (git-ignored) for a person to look at.
+preset, watch it finish, open its report, download its workbook, upload a scenario and its
+tables, compare the two plans, switch to Chinese. Screenshots go to ``screenshots/ui/``
+(git-ignored) for a person to look at.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from openpyxl import load_workbook
 
 from allocator.api.routes.ui import SCRIPT_WORDS
 from allocator.api.schemas import Language
+from allocator.inputs.scenario import scenario_from_dict
 from allocator.report.i18n import LANGUAGES, translations
+from allocator.targeting.pipeline import load_tables
 from tests.api.test_api import service as service  # noqa: F401 (the fixture)
 from tests.api.test_api_server import Server
 from tests.support.api_support import TINY, preset_regions
+from tests.support.tiny import write_folder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -123,6 +127,18 @@ def live(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+def preset_folder(folder: Path, money_scale: float) -> Path:
+    """The tiny preset's tables as CSV files and a scenario.yaml naming them, its funds scaled by
+    ``money_scale``: what a planner uploads."""
+    tables = load_tables(scenario_from_dict(TINY, file="scenario.yaml", source=Path("scenario.yaml").resolve()))
+    tables["funds"]["amount"] = tables["funds"]["amount"] * money_scale
+    write_folder(tables, folder, start_year=TINY["start_year"], deadline_year=TINY["deadline_year"],
+                 solver=TINY["solver"])
+    scenario = yaml.safe_load((folder / "scenario.yaml").read_text())
+    (folder / "scenario.yaml").write_text(yaml.safe_dump({**scenario, "name": folder.name}))
+    return folder
 
 
 def until(condition, what: str, timeout: float = WAIT):
@@ -236,15 +252,21 @@ def test_a_planner_signs_in_submits_watches_reads_downloads_and_compares(live, b
     until(lambda: workbook.read_bytes() == served, "the whole workbook")
     assert "Summary" in load_workbook(workbook, read_only=True).sheetnames
 
-    # a second plan, then both side by side: B − A
-    find(By.ID, "seed").clear()
-    find(By.ID, "seed").send_keys("2")
-    find(By.CSS_SELECTOR, "#preset-form button").click()
-    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#plan-table tbody tr")) == 2, "the second plan's row")
+    # an upload of the scenario YAML and its tables (the preset's own, with half the money), then
+    # both plans side by side: B − A
+    halved = preset_folder(tmp_path / "halved", money_scale=0.5)
+    browser.execute_script("document.getElementById('upload-form').reset()")
+    find(By.ID, "scenario-file").send_keys(str(halved / "scenario.yaml"))
+    find(By.ID, "table-files").send_keys("\n".join(str(path) for path in sorted(halved.glob("*.csv"))))
+    find(By.CSS_SELECTOR, "#upload-form button").click()
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#plan-table tbody tr")) == 2, "the upload's row")
     until(lambda: find(By.ID, "watch").get_attribute("data-status") == "done"
-          and len(Select(find(By.ID, "plan-b")).options) == 2, "the second plan")
+          and len(Select(find(By.ID, "plan-b")).options) == 2, "the uploaded plan")
+    assert not error_text() and find(By.ID, "scenario-file").get_attribute("value") == ""  # the form is reset
     plans = live.client.get("/v1/plans", headers=admin).json()["plans"]
+    assert plans[0]["scenario"] == "halved" and plans[0]["status"] == "done"
     a, b = (live.client.get(f"/v1/plans/{plan['plan_id']}/summary", headers=admin).json() for plan in plans[::-1])
+    assert b["total_cost"] < a["total_cost"]
     Select(find(By.ID, "plan-a")).select_by_value(plans[1]["plan_id"])
     Select(find(By.ID, "plan-b")).select_by_value(plans[0]["plan_id"])
     find(By.CSS_SELECTOR, "#compare-form button").click()

@@ -267,6 +267,7 @@ onSubmit("upload-form", async () => {
   for (const table of $("table-files").files) form.append("tables", table);
   form.append("explain", $("explain").checked ? "true" : "false");
   await submitted(await api("/v1/plans", {method: "POST", body: form}));
+  $("upload-form").reset();
 });
 
 onSubmit("compare-form", compare);
