@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import get_args
 
+import pandas as pd
 import pytest
 import yaml
 from openpyxl import load_workbook
@@ -193,25 +194,23 @@ def test_a_planner_signs_in_submits_watches_reads_downloads_and_compares(live, b
     assert browser.execute_script("return sessionStorage.getItem('allocator.key')") == region_key
     assert browser.get_cookies() == []
 
-    # a bad upload: the API's 422 detail and every issue it names
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "scenario.yaml").write_text(yaml.safe_dump({"name": "bad", "start_year": 2016, "deadline_year": 2015,
-                                                       "data": "."}))
-    (bad / "households.csv").write_text("household_id,village_id\nH1,V1\n")
-    (bad / "notes.csv").write_text("a\n1\n")
+    # a bad upload (a probability of 1.5): the API's 422 detail and every issue it names, where and what
+    bad = preset_folder(tmp_path / "bad", money_scale=1.0)
+    households = pd.read_csv(bad / "households.csv", dtype=str)
+    households.loc[1, "baseline_exit_probability"] = "1.5"
+    households.to_csv(bad / "households.csv", index=False)
+    tables = sorted(bad.glob("*.csv"))
     expected = live.client.post("/v1/plans", headers={"Authorization": f"Bearer {region_key}"}, files=[
         ("scenario", ("scenario.yaml", (bad / "scenario.yaml").read_bytes())),
-        ("tables", ("households.csv", (bad / "households.csv").read_bytes())),
-        ("tables", ("notes.csv", (bad / "notes.csv").read_bytes()))])
+        *[("tables", (path.name, path.read_bytes())) for path in tables]])
     assert expected.status_code == 422, expected.text
     find(By.ID, "scenario-file").send_keys(str(bad / "scenario.yaml"))
-    find(By.ID, "table-files").send_keys(f"{bad / 'households.csv'}\n{bad / 'notes.csv'}")
+    find(By.ID, "table-files").send_keys("\n".join(str(path) for path in tables))
     find(By.CSS_SELECTOR, "#upload-form button").click()
     shown = until(error_text, "the 422 message")
     assert shown.splitlines()[0] == expected.json()["detail"]
     for issue in expected.json()["issues"]:
-        assert issue["message"] in shown and issue["file"] in shown
+        assert all(str(issue[part]) in shown for part in ("file", "row", "column", "message", "expected", "found"))
     assert "Traceback" not in shown
     shot(browser, "02-bad-upload")
 

@@ -89,9 +89,9 @@ def _presets(settings: Settings) -> str:
     """The presets' options, the small ones first: those within the service's household limit."""
     sizes = {name: spec["households"] for name, spec in {**PRESETS, **PROVINCE_PRESETS}.items()
              if spec["households"] <= settings.max_households}
-    default = SCENARIO_EXAMPLE["generate"]["preset"]
+    default, size = SCENARIO_EXAMPLE["generate"]["preset"], _t("about {households:,} households")
     return "".join(f"<option value='{html.escape(name)}'{' selected' if name == default else ''}>"
-                   f"{html.escape(name)} ({_t('{households:,} households').format(households=households)})</option>"
+                   f"{html.escape(name)} ({size.format(households=households)})</option>"
                    for name, households in sorted(sizes.items(), key=lambda item: item[1]))
 
 
