@@ -25,7 +25,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allocator.api.intake import TooLarge
-from allocator.api.routes import manage, plans, regions, solve, system
+from allocator.api.routes import manage, plans, regions, solve, system, ui
 from allocator.api.schemas import ErrorOut, PlanRequest
 from allocator.api.settings import Settings
 from allocator.api.store import open_store
@@ -35,7 +35,7 @@ from allocator.errors import InputError, InputMismatch, Issue
 from allocator.version import __version__
 
 log = logging.getLogger("allocator.api")
-UNAUDITED = ("/v1/health", "/v1/backends", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json")
+UNAUDITED = ("/v1/health", "/v1/backends", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/ui")
 
 DESCRIPTION = """Plans poverty-alleviation money, packages and projects over HTTP.
 
@@ -44,7 +44,8 @@ then read `/summary` and `/tables/{name}`. During the plan's years, upload a pro
 to `POST /v1/plans/{id}/progress` (plan against actual, households to watch) and re-plan the
 remaining years with `POST /v1/plans/{id}/replan`. Every call but `/v1/health` and `/v1/backends`
 needs `Authorization: Bearer KEY`; a key sees only its own region's plans. Bad input is
-answered 422 with each problem's file, row, column and expected value.
+answered 422 with each problem's file, row, column and expected value. `GET /ui` is a web page
+for planners doing all this from a browser (`?lang=zh` for Chinese).
 """
 
 
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _request_error)
     app.add_exception_handler(TooLarge, _too_large)
     app.add_exception_handler(405, _method_not_allowed)
-    for module in (plans, manage, solve, regions, system):
+    for module in (plans, manage, solve, regions, system, ui):
         app.include_router(module.router)
     app.include_router(system.metrics_router)
     app.openapi = lambda: _openapi(app)

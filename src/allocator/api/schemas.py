@@ -15,6 +15,7 @@ TableName = Literal["regions", "villages", "households", "packages", "projects",
 # diff: re-plans only; marginal_values: plans whose solve priced its rows (allocator.optimize.marginal)
 PlanTable = Literal["households", "projects", "funding", "counties", "marginal_values", "diff"]
 MonitorTable = Literal["watch", "households_off_track", "villages", "counties"]
+Language = Literal["en", "zh"]  # of reports, workbooks and the web page: allocator.report.i18n.LANGUAGES
 Cell = str | int | float | bool | None | list[str | int | float]
 
 SCENARIO_EXAMPLE = {"name": "tiny", "start_year": 2016, "deadline_year": 2020,

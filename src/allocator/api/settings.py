@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from allocator.api.schemas import Language
+
 
 class Settings(BaseSettings):
     """Where jobs are kept, how many solve at once, and the limits on what a client may send."""
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(None, gt=0, description="finished plans older than this are purged "
                                                                  "(default: kept)")
     audit_log: Path | None = Field(None, description="JSON-lines audit log; default DATA_DIR/audit.log")
+    lang: Language = Field("en", description="language of reports, workbooks and the web page when a request "
+                                             "names none (as the command line's ALLOCATOR_LANG)")
 
     @field_validator("data_dir")
     @classmethod

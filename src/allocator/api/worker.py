@@ -454,24 +454,24 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
     return None
 
 
-def render_report(plan_dir: str, target: str) -> None:
-    """Worker process: render the plan's HTML report once, into ``target`` (written whole, then
-    moved into place, so a reader never sees half a page)."""
+def render_report(plan_dir: str, target: str, lang: str) -> None:
+    """Worker process: render the plan's HTML report in ``lang`` once, into ``target`` (written
+    whole, then moved into place, so a reader never sees half a page)."""
     from allocator.report.html import build_report
 
     os.umask(0o077)
     partial = Path(f"{target}.{os.getpid()}.part")
-    partial.write_text(build_report(Path(plan_dir)))
+    partial.write_text(build_report(Path(plan_dir), lang=lang))
     partial.replace(target)
 
 
-def render_workbook(plan_dir: str, target: str) -> None:
-    """Worker process: write the plan's Excel workbook once, into ``target`` (written whole, then
-    moved into place, as the report)."""
+def render_workbook(plan_dir: str, target: str, lang: str) -> None:
+    """Worker process: write the plan's Excel workbook in ``lang`` once, into ``target`` (written
+    whole, then moved into place, as the report)."""
     from allocator.report.workbook import write_workbook
 
     os.umask(0o077)
-    write_workbook(Path(plan_dir), target)
+    write_workbook(Path(plan_dir), target, lang=lang)
 
 
 def run_in_worker(function, *args, **kwargs):

@@ -17,7 +17,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from allocator.api.deps import DispatcherDep, IntakeDep, KeyDep, ReportsDep, SettingsDep, StoreDep, VisibleJobDep
-from allocator.api.schemas import JobStatus, PlanList, PlanOut, PlanTable, PurgedOut, TableOut, plan_out
+from allocator.api.schemas import JobStatus, Language, PlanList, PlanOut, PlanTable, PurgedOut, TableOut, plan_out
+from allocator.api.settings import Settings
 from allocator.api.store import FINISHED, Job
 from allocator.api.submission import SUBMISSION_BODY, submit
 from allocator.api.worker import STOP_GRACE, purge, render_report, render_workbook, run_in_worker
@@ -29,8 +30,10 @@ TEXT_COLUMNS = ("id", "before", "after")  # of diff.csv: ids, and decisions or a
 IdempotencyKey = Annotated[str | None, Header(max_length=200, description="a retry with the same key and the "
                                                                             "same parsed request returns the first "
                                                                             "plan; an empty value is no key")]
-REPORT = "report.html"  # the rendered report, cached in the plan's folder
-WORKBOOK = "plan.xlsx"  # the plan's Excel workbook, cached beside the report
+LangQuery = Annotated[Language | None, Query(description="the language of its words: en or zh (default: the "
+                                                         "service's ALLOCATOR_LANG, else en)")]
+REPORT = "report.html"  # the rendered report, cached in the plan's folder (report.zh.html in Chinese)
+WORKBOOK = "plan.xlsx"  # the plan's Excel workbook, cached beside the report (plan.zh.xlsx in Chinese)
 PURGE_WAIT = 30.0  # seconds, beyond the stop grace, a purge waits for the dispatcher to stop a running worker
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ERRORS = {code: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
@@ -125,35 +128,44 @@ def get_difficulties(job: VisibleJobDep) -> JSONResponse:
 @router.get("/{plan_id}/report", response_class=HTMLResponse, responses={
     **ERRORS, 200: {"content": {"text/html": {"schema": {"type": "string"}}},
                     "description": "a self-contained HTML page"}})
-async def get_report(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
-    """The plan's readable report (HTML with its charts): rendered once, in a worker process,
-    then served from the plan's folder."""
-    return FileResponse(await rendered(job, slots, render_report, REPORT, "report"), media_type="text/html")
+async def get_report(job: VisibleJobDep, slots: ReportsDep, settings: SettingsDep,
+                     lang: LangQuery = None) -> FileResponse:
+    """The plan's readable report (HTML with its charts) in ``lang``: rendered once per language,
+    in a worker process, then served from the plan's folder."""
+    return FileResponse(await rendered(job, slots, render_report, REPORT, "report", chosen_language(lang, settings)),
+                        media_type="text/html")
 
 
 @router.get("/{plan_id}/export.xlsx", response_class=FileResponse, responses={
     **ERRORS, 200: {"content": {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
                     "description": "an Excel workbook"}})
-async def get_workbook(job: VisibleJobDep, slots: ReportsDep) -> FileResponse:
-    """The plan as one Excel workbook (as ``allocator export --xlsx``): summary, path, counties,
-    villages, households, projects, funding, budget use and difficulties, names beside ids.
-    Written once, in a worker process, then served from the plan's folder."""
-    cached = await rendered(job, slots, render_workbook, WORKBOOK, "workbook")
+async def get_workbook(job: VisibleJobDep, slots: ReportsDep, settings: SettingsDep,
+                       lang: LangQuery = None) -> FileResponse:
+    """The plan as one Excel workbook (as ``allocator export --xlsx``) in ``lang``: summary, path,
+    counties, villages, households, projects, funding, budget use and difficulties, names beside
+    ids. Written once per language, in a worker process, then served from the plan's folder."""
+    cached = await rendered(job, slots, render_workbook, WORKBOOK, "workbook", chosen_language(lang, settings))
     return FileResponse(cached, media_type=XLSX_TYPE, filename=f"plan-{job.plan_id}.xlsx")
 
 
-async def rendered(job, slots, render, name: str, what: str) -> Path:
-    """The plan's ``name`` (its report or workbook) beside its folder, made once by ``render`` in
-    a worker process; a second request for the same plan waits on ``slots``, then finds it. 404
-    for a plan without a solution."""
+def chosen_language(lang: str | None, settings: Settings) -> str:
+    """The language a request asks for, else the service's (ALLOCATOR_LANG)."""
+    return lang or settings.lang
+
+
+async def rendered(job, slots, render, name: str, what: str, lang: str) -> Path:
+    """The plan's ``name`` (its report or workbook) in ``lang`` beside its folder, made once per
+    language by ``render`` in a worker process; a second request for the same plan waits on
+    ``slots``, then finds it. 404 for a plan without a solution."""
     folder = result_dir(job)
     if (await run_in_threadpool(read_json, folder / "summary.json")).get("expected_exits") is None:
         raise HTTPException(404, f"plan {job.plan_id} has no solution ({job.plan_status}), so no {what}")
-    cached = Path(job.input_dir).parent / name
+    stem, suffix = name.split(".", 1)
+    cached = Path(job.input_dir).parent / (name if lang == "en" else f"{stem}.{lang}.{suffix}")
     if not cached.is_file():
         async with slots:
             if not cached.is_file():
-                await anyio.to_thread.run_sync(run_in_worker, render, str(folder), str(cached))
+                await anyio.to_thread.run_sync(run_in_worker, render, str(folder), str(cached), lang)
     return cached
 
 
