@@ -244,3 +244,43 @@ def test_threads_seed_and_verbose_options(backend, capfd):
         assert result.status is Status.OPTIMAL and result.objective == pytest.approx(13.5)
     out, err = capfd.readouterr()
     assert out or err  # the solver's log was shown
+
+
+# ---------------------------------------------------------------- HiGHS' scaling
+def _money_model(integer: bool) -> LinearModel:
+    """Two yuan-sized packages on a 0-1 choice each, paid by a flow column from a budget of 9e6:
+    max 0.9 x1 + 0.5 x2 s.t. 7e6 x1 + 3e6 x2 - f = 0, f <= 9e6, x1 + x2 <= 2."""
+    return make_model([0.9, 0.5, 0.0], [[7e6, 3e6, -1.0], [0, 0, 1], [1, 1, 0]], [0, -INF, -INF],
+                      [0, 9e6, 2], [0, 0, 0], [1, 1, INF], [integer, integer, False])
+
+
+def test_scaling_factors_are_powers_of_two_and_leave_integer_columns_alone():
+    from allocator.solvers.highs import equilibrate
+
+    model = _money_model(integer=True)
+    rows, cols = equilibrate(model)
+    assert np.all(np.log2(rows) == np.round(np.log2(rows))) and np.all(np.log2(cols) == np.round(np.log2(cols)))
+    assert cols[0] == cols[1] == 1.0 and cols[2] != 1.0  # the flow column is scaled, the choices are not
+    scaled = np.abs(model.matrix("csc").multiply(rows[:, None]).multiply(cols[None, :]).data)
+    assert scaled.max() / scaled.min() < 7e6 / 1.0  # the range shrinks
+    unscaled = equilibrate(model, passes=0)
+    assert np.all(unscaled[0] == 1.0) and np.all(unscaled[1] == 1.0)
+
+
+def test_scaled_solves_answer_in_the_models_own_units(monkeypatch):
+    import allocator.solvers.highs as highs
+
+    lp = _money_model(integer=False)
+    results = {}
+    for passes in (0, highs.SCALE_PASSES):
+        monkeypatch.setattr(highs, "SCALE_PASSES", passes)
+        results[passes] = highs.HighsBackend().solve(lp, SolveOptions())
+    plain, scaled = results[0], results[highs.SCALE_PASSES]
+    # x2 gives more per yuan: x2 = 1 (3e6), then x1 = 6e6 / 7e6; the budget's dual is 0.9 / 7e6 per yuan
+    assert scaled.objective == pytest.approx(0.5 + 0.9 * 6 / 7, abs=1e-9)
+    assert np.allclose(scaled.x, [6 / 7, 1.0, 9e6], rtol=1e-9)
+    assert np.allclose(scaled.x, plain.x, rtol=1e-9)
+    assert np.allclose(scaled.duals, plain.duals, rtol=1e-6, atol=1e-15)
+    assert abs(scaled.duals[1]) == pytest.approx(0.9 / 7e6, rel=1e-6)
+    mip = highs.HighsBackend().solve(_money_model(integer=True), SolveOptions(mip_gap=0.0, start=np.array([1, 0, 7e6])))
+    assert_plan(_money_model(integer=True), mip, 0.9)  # x1 alone: both cost 10e6 > 9e6

@@ -214,11 +214,12 @@ def _set_options(h, model: LinearModel, options: SolveOptions) -> None:
 SCALE_PASSES = 4  # geometric scaling passes; measured on the README default's LP (benchmarks/README.md)
 
 
-def equilibrate(model: LinearModel, passes: int = SCALE_PASSES) -> tuple[np.ndarray, np.ndarray]:
+def equilibrate(model: LinearModel, passes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Row and column factors, powers of 2, that bring each row's and each continuous column's
     entries around 1 (geometric scaling: the factor is 1 / sqrt(largest x smallest entry),
-    rows then columns, ``passes`` times). Integer columns keep factor 1, so a 0-1 choice stays
-    one; empty rows and columns too."""
+    rows then columns, ``passes`` times, default :data:`SCALE_PASSES`; 0 = no scaling).
+    Integer columns keep factor 1, so a 0-1 choice stays one; empty rows and columns too."""
+    passes = SCALE_PASSES if passes is None else passes
     rows, cols = np.zeros(model.num_rows), np.zeros(model.num_cols)
     if model.A.nnz == 0 or passes <= 0:
         return np.ones(model.num_rows), np.ones(model.num_cols)
