@@ -45,6 +45,8 @@ NEIGHBOURHOOD_HOUSEHOLDS = 600
 ROUND_SECONDS = 10.0
 WIDER_HOUSEHOLDS = 2000  # households freed when the restricted MIP is infeasible
 STALE_ROUNDS = 3  # improvement rounds stop after this many (at least one per county) fail in a row
+BEHIND_HOUSEHOLDS = 3000  # households the behind-target pass re-opens at most, the largest gains first
+BEHIND_SECONDS = 30.0  # its time: it runs after a method's own time limit, so a limited plan gets it too
 ProgressCallback = Callable[..., None]  # progress(phase, **facts) of a solve; not the progress record (manage)
 
 
@@ -192,6 +194,65 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
     if sub.status.has_solution and polish:
         sub = improve_by_county(fm, sub, point, bound, solver, options, started, progress, phases, notes)
     return Outcome(sub, bound, phases, notes, prices)
+
+
+def behind_target_columns(fm: Formulation, x: np.ndarray, tol: float = 1e-6) -> np.ndarray:
+    """Package columns that would lower a shortfall the plan ``x`` leaves: for every annual
+    target or county exit rule short at ``x``, each household it covers and each of its packages
+    that counts more by that year-end than the household's package does (with the chosen
+    packages of those households, so the MIP may drop them). At most
+    :data:`BEHIND_HOUSEHOLDS` households, those with the largest gain first."""
+    p = fm.problem
+    chosen = x[fm.x_cols] > 0.5
+    household = fm.x_household
+    short = [(p.target_county_ok[k][fm.x_county], int(p.target_year[k]))
+             for k, s in zip(fm.shortfall_targets, x[fm.t_cols], strict=True) if s > tol]
+    short += [(fm.x_county == j, int(p.county_hat_off[j]))
+              for j, s in zip(fm.shortfall_counties, x[fm.s_cols], strict=True) if s > tol]
+    gain = np.zeros(fm.nx)
+    for covered, year in short:
+        at = fm.x_exit_at(year)
+        now = np.zeros(len(p.household_ids))
+        now[household[chosen]] = at[chosen]
+        gain = np.maximum(gain, np.where(covered, at - now[household], 0.0))
+    better = gain > tol
+    best = np.zeros(len(p.household_ids))
+    np.maximum.at(best, household[better], gain[better])
+    households = np.flatnonzero(best > 0)
+    households = households[np.argsort(-best[households], kind="stable")[:BEHIND_HOUSEHOLDS]]
+    opened = np.zeros(len(p.household_ids), dtype=bool)
+    opened[households] = True
+    free = np.zeros(fm.model.num_cols, dtype=bool)
+    free[fm.x_cols] = opened[household] & (better | chosen)
+    return free
+
+
+def close_behind_target(fm: Formulation, outcome: Outcome, backend: str, options: SolveOptions,
+                        progress: ProgressCallback) -> Outcome:
+    """The schedule's "no idle money" rule on a finished plan: while an annual target or a
+    county's hat-off year is short, re-open the packages that would count more by then (see
+    :func:`behind_target_columns`) and re-solve that MIP from the plan, with every money,
+    share, floor and personnel row, for at most :data:`BEHIND_SECONDS`; keep it if better."""
+    result = outcome.result
+    if not result.status.has_solution:
+        return outcome
+    free = behind_target_columns(fm, result.x)
+    if not free.any():
+        return outcome
+    started = time.perf_counter()
+    households = len(np.unique(fm.x_household[free[fm.x_cols]]))
+    progress("behind target: re-open packages that count sooner", households=households,
+             **fm.headline(result.x))
+    trial = solve_restricted(fm, get_backend(backend), result.x, free, dataclasses.replace(
+        options, time_limit=BEHIND_SECONDS, start=result.x, progress=None))
+    outcome.phases["behind_target"] = round(time.perf_counter() - started, 4)
+    if trial.status.has_solution and trial.objective > result.objective + 1e-9:
+        trial.stopped_by = result.stopped_by
+        outcome.result = trial
+        outcome.notes.append(f"{households} households behind a target re-opened after the method: "
+                             "the plan improved")
+        progress("behind target: plan improved", **fm.headline(trial.x))
+    return outcome
 
 
 def money_neighbours(fm: Formulation, point: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -349,5 +410,6 @@ def final_status(outcome: Outcome, bounds: Bounds, mip_gap: float | None) -> tup
     return Status.FEASIBLE, None
 
 
-__all__ = ["Bounds", "Outcome", "final_status", "fix_and_resolve", "plan_bounds", "solve_exact", "solve_lp_fix",
+__all__ = ["Bounds", "Outcome", "behind_target_columns", "close_behind_target", "final_status", "fix_and_resolve",
+           "plan_bounds", "solve_exact", "solve_lp_fix",
            "time_left"]

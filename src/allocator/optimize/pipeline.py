@@ -27,6 +27,7 @@ from allocator.optimize.methods import (
     Bounds,
     Outcome,
     ProgressCallback,
+    close_behind_target,
     final_status,
     plan_bounds,
     quiet,
@@ -114,6 +115,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
         solve_started = time.perf_counter()
         on_dask = {"client": client} if where else {}  # only decompose runs on Dask (``where`` is set)
         outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask)
+        outcome = close_behind_target(fm, outcome, settings.backend, options, progress)
         solve_seconds = time.perf_counter() - solve_started
     if distributed and where is None:
         outcome.notes.append(f"Dask is used by decompose only: {method_name} ran in this process")
