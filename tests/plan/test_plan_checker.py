@@ -598,11 +598,15 @@ def test_no_idle_money_rule_when_the_money_is_spent_or_may_not_pay(case):
     assert case.check() == []
 
 
-def test_no_idle_money_rule_for_baselines_or_a_plan_on_target(case):
+def test_no_idle_money_rule_for_baselines_plans_stopped_by_their_limit_or_on_target(case):
     _behind_with_idle_money(case)
     case.summary["method"] = "baseline:greedy"
     assert case.check() == []
     case.summary.pop("method")
+    case.summary["stopped_by"] = "time_limit"
+    assert case.check() == []
+    case.summary.pop("stopped_by")
+    assert case.check() != []
     case.policy["annual_targets"] = {2017: 0.95}  # 2.85 allowed, 2.76 poor: not behind
     path = case.plan["path"]
     path.loc[path["year"] == "2017", ["target", "shortfall"]] = ["0.95", "0"]
