@@ -45,7 +45,10 @@ NEIGHBOURHOOD_HOUSEHOLDS = 600
 ROUND_SECONDS = 10.0
 WIDER_HOUSEHOLDS = 2000  # households freed when the restricted MIP is infeasible
 STALE_ROUNDS = 3  # improvement rounds stop after this many (at least one per county) fail in a row
-ProgressCallback = Callable[..., None]  # progress(phase, **facts) of a solve; not the progress record (manage)
+# progress(phase, **facts) of a solve; not the progress record (manage). Facts a display draws as a bar:
+# done/of (ints) for a phase that counts its steps; seconds/budget for a phase bounded by time, which
+# may end sooner (its last report then says finished=True)
+ProgressCallback = Callable[..., None]
 
 
 def quiet(phase: str, **info) -> None:
@@ -252,7 +255,12 @@ def household_columns(fm: Formulation, households: np.ndarray) -> np.ndarray:
 def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray, bound: float, solver,
                       options: SolveOptions, started: float, progress: ProgressCallback, phases: dict,
                       notes: list[str]) -> SolveResult:
-    """Re-open one county's neighbourhood at a time and re-solve from the incumbent."""
+    """Re-open one county's neighbourhood at a time and re-solve from the incumbent.
+
+    The rounds stop at the gap target, after a run of rounds that do not help, or at the time
+    limit, so no count of rounds is known ahead: with a time limit each round reports the
+    seconds spent of the time left when they began (an honest upper bound on their length,
+    ``finished`` at the end); without one only a round that improves the plan is reported."""
     target = options.mip_gap or 0.0
     rng = np.random.default_rng(options.seed)
     p = fm.problem
@@ -261,6 +269,7 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
     differs = np.zeros(len(p.household_ids), dtype=bool)
     rounds = improved = 0
     round_started = time.perf_counter()
+    budget = time_left(options, started)
     stale = 0
     while len(counties) and stale < max(len(counties), STALE_ROUNDS):
         gap = (bound - incumbent.objective) / max(abs(incumbent.objective), 1.0)
@@ -287,15 +296,22 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         trial = solve_restricted(fm, solver, incumbent.x, open_cols, dataclasses.replace(
             options, time_limit=limit, start=incumbent.x, progress=None, presolve=False))
         rounds += 1
-        if trial.status.has_solution and trial.objective > incumbent.objective + 1e-9:
+        better = trial.status.has_solution and trial.objective > incumbent.objective + 1e-9
+        if better:
             trial.stopped_by = incumbent.stopped_by
             incumbent = trial
             improved += 1
             stale = 0
-            progress("improvement round", county=str(p.county_ids[county]), **fm.headline(incumbent.x),
-                     gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0))
         else:
             stale += 1
+        if better or budget is not None:
+            found = fm.headline(incumbent.x) if better else {}
+            progress("improvement round", round=rounds, county=str(p.county_ids[county]), **found,
+                     gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0),
+                     seconds=time.perf_counter() - round_started, budget=budget)
+    if rounds and budget is not None:
+        progress("improvement round", round=rounds, improved=improved, seconds=time.perf_counter() - round_started,
+                 budget=budget, finished=True)
     if rounds:
         phases["improvement_rounds"] = round(time.perf_counter() - round_started, 4)
         notes.append(f"{rounds} county improvement rounds, {improved} improved the plan")
