@@ -18,6 +18,10 @@ def _printer(terminal: bool) -> tuple[ProgressPrinter, Console]:
 def test_a_phase_bounded_by_time_is_a_bar_of_at_most_the_time_left_until_it_finishes():
     show, screen = _printer(terminal=True)
     show("prices", step=10, max_steps=500, seconds=1.0, budget=8.0)
+    (task,) = show.bars.tasks
+    assert common._TimeLeft().render(task).plain == "0:00:07"  # the budget less the seconds spent, not a pace
+    task.fields["reported"] -= 3.0  # 3 s later, no report yet: it counts down
+    assert common._TimeLeft().render(task).plain == "0:00:04"
     show("prices", step=20, max_steps=500, seconds=9.0, budget=8.0)  # a step past the budget: not the end
     assert show.bars is not None
     show("prices", step=23, max_steps=500, seconds=9.2, budget=8.0, finished=True)

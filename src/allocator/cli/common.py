@@ -4,6 +4,7 @@ printer, the input-error printer and the summary printers."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from allocator.errors import InputError, Issue
 from allocator.report.i18n import ENV, LANGUAGES, check_language, language, tr
@@ -70,6 +72,19 @@ def chosen_language(lang: str | None) -> str:
 LOG_EVERY = 10.0  # seconds between a bar's lines in a pipe or a log
 
 
+class _TimeLeft(TimeRemainingColumn):
+    """The time left: at the pace so far for counted steps; for a phase bounded by time, its
+    budget less the seconds it has spent, counting down between reports (not a pace, which
+    could promise less than that)."""
+
+    def render(self, task) -> Text:
+        if task.fields.get("timed") and not task.finished:
+            left = task.total - task.completed - (task.get_time() - task.fields["reported"])
+            minutes, seconds = divmod(math.ceil(max(left, 0.0)), 60)  # at most: rounded up
+            return Text(f"{minutes // 60:d}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+        return super().render(task)
+
+
 class ProgressPrinter:
     """Prints each phase with the time elapsed and what is known (incumbent, bound, gap).
 
@@ -103,11 +118,11 @@ class ProgressPrinter:
         if (counted or timed) and self.console.is_terminal:
             with self.lock:
                 if counted:
-                    self._advance(phase, done, of, f"{done}/{of}", "left", _facts(info), ended)
+                    self._advance(phase, done, of, f"{done}/{of}", "left", _facts(info), ended, timed=False)
                 else:  # a finished phase's total is the time it took: the bar fills
                     rest = _facts({k: v for k, v in info.items() if k not in ("seconds", "budget")})
                     self._advance(phase, seconds, seconds if finished else budget, f"{seconds:.0f}/{budget:.0f}s",
-                                  "left at most", rest, ended)
+                                  "left at most", rest, ended, timed=True)
             return
         if counted or timed:
             with self.lock:
@@ -123,18 +138,20 @@ class ProgressPrinter:
         console.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + shown if shown else ""),
                       soft_wrap=True)  # one line per report in a pipe or a log; the terminal wraps it
 
-    def _advance(self, phase: str, done: float, of: float, count: str, left: str, facts: str, ended: bool) -> None:
+    def _advance(self, phase: str, done: float, of: float, count: str, left: str, facts: str, ended: bool,
+                 timed: bool) -> None:
         """Move the phase's bar to ``done`` of ``of``; the bars close once every phase drawn has ended (a
         time-bounded step past its budget has not)."""
         if self.bars is None:
             self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[left]}"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[left]}"), _TimeLeft(),
                                  TextColumn("{task.fields[facts]}", markup=False), console=self.console)
             self.bars.start()
+        fields = {"count": count, "left": left, "facts": facts, "timed": timed, "reported": self.bars.get_time()}
         if phase not in self.tasks:
-            self.tasks[phase] = self.bars.add_task(phase, total=of, count=count, left=left, facts=facts)
-        self.bars.update(self.tasks[phase], completed=done, total=of, count=count, left=left, facts=facts)
+            self.tasks[phase] = self.bars.add_task(phase, total=of, completed=done, **fields)
+        self.bars.update(self.tasks[phase], completed=done, total=of, **fields)
         if ended:
             self.running.discard(phase)
         else:

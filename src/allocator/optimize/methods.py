@@ -258,9 +258,9 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
     """Re-open one county's neighbourhood at a time and re-solve from the incumbent.
 
     The rounds stop at the gap target, after a run of rounds that do not help, or at the time
-    limit, so no count of rounds is known ahead: with a time limit each round reports the
-    seconds spent of the time left when they began (an honest upper bound on their length,
-    ``finished`` at the end); without one only a round that improves the plan is reported."""
+    limit, so no count of rounds is known ahead: with a time limit each round reports, as it
+    begins, the seconds spent of the time left when the rounds began (an upper bound on their
+    length; ``finished`` at the end); a round that improves the plan is reported with it."""
     target = options.mip_gap or 0.0
     rng = np.random.default_rng(options.seed)
     p = fm.problem
@@ -283,6 +283,9 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         x_diff = np.abs(x_lp[fm.x_cols] - incumbent.x[fm.x_cols]) > INTEGRAL_TOL
         differs[fm.x_household[x_diff]] = True
         county = counties[rounds % len(counties)]
+        if budget is not None:  # as the round begins: a round can take ROUND_SECONDS
+            progress("improvement round", round=rounds + 1, county=str(p.county_ids[county]),
+                     seconds=time.perf_counter() - round_started, budget=budget)
         members = np.unique(fm.x_household[x_county == county])
         first = rng.permutation(members[differs[members]])
         others = members[~differs[members]]
@@ -296,22 +299,20 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         trial = solve_restricted(fm, solver, incumbent.x, open_cols, dataclasses.replace(
             options, time_limit=limit, start=incumbent.x, progress=None, presolve=False))
         rounds += 1
-        better = trial.status.has_solution and trial.objective > incumbent.objective + 1e-9
-        if better:
+        if trial.status.has_solution and trial.objective > incumbent.objective + 1e-9:
             trial.stopped_by = incumbent.stopped_by
             incumbent = trial
             improved += 1
             stale = 0
-        else:
-            stale += 1
-        if better or budget is not None:
-            found = fm.headline(incumbent.x) if better else {}
-            progress("improvement round", round=rounds, county=str(p.county_ids[county]), **found,
+            progress("improvement round", round=rounds, county=str(p.county_ids[county]), **fm.headline(incumbent.x),
                      gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0),
                      seconds=time.perf_counter() - round_started, budget=budget)
-    if rounds and budget is not None:
-        progress("improvement round", round=rounds, improved=improved, seconds=time.perf_counter() - round_started,
-                 budget=budget, finished=True)
+        else:
+            stale += 1
+    if rounds and budget is not None:  # the plan now, for a log that shows the rounds' last report only
+        progress("improvement round", round=rounds, improved=improved, **fm.headline(incumbent.x),
+                 gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0),
+                 seconds=time.perf_counter() - round_started, budget=budget, finished=True)
     if rounds:
         phases["improvement_rounds"] = round(time.perf_counter() - round_started, 4)
         notes.append(f"{rounds} county improvement rounds, {improved} improved the plan")
