@@ -88,13 +88,13 @@ class _TimeLeft(TimeRemainingColumn):
 class ProgressPrinter:
     """Prints each phase with the time elapsed and what is known (incumbent, bound, gap).
 
-    A phase that reports how far it is is a progress bar on a terminal: one that counts its
-    steps (``done`` of ``of``: county groups, explain's re-solves per year, sweep variants,
-    assign's counties, the national preset's counties) shows the time left; one bounded by
-    time (``seconds`` of at most ``budget``: prices, improvement rounds under a time limit)
-    shows at most the time left, since it may stop sooner (its ``finished`` report fills the
-    bar). In a pipe or a log such a phase is one line when it ends, and one every
-    ``LOG_EVERY`` seconds while it runs; every other report is one line."""
+    A phase that says how far along it is is a progress bar on a terminal: one that counts
+    its steps (``done`` of ``of``: county groups, explain's re-solves per year, sweep
+    variants, assign's counties, the national preset's counties) shows the time left; one
+    bounded by time (``seconds`` of at most ``budget``: prices, improvement rounds under a
+    time limit) shows at most the time left, since it may stop sooner (its ``finished``
+    report fills the bar). In a pipe or a log such a phase is one line when it ends, and one
+    every ``LOG_EVERY`` seconds while it runs; every other report is one line."""
 
     def __init__(self, quiet: bool, console: Console | None = None):
         self.quiet = quiet
