@@ -435,3 +435,24 @@ def test_the_schedule_rules_reach_the_service(service, tmp_path):
                                   .reset_index(drop=True)[["year", "expected_poor", "shortfall"]], check_dtype=False)
     bad = c.post("/v1/solve", json={"scenario": {**TINY, "policy": {"annual_targets": {2030: 0.5}}}}, headers=admin)
     assert bad.status_code == 422 and "policy.annual_targets" in bad.text, bad.text
+
+
+def test_a_bar_phase_facts_reach_the_service_within_its_progress_schema(tmp_path):
+    """The facts a CLI bar is drawn from (step, budget, done, of, finished) go into ``details``
+    as JSON scalars; the fields of Progress stay as they are (api/openapi.json unchanged)."""
+    from allocator.api.schemas import Progress
+    from allocator.api.worker import ProgressReporter
+
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    store.add_job(NewJob("p", "k", "plan", ["P1"], "s", 1, str(tmp_path)))
+    report = ProgressReporter(store, "p", store.claim_next("plan").attempt)
+    step = pd.Series([10]).iloc[0]  # a numpy integer, as the library's counts may be
+    report("prices", step=step, max_steps=500, bound=503.2, lower=float("-inf"), seconds=1.5, budget=8.0)
+    shown = Progress(**store.job("p").progress)
+    assert shown.phase == "prices" and shown.bound == 503.2
+    assert shown.details == {"step": 10, "max_steps": 500, "seconds": 1.5, "budget": 8.0}  # -inf left out
+    report("counties", group=1, done=1, of=3, lp="optimal", plan=True)
+    shown = Progress(**store.job("p").progress)
+    assert shown.details == {"group": 1, "done": 1, "of": 3, "lp": "optimal", "plan": True}
+    report("improvement round", round=2, improved=1, seconds=3.0, budget=20.0, finished=True)
+    assert Progress(**store.job("p").progress).details["finished"] is True

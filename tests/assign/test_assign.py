@@ -502,3 +502,18 @@ def test_in_memory_inputs_are_checked():
     wrong_county = households_frame([("H1", "T1", "C2", "illness", 25.0, 105.0)])
     with pytest.raises(InputError, match="column 'county_id': not the county of the household's township"):
         assign_households(wrong_county, cadres.assign(capacity=1), regions=regions_frame({"T1": "C1"}))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_counties_report_done_of_all_as_each_finishes(workers):
+    """Counties done of all counties, in a process or in forked ones: a bar with the time left."""
+    from tests.support.progress import Recorder, check_counted, check_drawn
+
+    towns = {"T1": "C1", "T2": "C2", "T3": "C3"}
+    hh = households_frame([(f"{t}{i}", t, c, "illness", 25.0, 105.0) for t, c in towns.items() for i in range(3)])
+    cadres = cadres_frame([(f"K{t}", t, 3, "health", 25.0, 105.0) for t in towns])
+    seen = Recorder()
+    result = assign_responsibility(hh, cadres, regions=regions_frame(towns), workers=workers, progress=seen)
+    assert result.unassigned_households == 0
+    assert check_counted(seen.of("assign: counties")) == 3
+    check_drawn(seen.events, "assign: counties")

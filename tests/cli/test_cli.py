@@ -162,4 +162,5 @@ def test_a_phase_that_counts_its_steps_is_a_bar_on_a_terminal_and_lines_in_a_log
     show = ProgressPrinter(False, console=log)
     for done in (1, 2):
         show("counties", group=done, done=done, of=2)
-    assert log.file.getvalue().count("counties") == 2 and show.bars is None
+    assert log.file.getvalue().count("counties") == 1 and "done 2, of 2" in log.file.getvalue()  # its end
+    assert show.bars is None

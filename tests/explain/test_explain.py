@@ -234,3 +234,24 @@ def test_uniform_scale_fallback_brackets_the_money(tmp_path):
     short = [{"source_id": s, "year": y, "extra": a * (take["scale_not_enough"] - 1)}
              for s, y, a in funds[["source_id", "year", "amount"]].itertuples(index=False)]
     assert on_schedule_with(starved(), short, 1.0, tmp_path / "short") == (1, 2)
+
+
+def test_each_re_solve_shows_its_prices_and_rounds_as_bars_of_its_own(tmp_path):
+    """Explain's re-solves with decompose (one per deadline year) report their prices, county
+    groups and improvement rounds (under the time limit), labelled with what they test: one bar each."""
+    from allocator.explain.difficulties import explain_plan
+    from tests.support.progress import Recorder, check_counted, check_drawn, check_timed
+
+    path = write_folder(starved(), tmp_path / "data", policy=POLICY,
+                        solver={"method": "decompose", "mip_gap": 0.0, "time_limit": 5})
+    assert run("solve", path, "--out", tmp_path / "plan", "--quiet").returncode == 0
+    seen = Recorder()
+    explain_plan(tmp_path / "plan", money=False, progress=seen)
+    labelled = sorted({phase for phase, info in seen.events if phase.endswith(": prices")})
+    assert labelled == ["deadline 2016: prices", "deadline 2017: prices"]  # 2018 is the plan's own
+    for year in (2016, 2017):
+        for phase in (f"deadline {year}: prices", f"deadline {year}: improvement round"):
+            check_timed(seen.of(phase))
+            check_drawn(seen.events, phase, timed=True)
+        assert check_counted(seen.of(f"deadline {year}: counties")) == 1
+        check_drawn(seen.events, f"deadline {year}: counties")

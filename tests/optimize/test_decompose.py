@@ -220,3 +220,29 @@ def test_progress_reads_in_exits_and_shortfall_not_the_penalised_objective(metho
     assert phase != "LP done"  # the relaxation's figures are not a plan's
     assert last["expected_exits"] == pytest.approx(plan.summary["expected_exits"], abs=1e-6)
     assert last["shortfall"] == pytest.approx(plan.summary["total_shortfall"], abs=1e-6)
+
+
+def test_prices_and_improvement_rounds_report_seconds_of_their_budget():
+    """Both stop at convergence (or a step cap, or a run of rounds that do not help), so neither
+    knows its step count ahead: each reports the seconds it spent of its time budget, the last
+    report says finished, and the CLI draws each as a bar of at most the time left."""
+    import allocator
+    from allocator.inputs.scenario import SolverSettings
+    from allocator.optimize.decompose import MAX_ITERATIONS
+    from tests.support.progress import Recorder, check_drawn, check_timed
+
+    tables = generate_preset("tight", seed=2, start_year=2016, deadline_year=2018, households=600)
+    problem = build_problem(tables, name="t", start_year=2016, deadline_year=2018, policy=Policy())
+    seen = Recorder()
+    allocator.solve_problem(problem, SolverSettings(method="decompose", time_limit=10, mip_gap=0.0), progress=seen)
+    prices, rounds = seen.of("prices"), seen.of("improvement round")
+    check_timed(prices)
+    assert prices[0]["budget"] == pytest.approx(4.0)  # PRICING_SHARE of the time limit
+    steps = [r["step"] for r in prices]
+    assert steps == sorted(steps) and steps[-1] <= MAX_ITERATIONS and prices[-1]["seconds"] <= 4.0 + 1.0
+    check_timed(rounds)
+    begun = [r["round"] for r in rounds if "expected_exits" not in r and not r.get("finished")]
+    assert begun == list(range(1, rounds[-1]["round"] + 1))  # every round as it begins, not only the better ones
+    assert rounds[-1]["seconds"] <= rounds[-1]["budget"]
+    check_drawn(seen.events, "prices", timed=True)
+    check_drawn(seen.events, "improvement round", timed=True)

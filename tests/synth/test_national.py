@@ -16,6 +16,7 @@ from allocator.synth.national import (
     write_national,
 )
 from allocator.targeting import raw_tables
+from tests.support.progress import Recorder, check_counted, check_drawn
 
 
 def test_provinces_hold_the_national_totals_at_2014_proportions():
@@ -71,3 +72,13 @@ def test_write_national_streams_one_row_group_per_county(tmp_path):
     assert len(raw["targets"]) == 4  # 2016-2019: at the deadline the county rules are the target
     with pytest.raises(FileExistsError):
         write_national(out, seed=3, scale=0.01, provinces=["NX"])
+
+
+def test_write_national_reports_counties_done_of_all_provinces(tmp_path):
+    """One count over every province's counties (not restarting per province): a bar with the time left."""
+    seen = Recorder()
+    counties = write_national(tmp_path / "national", seed=3, scale=0.01, provinces=["NX", "FJ"], progress=seen)
+    reports = seen.of("national preset: counties")
+    assert check_counted(reports) == len(counties) == 34
+    assert [r["province"] for r in reports] == list(counties["province"])
+    check_drawn(seen.events, "national preset: counties")

@@ -18,6 +18,7 @@ from allocator.optimize.parallel import dask_client
 from allocator.targeting.pipeline import load_tables
 from allocator.whatif.sweep import RESULT_COLUMNS, frontier_violations, sweep, variant_list
 from tests.support.plan_checker import check_plan
+from tests.support.progress import Recorder, check_counted, check_drawn
 from tests.support.tiny import write_folder
 
 
@@ -147,8 +148,11 @@ def test_money_sweep_never_loses_value_as_money_rises(client, tmp_path):
     path.write_text(yaml.safe_dump({"name": "tiny-preset", "start_year": 2016, "deadline_year": 2017,
                                     "generate": {"preset": "tiny", "seed": 1},
                                     "solver": {"method": "exact", "mip_gap": 0.0, "time_limit": 60}}))
-    results = sweep(path, {"money_scale": MONEY_LEVELS}, out=tmp_path / "sweep", client=client)
+    seen = Recorder()
+    results = sweep(path, {"money_scale": MONEY_LEVELS}, out=tmp_path / "sweep", client=client, progress=seen)
     assert list(results.columns) == ["money_scale", *RESULT_COLUMNS]
+    assert check_counted(seen.of("variants")) == len(MONEY_LEVELS)  # variants done of all, for a bar
+    check_drawn(seen.events, "variants")
     assert list(results["status"]) == ["infeasible"] + ["optimal"] * (len(MONEY_LEVELS) - 1)
     planned = results[results["status"] == "optimal"].sort_values("money_scale")
     value = planned["value"].to_numpy()  # what the model maximises (sustained exits and earliness)
@@ -164,8 +168,10 @@ def test_money_sweep_never_loses_value_as_money_rises(client, tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["manifest"]["overrides"] == {"money_scale": 0.5}
 
-    again = sweep(path, {"money_scale": MONEY_LEVELS}, out=tmp_path / "sweep", scheduler="tcp://127.0.0.1:9")
-    assert again["cached"].all()  # every variant reused: no cluster was needed
+    seen = Recorder()
+    again = sweep(path, {"money_scale": MONEY_LEVELS}, out=tmp_path / "sweep", scheduler="tcp://127.0.0.1:9",
+                  progress=seen)
+    assert again["cached"].all() and not seen.events  # every variant reused: no cluster was needed, no bar
     assert again["expected_exits"].equals(results["expected_exits"])
 
 

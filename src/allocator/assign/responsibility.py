@@ -112,7 +112,7 @@ from allocator.errors import IssueCollector
 from allocator.inputs.checks import report_rows
 from allocator.inputs.scenario import Scenario
 from allocator.inputs.tables import CATEGORIES, table_path
-from allocator.optimize.methods import quiet
+from allocator.optimize.methods import ProgressCallback, quiet
 from allocator.plan.plan import Plan
 from allocator.solvers.base import Status, relative_gap
 from allocator.synth.teams import generate_teams
@@ -262,7 +262,8 @@ def assign_households(households: pd.DataFrame, cadres: pd.DataFrame, *, regions
 
 
 def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame, cd: dict,
-                       town_county: pd.Series, candidates: int, deadline: float | None, workers: int) -> dict:
+                       town_county: pd.Series, candidates: int, deadline: float | None, workers: int,
+                       progress: ProgressCallback) -> dict:
     n = len(households)
     h_town = text_column(households, "township_id")
     h_county = text_column(households, "county_id")
@@ -295,7 +296,7 @@ def _assign_households(households: pd.DataFrame, hh: dict, cadres: pd.DataFrame,
         slices.append((gs, js))
         works.append(CountyWork(g_unit[gs], g_need[gs], g_town[gs], supply[gs], cross[gs], c_unit[js], cd["skill"][js],
                              ct[js], cd["capacity"][js], candidates, deadline))
-    results = run_counties(works, workers)
+    results = run_counties(works, workers, progress)
     arc_g = np.concatenate([gs[r["arc_g"]] for (gs, _), r in zip(slices, results, strict=True)])
     arc_j = np.concatenate([np.where(r["arc_j"] >= 0, js[np.maximum(r["arc_j"], 0)], -1)
                             for (_, js), r in zip(slices, results, strict=True)])
@@ -488,7 +489,7 @@ def _empty_teams() -> dict:
 def assign_responsibility(households: pd.DataFrame, cadres: pd.DataFrame, villages: pd.DataFrame | None = None,
                           teams: pd.DataFrame | None = None, *, regions: pd.DataFrame | None = None,
                           candidates: int = CANDIDATES, time_limit: float | None = None,
-                          workers: int | None = None) -> Responsibility:
+                          workers: int | None = None, progress: ProgressCallback = quiet) -> Responsibility:
     """Give every household one responsible cadre and every poor village one work team.
 
     Parameters
@@ -516,6 +517,8 @@ def assign_responsibility(households: pd.DataFrame, cadres: pd.DataFrame, villag
     workers : int, optional
         Processes solving counties in parallel (forked; default 1). The result is the same
         for any number.
+    progress : callable, optional
+        ``progress(phase, **facts)``: the counties solved so far (``done`` of ``of``).
 
     Raises
     ------
@@ -539,7 +542,8 @@ def assign_responsibility(households: pd.DataFrame, cadres: pd.DataFrame, villag
     if villages is not None and teams is not None:
         team_data = _check_team_inputs(villages, teams, town_county, regions, issues)
         issues.raise_if_any()
-    part = _assign_households(households, hh, cadres, cd, town_county, candidates, deadline, workers or 1)
+    part = _assign_households(households, hh, cadres, cd, town_county, candidates, deadline, workers or 1,
+                              progress)
     team_part = _assign_teams(team_data, deadline) if team_data is not None else _empty_teams()
     proven = part["proven"] and team_part["proven"]
     notes = list(part["notes"])
@@ -584,7 +588,7 @@ def _check_household_counties(households: pd.DataFrame, regions: pd.DataFrame | 
 
 # --- glue for the plan folder ------------------------------------------------------------
 def assign_scenario(scenario: Scenario, plan: Plan | None = None, *, time_limit: float | None = None,
-                    workers: int = 2, progress=quiet) -> Responsibility:
+                    workers: int = 2, progress: ProgressCallback = quiet) -> Responsibility:
     """``allocator assign`` on a raw scenario: identify its poor, read its cadres (generated
     presets carry them) and teams (``teams`` beside the raw tables, else one drawn per poor
     village), and assign them; with ``plan``, its households carry their chosen packages."""
@@ -601,7 +605,7 @@ def assign_scenario(scenario: Scenario, plan: Plan | None = None, *, time_limit:
                                            registered=scenario.targeting.basis == "registry")
     progress("assign", households=len(households), cadres=len(cadres), teams=len(teams))
     return assign_responsibility(households, cadres, ident.villages, teams, regions=raw["regions"],
-                                 time_limit=time_limit, workers=workers)
+                                 time_limit=time_limit, workers=workers, progress=progress)
 
 
 def households_for_assignment(cards: pd.DataFrame, villages: pd.DataFrame,

@@ -9,6 +9,7 @@ import numpy as np
 
 from allocator.assign.contract import MISMATCH_KM, OTHER_TOWNSHIP_KM, UNASSIGNED_KM
 from allocator.assign.transport import dense_costs, metres_between, solve_transport
+from allocator.optimize.methods import ProgressCallback, quiet
 
 RELAXATION_TOL = 1e-3  # solve the no-county-rule relaxation of a county when the simple bound is this far off
 
@@ -65,21 +66,26 @@ def _solve_county(work: CountyWork) -> dict:
             "proven": sol.proven, "relaxed_solved": relaxed_solved}
 
 
-def run_counties(works: list[CountyWork], workers: int) -> list[dict]:
-    """Solve the counties, in ``workers`` forked processes when more than one (same results)."""
+def run_counties(works: list[CountyWork], workers: int, progress: ProgressCallback = quiet) -> list[dict]:
+    """Solve the counties, in ``workers`` forked processes when more than one (same results);
+    ``progress("assign: counties", done=, of=)`` as each one finishes."""
     import multiprocessing as mp
 
+    out: list[dict] = [{}] * len(works)
     if workers > 1 and len(works) > 1 and "fork" in mp.get_all_start_methods():
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         order = np.argsort([-len(w.supply) * max(len(w.capacity), 1) for w in works], kind="stable")
         with ProcessPoolExecutor(max_workers=min(workers, len(works)), mp_context=mp.get_context("fork")) as pool:
-            done = list(pool.map(_solve_county, [works[i] for i in order]))
-        out: list[dict] = [{}] * len(works)
-        for i, res in zip(order, done, strict=True):
-            out[i] = res
+            futures = {pool.submit(_solve_county, works[i]): int(i) for i in order}  # largest first
+            for done, future in enumerate(as_completed(futures), start=1):
+                out[futures[future]] = future.result()
+                progress("assign: counties", done=done, of=len(works))
         return out
-    return [_solve_county(w) for w in works]
+    for i, work in enumerate(works):
+        out[i] = _solve_county(work)
+        progress("assign: counties", done=i + 1, of=len(works))
+    return out
 
 
 def spread_flow(group_of: np.ndarray, arc_g: np.ndarray, arc_j: np.ndarray, arc_flow: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ printer, the input-error printer and the summary printers."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from allocator.errors import InputError, Issue
 from allocator.report.i18n import ENV, LANGUAGES, check_language, language, tr
@@ -68,11 +69,32 @@ def chosen_language(lang: str | None) -> str:
                                      expected=f"one of {', '.join(LANGUAGES)} (--lang or {ENV})")]))
 
 
+LOG_EVERY = 10.0  # seconds between a bar's lines in a pipe or a log
+
+
+class _TimeLeft(TimeRemainingColumn):
+    """The time left: at the pace so far for counted steps; for a phase bounded by time, its
+    budget less the seconds it has spent, counting down between reports (not a pace, which
+    could promise less than that)."""
+
+    def render(self, task) -> Text:
+        if task.fields.get("timed") and not task.finished:
+            left = task.total - task.completed - (task.get_time() - task.fields["reported"])
+            minutes, seconds = divmod(math.ceil(max(left, 0.0)), 60)  # at most: rounded up
+            return Text(f"{minutes // 60:d}:{minutes % 60:02d}:{seconds:02d}", style="progress.remaining")
+        return super().render(task)
+
+
 class ProgressPrinter:
-    """Prints each phase with the time elapsed and what is known (incumbent, bound, gap). On a
-    terminal, a phase that counts its steps (``done`` of ``of``: the county groups, explain's
-    re-solves per year) is a progress bar with the time left; in a pipe or a log every report is
-    one line."""
+    """Prints each phase with the time elapsed and what is known (incumbent, bound, gap).
+
+    A phase that says how far along it is is a progress bar on a terminal: one that counts
+    its steps (``done`` of ``of``: county groups, explain's re-solves per year, sweep
+    variants, assign's counties, the national preset's counties) shows the time left; one
+    bounded by time (``seconds`` of at most ``budget``: prices, improvement rounds under a
+    time limit) shows at most the time left, since it may stop sooner (its ``finished``
+    report fills the bar). In a pipe or a log such a phase is one line when it ends, and one
+    every ``LOG_EVERY`` seconds while it runs; every other report is one line."""
 
     def __init__(self, quiet: bool, console: Console | None = None):
         self.quiet = quiet
@@ -80,42 +102,78 @@ class ProgressPrinter:
         self.started = time.perf_counter()
         self.bars: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
+        self.running: set[str] = set()  # phases drawn that have not ended
+        self.logged: dict[str, float] = {}  # a bar's phase in a log: when it began or last printed a line
         self.lock = threading.Lock()  # explain reports from its re-solves' threads
 
     def __call__(self, phase: str, **info) -> None:
         if self.quiet:
             return
-        done, of = info.get("done"), info.get("of")
-        if self.console.is_terminal and isinstance(done, int) and isinstance(of, int) and of > 0:
+        done, of = info.pop("done", None), info.pop("of", None)
+        seconds, budget = info.get("seconds"), info.get("budget")
+        finished = bool(info.pop("finished", False))
+        counted = isinstance(done, int) and isinstance(of, int) and of > 0
+        timed = isinstance(seconds, float | int) and isinstance(budget, float | int) and budget > 0
+        ended = finished or (counted and done >= of)
+        if (counted or timed) and self.console.is_terminal:
             with self.lock:
-                self._advance(phase, done, of)
+                if counted:
+                    self._advance(phase, done, of, f"{done}/{of}", "left", _facts(info), ended, timed=False)
+                else:  # a finished phase's total is the time it took: the bar fills
+                    rest = _facts({k: v for k, v in info.items() if k not in ("seconds", "budget")})
+                    self._advance(phase, seconds, seconds if finished else budget, f"{seconds:.0f}/{budget:.0f}s",
+                                  "left at most", rest, ended, timed=True)
             return
-        shown = []
-        for key, value in info.items():
-            if value is None:
-                continue
-            if isinstance(value, float):
-                value = f"{value:.4%}" if key == "gap" else f"{value:,.2f}" if key != "seconds" else f"{value:.2f}s"
-            elif isinstance(value, int):
-                value = f"{value}" if key == "year" or key.endswith("_year") else f"{value:,}"  # 2018, not 2,018
-            shown.append(f"{key.replace('_', ' ')} {value}")
+        if counted or timed:
+            with self.lock:
+                now = time.perf_counter()
+                if not ended and now - self.logged.setdefault(phase, now) < LOG_EVERY:
+                    return
+                self.logged[phase] = now
+                if ended:
+                    del self.logged[phase]
+        shown = _facts({"done": done, "of": of, **info})
         elapsed = time.perf_counter() - self.started
         console = self.bars.console if self.bars is not None else self.console  # above a live bar
-        console.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + ", ".join(shown) if shown else ""),
-                      soft_wrap=True)  # one line per phase in a pipe or a log; the terminal wraps it
+        console.print(f"[dim]{elapsed:7.2f}s[/dim] [bold]{phase}[/bold]" + ("  " + shown if shown else ""),
+                      soft_wrap=True)  # one line per report in a pipe or a log; the terminal wraps it
 
-    def _advance(self, phase: str, done: int, of: int) -> None:
-        """Move the phase's bar to ``done`` of ``of``; the bars close once every one is full."""
+    def _advance(self, phase: str, done: float, of: float, count: str, left: str, facts: str, ended: bool,
+                 timed: bool) -> None:
+        """Move the phase's bar to ``done`` of ``of``; the bars close once every phase drawn has ended (a
+        time-bounded step past its budget has not)."""
         if self.bars is None:
-            self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=self.console)
+            self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[left]}"), _TimeLeft(),
+                                 TextColumn("{task.fields[facts]}", markup=False), console=self.console)
             self.bars.start()
+        fields = {"count": count, "left": left, "facts": facts, "timed": timed, "reported": self.bars.get_time()}
         if phase not in self.tasks:
-            self.tasks[phase] = self.bars.add_task(phase, total=of)
-        self.bars.update(self.tasks[phase], completed=done, total=of)
-        if all(task.finished for task in self.bars.tasks):
+            self.tasks[phase] = self.bars.add_task(phase, total=of, completed=done, **fields)
+        self.bars.update(self.tasks[phase], completed=done, total=of, **fields)
+        if ended:
+            self.running.discard(phase)
+        else:
+            self.running.add(phase)
+        if not self.running:
             self.bars.stop()
             self.bars, self.tasks = None, {}
+
+
+def _facts(info: dict) -> str:
+    """'step 40, gap 1.2000%, seconds 3.10s': a report's facts as text (None left out)."""
+    shown = []
+    for key, value in info.items():
+        if value is None:
+            continue
+        if isinstance(value, float):
+            value = (f"{value:.4%}" if key == "gap" else f"{value:.2f}s" if key in ("seconds", "budget")
+                     else f"{value:,.2f}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value}" if key == "year" or key.endswith("_year") else f"{value:,}"  # 2018, not 2,018
+        shown.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(shown)
 
 
 def fail_input(error: InputError, flags: dict[str, str] | None = None) -> None:

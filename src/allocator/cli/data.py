@@ -168,8 +168,6 @@ def generate_national(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Stream the national preset (31 provinces' counties at 2014 proportions) to disk, county by county."""
-    from rich.progress import Progress
-
     from allocator.synth.national import national_summary, write_national
 
     start, deadline = _years(years)
@@ -178,17 +176,14 @@ def generate_national(
         check_output_folder(out_dir, GENERATED)
     except InputError as error:
         fail_input(error)
-    with Progress(console=err, disable=quiet) as bar:
-        task = bar.add_task("counties", total=None)
-        try:
-            with output_folder(out_dir, GENERATED):
-                counties = write_national(out_dir, seed, scale=scale, provinces=codes, start_year=start,
-                                          deadline_year=deadline, money_scale=money_scale,
-                                          progress=lambda code, done, total: bar.update(
-                                              task, advance=1, description=f"{code} {done}/{total}"))
-        except (FileExistsError, ValueError) as error:
-            err.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from None
+    try:
+        with output_folder(out_dir, GENERATED):
+            counties = write_national(out_dir, seed, scale=scale, provinces=codes, start_year=start,
+                                      deadline_year=deadline, money_scale=money_scale,
+                                      progress=ProgressPrinter(quiet))
+    except (FileExistsError, ValueError) as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
     summary = national_summary(counties)
     out.print(f"wrote {summary['provinces']} provinces, {summary['counties']:,} counties "
               f"({summary['national_poor_counties']} national poor), {summary['households']:,} registered "

@@ -11,6 +11,7 @@ import yaml
 from rich.table import Table
 
 from allocator.cli.common import (
+    ProgressPrinter,
     app,
     err,
     fail_input,
@@ -49,7 +50,7 @@ def sweep(
     workers: Annotated[int | None, typer.Option(min=1, help="LocalCluster worker processes (default: the cores)")]
     = None,
     plans: Annotated[bool, typer.Option("--plans/--no-plans", help="keep each variant's plan folder")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
     """Solve variants of a scenario on Dask: results.csv, a frontier chart, a folder per variant (reused)."""
     from allocator.inputs.scenario import load_scenario
@@ -66,7 +67,7 @@ def sweep(
         varied = parse_vary(vary or [])
         check_vary(load_scenario(base), varied, listed)
         results = run_sweep(base, varied, variants=listed, out=out_dir, scheduler=scheduler, workers=workers,
-                            plans=plans, progress=not quiet)
+                            plans=plans, progress=ProgressPrinter(quiet))
     except InputError as error:
         fail_input(error)
     except OSError as error:  # e.g. no scheduler at --scheduler

@@ -52,7 +52,8 @@ MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays 
 BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
 VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
 EXPLAIN_THREADS = 2  # independent re-solves (earliest deadlines) at once, unless the scenario sets threads
-RESOLVE_PHASES = ("LP done", "MIP over the fractional rest", "improvement round", "prices done", "plan ready")
+# what a re-solve shows of its progress, labelled: its plans found and its bars (prices, county groups, rounds)
+RESOLVE_PHASES = ("LP done", "MIP over the fractional rest", "prices", "counties", "improvement round", "plan ready")
 SCREEN_MAX_COUNTIES = 20  # earliest deadlines: an LP per county first screens out those that cannot make it at all
 SCREEN_TOL = 1e-4  # households of LP shortfall that prove a county off schedule (on schedule: at most 1e-6)
 SCALE_TOLERANCE = 0.05  # the uniform-scale fallback stops when its bracket is this narrow (relative)

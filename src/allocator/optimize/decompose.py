@@ -449,6 +449,11 @@ def find_prices(fm: Formulation, relax: Relaxation, villages: Villages, flows: F
     shrinks a little after one that does not. When the minimum of the cuts lies inside the
     box it is a lower bound on min L, so the search stops once the best L is within
     ``PRICE_TOL`` of it. The master's duals weigh the relaxed plans into :attr:`Pricing.point`.
+
+    The search ends at that tolerance, after ``MAX_ITERATIONS`` steps or after ``seconds``,
+    whichever comes first; which one is not known ahead, so every tenth step reports the seconds
+    spent of at most ``seconds`` (the step of at most ``MAX_ITERATIONS``, the best L and the
+    cuts' estimate beside them), and the last step says ``finished``.
     """
     started = time.perf_counter()
     size = relax.magnitude
@@ -474,7 +479,8 @@ def find_prices(fm: Formulation, relax: Relaxation, villages: Villages, flows: F
         else:
             box *= NULL_SHRINK
         if iteration % 10 == 0:
-            progress("prices", iteration=iteration, bound=best, lower=predicted, seconds=time.perf_counter() - started)
+            progress("prices", step=iteration, max_steps=MAX_ITERATIONS, bound=best, lower=predicted,
+                     seconds=time.perf_counter() - started, budget=seconds)
         if time.perf_counter() - started > seconds:
             stopped_by = StoppedBy.TIME_LIMIT
             break
@@ -492,6 +498,8 @@ def find_prices(fm: Formulation, relax: Relaxation, villages: Villages, flows: F
             break
         cuts = [c for c in cuts if iteration - c["used"] <= CUT_MEMORY]
         u = w_next / size
+    progress("prices", step=iteration, max_steps=MAX_ITERATIONS, bound=best, lower=predicted,
+             seconds=time.perf_counter() - started, budget=seconds, finished=True)
     return Pricing(best, best_u, _weighted_point(fm, cuts), iteration, time.perf_counter() - started, stopped_by)
 
 
@@ -580,7 +588,6 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     budget = PRICING_SECONDS if options.time_limit is None else PRICING_SHARE * options.time_limit
     pricing = find_prices(fm, relax, villages, flows, budget, progress)
     phases["prices"] = round(pricing.seconds, 4)
-    progress("prices done", bound=pricing.bound, iterations=pricing.iterations, seconds=pricing.seconds)
     notes = [f"prices: {pricing.iterations} cutting-plane steps, Lagrangian bound {pricing.bound:.6g}"]
     if villages.relaxed_villages:
         notes.append(f"{villages.relaxed_villages} villages have over {MAX_SCHEDULES} project schedules: "

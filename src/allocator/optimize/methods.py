@@ -47,7 +47,10 @@ WIDER_HOUSEHOLDS = 2000  # households freed when the restricted MIP is infeasibl
 STALE_ROUNDS = 3  # improvement rounds stop after this many (at least one per county) fail in a row
 BEHIND_HOUSEHOLDS = 3000  # households the behind-target pass re-opens at most, the largest gains first
 BEHIND_SECONDS = 30.0  # its time: it runs after a method's own time limit, so a limited plan gets it too
-ProgressCallback = Callable[..., None]  # progress(phase, **facts) of a solve; not the progress record (manage)
+# progress(phase, **facts) of a solve; not the progress record (manage). Facts a display draws as a bar:
+# done/of (ints) for a phase that counts its steps; seconds/budget for a phase bounded by time, which
+# may end sooner (its last report then says finished=True)
+ProgressCallback = Callable[..., None]
 
 
 def quiet(phase: str, **info) -> None:
@@ -313,7 +316,12 @@ def household_columns(fm: Formulation, households: np.ndarray) -> np.ndarray:
 def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray, bound: float, solver,
                       options: SolveOptions, started: float, progress: ProgressCallback, phases: dict,
                       notes: list[str]) -> SolveResult:
-    """Re-open one county's neighbourhood at a time and re-solve from the incumbent."""
+    """Re-open one county's neighbourhood at a time and re-solve from the incumbent.
+
+    The rounds stop at the gap target, after a run of rounds that do not help, or at the time
+    limit, so no count of rounds is known ahead: with a time limit each round reports, as it
+    begins, the seconds spent of the time left when the rounds began (an upper bound on their
+    length; ``finished`` at the end); a round that improves the plan is reported with it."""
     target = options.mip_gap or 0.0
     rng = np.random.default_rng(options.seed)
     p = fm.problem
@@ -322,6 +330,7 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
     differs = np.zeros(len(p.household_ids), dtype=bool)
     rounds = improved = 0
     round_started = time.perf_counter()
+    budget = time_left(options, started)
     stale = 0
     while len(counties) and stale < max(len(counties), STALE_ROUNDS):
         gap = (bound - incumbent.objective) / max(abs(incumbent.objective), 1.0)
@@ -335,6 +344,9 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
         x_diff = np.abs(x_lp[fm.x_cols] - incumbent.x[fm.x_cols]) > INTEGRAL_TOL
         differs[fm.x_household[x_diff]] = True
         county = counties[rounds % len(counties)]
+        if budget is not None:  # as the round begins: a round can take ROUND_SECONDS
+            progress("improvement round", round=rounds + 1, county=str(p.county_ids[county]),
+                     seconds=time.perf_counter() - round_started, budget=budget)
         members = np.unique(fm.x_household[x_county == county])
         first = rng.permutation(members[differs[members]])
         others = members[~differs[members]]
@@ -353,10 +365,15 @@ def improve_by_county(fm: Formulation, incumbent: SolveResult, x_lp: np.ndarray,
             incumbent = trial
             improved += 1
             stale = 0
-            progress("improvement round", county=str(p.county_ids[county]), **fm.headline(incumbent.x),
-                     gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0))
+            progress("improvement round", round=rounds, county=str(p.county_ids[county]), **fm.headline(incumbent.x),
+                     gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0),
+                     seconds=time.perf_counter() - round_started, budget=budget)
         else:
             stale += 1
+    if rounds and budget is not None:  # the plan now, for a log that shows the rounds' last report only
+        progress("improvement round", round=rounds, improved=improved, **fm.headline(incumbent.x),
+                 gap=(bound - incumbent.objective) / max(abs(incumbent.objective), 1.0),
+                 seconds=time.perf_counter() - round_started, budget=budget, finished=True)
     if rounds:
         phases["improvement_rounds"] = round(time.perf_counter() - round_started, 4)
         notes.append(f"{rounds} county improvement rounds, {improved} improved the plan")

@@ -179,23 +179,25 @@ def generate_county(county: Mapping, start_year: int = 2016, deadline_year: int 
 
 def write_national(out: str | Path, seed: int = 0, *, scale: float = 1.0, provinces: Sequence[str] | None = None,
                    start_year: int = 2016, deadline_year: int = 2020, money_scale: float = 1.0,
-                   progress: Callable[[str, int, int], None] | None = None) -> pd.DataFrame:
+                   progress: Callable[..., None] | None = None) -> pd.DataFrame:
     """Stream the national preset into ``out``: one raw data folder per province (Parquet) with
     its ``scenario.yaml``, plus ``provinces.csv`` and ``counties.csv``. Counties are drawn and
     appended one at a time (one Parquet row group each); only a province's fund rows are kept
-    until its folder is finished. ``progress(province, counties done, counties)`` is called
-    after each county. Returns :func:`national_counties`."""
+    until its folder is finished. ``progress("national preset: counties", province=, done=, of=)``
+    (the counties written of all, for a bar with the time left) is called after each county.
+    Returns :func:`national_counties`."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose a new folder")
     counties = national_counties(seed, scale, provinces)
     out.mkdir(parents=True, exist_ok=True)
+    written = 0
     for code, group in counties.groupby("province", sort=False):  # a loop per province
         folder = out / code
         folder.mkdir()
         writers: dict[str, pq.ParquetWriter] = {}
         funds, seen = [], set()
-        for done, county in enumerate(group.to_dict("records"), start=1):  # and per county
+        for county in group.to_dict("records"):  # and per county
             tables = generate_county(county, start_year, deadline_year, money_scale=money_scale)
             regions = tables["regions"]
             keep = regions["region_id"].isin(seen)
@@ -207,8 +209,9 @@ def write_national(out: str | Path, seed: int = 0, *, scale: float = 1.0, provin
                     writers[name] = pq.ParquetWriter(folder / f"{name}.parquet", table.schema)
                 writers[name].write_table(table)
             funds.append(tables["funds"])
+            written += 1
             if progress is not None:
-                progress(code, done, len(group))
+                progress("national preset: counties", province=code, done=written, of=len(counties))
         for writer in writers.values():
             writer.close()
         _province_funds(pd.concat(funds, ignore_index=True)).to_parquet(folder / "funds.parquet", index=False)

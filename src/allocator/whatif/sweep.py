@@ -35,6 +35,7 @@ import pandas as pd
 from allocator.errors import InputError, Issue, ScenarioError
 from allocator.inputs.provenance import input_hashes, output_folder
 from allocator.inputs.scenario import Scenario, apply_overrides, expand_keys, load_scenario
+from allocator.optimize.methods import ProgressCallback, quiet
 from allocator.optimize.parallel import dask_client
 from allocator.optimize.pipeline import solve
 from allocator.report.charts import frontier_chart
@@ -101,7 +102,7 @@ def solve_variant(scenario: Scenario, plans: bool = True) -> tuple[dict, object]
 
 def sweep(base: str | Path | Scenario, vary: Mapping[str, Sequence] | None = None, *, out: str | Path,
           variants: Sequence[Mapping] | None = None, scheduler: str | None = None, workers: int | None = None,
-          client=None, plans: bool = True, progress: bool = False) -> pd.DataFrame:
+          client=None, plans: bool = True, progress: ProgressCallback = quiet) -> pd.DataFrame:
     """Solve every variant of ``base`` on Dask and return the results table (also written to
     ``out/results.csv``, with ``out/frontier.png``).
 
@@ -111,8 +112,9 @@ def sweep(base: str | Path | Scenario, vary: Mapping[str, Sequence] | None = Non
     ``workers`` processes. A key the base does not have raises :class:`ScenarioError` before
     anything runs, and an ``out`` folder holding anything allocator did not write an
     :class:`InputError` (:mod:`allocator.inputs.provenance`); an invalid value or a failing solve is a
-    row with status ``error`` (:func:`check_vary` finds the invalid values beforehand). With
-    ``progress``, a progress bar is shown on stderr.
+    row with status ``error`` (:func:`check_vary` finds the invalid values beforehand).
+    ``progress("variants", done=, of=, status=)`` is called as each variant to solve
+    finishes (cached ones are not counted: they take no time).
     """
     out = Path(out)
     scenario = base if isinstance(base, Scenario) else load_scenario(base)
@@ -124,7 +126,7 @@ def sweep(base: str | Path | Scenario, vary: Mapping[str, Sequence] | None = Non
 
 
 def _sweep(scenario: Scenario, todo: list[dict], keys: list[str], out: Path, client, scheduler: str | None,
-           workers: int | None, plans: bool, progress: bool) -> pd.DataFrame:
+           workers: int | None, plans: bool, progress: ProgressCallback) -> pd.DataFrame:
     """The sweep's variants solved (or read from the cache) and its results written into ``out``."""
     hashes: dict[tuple, dict] = {}
     rows: list[dict] = []
@@ -195,30 +197,24 @@ def _check_keys(scenario: Scenario, keys: list[str]) -> None:
             raise ScenarioError(unknown) from None
 
 
-def _run(client, jobs: dict[str, Scenario], plans: bool, out: Path, progress: bool) -> dict[str, dict]:
+def _run(client, jobs: dict[str, Scenario], plans: bool, out: Path, progress: ProgressCallback) -> dict[str, dict]:
     """Submit the variants, write each one's folder as it finishes, return their rows by key."""
     from distributed import as_completed
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     futures = {client.submit(solve_variant, scenario, plans, key=f"allocator-variant-{key}-{time.time_ns()}",
                              pure=False): key for key, scenario in jobs.items()}
     finished = {}
-    bar = Progress(TextColumn("variants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), disable=not progress)
-    with bar:
-        task = bar.add_task("variants", total=len(futures))
-        for future in as_completed(futures):
-            key = futures[future]
-            if future.status != "finished":  # the task itself died (e.g. a killed worker)
-                error = future.exception()
-                row, plan = {"status": "error", "message": f"{type(error).__name__}: {error}"}, None
-            else:
-                row, plan = future.result()
-            finished[key] = row
-            if row["status"] != "error":
-                _write_variant(out / VARIANTS_FOLDER / key, jobs[key], row, plan)
-            bar.advance(task)
+    for future in as_completed(futures):
+        key = futures[future]
+        if future.status != "finished":  # the task itself died (e.g. a killed worker)
+            error = future.exception()
+            row, plan = {"status": "error", "message": f"{type(error).__name__}: {error}"}, None
+        else:
+            row, plan = future.result()
+        finished[key] = row
+        if row["status"] != "error":
+            _write_variant(out / VARIANTS_FOLDER / key, jobs[key], row, plan)
+        progress("variants", done=len(finished), of=len(futures), status=row["status"])
     return finished
 
 
