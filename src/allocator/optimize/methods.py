@@ -244,17 +244,19 @@ def close_behind_target(fm: Formulation, outcome: Outcome, backend: str, options
         return outcome
     started = time.perf_counter()
     households = len(np.unique(fm.x_household[free[fm.x_cols]]))
-    progress("behind target: re-open packages that count sooner", households=households,
-             **fm.headline(result.x))
+    progress("behind target", households=households, seconds=0.0, budget=BEHIND_SECONDS, **fm.headline(result.x))
     trial = solve_restricted(fm, get_backend(backend), result.x, free, dataclasses.replace(
         options, time_limit=BEHIND_SECONDS, start=result.x, progress=None))
-    outcome.phases["behind_target"] = round(time.perf_counter() - started, 4)
-    if trial.status.has_solution and trial.objective > result.objective + 1e-9:
+    seconds = time.perf_counter() - started
+    outcome.phases["behind_target"] = round(seconds, 4)
+    improved = trial.status.has_solution and trial.objective > result.objective + 1e-9
+    if improved:
         trial.stopped_by = result.stopped_by
         outcome.result = trial
         outcome.notes.append(f"{households} households behind a target re-opened after the method: "
                              "the plan improved")
-        progress("behind target: plan improved", **fm.headline(trial.x))
+    progress("behind target", seconds=seconds, budget=BEHIND_SECONDS, finished=True, improved=improved,
+             **fm.headline(outcome.result.x))
     return outcome
 
 
