@@ -284,3 +284,17 @@ def test_scaled_solves_answer_in_the_models_own_units(monkeypatch):
     assert abs(scaled.duals[1]) == pytest.approx(0.9 / 7e6, rel=1e-6)
     mip = highs.HighsBackend().solve(_money_model(integer=True), SolveOptions(mip_gap=0.0, start=np.array([1, 0, 7e6])))
     assert_plan(_money_model(integer=True), mip, 0.9)  # x1 alone: both cost 10e6 > 9e6
+
+
+def test_scaling_that_would_push_a_bound_past_what_highs_holds_finite_is_not_done():
+    from allocator.solvers.highs import HighsBackend, equilibrate
+
+    # a micro-coefficient row with a huge bound: scaling the row up would turn 1e18 into "infinite"
+    model = make_model([1.0], [[1e-6]], [-INF], [1e18], [0], [10], [False])
+    rows, cols = equilibrate(model)
+    assert np.all(rows == 1.0) and np.all(cols == 1.0)
+    assert HighsBackend().solve(model, SolveOptions()).x[0] == pytest.approx(10.0)
+    # factors stay within 2^30 either way however small an entry is
+    tiny = make_model([1.0, 1.0], [[1e-40, 1.0]], [-INF], [1.0], [0, 0], [1, 1], [False, False])
+    rows, cols = equilibrate(tiny)
+    assert np.all(np.abs(np.log2(rows)) <= 30) and np.all(np.abs(np.log2(cols)) <= 30)

@@ -212,6 +212,7 @@ def _set_options(h, model: LinearModel, options: SolveOptions) -> None:
 
 
 SCALE_PASSES = 4  # geometric scaling passes; measured on the README default's LP (benchmarks/README.md)
+SCALE_LIMIT = 30  # no row or column is scaled by more than 2^30 either way
 
 
 def equilibrate(model: LinearModel, passes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -239,9 +240,27 @@ def equilibrate(model: LinearModel, passes: int | None = None) -> tuple[np.ndarr
     row_logs, col_logs = log_size(by_row.data), log_size(by_col.data)
     scalable = ~np.asarray(model.integrality, dtype=bool)
     for _ in range(passes):
-        rows = centre(row_logs + cols[by_row.indices], by_row.indptr)
-        cols = np.where(scalable, centre(col_logs + rows[by_col.indices], by_col.indptr), 0.0)
-    return np.exp2(np.round(rows)), np.exp2(np.round(cols))
+        rows = np.clip(centre(row_logs + cols[by_row.indices], by_row.indptr), -SCALE_LIMIT, SCALE_LIMIT)
+        cols = np.where(scalable, np.clip(centre(col_logs + rows[by_col.indices], by_col.indptr),
+                                          -SCALE_LIMIT, SCALE_LIMIT), 0.0)
+    rows, cols = np.exp2(np.round(rows)), np.exp2(np.round(cols))
+    if not _representable(model, rows, cols):
+        return np.ones(model.num_rows), np.ones(model.num_cols)
+    return rows, cols
+
+
+def _representable(model: LinearModel, rows: np.ndarray, cols: np.ndarray) -> bool:
+    """Whether every scaled finite bound, cost and entry stays finite to HiGHS (below its 1e20
+    "infinite" and its 1e15 largest matrix value): scaling must never turn a rule into none."""
+    def fits(values: np.ndarray, scaled: np.ndarray, limit: float) -> bool:
+        finite = np.isfinite(values)
+        return bool(np.all(np.abs(scaled[finite]) < limit))
+
+    entries = model.matrix("csr")
+    scaled = entries.data * rows[np.repeat(np.arange(model.num_rows), np.diff(entries.indptr))] * cols[entries.indices]
+    return (fits(model.row_lo, model.row_lo * rows, 1e19) and fits(model.row_hi, model.row_hi * rows, 1e19)
+            and fits(model.col_lo, model.col_lo / cols, 1e19) and fits(model.col_hi, model.col_hi / cols, 1e19)
+            and fits(model.c, model.c * cols, 1e19) and fits(entries.data, scaled, 1e14))
 
 
 def _to_highs_lp(model: LinearModel, row_scale: np.ndarray | None = None, col_scale: np.ndarray | None = None):
