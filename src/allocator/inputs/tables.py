@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import html
+import itertools
 import math
 import re
 import zipfile
@@ -51,12 +53,19 @@ SHEET_FIRST_ROW = 2  # a sheet's header is its row 1: issues name the sheet's ow
 SPREADSHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 RELATIONSHIPS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 OFFICE_RELATIONSHIP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-# a sheet's XML holds a formula (<f>) or an error value (t="e") somewhere: only then are its
-# cells scanned one by one (:func:`_formula_cells`); and its merged ranges (<mergeCell ref=...>)
-FORMULA_OR_ERROR = re.compile(rb"<(?:\w+:)?f[\s/>]|\st=[\"']e[\"']")
+# a sheet's XML is searched for formulas (<f>), error values (t="e") and merged ranges
+# (<mergeCell ref=...>), with or without a namespace prefix (<x:f>), a block of rows at a time
+FORMULA_TAGS = (b"<f>", b"<f ", b"<f/", b":f>", b":f ", b":f/")
+ERROR_TYPES = (b't="e"', b"t='e'")
+MARKER = re.compile(rb"<(?:\w+:)?f[\s/>]|\st=[\"']e[\"']")
+CELL_START = re.compile(rb"<(?:\w+:)?c\s")
+CELL_REACH = 1 << 16  # bytes searched back from a formula for the start of its cell
+FORMULA = re.compile(rb"<(?:\w+:)?f(?:\s[^>]*)?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
+VALUE = re.compile(rb"<(?:\w+:)?v(?:\s[^>]*)?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
+REF = re.compile(rb"\sr=[\"']([A-Za-z]+[0-9]+)[\"']")
+TYPE = re.compile(rb"\st=[\"'](\w+)[\"']")
 MERGED = re.compile(rb"<(?:\w+:)?mergeCell\s[^>]*?ref=[\"']([A-Za-z]+[0-9]+(?::[A-Za-z]+[0-9]+)?)[\"']")
-SCAN_BLOCK = 1 << 22  # bytes of a sheet's XML searched at a time
-SCAN_OVERLAP = 512  # bytes kept from one block to the next, so no element is split unseen
+SCAN_BLOCK = 1 << 22  # bytes of a sheet's XML read at a time (cut after the block's last row)
 TEXT_RESULTS = ("str", "s", "inlineStr")  # a formula whose computed value is a (maybe empty) text
 ERROR_VALUE = "a formula that evaluates to an error"
 NO_VALUE = "a formula with no computed value"
@@ -419,27 +428,75 @@ class SheetScan:
 
 
 def _scan_sheet(path: Path, member: str) -> SheetScan:
-    """Search a sheet's XML for merged ranges and for formulas or error values (regular
-    expressions over the decompressed XML, at the speed of C); only a sheet holding some has
-    its cells parsed one by one (:func:`_formula_cells`)."""
+    """Search a sheet's XML for merged ranges and for the cells holding a formula or an error
+    value, a block of whole rows at a time: byte searches at the speed of C, and Python work
+    only for such cells. A cell the search cannot place (no ``r`` reference, as some programs
+    write) has the sheet parsed cell by cell instead (:func:`_parsed_formula_cells`)."""
     merged: dict[str, None] = {}
-    formulas = False
+    cells: dict[tuple[int, int], CellFlag] | None = {}
     with zipfile.ZipFile(path) as archive:
         with archive.open(member) as stream:
-            tail = b""
-            for block in iter(lambda: stream.read(SCAN_BLOCK), b""):
-                text = tail + block
-                formulas = formulas or FORMULA_OR_ERROR.search(text) is not None
-                merged.update(dict.fromkeys(ref.decode().upper() for ref in MERGED.findall(text)))
-                tail = text[-SCAN_OVERLAP:]
-        cells = _formula_cells(archive, member) if formulas else {}
+            carry = b""
+            for block in itertools.chain(iter(lambda: stream.read(SCAN_BLOCK), b""), [b""]):  # b"": the end
+                text = carry + block
+                cut = text.rfind(b"row>") + len(b"row>") if block else len(text)
+                part, carry = text[:max(cut, 0)], text[max(cut, 0):]
+                if b"mergeCell" in part:
+                    merged.update(dict.fromkeys(ref.decode().upper() for ref in MERGED.findall(part)))
+                if cells is not None and (any(tag in part for tag in FORMULA_TAGS)
+                                          or any(kind in part for kind in ERROR_TYPES)):
+                    cells = _formula_cells(part, cells)
+        if cells is None:
+            cells = _parsed_formula_cells(archive, member)
     return SheetScan(tuple(merged), cells)
 
 
-def _formula_cells(archive: zipfile.ZipFile, member: str) -> dict[tuple[int, int], CellFlag]:
-    """The cells of a sheet that hold an Excel error value, or a formula with no computed value
-    (a workbook written by a program and never opened in a spreadsheet: read as empty, it
-    would pass for an empty cell)."""
+def _cell_flag(kind: str, formula: str | None, value: str) -> CellFlag | None:
+    """The issue of a cell of type ``kind`` (``t``), ``formula`` (None: none) and cached
+    ``value``: an Excel error value, or a formula with no computed value (a workbook written by
+    a program and never opened in a spreadsheet: read as empty, it would pass for an empty
+    cell); None for a fine cell (a formula whose value is an empty text is one)."""
+    if kind == "e":
+        return CellFlag(ERROR_VALUE if formula is not None else "an Excel error value", repr(value))
+    if formula is not None and not value and kind not in TEXT_RESULTS:
+        return CellFlag(NO_VALUE, repr("=" + (formula or "...")), OPEN_AND_SAVE)
+    return None
+
+
+def _formula_cells(part: bytes, cells: dict[tuple[int, int], CellFlag]) -> dict[tuple[int, int], CellFlag] | None:
+    """``cells`` with the flagged cells of ``part`` (whole rows of a sheet's XML) added, found
+    from each formula or error marker back to its cell; None when a cell cannot be placed."""
+    from openpyxl.utils import coordinate_to_tuple
+
+    prefixed = None if b"<c " in part else CELL_START.search(part)
+    opening = b"<c " if prefixed is None else prefixed.group(0)[:-1] + b" "  # <c or <x:c, with a space
+    closing = b"</" + opening[1:-1] + b">"
+    data_end = part.rfind(b"sheetData>")  # after </sheetData>, formulas are no cells' (data validations)
+    data_end = data_end if data_end >= 0 and part[part.rfind(b"<", 0, data_end):].startswith(b"</") else len(part)
+    for marker in MARKER.finditer(part, 0, data_end):
+        start = part.rfind(opening, max(0, marker.start() - CELL_REACH), marker.start() + 1)
+        head_end = part.find(b">", start) if start >= 0 else -1
+        ref = REF.search(part, start, head_end) if head_end >= 0 else None
+        if ref is None:
+            return None
+        closed = part[head_end - 1:head_end] == b"/"  # <c r="A1" t="e"/>
+        end = head_end + 1 if closed else part.find(closing, head_end) + len(closing)
+        if end < head_end:
+            return None
+        head, body = part[start:head_end], part[head_end:end]
+        kind = TYPE.search(head)
+        formula, value = FORMULA.search(body), VALUE.search(body)
+        flag = _cell_flag(kind.group(1).decode() if kind else "n",
+                          None if formula is None else html.unescape((formula.group(1) or b"").decode()),
+                          "" if value is None else html.unescape((value.group(1) or b"").decode()))
+        if flag is not None:
+            cells[coordinate_to_tuple(ref.group(1).decode().upper())] = flag
+    return cells
+
+
+def _parsed_formula_cells(archive: zipfile.ZipFile, member: str) -> dict[tuple[int, int], CellFlag]:
+    """The flagged cells of a sheet, its XML parsed cell by cell (rows and cells numbered by
+    their ``r`` references, else counted as a spreadsheet program does)."""
     from openpyxl.utils import coordinate_to_tuple
 
     flags: dict[tuple[int, int], CellFlag] = {}
@@ -456,13 +513,10 @@ def _formula_cells(archive: zipfile.ZipFile, member: str) -> dict[tuple[int, int
                 row, col = coordinate_to_tuple(ref) if ref else (row, col + 1)
                 parts = {child.tag.rpartition("}")[2]: child for child in element}
                 formula, value = parts.get("f"), parts.get("v")
-                shown = "" if value is None else value.text or ""
-                kind = element.get("t", "n")
-                if kind == "e":
-                    flags[(row, col)] = CellFlag(ERROR_VALUE if formula is not None else "an Excel error value",
-                                                 repr(shown))
-                elif formula is not None and not shown and kind not in TEXT_RESULTS:
-                    flags[(row, col)] = CellFlag(NO_VALUE, repr("=" + (formula.text or "...")), OPEN_AND_SAVE)
+                flag = _cell_flag(element.get("t", "n"), None if formula is None else formula.text or "",
+                                  "" if value is None else value.text or "")
+                if flag is not None:
+                    flags[(row, col)] = flag
                 element.clear()
             elif tag == "row":
                 element.clear()
