@@ -481,7 +481,7 @@ def _formula_cells(part: bytes, cells: dict[tuple[int, int], CellFlag]) -> dict[
             return None
         closed = part[head_end - 1:head_end] == b"/"  # <c r="A1" t="e"/>
         end = head_end + 1 if closed else part.find(closing, head_end) + len(closing)
-        if end < head_end:
+        if end <= marker.start():  # the marker is not inside the cell found (a cell <c> without attributes)
             return None
         head, body = part[start:head_end], part[head_end:end]
         kind = TYPE.search(head)
