@@ -15,7 +15,7 @@ import pytest
 import allocator
 from allocator.errors import InputError
 from allocator.inputs.provenance import input_hashes
-from allocator.inputs.tables import read_tables, sheet_names, table_sources
+from allocator.inputs.tables import _formula_cells, read_tables, sheet_names, table_sources
 from tests.support.tiny import tiny_tables, write_folder, write_xlsx
 
 PLAN_TABLES = ("households", "projects", "funding", "counties", "path")
@@ -282,3 +282,27 @@ def test_the_validate_command_names_a_bad_formula(tmp_path):
     assert ("tables.xlsx[funds] row 2, column 'amount': a formula that evaluates to an error; "
             "expected a number in [0, 1e+15] (found '#DIV/0!')") in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.filterwarnings("ignore:Data Validation extension is not supported")
+def test_a_sheet_with_a_namespace_prefix_and_a_list_validation(tmp_path):
+    """Some programs write every tag with a prefix (<x:c>) and keep data validations' formulas
+    (<xm:f>) after the cells: the formula cells are found where they are, and only they."""
+    path = workbook_folder(tmp_path)
+    book = path.parent / "tables.xlsx"
+    set_cell_xml(book, "funds", "C3", '<c r="C3" t="e"><f>1/0</f><v>#DIV/0!</v></c>')
+    member = "xl/worksheets/sheet6.xml"  # funds
+    with zipfile.ZipFile(book) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    text = re.sub(r"<(/?)(\w+)([\s>/])", r"<\1x:\2\3", parts[member].decode()).replace('xmlns="', 'xmlns:x="')
+    text = text.replace("</x:worksheet>", '<x:extLst><x:ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+                        'xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main"><xm:f>Lists!$A$1:$A$3</xm:f>'
+                        "</x:ext></x:extLst></x:worksheet>")
+    parts[member] = text.encode()
+    with zipfile.ZipFile(book, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    assert list(_formula_cells(text.encode(), {})) == [(3, 3)]  # found by the byte search, not the parse
+    issues = issues_of(path)
+    assert [(i.file, i.row, i.column, i.message) for i in issues] == [
+        ("tables.xlsx[funds]", 3, "amount", "a formula that evaluates to an error")]
