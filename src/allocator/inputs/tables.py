@@ -604,7 +604,7 @@ def _read_sheet(source: Source, issues: IssueCollector) -> pd.DataFrame | None:
                                      numeric=True)
     for (row, col), flag in scan.cells.items():
         pos = row - SHEET_FIRST_ROW
-        if col <= width and pos < len(data):
+        if col <= width and 0 <= pos < len(data):  # row 1's flags made the header bad: returned above
             data[pos][col - 1] = ""  # an error's text (#REF!) is no value of any column
             flags[(pos, col - 1)] = flag
             last = max(last, pos + 1)  # a row of uncomputed formulas is a row, not an empty one
@@ -615,7 +615,7 @@ def _read_sheet(source: Source, issues: IssueCollector) -> pd.DataFrame | None:
                 if (row, col) != (min_row, min_col):
                     flags[(row - SHEET_FIRST_ROW, col - 1)] = CellFlag(
                         f"a cell of merged cells {ref}", None,
-                        "a value in each cell: unmerge the cells and enter each row's value")
+                        "a value in each cell: unmerge the cells and enter each cell's value")
     frame = pd.DataFrame(data[:last], columns=names, dtype=object)
     frame = frame.astype(str) if len(frame) else frame
     frame.attrs["cells"] = {}
