@@ -5,7 +5,7 @@ data folder, checks every column against its spec and returns typed pandas DataF
 collecting every problem found (up to the cap) into one :class:`InputError`. Cross-table
 rules live in :mod:`allocator.inputs.checks`.
 
-A table is ``NAME.csv``, ``NAME.parquet``, ``NAME.xlsx`` (its sheet ``NAME``, else its first
+A table is ``NAME.csv``, ``NAME.parquet``, ``NAME.xlsx`` (its sheet ``NAME``, else its only
 sheet) or the sheet ``NAME`` of a workbook of the folder (``tables.xlsx``, or any ``.xlsx``
 whose sheets are named after tables); a table found in more than one of them is an error naming
 each. A sheet's issues name the file and sheet, ``tables.xlsx[funds]``, and the sheet's own
@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import html
+import itertools
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,26 @@ UNREAD_SPREADSHEETS = (".xlsm", ".xls", ".ods")  # other spreadsheet formats, na
 SAVE_AS_CSV = "a CSV file saved as UTF-8 (Excel: 'CSV UTF-8 (comma delimited)')"
 SHEET_FIRST_ROW = 2  # a sheet's header is its row 1: issues name the sheet's own row numbers
 SPREADSHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+RELATIONSHIPS_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+OFFICE_RELATIONSHIP_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+# a sheet's XML is searched for formulas (<f>), error values (t="e") and merged ranges
+# (<mergeCell ref=...>), with or without a namespace prefix (<x:f>), a block of rows at a time
+FORMULA_TAGS = (b"<f>", b"<f ", b"<f/", b":f>", b":f ", b":f/")
+ERROR_TYPES = (b't="e"', b"t='e'")
+MARKER = re.compile(rb"<(?:\w+:)?f[\s/>]|\st=[\"']e[\"']")
+CELL_START = re.compile(rb"<(?:\w+:)?c\s")
+CELL_REACH = 1 << 16  # bytes searched back from a formula for the start of its cell
+FORMULA = re.compile(rb"<(?:\w+:)?f(?:\s[^>]*)?(?:/>|>(.*?)</(?:\w+:)?f>)", re.S)
+VALUE = re.compile(rb"<(?:\w+:)?v(?:\s[^>]*)?(?:/>|>(.*?)</(?:\w+:)?v>)", re.S)
+REF = re.compile(rb"\sr=[\"']([A-Za-z]+[0-9]+)[\"']")
+TYPE = re.compile(rb"\st=[\"'](\w+)[\"']")
+MERGED = re.compile(rb"<(?:\w+:)?mergeCell\s[^>]*?ref=[\"']([A-Za-z]+[0-9]+(?::[A-Za-z]+[0-9]+)?)[\"']")
+SCAN_BLOCK = 1 << 22  # bytes of a sheet's XML read at a time (cut after the block's last row)
+TEXT_RESULTS = ("str", "s", "inlineStr")  # a formula whose computed value is a (maybe empty) text
+ERROR_VALUE = "a formula that evaluates to an error"
+NO_VALUE = "a formula with no computed value"
+OPEN_AND_SAVE = ("a value: open and save the workbook in a spreadsheet program (which computes its "
+                 "formulas), or enter the value")
 
 
 @dataclass(frozen=True)
@@ -225,7 +248,7 @@ OPTIONAL_TABLES = ("personnel", "targets")
 
 @dataclass(frozen=True)
 class Source:
-    """Where a table is: a file, and for a workbook its sheet (None: none could be listed)."""
+    """Where a table is: a file, and for a workbook its sheet (None: none could be chosen)."""
 
     path: Path
     sheet: str | None = None
@@ -241,12 +264,13 @@ class Source:
         return SHEET_FIRST_ROW if self.path.suffix.lower() == WORKBOOK else 1
 
 
-_SHEETS: dict[tuple, tuple[str, ...] | None] = {}
+_SHEETS: dict[tuple, dict[str, str] | None] = {}
 
 
-def sheet_names(path: Path) -> tuple[str, ...] | None:
-    """The sheet names of an ``.xlsx`` workbook, in order (read from its ``xl/workbook.xml``,
-    without loading the cells); None when it is not a workbook. Cached by size and mtime."""
+def _sheet_parts(path: Path) -> dict[str, str] | None:
+    """The sheets of an ``.xlsx`` workbook in order, each with the archive member holding its
+    XML (read from ``xl/workbook.xml`` and its relationships, without loading the cells); None
+    when it is not a workbook. Cached by size and mtime."""
     try:
         stat = path.stat()
     except OSError:
@@ -256,10 +280,24 @@ def sheet_names(path: Path) -> tuple[str, ...] | None:
         try:
             with zipfile.ZipFile(path) as archive:
                 root = ElementTree.fromstring(archive.read("xl/workbook.xml"))
-            _SHEETS[key] = tuple(sheet.get("name", "") for sheet in root.iter(f"{SPREADSHEET_NS}sheet"))
+                rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+            targets = {rel.get("Id"): rel.get("Target", "") for rel in rels.iter(f"{RELATIONSHIPS_NS}Relationship")}
+            _SHEETS[key] = {sheet.get("name", ""): _member(targets.get(sheet.get(f"{OFFICE_RELATIONSHIP_NS}id"), ""))
+                            for sheet in root.iter(f"{SPREADSHEET_NS}sheet")}
         except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError):
             _SHEETS[key] = None
     return _SHEETS[key]
+
+
+def _member(target: str) -> str:
+    """The archive member a workbook relationship's target names (relative to ``xl/``, or absolute)."""
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def sheet_names(path: Path) -> tuple[str, ...] | None:
+    """The sheet names of an ``.xlsx`` workbook, in order; None when it is not a workbook."""
+    parts = _sheet_parts(path)
+    return None if parts is None else tuple(parts)
 
 
 def workbooks(folder: Path) -> list[Path]:
@@ -272,17 +310,29 @@ def workbooks(folder: Path) -> list[Path]:
 
 def table_sources(folder: Path, name: str) -> list[Source]:
     """Every place ``folder`` gives table ``name``: ``NAME.csv`` (else ``NAME.parquet``),
-    ``NAME.xlsx`` (its sheet ``NAME``, else its first sheet) and the sheet ``NAME`` of any other
-    workbook. More than one is an error :func:`read_table` reports."""
+    ``NAME.xlsx`` (its sheet ``NAME``, else its only sheet; no sheet when it has several, none
+    named ``NAME``) and the sheet ``NAME`` of any other workbook. More than one is an error
+    :func:`read_table` reports."""
     folder = Path(folder)
     found = [Source(path) for path in (folder / f"{name}{suffix}" for suffix in FLAT_SUFFIXES) if path.exists()][:1]
     for book in workbooks(folder):
         sheets = sheet_names(book)
         if book.stem == name:
-            found.append(Source(book, name if sheets and name in sheets else sheets[0] if sheets else None))
+            found.append(Source(book, name if sheets and name in sheets else sheets[0] if sheets
+                                and len(sheets) == 1 else None))
         elif sheets and name in sheets:
             found.append(Source(book, name))
     return found
+
+
+def _has_sheets(book: Path, name: str) -> str:
+    """What a workbook holds instead of the sheet ``name``: "tables.xlsx has sheets households,
+    villages; none is named 'funds'" (and a sheet named so but for case or spaces)."""
+    sheets = sheet_names(book) or ()
+    told = f"{book.name} has sheets {', '.join(sheets)}" if sheets else f"{book.name} has no sheets"
+    close = [sheet for sheet in sheets if sheet.strip().lower() == name.lower()]
+    return told + f"; none is named '{name}'" + "".join(
+        f" ('{sheet}' is not: sheet names are matched exactly)" for sheet in close)
 
 
 def table_path(folder: Path, name: str) -> Path | None:
@@ -358,19 +408,174 @@ def _cell_text(value) -> str:
     return str(value)
 
 
-def _read_sheet(source: Source) -> pd.DataFrame:
-    """Read a sheet with every cell as text: its row 1 is the header, each later row a data row
-    (empty rows at the end are dropped; empty rows between stay, so row numbers hold)."""
-    from openpyxl import load_workbook  # only when a data folder holds a workbook
+@dataclass(frozen=True)
+class CellFlag:
+    """A sheet cell whose text would mislead the column checks, and the issue it is instead."""
 
+    message: str
+    found: str | None
+    expected: str | None = None  # None: what the column accepts
+    numeric: bool = False  # an issue only in a number column (a date is a fine text)
+
+
+@dataclass(frozen=True)
+class SheetScan:
+    """What a sheet's values do not tell: its merged ranges, and the cells (by row and column
+    number) that hold an Excel error or a formula with no computed value."""
+
+    merged: tuple[str, ...]
+    cells: dict[tuple[int, int], CellFlag]
+
+
+def _scan_sheet(path: Path, member: str) -> SheetScan:
+    """Search a sheet's XML for merged ranges and for the cells holding a formula or an error
+    value, a block of whole rows at a time: byte searches at the speed of C, and Python work
+    only for such cells. A cell the search cannot place (no ``r`` reference, as some programs
+    write) has the sheet parsed cell by cell instead (:func:`_parsed_formula_cells`)."""
+    merged: dict[str, None] = {}
+    cells: dict[tuple[int, int], CellFlag] | None = {}
+    with zipfile.ZipFile(path) as archive:
+        with archive.open(member) as stream:
+            carry = b""
+            for block in itertools.chain(iter(lambda: stream.read(SCAN_BLOCK), b""), [b""]):  # b"": the end
+                text = carry + block
+                cut = text.rfind(b"row>") + len(b"row>") if block else len(text)
+                part, carry = text[:max(cut, 0)], text[max(cut, 0):]
+                if b"mergeCell" in part:
+                    merged.update(dict.fromkeys(ref.decode().upper() for ref in MERGED.findall(part)))
+                if cells is not None and (any(tag in part for tag in FORMULA_TAGS)
+                                          or any(kind in part for kind in ERROR_TYPES)):
+                    cells = _formula_cells(part, cells)
+        if cells is None:
+            cells = _parsed_formula_cells(archive, member)
+    return SheetScan(tuple(merged), cells)
+
+
+def _cell_flag(kind: str, formula: str | None, value: str) -> CellFlag | None:
+    """The issue of a cell of type ``kind`` (``t``), ``formula`` (None: none) and cached
+    ``value``: an Excel error value, or a formula with no computed value (a workbook written by
+    a program and never opened in a spreadsheet: read as empty, it would pass for an empty
+    cell); None for a fine cell (a formula whose value is an empty text is one)."""
+    if kind == "e":
+        return CellFlag(ERROR_VALUE if formula is not None else "an Excel error value", repr(value))
+    if formula is not None and not value and kind not in TEXT_RESULTS:
+        return CellFlag(NO_VALUE, repr("=" + (formula or "...")), OPEN_AND_SAVE)
+    return None
+
+
+def _formula_cells(part: bytes, cells: dict[tuple[int, int], CellFlag]) -> dict[tuple[int, int], CellFlag] | None:
+    """``cells`` with the flagged cells of ``part`` (whole rows of a sheet's XML) added, found
+    from each formula or error marker back to its cell; None when a cell cannot be placed."""
+    from openpyxl.utils import coordinate_to_tuple
+
+    prefixed = None if b"<c " in part else CELL_START.search(part)
+    opening = b"<c " if prefixed is None else prefixed.group(0)[:-1] + b" "  # <c or <x:c, with a space
+    closing = b"</" + opening[1:-1] + b">"
+    data_end = part.rfind(b"sheetData>")  # after </sheetData>, formulas are no cells' (data validations)
+    data_end = data_end if data_end >= 0 and part[part.rfind(b"<", 0, data_end):].startswith(b"</") else len(part)
+    for marker in MARKER.finditer(part, 0, data_end):
+        start = part.rfind(opening, max(0, marker.start() - CELL_REACH), marker.start() + 1)
+        head_end = part.find(b">", start) if start >= 0 else -1
+        ref = REF.search(part, start, head_end) if head_end >= 0 else None
+        if ref is None:
+            return None
+        closed = part[head_end - 1:head_end] == b"/"  # <c r="A1" t="e"/>
+        end = head_end + 1 if closed else part.find(closing, head_end) + len(closing)
+        if end <= marker.start():  # the marker is not inside the cell found (a cell <c> without attributes)
+            return None
+        head, body = part[start:head_end], part[head_end:end]
+        kind = TYPE.search(head)
+        formula, value = FORMULA.search(body), VALUE.search(body)
+        flag = _cell_flag(kind.group(1).decode() if kind else "n",
+                          None if formula is None else html.unescape((formula.group(1) or b"").decode()),
+                          "" if value is None else html.unescape((value.group(1) or b"").decode()))
+        if flag is not None:
+            cells[coordinate_to_tuple(ref.group(1).decode().upper())] = flag
+    return cells
+
+
+def _parsed_formula_cells(archive: zipfile.ZipFile, member: str) -> dict[tuple[int, int], CellFlag]:
+    """The flagged cells of a sheet, its XML parsed cell by cell (rows and cells numbered by
+    their ``r`` references, else counted as a spreadsheet program does)."""
+    from openpyxl.utils import coordinate_to_tuple
+
+    flags: dict[tuple[int, int], CellFlag] = {}
+    row = col = 0
+    with archive.open(member) as stream:
+        for event, element in ElementTree.iterparse(stream, events=("start", "end")):
+            tag = element.tag.rpartition("}")[2]
+            if event == "start":
+                if tag == "row":
+                    row, col = int(element.get("r") or row + 1), 0
+                continue
+            if tag == "c":
+                ref = element.get("r")
+                row, col = coordinate_to_tuple(ref) if ref else (row, col + 1)
+                parts = {child.tag.rpartition("}")[2]: child for child in element}
+                formula, value = parts.get("f"), parts.get("v")
+                flag = _cell_flag(element.get("t", "n"), None if formula is None else formula.text or "",
+                                  "" if value is None else value.text or "")
+                if flag is not None:
+                    flags[(row, col)] = flag
+                element.clear()
+            elif tag == "row":
+                element.clear()
+    return flags
+
+
+DATE_TYPES = {dt.datetime: "date", dt.date: "date", dt.time: "time", dt.timedelta: "time"}
+
+
+def _shown(value) -> str:
+    """A date or time cell as a person reads it: the day alone for a date at midnight."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    return str(value)
+
+
+def _read_sheet(source: Source, issues: IssueCollector) -> pd.DataFrame | None:
+    """Read a sheet with every cell as text: its row 1 is the header, each later row a data row
+    (empty rows at the end are dropped; empty rows between stay, so row numbers hold).
+
+    A header with merged, empty, error or uncomputed cells is reported and the sheet not read
+    (None). Data cells whose text would mislead (an error value, a formula with no computed
+    value, a date, a cell merged into another) are left in ``attrs['cells']`` (column name ->
+    row position -> :class:`CellFlag`) for :func:`read_table` to report in the column's terms.
+    """
+    from openpyxl import load_workbook  # only when a data folder holds a workbook
+    from openpyxl.utils import get_column_letter, range_boundaries
+
+    file = source.label
+    scan = _scan_sheet(source.path, _sheet_parts(source.path)[source.sheet])
     book = load_workbook(source.path, read_only=True, data_only=True)
     try:
         sheet = book[source.sheet]
         sheet.reset_dimensions()  # a workbook's stored size may be wrong: read every row there is
         rows = sheet.iter_rows(values_only=True)
         header = [_cell_text(v).strip() for v in next(rows, ())]
+        bad_header = False
+        merged_in_header: set[int] = set()
+        for ref in scan.merged:
+            min_col, min_row, max_col, _ = range_boundaries(ref)
+            if min_row == 1:
+                bad_header = True
+                merged_in_header.update(range(min_col, max_col + 1))
+                issues.add(file, f"merged header cells {ref}", row=1, column=get_column_letter(min_col),
+                           expected="each column's name in its own cell of row 1: unmerge the cells")
+        for (row, col), flag in sorted(scan.cells.items()):
+            if row == 1:
+                bad_header = True
+                issues.add(file, f"{flag.message} in the header", row=1, column=get_column_letter(col),
+                           expected=flag.expected or "a column name", found=flag.found)
         while header and header[-1] == "":
             header.pop()
+        for col, name in enumerate(header, start=1):
+            if name == "" and col not in merged_in_header:
+                bad_header = True
+                issues.add(file, "empty header cell", row=1, column=get_column_letter(col),
+                           expected="a column name in each cell of row 1 up to the last one (or the column deleted)")
+        if bad_header:
+            return None
         names: list[str] = []
         for name in header:  # repeated titles are told apart as pandas does for a CSV
             seen, n = name, 0
@@ -380,17 +585,44 @@ def _read_sheet(source: Source) -> pd.DataFrame:
             names.append(seen)
         width = len(names)
         data = []
+        dates = []
         last = 0
         for values in rows:
-            cells = [_cell_text(v) for v in values[:width]]
+            values = values[:width]
+            cells = [_cell_text(v) for v in values]
             cells += [""] * (width - len(cells))
             data.append(cells)
             if any(cell.strip() for cell in cells):
                 last = len(data)
+            if not DATE_TYPES.keys().isdisjoint(map(type, values)):
+                dates += [(len(data) - 1, col, value) for col, value in enumerate(values) if type(value) in DATE_TYPES]
     finally:
         book.close()
+    flags: dict[tuple[int, int], CellFlag] = {}
+    for pos, col, value in dates:
+        flags[(pos, col)] = CellFlag(f"a {DATE_TYPES[type(value)]} where a number belongs", repr(_shown(value)),
+                                     numeric=True)
+    for (row, col), flag in scan.cells.items():
+        pos = row - SHEET_FIRST_ROW
+        if col <= width and 0 <= pos < len(data):  # row 1's flags made the header bad: returned above
+            data[pos][col - 1] = ""  # an error's text (#REF!) is no value of any column
+            flags[(pos, col - 1)] = flag
+            last = max(last, pos + 1)  # a row of uncomputed formulas is a row, not an empty one
+    for ref in scan.merged:
+        min_col, min_row, max_col, max_row = range_boundaries(ref)
+        for row in range(min_row, min(max_row, last + SHEET_FIRST_ROW - 1) + 1):
+            for col in range(min_col, min(max_col, width) + 1):
+                if (row, col) != (min_row, min_col):
+                    flags[(row - SHEET_FIRST_ROW, col - 1)] = CellFlag(
+                        f"a cell of merged cells {ref}", None,
+                        "a value in each cell: unmerge the cells and enter each cell's value")
     frame = pd.DataFrame(data[:last], columns=names, dtype=object)
-    return frame.astype(str) if len(frame) else frame
+    frame = frame.astype(str) if len(frame) else frame
+    frame.attrs["cells"] = {}
+    for (pos, col), flag in sorted(flags.items()):
+        if pos < last:
+            frame.attrs["cells"].setdefault(names[col], {})[pos] = flag
+    return frame
 
 
 def _bad_rows(mask: np.ndarray, values: pd.Series, col: Column, file: str, issues: IssueCollector,
@@ -471,8 +703,10 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
                        expected=f"the table saved as {spec.name}.xlsx (Excel Workbook), {spec.name}.csv "
                                 f"({SAVE_AS_CSV}) or {spec.name}.parquet")
         else:
+            books = [_has_sheets(book, spec.name) for book in workbooks(folder) if sheet_names(book) is not None]
             issues.add(f"{spec.name}.csv", f"missing table: no {spec.name}.csv, {spec.name}.parquet or "
-                       f"{spec.name}.xlsx, nor a sheet {spec.name} in a workbook, in {folder}")
+                       f"{spec.name}.xlsx, nor a sheet {spec.name} in a workbook, in {folder}"
+                       + "".join(f"; {book}" for book in books))
         return None
     if len(sources) > 1:
         issues.add(sources[0].label, f"table {spec.name} is given more than once: "
@@ -480,13 +714,18 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
         return None
     source = sources[0]
     file, first = source.label, source.first_row
+    if source.path.suffix.lower() == WORKBOOK and source.sheet is None and sheet_names(source.path) is not None:
+        issues.add(file, _has_sheets(source.path, spec.name),
+                   expected=f"a sheet named '{spec.name}' (a workbook of one sheet is read from that sheet)")
+        return None
     if source.path.suffix.lower() == WORKBOOK and source.sheet is None:
         issues.add(file, "not an Excel workbook: its sheets cannot be listed",
                    expected=f"a workbook saved as Excel Workbook (.xlsx), or the table as {spec.name}.csv "
                             f"({SAVE_AS_CSV})")
         return None
     try:
-        raw = _read_sheet(source) if source.path.suffix.lower() == WORKBOOK else _read_raw(source.path, encoding)
+        is_sheet = source.path.suffix.lower() == WORKBOOK
+        raw = _read_sheet(source, issues) if is_sheet else _read_raw(source.path, encoding)
     except UnicodeDecodeError:
         issues.add(file, f"not {encoding or 'UTF-8 (nor GB18030)'} text",
                    expected=f"{SAVE_AS_CSV}, or the file's encoding named in the scenario (encoding: ...)")
@@ -494,6 +733,8 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
     except Exception as exc:  # a malformed file is bad input, reported, never a traceback
         what = "an Excel workbook (.xlsx)" if source.path.suffix.lower() == WORKBOOK else "a table"
         issues.add(file, f"cannot be read as {what}: {exc}")
+        return None
+    if raw is None:  # a sheet whose header is unusable, reported
         return None
     raw.columns = [str(c).strip() for c in raw.columns]
     if any(";" in c for c in raw.columns):
@@ -509,8 +750,13 @@ def read_table(folder: Path, spec: TableSpec, issues: IssueCollector,
         return None
     typed = {}
     before = len(issues.issues)
+    flagged = raw.attrs.get("cells", {})
     for col in spec.columns:
         if col.name in raw.columns:
+            for pos, flag in flagged.get(col.name, {}).items():  # first: the cell's other issues are not repeated
+                if not flag.numeric or col.kind in ("int", "float"):
+                    issues.add(file, flag.message, row=pos + first, column=col.name,
+                               expected=flag.expected or col.expected(), found=flag.found)
             typed[col.name] = _convert(raw[col.name].astype(str), col, file, issues, first)
         else:
             typed[col.name] = pd.Series([col.default] * len(raw), index=raw.index, dtype=col.dtype)
