@@ -235,9 +235,14 @@ def close_behind_target(fm: Formulation, outcome: Outcome, backend: str, options
     """The schedule's "no idle money" rule on a finished plan: while an annual target or a
     county's hat-off year is short, re-open the packages that would count more by then (see
     :func:`behind_target_columns`) and re-solve that MIP from the plan, with every money,
-    share, floor and personnel row, for at most :data:`BEHIND_SECONDS`; keep it if better."""
+    share, floor and personnel row, for at most :data:`BEHIND_SECONDS`; keep it if better. A plan
+    whose shortfall the method's bound proves least is left alone."""
     result = outcome.result
     if not result.status.has_solution:
+        return outcome
+    shortfalls = np.maximum(result.x[fm.shortfall_cols], 0.0)
+    least = plan_bounds(fm, outcome, shortfalls, 0.0).shortfall_bound
+    if least is not None and shortfalls.sum() <= least + 1e-6:  # proven least already: nothing to win
         return outcome
     free = behind_target_columns(fm, result.x)
     if not free.any():
