@@ -74,6 +74,7 @@ def test_explain_names_each_county_beside_its_id(solved, folder):
     assert result.exit_code == 0, result.output
     assert "- County 1 (C1) is 0.4 households short (expected incidence 3.42% against 3%)" in result.stdout
     assert "funds that may pay in County 1 (C1) are fully spent" in result.stdout
+    assert "county1 money in 2017 (for County 1 (C1)) is worth" in result.stdout  # a marginal value
 
 
 def test_compare_in_chinese_and_against_a_plan_with_no_solution(solved, folder):

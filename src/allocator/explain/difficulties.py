@@ -407,7 +407,8 @@ def write_difficulties(folder: str | Path, found: dict) -> Path:
 def marginal_section(plan: Plan, fm: Formulation | None = None, lp_up_to: int = 0, progress=quiet) -> dict:
     """The plan's marginal values (its ``marginal_values.csv``, :mod:`allocator.optimize.marginal`) as
     difficulties.json holds them; a plan written without them gets, given its formulation
-    ``fm``, its LP relaxation's duals on models up to ``lp_up_to`` integer columns."""
+    ``fm``, its LP relaxation's duals on models up to ``lp_up_to`` integer columns. Given ``fm``,
+    each row has its region's name (``region_name``) for the sentences."""
     table = plan.marginal_values
     if table is None and fm is not None and int(fm.model.integrality.sum()) <= lp_up_to:
         progress("marginal values: duals of the LP relaxation")
@@ -416,6 +417,9 @@ def marginal_section(plan: Plan, fm: Formulation | None = None, lp_up_to: int = 
     if table is None:
         return {"method": None, "rows": [], "note": "not computed: the plan has no marginal values and the model is "
                 "too large for its LP relaxation here; solve it again to have them"}
+    if fm is not None:
+        table = table.assign(region_name=table["region_id"].astype(str).map(region_names(fm.problem.tables))
+                             .astype(object).fillna(""))
     rows = table.astype(object).where(table.notna(), None).to_dict("records")
     return {**summarise(table, plan.summary.get("shortfall_penalty", fm.penalty if fm else 0.0)), "rows": rows}
 
