@@ -426,8 +426,11 @@ def _monitor_section(folder: Path) -> str:
 COMPARE_PERCENT = ("gap", "sustained_share")
 
 
-def _compare_item(section: str, item: str) -> str:
-    """A compare row's item in words: summary keys by their title, file hashes as fingerprints."""
+def _compare_item(section: str, item: str, regions: pd.Series) -> str:
+    """A compare row's item in words: summary keys by their title, file hashes as fingerprints,
+    counties named by ``regions``."""
+    if section == "county on schedule":
+        return named(item, regions)
     if item == "input_fingerprint":
         return tr("input data fingerprint (first {digits} hex digits)").format(digits=FINGERPRINT_DIGITS)
     if item.startswith("inputs."):
@@ -460,7 +463,7 @@ def _compare_cell(section: str, item: str, value, signed: bool = False, solved: 
     return format(value, f"{sign}.3g" if small else f"{sign},.1f")
 
 
-def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -> str:
+def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str, regions: pd.Series) -> str:
     """Every input and outcome that differs (:func:`compare_plans`, A = this plan, B = the
     other): each change is B − A, so a B with less money shows a negative change in money. A
     plan with no solution is said to have none: its outcomes are missing, never zeros."""
@@ -476,7 +479,7 @@ def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -
     head = "".join(f"<th>{_esc(title(h))}</th>" for h in ("section", "item", "compare.a", "compare.b",
                                                           "compare.change"))
     body = "".join(
-        f"<tr><td>{_esc(tr(r.section))}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
+        f"<tr><td>{_esc(tr(r.section))}</td><td>{_esc(_compare_item(r.section, r.item, regions))}</td>"
         f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a, solved=has['A']))}</td>"
         f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b, solved=has['B']))}</td>"
         f"<td class='n'>{_esc(_compare_cell(r.section, r.item, r.change, signed=True).replace('-', '−'))}</td></tr>"
@@ -604,7 +607,8 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
             "No progress record yet: `allocator monitor {folder} RECORD_DIR` adds how the plan is going.").format(
             folder=context.folder)))
     if compare_with is not None:
-        parts.append(_compare_section(plan, Plan.read(compare_with), str(context.folder), str(compare_with)))
+        parts.append(_compare_section(plan, Plan.read(compare_with), str(context.folder), str(compare_with),
+                                      regions))
     parts.append("</body></html>")
     return "\n".join(parts)
 
