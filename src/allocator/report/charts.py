@@ -152,7 +152,8 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "", names: p
     top = float(np.nanmax(100 * np.r_[ordered["expected_incidence"], ordered["threshold"], 0.0]))
     ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)  # room above the threshold for the legend
     labels = [named(c, names if names is not None else pd.Series(dtype=object)) for c in ordered["county_id"]]
-    ax.set_xticks(x, labels, rotation=90 if len(ordered) > 8 else 0, fontsize=7)
+    turn = 90 if len(ordered) > 8 else 30 if max(map(len, labels), default=0) > 12 else 0  # names need room
+    ax.set_xticks(x, labels, rotation=turn, ha="right" if turn == 30 else "center", fontsize=7)
     ax.set_ylabel(tr("expected incidence at deadline (%)"))
     ax.set_title(title or tr("Counties on schedule: {part} of {whole}").format(part=int(ordered["on_schedule"].sum()),
                                                                                whole=len(ordered)))
