@@ -61,11 +61,20 @@ def test_explain_prints_its_sentences_in_chinese(solved):
     result = run("explain", plan_dir, "--quiet", "--no-earliest", env={"ALLOCATOR_LANG": "zh"})
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert "- C1距退出标准差0.4户（预计贫困发生率3.42%，退出标准3%）" in text
-    assert "可用于C1的资金已全部支出：central 2016, central 2018" in text
+    assert "- County 1 (C1)距退出标准差0.4户（预计贫困发生率3.42%，退出标准3%）" in text
+    assert "可用于County 1 (C1)的资金已全部支出：central 2016, central 2018" in text
     assert "- 所需条件（已重新求解验证）：共追加2,500元可使所有县按期摘帽：2016年central资金追加2,500元" in text
     assert "2016年central资金每增加1万元，价值" in text
     assert "households short" not in text and "fully spent" not in text
+
+
+def test_explain_names_each_county_beside_its_id(solved, folder):
+    plan_dir, _ = solved
+    result = run("explain", plan_dir, "--quiet", "--no-earliest", "--no-money")
+    assert result.exit_code == 0, result.output
+    assert "- County 1 (C1) is 0.4 households short (expected incidence 3.42% against 3%)" in result.stdout
+    assert "funds that may pay in County 1 (C1) are fully spent" in result.stdout
+    assert "county1 money in 2017 (for County 1 (C1)) is worth" in result.stdout  # a marginal value
 
 
 def test_compare_in_chinese_and_against_a_plan_with_no_solution(solved, folder):

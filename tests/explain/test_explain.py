@@ -137,7 +137,8 @@ def test_a_hard_deadline_without_the_money_names_the_conflicting_rules(tmp_path)
     rules = found["conflict"]["rules"]
     sentences = " ".join(r["sentence"] for r in rules)
     # both counties' exit rules, the central fund up to 2018 and the hard deadline are in it
-    assert "county C1 must be below 3%" in sentences and "county C2 must be below 2%" in sentences
+    assert "county County 1 (C1) must be below 3%" in sentences
+    assert "county County 2 (C2) must be below 2%" in sentences
     assert "fund central 2018 has 3,000 yuan" in sentences
     assert {r["rule"] for r in rules} >= {"County exit from its hat-off year", "Hard deadline"}
     # and the money that would fix it, verified by re-solving with the deadline still hard
@@ -150,8 +151,8 @@ def test_a_mandatory_project_that_cannot_finish_is_the_whole_conflict(tmp_path):
     tables["projects"].loc[tables["projects"]["project_id"] == "water", "duration_years"] = 4
     _, found = solve_and_explain(tables, tmp_path)
     (rule,) = found["conflict"]["rules"]
-    assert rule["sentence"] == ("water in village V2 is mandatory and takes 4 years: it cannot finish by 2018 even "
-                                "if it starts in 2016")
+    assert rule["sentence"] == ("water in village Village 2 (V2) is mandatory and takes 4 years: it cannot finish by "
+                                "2018 even if it starts in 2016")
 
 
 def test_earliest_deadline_per_county(tmp_path):

@@ -78,10 +78,10 @@ def test_each_stored_sentence_is_its_message_in_english_and_has_a_chinese_one(ca
 def test_the_starved_county_in_chinese(short):
     _, found = short
     (county,) = found["counties_off_schedule"]
-    assert sentence(county, zh) == ("C1计划于2018年底摘帽，届时仍比退出标准多0.4户贫困户；"
+    assert sentence(county, zh) == ("County 1 (C1)计划于2018年底摘帽，届时仍比退出标准多0.4户贫困户；"
                                     "本规划在期限前无法使其达到退出标准")
     (reason,) = county["reasons"]
-    assert sentence(reason, zh) == "可用于C1的资金已全部支出：central 2016, central 2018"
+    assert sentence(reason, zh) == "可用于County 1 (C1)的资金已全部支出：central 2016, central 2018"
     take = found["what_it_would_take"]
     assert take["sentence"].startswith("2,500 yuan in all would put every county on schedule: 2,500 yuan more")
     assert sentence(take, zh) == "共追加2,500元可使所有县按期摘帽：2016年central资金追加2,500元"
@@ -99,11 +99,13 @@ def test_the_conflicting_rules_in_chinese(impossible):
 def test_the_chinese_report_shows_what_explain_found_in_chinese(short):
     plan_dir, _ = short
     page = build_report(plan_dir, lang="zh")
-    assert "C1距退出标准差0.4户（预计贫困发生率3.4%，退出标准3.0%）：可用于C1的资金已全部支出" in page
+    assert "County 1 (C1)距退出标准差0.4户（预计贫困发生率3.4%，退出标准3.0%）：可用于County 1 (C1)的资金已全部支出" \
+        in page
     assert "共追加2,500元可使所有县按期摘帽" in page
     assert "households short" not in page and "fully spent" not in page
     english = build_report(plan_dir)
-    assert "C1 is 0.4 households short (expected incidence 3.4% against 3.0%): funds that may pay in C1" in english
+    assert ("County 1 (C1) is 0.4 households short (expected incidence 3.4% against 3.0%): funds that may pay in "
+            "County 1 (C1)") in english
 
 
 def test_a_file_without_messages_reads_in_english(short, tmp_path):

@@ -52,6 +52,10 @@ def test_the_extra_re_solve_equals_a_cold_solve_with_the_money_added(plan, tmp_p
     assert more["exits_bought"] == pytest.approx(summary["expected_exits"] - before["expected_exits"], rel=1e-9)
     assert (more["exits_bought"] > 0 and more["extra_spend"] > 0) is buys
     assert sum(c["extra_spend"] for c in more["counties"]) == pytest.approx(more["extra_spend"])
+    names = starved()["regions"].set_index("region_id")["name"]
+    assert more["counties"] or not buys
+    for county in more["counties"]:  # each county printed with its name beside its id
+        assert f"    {names[county['county_id']]} ({county['county_id']}): " in explained.stdout
     if hit.any():  # the marginal value of a fund row the plan had bounds what its money buys
         assert more["predicted_by"] == "LP dual" and more["predicted_value"] >= more["value_bought"] - 1e-6
 

@@ -79,7 +79,9 @@ def test_a_county_whose_households_fall_back_is_at_risk(tiny_plan, tmp_path):
     folder = result.write(tmp_path / "monitor")
     summary = json.loads((folder / "monitor.json").read_text())
     assert summary["counties_at_risk"] == [target]
-    assert any(target in sentence for sentence in summary["sentences"])
+    name = context.tables["regions"].set_index("region_id").loc[target, "name"]
+    assert name and any(f"Schedule at risk in {name} ({target}) (outlook" in sentence
+                        for sentence in summary["sentences"]), "the county named beside its id"
     for name in MONITOR_FILES:
         assert (folder / name).is_file()
     for name, columns in COLUMNS.items():  # monitor.json describes every column of every table

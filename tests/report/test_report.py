@@ -76,7 +76,7 @@ def test_the_report_is_self_contained_and_has_every_section(planned):
                     "What stands in the way", "What it would take", "Earliest deadline", "Marginal values",
                     "Against the usual rules"):
         assert heading in page, heading
-    assert "C1 is 0.4 households short" in page and "verified by re-solving" in page
+    assert "County 1 (C1) is 0.4 households short" in page and "verified by re-solving" in page
     assert_readable(visible(page))  # with explain's and the baselines' sections too
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)

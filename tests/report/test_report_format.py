@@ -105,6 +105,7 @@ def test_the_comparison_says_b_minus_a_and_less_money_is_negative(plans):
     cost = next(row for row in rows if row[1] == TITLES["summary.total_cost"])
     assert cost[4].startswith("−"), cost
     assert "B − A = −" in text  # the funds' totals
+    assert [row[1:4] for row in rows if row[0] == "county on schedule"] == [["County 2 (C2)", "no", "yes"]]
 
 
 def test_absent_sections_say_why(plans, tmp_path):

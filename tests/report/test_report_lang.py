@@ -63,8 +63,8 @@ def test_without_a_cjk_font_the_charts_stay_english_and_the_page_says_so(plan_di
     drawn = []
     original = charts.counties_against_threshold
 
-    def spy(counties, title=""):
-        fig = original(counties, title)
+    def spy(counties, title="", names=None):
+        fig = original(counties, title, names)
         drawn.append(fig.axes[0].get_title())
         return fig
 

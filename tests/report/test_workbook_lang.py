@@ -52,8 +52,9 @@ def test_the_chinese_workbook_has_chinese_sheets_titles_and_words(planned, tmp_p
         "产业扶贫", "住房安全", "能力提升（教育培训）", "生态扶贫", "社会保障兜底"}
     difficulties = rows(book, "制约因素")
     assert ("未按期摘帽的县", "C1", "County 1",
-            "C1计划于2018年底摘帽，届时仍比退出标准多0.4户贫困户；本规划在期限前无法使其达到退出标准") in difficulties
-    assert any(row[0] == "原因" and row[3].startswith("可用于C1的资金已全部支出") for row in difficulties)
+            "County 1 (C1)计划于2018年底摘帽，届时仍比退出标准多0.4户贫困户；"
+            "本规划在期限前无法使其达到退出标准") in difficulties
+    assert any(row[0] == "原因" and row[3].startswith("可用于County 1 (C1)的资金已全部支出") for row in difficulties)
 
 
 def test_the_english_workbook_is_unchanged_by_the_catalogue(planned, tmp_path):
@@ -62,7 +63,7 @@ def test_the_english_workbook_is_unchanged_by_the_catalogue(planned, tmp_path):
     summary = dict(rows(book, TITLES["sheet.summary"])[1:])
     assert summary[TITLES["summary.status"]] == "optimal"
     sentences = [row[3] for row in rows(book, TITLES["sheet.difficulties"])[1:]]
-    assert any(s.startswith("C1 is to take off its hat at the end of 2018") for s in sentences)
+    assert any(s.startswith("County 1 (C1) is to take off its hat at the end of 2018") for s in sentences)
 
 
 def test_export_takes_the_language_from_the_flag_or_the_environment(planned, tmp_path):

@@ -136,6 +136,7 @@ def explain(
 def _print_difficulties(found: dict, folder: Path) -> None:
     """Each finding on one line (a terminal wraps it; a pipe or a log keeps the sentence whole), in
     the language in use: the stored sentences through their messages (:mod:`allocator.messages`)."""
+    from allocator.inputs.names import label
     from allocator.messages import sentence as said
     from allocator.optimize.marginal import sentence
 
@@ -150,7 +151,7 @@ def _print_difficulties(found: dict, folder: Path) -> None:
                                                                                   whole=found["counties_total"]))
     for county in found["counties_off_schedule"]:
         say("- " + tr("{county} is {households} households short (expected incidence {incidence} against "
-                      "{threshold})").format(county=county["county_id"],
+                      "{threshold})").format(county=label(county["county_id"], county.get("county_name")),
                                              households=f"{county['shortfall_households']:,.1f}",
                                              incidence=f"{county['expected_incidence']:.2%}",
                                              threshold=f"{county['threshold']:.0%}"), markup=False)
@@ -177,7 +178,8 @@ def _print_difficulties(found: dict, folder: Path) -> None:
         say(f"- {said(more, tr)} ({more['method']}, {more['seconds']:.0f} s)", markup=False)
         for county in more.get("counties", [])[:10]:
             say("    " + tr("{county}: {money} yuan more, {exits} expected exits").format(
-                county=county["county_id"], money=f"{county['extra_spend']:,.0f}", exits=f"{county['exits']:+,.2f}"),
+                county=label(county["county_id"], county.get("county_name")), money=f"{county['extra_spend']:,.0f}",
+                exits=f"{county['exits']:+,.2f}"),
                 markup=False)
         if more.get("categories"):
             say("    " + tr("by category: {spend}").format(spend=tr(", ").join(

@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from allocator.explain.extra import ExtraMoney, check_extra, extra_money
+from allocator.inputs.names import named, region_names, village_names
 from allocator.inputs.provenance import output_folder
 from allocator.inputs.tables import CATEGORIES
 from allocator.messages import listed, say, words
@@ -90,6 +91,7 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
     best_by_county = np.bincount(p.household_county, weights=best, minlength=len(p.county_ids))
     need = county_exit_need(p)
     unstartable = fm.unstartable_mandatory()
+    regions, villages = region_names(p.tables), village_names(p.tables)
     counties = []
     off = plan.counties[~plan.counties["on_schedule"].astype(bool)]
     for row in off.itertuples(index=False):
@@ -98,7 +100,7 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
         hat_off = int(p.years[p.county_hat_off[c]])
         achieved = getattr(row, "achieved_hat_off_year", None)
         achieved = None if achieved is None or pd.isna(achieved) else int(achieved)
-        county = str(row.county_id)
+        county = named(row.county_id, regions)
         schedule = say("{county} is to take off its hat at the end of {year} and is {households:,.1f} households "
                        "above its threshold then; {reached}", county=county, year=hat_off,
                        households=float(row.shortfall_households),
@@ -115,9 +117,9 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
             names = ", ".join(_window_name(p, windows[r]) for r in funds)
             reasons.append({"rule": "source budget", "funds": names, **say(
                 "funds that may pay in {county} are fully spent: {funds}", county=county, funds=names)})
-        regions = [r for r in binding_people if _personnel_in_county(p, r, c)]
-        if regions:
-            names = ", ".join(f"{personnel_region(p, r)} {p.years[p.pers_year[r]]}" for r in regions)
+        people = [r for r in binding_people if _personnel_in_county(p, r, c)]
+        if people:
+            names = ", ".join(f"{named(personnel_region(p, r), regions)} {p.years[p.pers_year[r]]}" for r in people)
             reasons.append({"rule": "personnel hours", "regions": names, **say(
                 "cadre hours are fully used in: {regions}", regions=names)})
         for r in binding_shares:
@@ -127,14 +129,15 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
         for q in unstartable[p.proj_county[unstartable] == c]:
             reasons.append({"rule": "mandatory project timing", **say(
                 "mandatory project {project} in village {village} takes {years} years and cannot finish by "
-                "{deadline}", project=str(p.proj_ids[q]), village=str(p.village_ids[p.proj_village[q]]),
+                "{deadline}", project=str(p.proj_ids[q]), village=named(p.village_ids[p.proj_village[q]], villages),
                 years=int(p.proj_duration[q]), deadline=int(p.deadline_year))})
-        counties.append({"county_id": county, "hat_off_year": hat_off, "achieved_hat_off_year": achieved,
+        counties.append({"county_id": str(row.county_id), "county_name": regions.get(str(row.county_id), ""),
+                         "hat_off_year": hat_off, "achieved_hat_off_year": achieved,
                          **schedule, "shortfall_households": float(row.shortfall_households),
                          "expected_incidence": float(row.expected_incidence), "threshold": float(row.threshold),
                          "reasons": reasons})
     return {"counties_off_schedule": counties, "counties_total": len(plan.counties),
-            "years_behind_target": _behind_target(plan),
+            "years_behind_target": _behind_target(plan, regions),
             "binding_funds": [{"source_id": str(p.source_ids[windows[r][0]]), "first_year": int(p.years[windows[r][1]]),
                                "year": int(p.years[windows[r][2]])} for r in binding_funds]}
 
@@ -149,15 +152,15 @@ def plan_difficulties(plan: Plan) -> dict:
     raise ValueError("this plan was neither solved here nor read from a folder: nothing to explain it with")
 
 
-def _behind_target(plan: Plan) -> list[dict]:
-    """The annual targets the plan misses: region, year, expected poor against the target."""
+def _behind_target(plan: Plan, regions: pd.Series) -> list[dict]:
+    """The annual targets the plan misses: region (named by ``regions``), year, expected poor against the target."""
     path = plan.path
     if not len(path) or "shortfall" not in path:
         return []
     behind = path[path["shortfall"].fillna(0.0) > 1e-6]
     rows = []
     for r in behind.itertuples(index=False):
-        where = words("the whole scenario") if r.region_id == "" else str(r.region_id)
+        where = words("the whole scenario") if r.region_id == "" else named(r.region_id, regions)
         rows.append({"region_id": str(r.region_id), "year": int(r.year), "expected_poor": float(r.expected_poor),
                      "target_share": float(r.target), "shortfall_households": float(r.shortfall),
                      **say("{where} is behind its {year} target: {poor:,.0f} of its {registered:,} poor households "
@@ -404,7 +407,8 @@ def write_difficulties(folder: str | Path, found: dict) -> Path:
 def marginal_section(plan: Plan, fm: Formulation | None = None, lp_up_to: int = 0, progress=quiet) -> dict:
     """The plan's marginal values (its ``marginal_values.csv``, :mod:`allocator.optimize.marginal`) as
     difficulties.json holds them; a plan written without them gets, given its formulation
-    ``fm``, its LP relaxation's duals on models up to ``lp_up_to`` integer columns."""
+    ``fm``, its LP relaxation's duals on models up to ``lp_up_to`` integer columns. Given ``fm``,
+    each row has its region's name (``region_name``) for the sentences."""
     table = plan.marginal_values
     if table is None and fm is not None and int(fm.model.integrality.sum()) <= lp_up_to:
         progress("marginal values: duals of the LP relaxation")
@@ -413,6 +417,9 @@ def marginal_section(plan: Plan, fm: Formulation | None = None, lp_up_to: int = 
     if table is None:
         return {"method": None, "rows": [], "note": "not computed: the plan has no marginal values and the model is "
                 "too large for its LP relaxation here; solve it again to have them"}
+    if fm is not None:
+        table = table.assign(region_name=table["region_id"].astype(str).map(region_names(fm.problem.tables))
+                             .astype(object).fillna(""))
     rows = table.astype(object).where(table.notna(), None).to_dict("records")
     return {**summarise(table, plan.summary.get("shortfall_penalty", fm.penalty if fm else 0.0)), "rows": rows}
 
@@ -435,12 +442,13 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
                say("no conflicting set of rules was found (the LP relaxation ended: {status})", status=found.lp_status))
         return {"method": method, "rules": [], "plumbing": 0, **why}
     p = fm.problem
+    regions = region_names(p.tables)
     rules = []
     plumbing = 0
     for r in found.rows:
         family = next(f for f in fm.families if f.rows.start <= r < f.rows.stop)
         i = int(r - family.rows.start)
-        sentence = _rule_sentence(fm, family.name, {k: v[i] for k, v in family.keys.items()}, i)
+        sentence = _rule_sentence(fm, family.name, {k: v[i] for k, v in family.keys.items()}, i, regions)
         if sentence is None:
             plumbing += 1
         else:
@@ -448,8 +456,8 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
     hard = np.flatnonzero((found.cols >= fm.shortfall_cols.start) & (found.cols < fm.shortfall_cols.stop))
     if len(hard):
         counties, targets = p.county_ids[fm.shortfall_counties], fm.shortfall_targets
-        names = listed([str(counties[j - fm.s_cols.start]) if j < fm.s_cols.stop else
-                        _target_name(p, targets[j - fm.t_cols.start]) for j in found.cols[hard]], ", ")
+        names = listed([named(counties[j - fm.s_cols.start], regions) if j < fm.s_cols.stop else
+                        _target_name(p, targets[j - fm.t_cols.start], regions) for j in found.cols[hard]], ", ")
         rules.append({"rule": "Hard deadline", **say("the deadline is hard: no shortfall is allowed in {names}",
                                                       names=names)})
     plumbing += len(found.cols) - len(hard)
@@ -458,20 +466,21 @@ def conflict(fm: Formulation, time_limit: float | None = None) -> dict:
                   rules=listed([rule["message"] for rule in rules]))}
 
 
-def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> dict | None:
-    """One row of a conflict in planner words (:func:`say`); None for the model's plumbing."""
+def _rule_sentence(fm: Formulation, family: str, key: dict, row: int, regions: pd.Series) -> dict | None:
+    """One row of a conflict in planner words (:func:`say`), regions named by ``regions``; None for the
+    model's plumbing."""
     p = fm.problem
     if family == "county_exit":
         c = int(key["county"])
         need = p.county_registered_poor[c] - p.county_threshold[c] * p.county_rural_population[c]
         return say("county {county} must be below {threshold:.0%} incidence by the end of {year}: at least "
-                   "{need:,.1f} of its {poor:,.0f} poor households must exit", county=str(p.county_ids[c]),
+                   "{need:,.1f} of its {poor:,.0f} poor households must exit", county=named(p.county_ids[c], regions),
                    threshold=float(p.county_threshold[c]), year=int(p.years[p.county_hat_off[c]]), need=float(need),
                    poor=float(p.county_registered_poor[c]))
     if family == "annual_target":
         k = int(key["target"])
         return say("{target}: at most {share:.1%} of its {members:,} poor households may still be poor at the end "
-                   "of {year}", target=_target_name(p, k), share=float(p.target_share[k]),
+                   "of {year}", target=_target_name(p, k, regions), share=float(p.target_share[k]),
                    members=int(p.target_households(k).sum()), year=int(p.years[p.target_year[k]]))
     if family == "source_budget":
         window = budget_windows(p)[row]
@@ -493,7 +502,7 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> dict | 
                    category=words(CATEGORIES[int(key["category"])]))
     if family == "county_floor":
         return say("county {county} gets at least {share:.0%} of source {source}'s spend",
-                   county=str(p.county_ids[int(key["county"])]), share=float(key["share"]),
+                   county=named(p.county_ids[int(key["county"])], regions), share=float(key["share"]),
                    source=str(p.source_ids[int(key["source"])]))
     if family == "project_once":
         q = int(key["project"])
@@ -505,10 +514,12 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> dict | 
                   words("it cannot finish by {deadline} even if it starts in {start}", deadline=int(p.deadline_year),
                         start=int(p.start_year)))
         return say("{project} in village {village} is mandatory and takes {years} years: {timing}",
-                   project=str(p.proj_ids[q]), village=str(p.village_ids[p.proj_village[q]]),
+                   project=str(p.proj_ids[q]), village=named(p.village_ids[p.proj_village[q]],
+                                                             village_names(p.tables)),
                    years=int(p.proj_duration[q]), timing=timing)
     if family == "personnel":
-        return say("cadres in {region} have {hours:,.0f} hours in {year}", region=personnel_region(p, row),
+        return say("cadres in {region} have {hours:,.0f} hours in {year}", region=named(personnel_region(p, row),
+                                                                                      regions),
                    hours=float(p.pers_hours[row]), year=int(p.years[p.pers_year[row]]))
     if family == "category_share":
         return say("the category share rule {rule} holds", rule=_share_name(fm, row))
@@ -519,11 +530,11 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int) -> dict | 
     return None
 
 
-def _target_name(p: Problem, k: int) -> dict:
-    """An annual target in words (a message: :func:`words`)."""
+def _target_name(p: Problem, k: int, regions: pd.Series) -> dict:
+    """An annual target in words (a message: :func:`words`), its region named by ``regions``."""
     region = str(p.target_region[k])
     return words("the {year} target of {region}", year=int(p.years[p.target_year[k]]),
-                 region=words("the whole scenario") if region == "" else region)
+                 region=words("the whole scenario") if region == "" else named(region, regions))
 
 
 def hopeless_counties(problem: Problem) -> np.ndarray:

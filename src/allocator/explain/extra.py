@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from allocator.errors import InputError, Issue
+from allocator.inputs.names import region_names
 from allocator.messages import say, words
 from allocator.model.problem import Problem, build_problem
 from allocator.optimize.marginal import UNIT_YUAN
@@ -113,6 +114,7 @@ def extra_money(context, extra: ExtraMoney, progress=None) -> dict:
     exits_by_county = _difference(plan.counties, new.counties, "county_id", "expected_exits", "exits")
     counties = counties.merge(exits_by_county, on="county_id", how="outer").fillna(0.0)
     counties = counties[(counties["extra_spend"].abs() > 0.5) | (counties["exits"].abs() > 1e-9)]
+    counties.insert(1, "county_name", counties["county_id"].astype(str).map(region_names(context.tables)).fillna(""))
     categories = _difference(plan.funding, new.funding, "category", "amount", "extra_spend")
     categories = categories[categories["extra_spend"].abs() > 0.5]
     before = plan.households.set_index("household_id")[["package_id", "start_year"]]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from allocator.inputs.names import named, region_names
 from allocator.inputs.provenance import output_folder
 from allocator.manage.progress import EDGE_FACTOR, Progress, household_states, plan_and_record, village_counties
 from allocator.messages import listed, render, say, titled, words
@@ -304,9 +305,10 @@ def _summary(context, record: Progress, states: pd.DataFrame, counties: pd.DataF
                      year=year, delivered=delivered, due=due,
                      rate=words(" ({rate:.0%})", rate=delivered / due) if due else "")]
     if len(at_risk):
+        regions = region_names(context.tables)
         sentences.append(say("Schedule at risk in {counties}.", counties=listed([words(
             "{county} (outlook {outlook:.2%} against {threshold:.0%}, {short:,.1f} households short)",
-            county=str(r.county_id), outlook=float(r.incidence_outlook), threshold=float(r.threshold),
+            county=named(r.county_id, regions), outlook=float(r.incidence_outlook), threshold=float(r.threshold),
             short=float(r.shortfall_outlook)) for r in at_risk.head(10).itertuples()], ", ")))
     else:
         sentences.append(say("No county's schedule is at risk: the outlook keeps every county where the plan had it."))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from allocator.inputs.names import label
 from allocator.model.formulation import Formulation, budget_windows
 from allocator.model.problem import Problem
 from allocator.solvers import get_backend
@@ -221,12 +222,14 @@ UNITS = {"10,000 yuan": "10,000 yuan", "hour": "one hour", "household": "one hou
 
 
 def sentence(row: dict, translate: Callable[[str], str] = _same) -> str:
-    """One marginal value in words, e.g. '10,000 yuan more of central money in 2017 is worth 0.042';
-    ``translate`` puts the words (English, the message ids) in the reader's language."""
-    region = row.get("region_id") or translate("the whole scenario")
+    """One marginal value in words, e.g. '10,000 yuan more of central money in 2017 is worth 0.042',
+    its region as ``Name (ID)`` when the row has a ``region_name``; ``translate`` puts the words
+    (English, the message ids) in the reader's language."""
+    region = label(row["region_id"], row.get("region_name")) if row.get("region_id") else translate(
+        "the whole scenario")
     what = translate(WHAT[row["kind"]]).format(source=row["source_id"], year=row["year"], region=region)
     if row["kind"] == "money" and row.get("region_id"):
-        what += translate(" (for {region})").format(region=row["region_id"])
+        what += translate(" (for {region})").format(region=region)
     check = row.get("fd_check")
     checked = translate("; finite differences: {check}").format(check=translate(check)) \
         if check in ("agrees", "differs") else ""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from allocator.inputs.names import named, region_names
 from allocator.inputs.provenance import output_folder
 from allocator.inputs.tables import CATEGORIES
 from allocator.plan.plan import Plan
@@ -136,8 +137,9 @@ def money_by_year(funding: pd.DataFrame, title: str = "", by: str = "category") 
     return fig
 
 
-def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figure:
-    """Expected remaining incidence per county at the deadline, against its exit threshold."""
+def counties_against_threshold(counties: pd.DataFrame, title: str = "", names: pd.Series | None = None) -> Figure:
+    """Expected remaining incidence per county at the deadline, against its exit threshold; each
+    county labelled ``Name (ID)`` by ``names`` (by county id), else by its id."""
     ordered = counties.sort_values("expected_incidence", ascending=False).reset_index(drop=True)
     fig, ax = pyplot().subplots(figsize=(max(6, 0.18 * len(ordered) + 2), 4))
     colors = [GOOD if ok else BAD for ok in ordered["on_schedule"]]
@@ -149,7 +151,9 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figur
         ax.set_xlim(-1, 1)
     top = float(np.nanmax(100 * np.r_[ordered["expected_incidence"], ordered["threshold"], 0.0]))
     ax.set_ylim(0, 1.25 * top if top > 0 else 1.0)  # room above the threshold for the legend
-    ax.set_xticks(x, ordered["county_id"], rotation=90 if len(ordered) > 8 else 0, fontsize=7)
+    labels = [named(c, names if names is not None else pd.Series(dtype=object)) for c in ordered["county_id"]]
+    turn = 90 if len(ordered) > 8 else 30 if max(map(len, labels), default=0) > 12 else 0  # names need room
+    ax.set_xticks(x, labels, rotation=turn, ha="right" if turn == 30 else "center", fontsize=7)
     ax.set_ylabel(tr("expected incidence at deadline (%)"))
     ax.set_title(title or tr("Counties on schedule: {part} of {whole}").format(part=int(ordered["on_schedule"].sum()),
                                                                                whole=len(ordered)))
@@ -158,10 +162,12 @@ def counties_against_threshold(counties: pd.DataFrame, title: str = "") -> Figur
     return fig
 
 
-def write_charts(funding: pd.DataFrame, counties: pd.DataFrame, folder: Path) -> list[Path]:
-    """Write the plan's charts as PNG files into ``folder``."""
+def write_charts(funding: pd.DataFrame, counties: pd.DataFrame, folder: Path,
+                 names: pd.Series | None = None) -> list[Path]:
+    """Write the plan's charts as PNG files into ``folder`` (counties named by ``names``, by id)."""
     paths = []
-    for name, fig in zip(CHART_FILES, (money_by_year(funding), counties_against_threshold(counties)), strict=True):
+    for name, fig in zip(CHART_FILES, (money_by_year(funding), counties_against_threshold(counties, names=names)),
+                         strict=True):
         path = folder / name
         save_figure(fig, path, dpi=110)
         paths.append(path)
@@ -199,8 +205,12 @@ def poor_by_county_chart(cards: pd.DataFrame, path: Path) -> Path:
 
 def write_plan_charts(plan: Plan, folder: Path) -> list[Path]:
     """The plan folder's charts (none for a plan with no solution): for the writers that own
-    the folder (the CLI's solve, the service's worker, a re-plan)."""
-    return write_charts(plan.funding, plan.counties, Path(folder)) if len(plan.counties) else []
+    the folder (the CLI's solve, the service's worker, a re-plan); counties named when the plan
+    holds the problem it solved."""
+    if not len(plan.counties):
+        return []
+    names = region_names(plan.problem.tables) if plan.problem is not None else None
+    return write_charts(plan.funding, plan.counties, Path(folder), names)
 
 
 def write_plan_folder(plan: Plan, folder: str | Path) -> Path:
@@ -235,15 +245,17 @@ def poor_by_year_chart(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def incidence_chart(incidence: pd.DataFrame) -> Figure:
-    """Grid of counties × years: incidence relative to the threshold, green when below it."""
+def incidence_chart(incidence: pd.DataFrame, names: pd.Series | None = None) -> Figure:
+    """Grid of counties × years: incidence relative to the threshold, green when below it; each
+    county labelled ``Name (ID)`` by ``names`` (by county id), else by its id."""
     ratio = (incidence["expected_incidence"] / incidence["threshold"].where(incidence["threshold"] > 0)).to_numpy()
     grid = pd.DataFrame({"county_id": incidence["county_id"], "year": incidence["year"], "ratio": ratio}).pivot(
         index="county_id", columns="year", values="ratio")
     fig, ax = pyplot().subplots(figsize=(7, max(2.5, 0.16 * len(grid) + 1.5)))
     image = ax.imshow(np.clip(grid.to_numpy(dtype=float), 0, 3), cmap="RdYlGn_r", vmin=0, vmax=2, aspect="auto")
     ax.set_xticks(range(grid.shape[1]), grid.columns)
-    ax.set_yticks(range(len(grid)), grid.index, fontsize=6 if len(grid) > 20 else 8)
+    known = names if names is not None else pd.Series(dtype=object)
+    ax.set_yticks(range(len(grid)), [named(c, known) for c in grid.index], fontsize=6 if len(grid) > 20 else 8)
     below = grid.to_numpy(dtype=float) <= 1 + 1e-9
     rows, cols = np.nonzero(below)
     ax.scatter(cols, rows, marker="s", s=10, color=REFERENCE, label=tr("below the threshold"))

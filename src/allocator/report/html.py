@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from allocator.explain.difficulties import difficulties, marginal_section
+from allocator.inputs.names import named, region_names, village_names
 from allocator.inputs.provenance import plan_inputs
 from allocator.inputs.scenario import NATIONAL_STILL_POOR
 from allocator.messages import render
@@ -151,6 +152,22 @@ def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+NAMED = (("county_id", "county_name", region_names), ("region_id", "region_name", region_names),
+         ("village_id", "village_name", village_names))  # id columns, their name columns, where the names are
+
+
+def with_names(frame: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """``frame`` with each county, region and village id column followed by its names from the
+    input ``tables`` (a column left out when no id has a name; a missing name empty)."""
+    frame = frame.copy()
+    for key, column, names in NAMED:
+        if key in frame.columns and column not in frame.columns:
+            found = frame[key].astype(str).map(names(tables))
+            if found.notna().any():
+                frame.insert(frame.columns.get_loc(key) + 1, column, found.fillna(""))
+    return frame
+
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     save_figure(fig, buffer, format="png", dpi=100)
@@ -260,7 +277,9 @@ def _no_solution_section(context: PlanContext) -> str:
                                            "values and the usual rules need a plan and are left out.")) + "</p>")
 
 
-def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
+def _difficulties_section(found: dict, from_file: bool, folder: Path, tables: dict[str, pd.DataFrame]) -> str:
+    """What explain found (or the plan alone shows), counties named from the input ``tables``."""
+    regions = region_names(tables)
     parts = [_heading("What stands in the way")]
     if not from_file:
         parts.append('<p class="muted">' + _words(tr(
@@ -274,7 +293,7 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
     for county in found.get("counties_off_schedule", []):
         why = tr("; ").join(said(r, tr) for r in county["reasons"]) or tr("no single rule binds it alone")
         items.append(tr("{county} is {households} households short (expected incidence {incidence} against "
-                        "{threshold}): {why}").format(county=county["county_id"],
+                        "{threshold}): {why}").format(county=named(county["county_id"], regions),
                                                       households=f"{county['shortfall_households']:,.1f}",
                                                       incidence=f"{county['expected_incidence']:.1%}",
                                                       threshold=f"{county['threshold']:.1%}", why=why))
@@ -303,12 +322,13 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path) -> str:
             for r in earliest["runs"])
         parts.append(_heading("Earliest deadline each county can meet with the money there is", 3)
                      + "<p class='muted'>" + _esc(tr("Re-solved with each year as the deadline: {runs}.").format(
-                         runs=runs)) + "</p>" + _table(table))
+                         runs=runs)) + "</p>" + _table(with_names(table, tables)))
     return "".join(parts)
 
 
-def _marginal_section(values: dict, folder: Path) -> str:
-    """The marginal values (:mod:`allocator.optimize.marginal`): the largest, with their method and check."""
+def _marginal_section(values: dict, folder: Path, tables: dict[str, pd.DataFrame]) -> str:
+    """The marginal values (:mod:`allocator.optimize.marginal`): the largest, with their method and
+    check, regions named from the input ``tables``."""
     rows = pd.DataFrame(values.get("rows", []))
     if rows.empty:
         why = values.get("note") or tr("not computed for this plan")
@@ -330,7 +350,8 @@ def _marginal_section(values: dict, folder: Path) -> str:
     rows = rows.rename(columns={"value": "marginal_value"})
     for words in ("kind", "unit", "fd_check"):  # words of the catalogue in the language in use
         rows[words] = rows[words].map(lambda word: tr(word) if isinstance(word, str) else word)
-    return head + _table(rows[["kind", "source_id", "region_id", "year", "unit", "marginal_value", "fd_check"]])
+    return head + _table(with_names(rows[["kind", "source_id", "region_id", "year", "unit", "marginal_value",
+                                          "fd_check"]], tables))
 
 
 BASELINE_LINES = (("expected exits", "expected_exits", ",.1f"), ("counties on schedule", "counties_on_schedule", "d"),
@@ -405,8 +426,11 @@ def _monitor_section(folder: Path) -> str:
 COMPARE_PERCENT = ("gap", "sustained_share")
 
 
-def _compare_item(section: str, item: str) -> str:
-    """A compare row's item in words: summary keys by their title, file hashes as fingerprints."""
+def _compare_item(section: str, item: str, regions: pd.Series) -> str:
+    """A compare row's item in words: summary keys by their title, file hashes as fingerprints,
+    counties named by ``regions``."""
+    if section == "county on schedule":
+        return named(item, regions)
     if item == "input_fingerprint":
         return tr("input data fingerprint (first {digits} hex digits)").format(digits=FINGERPRINT_DIGITS)
     if item.startswith("inputs."):
@@ -439,7 +463,7 @@ def _compare_cell(section: str, item: str, value, signed: bool = False, solved: 
     return format(value, f"{sign}.3g" if small else f"{sign},.1f")
 
 
-def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -> str:
+def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str, regions: pd.Series) -> str:
     """Every input and outcome that differs (:func:`compare_plans`, A = this plan, B = the
     other): each change is B − A, so a B with less money shows a negative change in money. A
     plan with no solution is said to have none: its outcomes are missing, never zeros."""
@@ -455,7 +479,7 @@ def _compare_section(plan: Plan, other: Plan, this_name: str, other_name: str) -
     head = "".join(f"<th>{_esc(title(h))}</th>" for h in ("section", "item", "compare.a", "compare.b",
                                                           "compare.change"))
     body = "".join(
-        f"<tr><td>{_esc(tr(r.section))}</td><td>{_esc(_compare_item(r.section, r.item))}</td>"
+        f"<tr><td>{_esc(tr(r.section))}</td><td>{_esc(_compare_item(r.section, r.item, regions))}</td>"
         f"<td{_align(r.a)}>{_esc(_compare_cell(r.section, r.item, r.a, solved=has['A']))}</td>"
         f"<td{_align(r.b)}>{_esc(_compare_cell(r.section, r.item, r.b, solved=has['B']))}</td>"
         f"<td class='n'>{_esc(_compare_cell(r.section, r.item, r.change, signed=True).replace('-', '−'))}</td></tr>"
@@ -489,8 +513,9 @@ def build_report(plan_dir: str | Path, *, compare_with: str | Path | None = None
                       near_yuan=near_yuan)
 
 
-def _near_line_section(folder: Path, within: float) -> str:
-    """Households within ``within`` yuan of the poverty line (:func:`near_line`), or a note why not."""
+def _near_line_section(folder: Path, within: float, tables: dict[str, pd.DataFrame]) -> str:
+    """Households within ``within`` yuan of the poverty line (:func:`near_line`), villages and
+    counties named from the input ``tables``, or a note why not."""
     heading = "<h3>" + _esc(tr("Households within {within} of the poverty line").format(within=yuan(within))) + "</h3>"
     near = near_line(folder, within)
     if near is None:
@@ -501,13 +526,14 @@ def _near_line_section(folder: Path, within: float) -> str:
     if near.empty:
         return heading + "<p>" + _esc(tr("No household's observed income is within {within} of the line.").format(
             within=yuan(within))) + "</p>"
-    return heading + _table(near)
+    return heading + _table(with_names(near, tables))
 
 
 def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanContext | None, no_font: bool,
            near_households: float, near_yuan: float) -> str:
     context = context or load_plan_context(plan_dir)
     plan, problem = context.plan, context.problem
+    regions = region_names(context.tables)
     path = context.folder / "difficulties.json"
     from_file = path.is_file()
     found = json.loads(path.read_text()) if from_file else difficulties(context.formulation(), plan)
@@ -558,21 +584,22 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
                       count=missing, deadline=problem.deadline_year)) + "</span>" if missing else "")
                   + (tr("; ") + "<span class='bad'>" + _esc(tr("{count:,} after their planned year").format(
                       count=late)) + "</span>" if late else "")
-                  + tr(".") + "</p>", _png(incidence_chart(incidence)), _png(counties_against_threshold(plan.counties)),
+                  + tr(".") + "</p>", _png(incidence_chart(incidence, regions)),
+                  _png(counties_against_threshold(plan.counties, names=regions)),
                   "<h3>" + _esc(tr("Counties within {within:.0f} households of their threshold at the deadline")
                                 .format(within=near_households)) + "</h3>"
-                  + (_table(near) if len(near) else
+                  + (_table(with_names(near, context.tables)) if len(near) else
                      "<p>" + _esc(tr("No county is within {within:.0f} households of its threshold.").format(
                          within=near_households)) + "</p>"),
-                  _near_line_section(context.folder, near_yuan),
+                  _near_line_section(context.folder, near_yuan, context.tables),
                   _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),
                   _heading("Villages"), _png(village_map(village_table(plan, context.tables["villages"])))]
     values = found.get("marginal_values") or marginal_section(plan)
     solved = s.get("expected_exits") is not None
-    parts += [_difficulties_section(found, from_file, context.folder),
-              _marginal_section(values, context.folder) if solved else "", _baselines_section(plan)]
+    parts += [_difficulties_section(found, from_file, context.folder, context.tables),
+              _marginal_section(values, context.folder, context.tables) if solved else "", _baselines_section(plan)]
     if (context.folder / MONITOR_FOLDER / "monitor.json").is_file():
         parts.append(_monitor_section(context.folder / MONITOR_FOLDER))
     elif s.get("expected_exits") is not None:
@@ -580,9 +607,10 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
             "No progress record yet: `allocator monitor {folder} RECORD_DIR` adds how the plan is going.").format(
             folder=context.folder)))
     if compare_with is not None:
-        parts.append(_compare_section(plan, Plan.read(compare_with), str(context.folder), str(compare_with)))
+        parts.append(_compare_section(plan, Plan.read(compare_with), str(context.folder), str(compare_with),
+                                      regions))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 __all__ = ["budget_sentence", "budget_table", "build_report", "county_incidence_by_year", "hat_off_years",
-           "near_line", "near_misses", "poor_by_year", "spend_table", "village_table"]
+           "near_line", "near_misses", "poor_by_year", "spend_table", "village_table", "with_names"]

@@ -25,6 +25,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from allocator.inputs.names import names as _names
 from allocator.messages import sentence as said
 from allocator.plan.context import PlanContext, load_plan_context
 from allocator.report.i18n import language, tr
@@ -40,14 +41,6 @@ SHEETS = ("summary", "path", "counties", "near_misses", "villages", "households"
 WIDTH_SAMPLE = 500  # rows looked at to size a column
 BLOCK_ROWS = 20_000  # rows converted to Python values at a time
 MIN_WIDTH, MAX_WIDTH = 8, 60
-
-
-def _names(frame: pd.DataFrame, key: str) -> pd.Series:
-    """``name`` by ``key`` of an input table (first row of each id; empty names stay empty)."""
-    if frame is None or "name" not in frame.columns:
-        return pd.Series(dtype=object)
-    first = frame.drop_duplicates(key)
-    return pd.Series(first["name"].astype(str).to_numpy(), index=first[key].astype(str).to_numpy())
 
 
 def _village_frame(context: PlanContext) -> pd.DataFrame:
@@ -187,7 +180,7 @@ def difficulties_sheet(context: PlanContext) -> pd.DataFrame:
             rows.append((title("word.earliest"), county["county_id"],
                          title("word.not_by_deadline") if year is None else str(int(year))))
     frame = pd.DataFrame(rows, columns=["topic", "county_id", "sentence"])
-    frame.insert(2, "county_name", frame["county_id"].map(regions).fillna(""))
+    frame.insert(2, "county_name", frame["county_id"].map(regions).astype(object).fillna(""))
     return frame
 
 
