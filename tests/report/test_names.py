@@ -9,20 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import allocator
 from allocator.report.charts import counties_against_threshold, incidence_chart, pyplot
 from allocator.report.html import build_report, with_names
-from tests.support.tiny import starved, tiny_tables, write_folder
-
-POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
+from tests.support.tiny import starved_plan, tiny_tables
 
 
 @pytest.fixture(scope="module")
 def plan_dir(tmp_path_factory) -> Path:
     """The starved tiny plan: C1 (County 1) misses its threshold, C2 (County 2) does not."""
-    folder = tmp_path_factory.mktemp("names")
-    path = write_folder(starved(), folder / "data", policy=POLICY)
-    return allocator.solve(allocator.load_scenario(path)).write(folder / "plan")
+    return starved_plan(tmp_path_factory.mktemp("names"))
 
 
 def test_the_report_names_a_county_beside_its_id(plan_dir):

@@ -11,21 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import allocator
 from allocator.plan.context import load_plan_context
 from allocator.report.html import build_report, near_line, near_misses
 from tests.support.commands import run
-from tests.support.tiny import starved, write_folder
-
-POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
+from tests.support.tiny import starved_plan
 
 
 @pytest.fixture(scope="module")
 def plan_dir(tmp_path_factory) -> Path:
     """The starved tiny plan: C1 is 0.42 households short of its threshold at the deadline."""
-    folder = tmp_path_factory.mktemp("near")
-    path = write_folder(starved(), folder / "data", policy=POLICY)
-    return allocator.solve(allocator.load_scenario(path)).write(folder / "plan")
+    return starved_plan(tmp_path_factory.mktemp("near"))
 
 
 @pytest.fixture(scope="module")

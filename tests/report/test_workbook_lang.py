@@ -9,11 +9,10 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-import allocator
 from allocator import cli
 from allocator.report.i18n import translations
 from allocator.report.workbook import SHEETS, TITLES, write_workbook
-from tests.support.tiny import starved, write_folder
+from tests.support.tiny import starved_plan
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
 SHEET_NAMES = ["概要", "减贫进程", "县", "接近退出标准的县", "村", "农户", "项目", "资金安排", "预算使用", "制约因素"]
@@ -28,9 +27,7 @@ def planned(tmp_path_factory) -> Path:
     """The starved tiny plan (C1 off schedule) with what explain finds, without re-solves."""
     from allocator.explain.difficulties import explain_plan, write_difficulties
 
-    folder = tmp_path_factory.mktemp("workbook_lang")
-    path = write_folder(starved(), folder / "data", policy=POLICY)
-    plan_dir = allocator.solve(allocator.load_scenario(path)).write(folder / "plan")
+    plan_dir = starved_plan(tmp_path_factory.mktemp("workbook_lang"))
     write_difficulties(plan_dir, explain_plan(plan_dir, money=False, earliest=False))
     return plan_dir
 

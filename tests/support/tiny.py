@@ -81,6 +81,18 @@ def starved() -> dict:
     return tables
 
 
+STARVED_POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
+
+
+def starved_plan(folder: Path) -> Path:
+    """The starved tables written to ``folder/data``, solved through the library and written to
+    ``folder/plan`` (returned): C1 (County 1) misses its threshold, C2 (County 2) does not."""
+    import allocator
+
+    path = write_folder(starved(), folder / "data", policy=STARVED_POLICY)
+    return allocator.solve(allocator.load_scenario(path)).write(folder / "plan")
+
+
 def write_xlsx(tables: dict[str, pd.DataFrame], path: Path) -> Path:
     """Write ``tables`` as the sheets of one workbook at ``path`` (a sheet per table, named after
     it; booleans as Excel's TRUE/FALSE, numbers as numbers)."""
