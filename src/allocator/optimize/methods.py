@@ -208,16 +208,18 @@ def behind_target_columns(fm: Formulation, x: np.ndarray, tol: float = 1e-6) -> 
     p = fm.problem
     chosen = x[fm.x_cols] > 0.5
     household = fm.x_household
-    short = [(p.target_county_ok[k][fm.x_county], int(p.target_year[k]))
-             for k, s in zip(fm.shortfall_targets, x[fm.t_cols], strict=True) if s > tol]
-    short += [(fm.x_county == j, int(p.county_hat_off[j]))
-              for j, s in zip(fm.shortfall_counties, x[fm.s_cols], strict=True) if s > tol]
+    # the counties each year-end's short rows cover: a year's gain is computed once, for all its rows
+    short = np.zeros((len(p.years), len(p.county_ids)), dtype=bool)
+    targets = fm.shortfall_targets[x[fm.t_cols] > tol]
+    np.logical_or.at(short, p.target_year[targets], p.target_county_ok[targets])
+    counties = fm.shortfall_counties[x[fm.s_cols] > tol]
+    short[p.county_hat_off[counties], counties] = True
     gain = np.zeros(fm.nx)
-    for covered, year in short:
+    for year in np.flatnonzero(short.any(axis=1)):
         at = fm.x_exit_at(year)
         now = np.zeros(len(p.household_ids))
         now[household[chosen]] = at[chosen]
-        gain = np.maximum(gain, np.where(covered, at - now[household], 0.0))
+        gain = np.maximum(gain, np.where(short[year][fm.x_county], at - now[household], 0.0))
     better = gain > tol
     best = np.zeros(len(p.household_ids))
     np.maximum.at(best, household[better], gain[better])
