@@ -19,6 +19,7 @@ from allocator.optimize.decompose import (
     county_shares,
     initial_prices,
     relaxed_plan,
+    target_shares,
 )
 from allocator.synth import generate_preset
 from tests.solvers.test_optimality import POLICIES, random_instance
@@ -117,6 +118,24 @@ def test_county_shares_sum_to_the_rows_and_keep_the_plan():
     assert np.all(use[finite_lo] >= lower[finite_lo] - 1e-9)
 
 
+def test_a_scenario_wide_target_is_split_by_what_the_point_adds_in_each_group():
+    fm = _formulation(2, {"annual_targets": {2017: 0.6, 2018: 0.3}})
+    rows = np.arange(fm.family("annual_target").rows.start, fm.family("annual_target").rows.stop)
+    counties = len(fm.problem.county_ids)
+    group = fm.column_county % 2
+    point = np.random.default_rng(1).uniform(0, 1, fm.model.num_cols)
+    shares = target_shares(fm, point, group, rows, 2)
+    assert shares.shape == (len(rows), 2) and counties >= 2
+    assert np.allclose(shares.sum(axis=1), fm.model.row_lo[rows])
+    A = fm.model.A[rows][:, fm.x_cols]
+    adds = np.stack([A[:, group[fm.x_cols] == g] @ point[fm.x_cols][group[fm.x_cols] == g] for g in (0, 1)], axis=1)
+    assert np.allclose(shares, fm.model.row_lo[rows][:, None] * adds / adds.sum(axis=1, keepdims=True))
+    # a point that adds nothing: the split follows the columns each group can use
+    even = target_shares(fm, np.zeros(fm.model.num_cols), group, rows, 2)
+    assert np.allclose(even.sum(axis=1), fm.model.row_lo[rows])
+    assert ((even > 0).all(axis=1) == (fm.model.row_lo[rows] > 0)).all()
+
+
 @pytest.mark.parametrize(("integer_columns", "years", "method"), [
     (5_000, 5, "exact"), (5_001, 5, "lp-fix"), (150_000, 5, "lp-fix"), (150_001, 5, "decompose"),
     (1_000_000, 1, "lp-fix"),
@@ -133,10 +152,11 @@ def test_auto_picks_decompose_for_large_multi_year_models(integer_columns, years
     assert choose_method(fm, SolverSettings(method="exact")) == "exact"
 
 
-def test_county_groups_meet_a_scenario_wide_target_at_its_price(tmp_path):
+def test_county_groups_meet_their_shares_of_a_scenario_wide_target(tmp_path):
     """Four counties in three groups under one scenario-wide annual target: every group's
-    lp-fix finds a plan (the target is priced, not split into shares the repaired plan cannot
-    meet), their mix with the repaired plan is kept, and it passes the independent checker."""
+    lp-fix finds a plan (each gets a share of the target and its shortfall column, so a share
+    it cannot meet costs the penalty, not its plan), their mix with the repaired plan is kept,
+    and it passes the independent checker."""
     import allocator
     from tests.support.plan_checker import check_scenario_plan
     from tests.support.tiny import write_folder

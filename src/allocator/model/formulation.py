@@ -159,13 +159,14 @@ class Formulation:
         """Year index from whose end each x column's exit counts (start + lag)."""
         return self.x_year + self.problem.pkg_lag[self.x_pkg]
 
-    def x_exit_at(self, t: int | np.ndarray) -> np.ndarray:
-        """Exit gain of each x column over the baseline at the end of year index ``t`` (one per
-        column, or a scalar); 0 where the exit does not count by then."""
+    def x_exit_at(self, t: int | np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """Exit gain of each x column (of ``cols`` when given) over the baseline at the end of
+        year index ``t`` (one per column, or a scalar); 0 where the exit does not count by then."""
         p = self.problem
-        t = np.broadcast_to(np.asarray(t, dtype=np.int64), self.x_year.shape)
-        base = p.baseline_of(self.x_household, t)
-        return np.where(self.x_exit_year <= t, p.pkg_exit[self.x_pkg] - base, 0.0)
+        pkg, year = (self.x_pkg, self.x_year) if cols is None else (self.x_pkg[cols], self.x_year[cols])
+        t = np.broadcast_to(np.asarray(t, dtype=np.int64), year.shape)
+        base = p.baseline_of(p.pkg_household[pkg], t)
+        return np.where(year + p.pkg_lag[pkg] <= t, p.pkg_exit[pkg] - base, 0.0)
 
     @property
     def x_gain(self) -> np.ndarray:

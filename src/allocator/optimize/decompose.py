@@ -14,9 +14,12 @@ so this method never solves it:
    found by bisection. The master's duals weigh the relaxed plans into a fractional plan
    (Dantzig-Wolfe), close to an optimum of the LP relaxation.
 2. **Repair.** That plan, rounded, is made to keep money and personnel rows
-   (:mod:`allocator.optimize.repair`): a feasible plan at once, whatever the size.
+   (:mod:`allocator.optimize.repair`): a feasible plan at once, whatever the size. Where it
+   leaves an annual target or a hat-off year short, packages are swapped for ones that count
+   sooner with the money still payable (:func:`advance_plan`); again after step 4.
 3. **Groups of counties.** The province-wide rows are split between groups of counties by
-   what the weighted relaxed plans' flows use there (:func:`county_shares`), and ``lp-fix``
+   what the weighted relaxed plans' flows use there (:func:`county_shares`; a scenario-wide
+   annual target by the exits they add there, :func:`target_shares`), and ``lp-fix``
    runs per group on the columns the relaxed plans or the plan use (:func:`county_plans`), in
    parallel threads or, given a Dask client, as one Dask task per
    group (:func:`run_groups`); their plan replaces the repaired one when it is better. If the
@@ -48,7 +51,7 @@ from allocator.optimize.methods import (
     solve_restricted,
     time_left,
 )
-from allocator.optimize.repair import repair
+from allocator.optimize.repair import advance, repair
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy
 
@@ -71,6 +74,8 @@ COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
 COUNTY_THREADS = 2  # county groups solved at once (options.threads overrides)
 LAGRANGIAN = "Lagrangian multiplier"  # what decompose's row prices are
 GROUP_COLUMNS = 60_000  # kept columns per group of counties: an LP HiGHS solves in seconds
+ADVANCE_SHARE = 0.05  # of the time limit, for each pass of swaps toward the schedule
+ADVANCE_SECONDS = 60.0  # ... and without a time limit
 
 
 def group_argmax(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -625,13 +630,42 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
                        price_method=LAGRANGIAN)
     progress("repaired plan", **fm.headline(plan.x),
              gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
-    plan = county_plans(fm, pricing.point, np.nan_to_num(rows), plan, solver, options, started, progress, phases,
-                        notes, client)
+    plan = advance_plan(fm, flows, plan, solver, options, started, progress, phases, notes)
+    plan = county_plans(fm, pricing.point, plan, solver, options, started, progress, phases, notes, client)
     plan = improve_by_county(fm, plan, pricing.point, pricing.bound, solver, options, started, progress, phases,
                              notes)
+    plan = advance_plan(fm, flows, plan, solver, options, started, progress, phases, notes)
     if pricing.stopped_by is not None and plan.stopped_by is None:
         plan.stopped_by = pricing.stopped_by
     return Outcome(plan, pricing.bound, phases, notes, prices, row_prices=rows, price_method=LAGRANGIAN)
+
+
+def advance_plan(fm: Formulation, flows: Flows, plan: SolveResult, solver, options: SolveOptions, started: float,
+                 progress: ProgressCallback, phases: dict, notes: list[str]) -> SolveResult:
+    """``plan`` with swaps toward the schedule (:func:`allocator.optimize.repair.advance`) when
+    it leaves an annual target or a hat-off year short; kept only if it is better."""
+    if plan.x[fm.shortfall_cols].sum() <= 1e-6:
+        return plan
+    pass_started = time.perf_counter()
+    budget = ADVANCE_SECONDS if options.time_limit is None else ADVANCE_SHARE * options.time_limit
+    left = time_left(options, started)
+    seconds = budget if left is None else max(min(budget, left), 1.0)
+    x, y = np.flatnonzero(plan.x[fm.x_cols] > 0.5), np.flatnonzero(plan.x[fm.y_cols] > 0.5)
+    moved = advance(fm, flows.pay, x, y, seconds)
+    if np.array_equal(moved, x):
+        return plan
+    chosen = np.zeros(fm.model.num_cols)
+    chosen[moved] = 1.0
+    chosen[fm.nx + y] = 1.0
+    trial = solve_restricted(fm, solver, chosen, np.zeros(fm.model.num_cols, dtype=bool),
+                             dataclasses.replace(options, progress=None, start=None))
+    phases["advance"] = round(phases.get("advance", 0.0) + time.perf_counter() - pass_started, 4)
+    if not trial.status.has_solution or trial.objective <= plan.objective:
+        return plan
+    changed = len(np.setdiff1d(moved, x))
+    notes.append(f"{changed} packages swapped for ones that count earlier toward a short target")
+    progress("swaps toward the schedule", swapped=changed, **fm.headline(trial.x))
+    return dataclasses.replace(plan, x=trial.x, objective=trial.objective)
 
 
 def county_rows(fm: Formulation, column_county: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -751,19 +785,35 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
     return list(zip(columns, plans, strict=True)), where, failed
 
 
-def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, incumbent: SolveResult, solver,
-                 options: SolveOptions, started: float, progress: ProgressCallback, phases: dict,
-                 notes: list[str], client=None) -> SolveResult:
+def target_shares(fm: Formulation, point: np.ndarray, column_group: np.ndarray, rows: np.ndarray,
+                  n_groups: int) -> np.ndarray:
+    """Split each scenario-wide schedule row's need (exits packages must add by its year-end)
+    between groups of counties by what the weighted relaxed plans (``point``) add there: the
+    lower bound per (row, group). They sum to the row's need; a group meets its share or pays
+    the row's shortfall penalty for the rest."""
+    A = fm.model.A[rows][:, fm.x_cols].tocoo()
+    use = np.zeros((len(rows), n_groups))
+    np.add.at(use, (A.row, column_group[A.col]), A.data * point[A.col])
+    reach = np.zeros((len(rows), n_groups))
+    np.add.at(reach, (A.row, column_group[A.col]), 1.0)
+    weight = np.where(use.sum(axis=1, keepdims=True) > 0, use, reach)
+    weight = weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-300)
+    return fm.model.row_lo[rows][:, None] * weight
+
+
+def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, solver, options: SolveOptions,
+                 started: float, progress: ProgressCallback, phases: dict, notes: list[str],
+                 client=None) -> SolveResult:
     """A better plan group of counties by group, when one is found.
 
     Each group of counties gets the share of the province-wide rows that ``incumbent`` uses
     there plus a share of the slack by the spend of the weighted relaxed plans (``point``)
     (:func:`county_shares`), and lp-fix runs on the group's package columns that ``point``
     or ``incumbent`` use (:func:`solve_group`), groups in parallel threads or as Dask tasks
-    (:func:`run_groups`). The province-wide schedule rows (annual targets over several
-    counties) are not split: a group meets them at their prices (``row_prices``, the
-    Lagrange multipliers), since a fixed share per group, taken from a point that is only
-    nearly feasible, leaves a group's LP with no solution. The groups' packages and projects
+    (:func:`run_groups`). A scenario-wide schedule row (an annual target over several
+    counties) is split too, by what ``point`` adds in each group (:func:`target_shares`), and
+    every group gets the row's shortfall column, so a group that cannot meet its share pays
+    the penalty for the rest instead of having no plan. The groups' packages and projects
     then get their flows and shortfalls from one LP over the continuous columns; a group
     without a plan keeps its part of ``incumbent``, and the incumbent stays if the mix is
     not better."""
@@ -782,7 +832,9 @@ def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, inc
     schedule = np.zeros(model.num_rows, dtype=bool)
     for name in SHORTFALL_FAMILIES:
         schedule[fm.family(name).rows] = True
-    priced = schedule[global_rows]
+    split = schedule[global_rows]
+    lower[split] = target_shares(fm, point, group, global_rows[split], n_groups)
+    penalised = model.A[global_rows][:, fm.shortfall_cols].tocsr()  # each schedule row's shortfall column
     threads = options.threads or COUNTY_THREADS
     slots = sum(client.nthreads().values()) if client is not None else threads
     if not slots:  # a scheduler without workers would hold the tasks until some join
@@ -797,16 +849,13 @@ def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, inc
     def group_model(g: int) -> tuple[np.ndarray, Formulation]:
         cols = np.flatnonzero(keep & (group == g))
         touched = np.asarray(model.A[global_rows][:, cols].getnnz(axis=1)).ravel() > 0
-        shared = touched & ~priced
-        g_rows = global_rows[shared]
+        cols = np.union1d(cols, fm.shortfall_cols.start + penalised[touched & split].indices)
+        g_rows = global_rows[touched]
         rows = np.union1d(np.flatnonzero(row_group == g), g_rows)
         lo, hi = model.row_lo[rows].copy(), model.row_hi[rows].copy()
         at = np.searchsorted(rows, g_rows)
-        lo[at], hi[at] = lower[shared, g], upper[shared, g]
-        sub = fm.restrict(cols, rows, lo, hi)
-        schedule_rows = global_rows[touched & priced]
-        c = model.c[cols] - model.A[schedule_rows][:, cols].T @ row_prices[schedule_rows]
-        return cols, dataclasses.replace(sub, model=dataclasses.replace(sub.model, c=c))
+        lo[at], hi[at] = lower[touched, g], upper[touched, g]
+        return cols, fm.restrict(cols, rows, lo, hi)
 
     groups, where, failed = run_groups(group_model, n_groups, fm.problem, solver.name, county_options, workers,
                                        progress, client)
@@ -828,8 +877,8 @@ def county_plans(fm: Formulation, point: np.ndarray, row_prices: np.ndarray, inc
         notes.append(f"lp-fix on {n_groups} groups of counties ({where}) found plans for {found}; their mix with "
                      f"the repaired plan {why}: the repaired plan is kept")
         return incumbent
-    notes.append(f"lp-fix on {n_groups} groups of counties ({where}), on their shares of the province-wide rows "
-                 f"and the schedule rows at their prices, found plans for {found}")
+    notes.append(f"lp-fix on {n_groups} groups of counties ({where}), on their shares of the province-wide rows, "
+                 f"found plans for {found}")
     progress("county plans mixed", **fm.headline(mixed.x))
     return dataclasses.replace(incumbent, x=mixed.x, objective=objective)
 

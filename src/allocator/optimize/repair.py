@@ -17,11 +17,17 @@ region has. Repair, in whole-array steps:
 
 "Worth" is the value the prices give a package apart from its money: its exit gain,
 weighted up by the county rule's price, less its hours at the personnel prices.
+
+:func:`advance` works on any plan, not at prices: while an annual target or a county's
+hat-off year is short, it swaps households' packages for ones that count more by the short
+year-ends (and no less at any other), most exits toward the short rows per yuan first, within
+the money the funds can still pay and the hours left.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -252,4 +258,119 @@ def _within_hours(rows: PlanRows, x: np.ndarray, accepted: np.ndarray, profit: n
     return accepted[~bad]
 
 
-__all__ = ["drop_unused_projects", "prerequisites_met", "repair"]
+@dataclasses.dataclass
+class ScheduleRows:
+    """The rows a plan can fall short on (annual targets, then county exits): the year index
+    each is counted at, the counties it covers, and the exits packages must add by then."""
+
+    year: np.ndarray
+    covers: np.ndarray  # rows x counties
+    need: np.ndarray
+
+    @classmethod
+    def of(cls, fm: Formulation) -> ScheduleRows:
+        p, m = fm.problem, fm.model
+        targets, counties = fm.family("annual_target"), fm.family("county_exit")
+        k, c = targets.keys["target"], counties.keys["county"]
+        covers = np.zeros((len(c), len(p.county_ids)), dtype=bool)
+        covers[np.arange(len(c)), c] = True
+        return cls(np.concatenate([p.target_year[k], counties.keys["year"]]).astype(np.int64),
+                   np.vstack([p.target_county_ok[k].reshape(len(k), len(p.county_ids)), covers]),
+                   np.concatenate([m.row_lo[targets.rows], m.row_lo[counties.rows]]))
+
+    def shortfall(self, fm: Formulation, x: np.ndarray, county: np.ndarray) -> np.ndarray:
+        """How far the chosen package columns ``x`` (in ``county``) leave each row short (0 where it holds)."""
+        short = np.maximum(self.need, 0.0)
+        for t in np.unique(self.year):
+            by_county = np.bincount(county, fm.x_exit_at(t, x), minlength=self.covers.shape[1])
+            at = self.year == t
+            short[at] = np.maximum(self.need[at] - self.covers[at] @ by_county, 0.0)
+        return short
+
+
+def advance(fm: Formulation, pay: Callable[..., np.ndarray], x: np.ndarray, y: np.ndarray, seconds: float,
+            rounds: int = FILL_ROUNDS) -> np.ndarray:
+    """Chosen package columns that leave the schedule rows less short than ``x`` does, by swaps.
+
+    In rounds, while a row is short and time is left: every household a short row covers
+    proposes its package (start year included) that adds most exits to the short rows per yuan,
+    among those that count at least as much as its current one at every schedule year-end and
+    the deadline and whose projects ``y`` builds in time; proposals are kept, best first, while
+    a short row they count for is still short before them; each money cell takes those the funds
+    can still pay (the freed money of the replaced packages waits for the next round), each
+    personnel row those its hours fit. Swaps in a cell the funds then cannot pay with the share
+    rules are undone."""
+    rows, sched = PlanRows.of(fm), ScheduleRows.of(fm)
+    p = fm.problem
+    household, county, exit_year = fm.x_household, fm.x_county, fm.x_exit_year
+    c = fm.model.c[fm.x_cols]
+    years = np.union1d(sched.year, [len(p.years) - 1])
+    available = np.ones(fm.nx, dtype=bool)
+    available[x] = False
+    started = time.perf_counter()
+    for _ in range(rounds):
+        short = sched.shortfall(fm, x, county[x])
+        live = np.flatnonzero(short > TOL * np.maximum(np.abs(sched.need), 1.0))
+        if not len(live) or time.perf_counter() - started > seconds:
+            break
+        old = np.full(len(p.household_ids), -1)
+        old[household[x]] = x
+        reach = sched.covers[live].any(axis=0)
+        cand = np.flatnonzero(available & reach[county] & (exit_year <= sched.year[live].max()))
+        cand = cand[prerequisites_met(fm, cand, y)]
+        was = old[household[cand]]
+        ok = np.ones(len(cand), dtype=bool)
+        credit = np.zeros(len(cand))
+        delta = {}
+        for t in years:
+            now = np.where(was >= 0, fm.x_exit_at(t, np.maximum(was, 0)), 0.0)
+            delta[t] = fm.x_exit_at(t, cand) - now
+            ok &= delta[t] >= -1e-12
+            counted = sched.covers[live[sched.year[live] == t]].sum(axis=0)
+            credit += np.maximum(delta[t], 0.0) * counted[county[cand]]
+        ok &= credit > 1e-9
+        priority = credit / np.maximum(rows.cost_x[cand], 1.0)
+        gain = c[cand] - np.where(was >= 0, c[np.maximum(was, 0)], 0.0)
+        order = np.flatnonzero(ok)[np.lexsort((-gain[ok], -priority[ok], household[cand[ok]]))]
+        order = order[np.flatnonzero(np.diff(household[cand[order]], prepend=-1))]  # each household's best
+        order = order[np.argsort(-priority[order], kind="stable")]
+        needed = np.zeros(len(order), dtype=bool)
+        for r in live:  # kept while a short row it counts for is still short before it
+            d = np.where(sched.covers[r][county[cand[order]]], delta[sched.year[r]][order], 0.0)
+            counts = np.flatnonzero(d > 0)
+            needed[counts[np.cumsum(d[counts]) - d[counts] < short[r]]] = True
+        order = order[needed]
+        proposals, score = cand[order], np.zeros(fm.nx)
+        score[proposals] = priority[order]
+        spend = rows.spend(x, y)
+        room = np.append(pay(spend + rows.spend(proposals, np.zeros(0, dtype=np.int64)), spend) - spend, np.inf)
+        cell = np.where(rows.cell_x[proposals] >= 0, rows.cell_x[proposals], rows.n_cells)
+        by_cell = np.lexsort((-score[proposals], cell))
+        cost = np.where(cell < rows.n_cells, rows.cost_x[proposals], 0.0)[by_cell]
+        fits = running_total(cell[by_cell], cost) <= room[cell[by_cell]] * (1 - TOL) + 1e-9
+        accepted = _within_hours(rows, x, proposals[by_cell[fits]], score)
+        available[proposals] = False  # taken, or rejected: the next round proposes the next best
+        x = _swap_payable(rows, pay, x, y, accepted, old[household[accepted]])
+        if not len(accepted):
+            break
+    return x
+
+
+def _swap_payable(rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``x`` with each ``old`` column (-1: none) replaced by its ``new`` one, undoing the swaps
+    whose cells the funds cannot pay in full (the share rules can refuse a mix each cell's room allowed)."""
+    keep = np.ones(len(new), dtype=bool)
+    for _ in range(DROP_ROUNDS):
+        swapped = np.union1d(np.setdiff1d(x, old[keep & (old >= 0)]), new[keep])
+        spend = rows.spend(swapped, y)
+        over = spend - pay(spend)
+        over = over > TOL * np.maximum(spend, 1.0)
+        if not over.any():
+            return swapped
+        cell = rows.cell_x[new]
+        undo = keep & (cell >= 0) & over[np.maximum(cell, 0)]
+        keep &= ~undo if undo.any() else False
+    return x
+
+
+__all__ = ["ScheduleRows", "advance", "drop_unused_projects", "prerequisites_met", "repair"]
