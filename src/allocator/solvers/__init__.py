@@ -1,5 +1,5 @@
-"""Solver backends by name: HiGHS, OR-Tools and PuLP (CBC), and where licensed Gurobi, behind one
-interface.
+"""Solver backends by name: HiGHS, OR-Tools and PuLP (CBC), and where licensed COPT and Gurobi,
+behind one interface.
 
 Each backend takes a :class:`LinearModel` and :class:`SolveOptions` and returns a
 :class:`SolveResult` in one status vocabulary. Backend modules import their solver
@@ -11,6 +11,7 @@ from __future__ import annotations
 from allocator.errors import SolverUnavailable
 from allocator.model.linear import LinearModel
 from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, StoppedBy
+from allocator.solvers.copt import CoptBackend
 from allocator.solvers.gurobi import GurobiBackend
 from allocator.solvers.highs import HighsBackend
 from allocator.solvers.ortools import OrtoolsBackend
@@ -23,7 +24,7 @@ __all__ = [
 
 # open-source first: available_backends() and iis_backend() prefer them in this order
 BACKENDS: dict[str, type[Backend]] = {
-    b.name: b for b in (HighsBackend, OrtoolsBackend, PulpBackend, GurobiBackend)
+    b.name: b for b in (HighsBackend, OrtoolsBackend, PulpBackend, CoptBackend, GurobiBackend)
 }
 
 
