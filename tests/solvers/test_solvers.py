@@ -285,6 +285,19 @@ def test_scaled_solves_answer_in_the_models_own_units(monkeypatch):
     assert_plan(_money_model(integer=True), mip, 0.9)  # x1 alone: both cost 10e6 > 9e6
 
 
+def test_a_scaled_model_is_the_same_model_in_other_units():
+    """What the COPT and Gurobi backends pass their solver: the optimum, point and duals map back."""
+    from allocator.solvers.highs import HighsBackend, equilibrate
+
+    model = _money_model(integer=False)
+    rows, cols = equilibrate(model)
+    assert not np.all(rows == 1.0) and not np.all(cols == 1.0)
+    plain, scaled = (HighsBackend().solve(m, SolveOptions()) for m in (model, model.scaled(rows, cols)))
+    assert scaled.objective == pytest.approx(plain.objective, abs=1e-12)
+    assert np.allclose(scaled.x * cols, plain.x, rtol=1e-9)
+    assert np.allclose(scaled.duals * rows, plain.duals, rtol=1e-6, atol=1e-15)
+
+
 def test_scaling_that_would_push_a_bound_past_what_highs_holds_finite_is_not_done():
     from allocator.solvers.highs import HighsBackend, equilibrate
 
