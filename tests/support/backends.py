@@ -37,3 +37,17 @@ def usable_backend(name: str) -> Backend:
     if reason is not None:
         pytest.skip(reason)
     return get_backend(name)
+
+
+@functools.cache
+def size_limited(name: str) -> bool:
+    """Whether backend ``name`` refuses a MIP of 2,001 binaries, as the free licences of COPT and
+    Gurobi do (above their 2,000 variables)."""
+    n = 2001
+    many = LinearModel(np.ones(n), sp.csr_matrix(np.ones((1, n))), np.array([-np.inf]), np.array([5.0]),
+                       np.zeros(n), np.ones(n), np.ones(n, dtype=bool))
+    try:
+        get_backend(name).solve(many, SolveOptions())
+    except SolverUnavailable:
+        return True
+    return False
