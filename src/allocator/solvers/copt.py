@@ -159,7 +159,7 @@ def _log_callback(verbose: bool):
             super().__init__()
             self.licence: list[str] = []
 
-        def Display(self, msg: str) -> None:  # noqa: N802 (COPT's name)
+        def Display(self, msg: str) -> None:  # COPT's name for the method it calls per line
             if "licen" in msg.lower() or "size limit" in msg.lower():
                 self.licence.append(msg.strip().rstrip("."))
             if verbose:

@@ -131,7 +131,7 @@ class GurobiBackend(Backend):
         return result
 
 
-def one_sided_rows(model: LinearModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _one_sided_rows(model: LinearModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row index, sense, right-hand side) of each finite row side: equality rows once as "=",
     then every other finite upper side as "<" and lower side as ">"."""
     lo, hi = np.asarray(model.row_lo, dtype=np.float64), np.asarray(model.row_hi, dtype=np.float64)
@@ -149,7 +149,7 @@ def _build(grb, model: LinearModel):
     x = grb.addMVar(model.num_cols, lb=np.asarray(model.col_lo, dtype=np.float64),
                     ub=np.asarray(model.col_hi, dtype=np.float64), obj=np.asarray(model.c, dtype=np.float64),
                     vtype=np.where(np.asarray(model.integrality, dtype=bool), GRB.INTEGER, GRB.CONTINUOUS))
-    rows, senses, rhs = one_sided_rows(model)
+    rows, senses, rhs = _one_sided_rows(model)
     constraints = grb.addMConstr(model.matrix("csr")[rows], x, senses, rhs)
     grb.ModelSense = GRB.MAXIMIZE if model.sense == "max" else GRB.MINIMIZE
     grb.ObjCon = float(model.offset)
