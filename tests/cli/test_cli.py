@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from allocator.solvers import BACKENDS
+from tests.support.backends import COMMERCIAL, size_limited, usable_backend
 from tests.support.commands import run
 from tests.support.plan_checker import check_scenario_plan
 from tests.support.tiny import write_folder
@@ -76,8 +81,47 @@ def test_options_override_the_scenario(scenario, tmp_path):
 
 
 def test_unknown_backend_exit_2(scenario, tmp_path):
-    result = run("solve", scenario, "--out", tmp_path / "plan", "--backend", "gurobi")
-    assert result.returncode == 2 and "gurobi" in result.stderr and "highs" in result.stderr
+    result = run("solve", scenario, "--out", tmp_path / "plan", "--backend", "cplex")
+    assert result.returncode == 2 and "cplex" in result.stderr and "highs" in result.stderr
+
+
+@pytest.mark.parametrize("name", COMMERCIAL)
+def test_commercial_backend_solves_a_checked_plan(scenario, tmp_path, name):
+    usable_backend(name)
+    out = tmp_path / "plan"
+    result = run("solve", scenario, "--out", out, "--backend", name, "--gap", "0", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == name and summary["status"] == "optimal"
+    assert summary["manifest"]["backend_version"] == BACKENDS[name].version()
+    assert check_scenario_plan(scenario, out) == []
+
+
+@pytest.mark.parametrize("name", COMMERCIAL)
+def test_commercial_backend_without_its_package_exit_2_says_what_to_install(scenario, tmp_path, name):
+    """The package hidden from this process (as if not installed), whether or not it is here."""
+    package = BACKENDS[name].package
+    hidden = f"import sys; sys.modules[{package!r}] = None; from allocator.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", hidden, "solve", str(scenario), "--out", str(tmp_path / "plan"),
+                             "--backend", name], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"pip install {package}" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("name", COMMERCIAL)
+def test_commercial_backend_above_its_size_limit_exit_2_with_the_solvers_message(tmp_path, name):
+    """400 households of the tiny preset: ~2,500 columns, above the free licences' 2,000."""
+    usable_backend(name)
+    if not size_limited(name):
+        pytest.skip(f"{name} is licensed here without a size limit")
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump({"name": "big", "start_year": 2016, "deadline_year": 2018,
+                                    "generate": {"preset": "tiny", "households": 400},
+                                    "solver": {"backend": name, "method": "exact"}}))
+    result = run("solve", path, "--out", tmp_path / "plan", "--quiet")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot solve this model" in message and "choose another backend (highs)" in message
 
 
 def test_infeasible_exit_1_with_reason(tables, tmp_path):

@@ -50,7 +50,7 @@ def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML")]) ->
 def solve(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default plans/<name>)")] = None,
-    backend: Annotated[str | None, typer.Option(help="highs | ortools | pulp")] = None,
+    backend: Annotated[str | None, typer.Option(help="highs | ortools | pulp | copt | gurobi")] = None,
     method: Annotated[str | None, typer.Option(help="auto | exact | lp-fix | decompose")] = None,
     time_limit: Annotated[float | None, typer.Option("--time-limit", help="seconds")] = None,
     gap: Annotated[float | None, typer.Option(help="relative MIP gap, e.g. 0.001")] = None,

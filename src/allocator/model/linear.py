@@ -78,6 +78,16 @@ class LinearModel:
             self.col_hi, self.integrality, self.sense, self.offset,
         )
 
+    def scaled(self, row_scale: np.ndarray, col_scale: np.ndarray) -> LinearModel:
+        """The same model in other units: row i times ``row_scale[i]``, column j's variable divided
+        by ``col_scale[j]``. The objective is unchanged; a point of the scaled model times
+        ``col_scale`` is a point of this one, and its row duals times ``row_scale`` are this one's."""
+        A = sp.diags(row_scale) @ self.matrix("csr") @ sp.diags(col_scale)
+        return LinearModel(
+            self.c * col_scale, A.tocsr(), self.row_lo * row_scale, self.row_hi * row_scale,
+            self.col_lo / col_scale, self.col_hi / col_scale, self.integrality, self.sense, self.offset,
+        )
+
     def matrix(self, fmt: str = "csr") -> sp.spmatrix:
         """``A`` as float64 ``"csr"`` or ``"csc"`` with duplicate entries summed.
 

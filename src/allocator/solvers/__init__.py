@@ -1,4 +1,5 @@
-"""Solver backends by name: HiGHS, OR-Tools and PuLP (CBC) behind one interface.
+"""Solver backends by name: HiGHS, OR-Tools and PuLP (CBC), and where licensed COPT and Gurobi,
+behind one interface.
 
 Each backend takes a :class:`LinearModel` and :class:`SolveOptions` and returns a
 :class:`SolveResult` in one status vocabulary. Backend modules import their solver
@@ -10,6 +11,8 @@ from __future__ import annotations
 from allocator.errors import SolverUnavailable
 from allocator.model.linear import LinearModel
 from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, StoppedBy
+from allocator.solvers.copt import CoptBackend
+from allocator.solvers.gurobi import GurobiBackend
 from allocator.solvers.highs import HighsBackend
 from allocator.solvers.ortools import OrtoolsBackend
 from allocator.solvers.pulp import PulpBackend
@@ -19,7 +22,10 @@ __all__ = [
     "available_backends", "get_backend", "iis_backend",
 ]
 
-BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (HighsBackend, OrtoolsBackend, PulpBackend)}
+# open-source first: available_backends() and iis_backend() prefer them in this order
+BACKENDS: dict[str, type[Backend]] = {
+    b.name: b for b in (HighsBackend, OrtoolsBackend, PulpBackend, CoptBackend, GurobiBackend)
+}
 
 
 def available_backends() -> list[str]:

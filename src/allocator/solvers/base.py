@@ -7,10 +7,13 @@ solves, and maps the native status to :class:`Status` with the raw string kept.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
+import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
@@ -160,6 +163,22 @@ class Backend:
     def iis(self, model: LinearModel, time_limit: float | None = None) -> Conflict:  # pragma: no cover
         """An IIS of the LP relaxation of ``model`` (backends with ``supports_iis``)."""
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def stdout_closed() -> Iterator[None]:
+    """File descriptor 1 on the null device for the block: solver libraries print banners and
+    licence checks from C, whatever their log settings say, and that must not mix with a
+    command's output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def settle_infeasible_or_unbounded(

@@ -57,6 +57,7 @@ from allocator.solvers.base import (
     Status,
     StoppedBy,
     settle_infeasible_or_unbounded,
+    stdout_closed,
 )
 
 LP_METHODS = ("choose", "simplex", "ipm", "pdlp")
@@ -154,21 +155,11 @@ def _silence_banner() -> None:
     global _BANNER_SILENCED
     if _BANNER_SILENCED:
         return
-    import os
-    import sys
-
     import highspy
 
     _BANNER_SILENCED = True
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+    with stdout_closed():
+        highspy.Highs()
 
 
 _BANNER_SILENCED = False
