@@ -266,3 +266,13 @@ def test_prices_and_improvement_rounds_report_seconds_of_their_budget():
     assert rounds[-1]["seconds"] <= rounds[-1]["budget"]
     check_drawn(seen.events, "prices", timed=True)
     check_drawn(seen.events, "improvement round", timed=True)
+
+
+def test_short_time_runs_the_groups_furthest_behind_and_all_of_them_when_it_can():
+    from allocator.optimize.decompose import GROUP_SECONDS, groups_to_run
+
+    behind = np.array([0.0, 5.0, 1.0, 9.0, 3.0])
+    assert groups_to_run(behind, None, 2).tolist() == [0, 1, 2, 3, 4]
+    assert groups_to_run(behind, 5 * GROUP_SECONDS / 2, 2).tolist() == [0, 1, 2, 3, 4]
+    assert groups_to_run(behind, GROUP_SECONDS, 2).tolist() == [1, 3]  # two fit: the two furthest behind
+    assert groups_to_run(behind, 1.0, 2).tolist() == [3]  # never none

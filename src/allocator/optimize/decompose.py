@@ -72,6 +72,7 @@ CUT_MEMORY = 50  # a cut unused by the master for this many steps is dropped
 INITIAL_BISECTIONS = 16  # steps of the search for one money price that spends the funds
 COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
 COUNTY_THREADS = 2  # county groups solved at once (options.threads overrides)
+GROUP_SECONDS = 20.0  # a group's LP of GROUP_COLUMNS columns takes 10-20 s: fewer groups run when time is short
 LAGRANGIAN = "Lagrangian multiplier"  # what decompose's row prices are
 GROUP_COLUMNS = 60_000  # kept columns per group of counties: an LP HiGHS solves in seconds
 ADVANCE_SHARE = 0.05  # of the time limit, for each pass of swaps toward the schedule
@@ -735,10 +736,10 @@ def solve_group(sub: Formulation, problem: Problem | None, backend: str,
     return lp.status.value, outcome.result.x if outcome.result.status.has_solution else None
 
 
-def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_groups: int, problem: Problem,
+def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], groups: list[int], problem: Problem,
                backend: str, options: SolveOptions, threads: int, progress: ProgressCallback,
                client=None) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], str, list[str]]:
-    """Every group's (columns, plan or None) in group order, where they ran, and the groups
+    """Each of ``groups``' (columns, plan or None) in that order, where they ran, and the groups
     whose Dask task failed. The groups run as tasks on ``client`` (Dask) when given,
     else in ``threads`` threads (HiGHS releases the GIL).
 
@@ -748,7 +749,7 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
 
     def report(g: int, columns: np.ndarray, lp: str, plan: np.ndarray | None) -> None:
         done[0] += 1
-        progress("counties", group=g + 1, done=done[0], of=n_groups, columns=len(columns), lp=lp,
+        progress("counties", group=g + 1, done=done[0], of=len(groups), columns=len(columns), lp=lp,
                  plan=plan is not None)
 
     if client is None:
@@ -759,19 +760,19 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
             return cols, plan
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            return list(pool.map(one, range(n_groups))), f"in threads, {threads} at a time", []
+            return list(pool.map(one, groups)), f"in threads, {threads} at a time", []
 
     from distributed import as_completed
 
     shared = client.scatter(dataclasses.replace(problem, tables={}), broadcast=True, hash=False)
     tag = uuid.uuid4().hex[:8]
-    futures, columns = {}, []
-    for g in range(n_groups):
+    futures, columns = {}, {}
+    for g in groups:
         cols, sub = group_model(g)
-        columns.append(cols)
+        columns[g] = cols
         futures[client.submit(solve_group, dataclasses.replace(sub, problem=None), shared, backend, options,
                               key=f"allocator-group-{g + 1}-{tag}", pure=False)] = g
-    plans: list[np.ndarray | None] = [None] * n_groups
+    plans: dict[int, np.ndarray | None] = {}
     failed = []
     for future in as_completed(futures):
         g = futures[future]
@@ -781,8 +782,26 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], n_g
             lp = "error"
             failed.append(f"group {g + 1}: {type(error).__name__}: {error}")
         report(g, columns[g], lp, plans[g])
-    where = f"as {n_groups} Dask tasks, workers: {len(client.nthreads())}, scheduler {client.scheduler.address}"
-    return list(zip(columns, plans, strict=True)), where, failed
+    where = f"as {len(groups)} Dask tasks, workers: {len(client.nthreads())}, scheduler {client.scheduler.address}"
+    return [(columns[g], plans[g]) for g in groups], where, failed
+
+
+def group_exits(fm: Formulation, x: np.ndarray, column_group: np.ndarray, rows: np.ndarray,
+                n_groups: int) -> np.ndarray:
+    """What the packages of ``x`` add to each schedule row in ``rows``, per (row, group)."""
+    A = fm.model.A[rows][:, fm.x_cols].tocoo()
+    use = np.zeros((len(rows), n_groups))
+    np.add.at(use, (A.row, column_group[A.col]), A.data * x[A.col])
+    return use
+
+
+def groups_to_run(behind: np.ndarray, seconds: float | None, workers: int) -> np.ndarray:
+    """The groups lp-fix runs on in ``seconds`` with ``workers`` at once: all when each can
+    have :data:`GROUP_SECONDS`, else as many as can, those furthest ``behind`` the schedule
+    first (a group stopped before its LP ends wastes its time), in group order."""
+    n = len(behind)
+    fits = n if seconds is None else int(np.clip(seconds * workers // GROUP_SECONDS, 1, n))
+    return np.sort(np.argsort(-behind, kind="stable")[:fits])
 
 
 def target_shares(fm: Formulation, point: np.ndarray, column_group: np.ndarray, rows: np.ndarray,
@@ -791,11 +810,8 @@ def target_shares(fm: Formulation, point: np.ndarray, column_group: np.ndarray, 
     between groups of counties by what the weighted relaxed plans (``point``) add there: the
     lower bound per (row, group). They sum to the row's need; a group meets its share or pays
     the row's shortfall penalty for the rest."""
-    A = fm.model.A[rows][:, fm.x_cols].tocoo()
-    use = np.zeros((len(rows), n_groups))
-    np.add.at(use, (A.row, column_group[A.col]), A.data * point[A.col])
-    reach = np.zeros((len(rows), n_groups))
-    np.add.at(reach, (A.row, column_group[A.col]), 1.0)
+    use = group_exits(fm, point, column_group, rows, n_groups)
+    reach = group_exits(fm, np.ones(fm.model.num_cols), column_group, rows, n_groups)
     weight = np.where(use.sum(axis=1, keepdims=True) > 0, use, reach)
     weight = weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-300)
     return fm.model.row_lo[rows][:, None] * weight
@@ -842,7 +858,16 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, sol
         client, slots = None, threads
     workers = max(1, min(slots, n_groups))
     remaining = None if options.time_limit is None else options.time_limit - (time.perf_counter() - started)
-    limit = None if remaining is None else max(COUNTY_SHARE * remaining * workers / n_groups, 2.0)
+    budget = None if remaining is None else COUNTY_SHARE * remaining
+    # how far the incumbent is behind in each group: its county shortfalls and the target shares it misses
+    behind = np.bincount(group[fm.s_cols], incumbent.x[fm.s_cols], minlength=n_groups)
+    behind += np.maximum(lower[split] - group_exits(fm, incumbent.x, group, global_rows[split], n_groups), 0.0).sum(
+        axis=0)
+    run = groups_to_run(behind, budget, workers)
+    if len(run) < n_groups:
+        notes.append(f"the time left gives {len(run)} of {n_groups} groups of counties about {GROUP_SECONDS:.0f} s "
+                     "each: lp-fix ran on those furthest behind the schedule")
+    limit = None if budget is None else max(budget * workers / len(run), 2.0)
     county_options = dataclasses.replace(options, time_limit=limit, progress=None, threads=None, start=None)
     county_started = time.perf_counter()
 
@@ -857,7 +882,7 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, sol
         lo[at], hi[at] = lower[touched, g], upper[touched, g]
         return cols, fm.restrict(cols, rows, lo, hi)
 
-    groups, where, failed = run_groups(group_model, n_groups, fm.problem, solver.name, county_options, workers,
+    groups, where, failed = run_groups(group_model, run.tolist(), fm.problem, solver.name, county_options, workers,
                                        progress, client)
     z = incumbent.x.copy()
     found = 0
@@ -874,10 +899,10 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, sol
     objective = mixed.objective if mixed.status.has_solution else -np.inf
     if objective <= incumbent.objective:
         why = "was not better" if mixed.status.has_solution else f"ended {mixed.status.value}"
-        notes.append(f"lp-fix on {n_groups} groups of counties ({where}) found plans for {found}; their mix with "
+        notes.append(f"lp-fix on {len(groups)} groups of counties ({where}) found plans for {found}; their mix with "
                      f"the repaired plan {why}: the repaired plan is kept")
         return incumbent
-    notes.append(f"lp-fix on {n_groups} groups of counties ({where}), on their shares of the province-wide rows, "
+    notes.append(f"lp-fix on {len(groups)} groups of counties ({where}), on their shares of the province-wide rows, "
                  f"found plans for {found}")
     progress("county plans mixed", **fm.headline(mixed.x))
     return dataclasses.replace(incumbent, x=mixed.x, objective=objective)
