@@ -12,7 +12,8 @@ so this method never solves it:
    duality: a plan satisfies the relaxed rows, so their priced slack is >= 0). L is convex;
    box-step cutting planes lower it (:func:`find_prices`), starting from one money price
    found by bisection. The master's duals weigh the relaxed plans into a fractional plan
-   (Dantzig-Wolfe), close to an optimum of the LP relaxation.
+   (Dantzig-Wolfe): close to an optimum of the LP relaxation on small models, but at
+   province scale far over the money rows (benchmarks/README.md), hence steps 2 and 3.
 2. **Repair.** That plan, rounded, is made to keep money and personnel rows
    (:mod:`allocator.optimize.repair`): a feasible plan at once, whatever the size. Where it
    leaves an annual target or a hat-off year short, packages are swapped for ones that count
@@ -20,6 +21,8 @@ so this method never solves it:
 3. **Groups of counties.** The province-wide rows are split between groups of counties by
    what the weighted relaxed plans' flows use there (:func:`county_shares`; a scenario-wide
    annual target by the exits they add there, :func:`target_shares`), and ``lp-fix``
+   (on as many groups as the time left gives :data:`GROUP_SECONDS` each, those furthest
+   behind first: :func:`groups_to_run`)
    runs per group on the columns the relaxed plans or the plan use (:func:`county_plans`), in
    parallel threads or, given a Dask client, as one Dask task per
    group (:func:`run_groups`); their plan replaces the repaired one when it is better. If the
