@@ -269,10 +269,15 @@ def test_prices_and_improvement_rounds_report_seconds_of_their_budget():
 
 
 def test_short_time_runs_the_groups_furthest_behind_and_all_of_them_when_it_can():
-    from allocator.optimize.decompose import GROUP_SECONDS, groups_to_run
+    from allocator.optimize.decompose import groups_to_run
 
     behind = np.array([0.0, 5.0, 1.0, 9.0, 3.0])
-    assert groups_to_run(behind, None, 2).tolist() == [0, 1, 2, 3, 4]
-    assert groups_to_run(behind, 5 * GROUP_SECONDS / 2, 2).tolist() == [0, 1, 2, 3, 4]
-    assert groups_to_run(behind, GROUP_SECONDS, 2).tolist() == [1, 3]  # two fit: the two furthest behind
-    assert groups_to_run(behind, 1.0, 2).tolist() == [3]  # never none
+    needs = np.array([10.0, 20.0, 10.0, 40.0, 10.0])  # seconds each group's size needs
+    run, limits = groups_to_run(behind, needs, None, 2)
+    assert run.tolist() == [0, 1, 2, 3, 4] and limits is None
+    run, limits = groups_to_run(behind, needs, 45.0, 2)  # 90 thread-seconds cover all 90 needed
+    assert run.tolist() == [0, 1, 2, 3, 4] and np.allclose(limits, needs)
+    run, limits = groups_to_run(behind, needs, 30.0, 2)  # 60: the furthest behind while they fit
+    assert run.tolist() == [1, 3] and np.allclose(limits, [20.0, 40.0])
+    run, limits = groups_to_run(behind, needs, 10.0, 2)  # less than the furthest behind needs: it alone
+    assert run.tolist() == [3] and np.allclose(limits, [20.0])

@@ -75,7 +75,7 @@ CUT_MEMORY = 50  # a cut unused by the master for this many steps is dropped
 INITIAL_BISECTIONS = 16  # steps of the search for one money price that spends the funds
 COUNTY_SHARE = 0.8  # of the time left, for the county lp-fix runs
 COUNTY_THREADS = 2  # county groups solved at once (options.threads overrides)
-GROUP_SECONDS = 20.0  # a group's LP of GROUP_COLUMNS columns takes 10-20 s: fewer groups run when time is short
+GROUP_SECONDS = 25.0  # per GROUP_COLUMNS kept columns: a group's LP of 60,000 columns takes 10-20 s, 100,000 over 22
 LAGRANGIAN = "Lagrangian multiplier"  # what decompose's row prices are
 GROUP_COLUMNS = 60_000  # kept columns per group of counties: an LP HiGHS solves in seconds
 ADVANCE_SHARE = 0.05  # of the time limit, for each pass of swaps toward the schedule
@@ -739,12 +739,12 @@ def solve_group(sub: Formulation, problem: Problem | None, backend: str,
     return lp.status.value, outcome.result.x if outcome.result.status.has_solution else None
 
 
-def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], groups: list[int], problem: Problem,
-               backend: str, options: SolveOptions, threads: int, progress: ProgressCallback,
+def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], groups: dict[int, float | None],
+               problem: Problem, backend: str, options: SolveOptions, threads: int, progress: ProgressCallback,
                client=None) -> tuple[list[tuple[np.ndarray, np.ndarray | None]], str, list[str]]:
-    """Each of ``groups``' (columns, plan or None) in that order, where they ran, and the groups
-    whose Dask task failed. The groups run as tasks on ``client`` (Dask) when given,
-    else in ``threads`` threads (HiGHS releases the GIL).
+    """Each group's (columns, plan or None), for ``groups`` (group: its time limit) in that
+    order, where they ran, and the groups whose Dask task failed. The groups run as tasks on
+    ``client`` (Dask) when given, else in ``threads`` threads (HiGHS releases the GIL).
 
     A Dask task gets its group's model only; the problem's arrays (without its tables) go to
     every worker once. Groups are submitted as they are built, so the first ones already run."""
@@ -758,7 +758,7 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], gro
     if client is None:
         def one(g: int) -> tuple[np.ndarray, np.ndarray | None]:
             cols, sub = group_model(g)
-            lp, plan = solve_group(sub, None, backend, options)
+            lp, plan = solve_group(sub, None, backend, dataclasses.replace(options, time_limit=groups[g]))
             report(g, cols, lp, plan)
             return cols, plan
 
@@ -773,8 +773,9 @@ def run_groups(group_model: Callable[[int], tuple[np.ndarray, Formulation]], gro
     for g in groups:
         cols, sub = group_model(g)
         columns[g] = cols
-        futures[client.submit(solve_group, dataclasses.replace(sub, problem=None), shared, backend, options,
-                              key=f"allocator-group-{g + 1}-{tag}", pure=False)] = g
+        futures[client.submit(solve_group, dataclasses.replace(sub, problem=None), shared, backend,
+                              dataclasses.replace(options, time_limit=groups[g]), key=f"allocator-group-{g + 1}-{tag}",
+                              pure=False)] = g
     plans: dict[int, np.ndarray | None] = {}
     failed = []
     for future in as_completed(futures):
@@ -798,13 +799,18 @@ def group_exits(fm: Formulation, x: np.ndarray, column_group: np.ndarray, rows: 
     return use
 
 
-def groups_to_run(behind: np.ndarray, seconds: float | None, workers: int) -> np.ndarray:
-    """The groups lp-fix runs on in ``seconds`` with ``workers`` at once: all when each can
-    have :data:`GROUP_SECONDS`, else as many as can, those furthest ``behind`` the schedule
-    first (a group stopped before its LP ends wastes its time), in group order."""
-    n = len(behind)
-    fits = n if seconds is None else int(np.clip(seconds * workers // GROUP_SECONDS, 1, n))
-    return np.sort(np.argsort(-behind, kind="stable")[:fits])
+def groups_to_run(behind: np.ndarray, needs: np.ndarray, seconds: float | None,
+                  workers: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The groups lp-fix runs on in ``seconds`` with ``workers`` at once, in group order, and
+    each one's time limit: all when the time covers every group's ``needs`` (seconds), else
+    those furthest ``behind`` the schedule first while their needs fit (at least one; a group
+    stopped before its LP ends wastes its time). The time is shared in proportion to the needs."""
+    if seconds is None:
+        return np.arange(len(behind)), None
+    order = np.argsort(-behind, kind="stable")
+    fits = max(int(np.searchsorted(np.cumsum(needs[order]), seconds * workers * (1 + 1e-9), side="right")), 1)
+    run = np.sort(order[:fits])
+    return run, np.maximum(needs[run] * seconds * workers / needs[run].sum(), 2.0)
 
 
 def target_shares(fm: Formulation, point: np.ndarray, column_group: np.ndarray, rows: np.ndarray,
@@ -866,12 +872,13 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, sol
     behind = np.bincount(group[fm.s_cols], incumbent.x[fm.s_cols], minlength=n_groups)
     behind += np.maximum(lower[split] - group_exits(fm, incumbent.x, group, global_rows[split], n_groups), 0.0).sum(
         axis=0)
-    run = groups_to_run(behind, budget, workers)
+    needs = GROUP_SECONDS * np.maximum(np.bincount(group[keep], minlength=n_groups) / GROUP_COLUMNS, 0.1)
+    run, limits = groups_to_run(behind, needs, budget, workers)
     if len(run) < n_groups:
-        notes.append(f"the time left gives {len(run)} of {n_groups} groups of counties about {GROUP_SECONDS:.0f} s "
-                     "each: lp-fix ran on those furthest behind the schedule")
-    limit = None if budget is None else max(budget * workers / len(run), 2.0)
-    county_options = dataclasses.replace(options, time_limit=limit, progress=None, threads=None, start=None)
+        notes.append(f"the time left gives {len(run)} of {n_groups} groups of counties the time their size needs "
+                     f"({GROUP_SECONDS:.0f} s per {GROUP_COLUMNS:,} columns): lp-fix ran on those furthest behind "
+                     "the schedule")
+    county_options = dataclasses.replace(options, progress=None, threads=None, start=None)
     county_started = time.perf_counter()
 
     def group_model(g: int) -> tuple[np.ndarray, Formulation]:
@@ -885,7 +892,8 @@ def county_plans(fm: Formulation, point: np.ndarray, incumbent: SolveResult, sol
         lo[at], hi[at] = lower[touched, g], upper[touched, g]
         return cols, fm.restrict(cols, rows, lo, hi)
 
-    groups, where, failed = run_groups(group_model, run.tolist(), fm.problem, solver.name, county_options, workers,
+    limit_of = dict(zip(run.tolist(), [None] * len(run) if limits is None else limits.tolist(), strict=True))
+    groups, where, failed = run_groups(group_model, limit_of, fm.problem, solver.name, county_options, workers,
                                        progress, client)
     z = incumbent.x.copy()
     found = 0
