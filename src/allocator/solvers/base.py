@@ -22,6 +22,8 @@ import numpy as np
 from allocator.errors import NoSolution
 from allocator.model.linear import LinearModel
 
+GAP_TOL = 1e-9  # a relative gap above this after an "optimal" MIP run means the gap target stopped it
+
 
 class Status(str, enum.Enum):
     """One status vocabulary for every backend and method."""
@@ -98,6 +100,13 @@ class SolveResult:
     @property
     def gap(self) -> float | None:
         return relative_gap(self.objective, self.bound)
+
+    def note_gap_stop(self) -> None:
+        """A MIP run its solver calls optimal with a relative gap above 1e-9 stopped at its gap
+        target, not at the optimum: ``stopped_by`` says so."""
+        gap = self.gap
+        if self.status is Status.OPTIMAL and gap is not None and gap > GAP_TOL:
+            self.stopped_by = StoppedBy.GAP
 
     def solution(self) -> np.ndarray:
         """The solution vector; raises :class:`NoSolution` when the run has none."""

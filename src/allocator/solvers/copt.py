@@ -73,7 +73,6 @@ _STATUSES = ("UNSTARTED", "OPTIMAL", "INFEASIBLE", "UNBOUNDED", "INF_OR_UNB", "N
              "IMPRECISE", "TIMEOUT", "UNFINISHED", "INTERRUPTED", "ITERLIMIT")  # COPT's names of its statuses
 _SETTLE = frozenset({"INF_OR_UNB", "UNBOUNDED"})  # re-solved without the objective
 _LICENCE_ERROR = 4  # CoptError.retcode of a licence failure, e.g. a model above the size limit
-_GAP_TOL = 1e-9
 SIZE_LIMITS = "without a licence file COPT solves LPs of up to 10,000 and MIPs of up to 2,000 variables and constraints"
 LICENCE_HINT = "install a COPT licence, or choose another backend (highs)"
 
@@ -230,9 +229,7 @@ def _read_result(copt, model: LinearModel, row_scale: np.ndarray, col_scale: np.
         result.objective = float(copt.getAttr("BestObj"))
         bound = float(copt.getAttr("BestBnd"))
         result.bound = bound if abs(bound) < 1e30 else None
-        gap = result.gap
-        if result.status is Status.OPTIMAL and gap is not None and gap > _GAP_TOL:
-            result.stopped_by = StoppedBy.GAP
+        result.note_gap_stop()
     else:
         result.objective = float(copt.getAttr("LpObjVal"))
         if result.status is Status.OPTIMAL:

@@ -77,7 +77,6 @@ _LIMITS = {
 }
 _SETTLE = frozenset({"INF_OR_UNBD", "UNBOUNDED"})  # re-solved without the objective
 _LICENCE_ERRORS = frozenset({10009, 10010})  # GRB.Error.NO_LICENSE, GRB.Error.SIZE_LIMIT_EXCEEDED
-_GAP_TOL = 1e-9
 LICENCE_HINT = ("the gurobipy wheel's own licence solves models of up to 2,000 variables and 2,000 constraints; "
                 "install a Gurobi licence, or choose another backend (highs)")
 
@@ -205,9 +204,7 @@ def _read_result(grb, x, sides: np.ndarray, constraints, model: LinearModel, row
     if model.is_mip:
         bound = float(grb.ObjBound)
         result.bound = bound if np.isfinite(bound) else None
-        gap = result.gap
-        if result.status is Status.OPTIMAL and gap is not None and gap > _GAP_TOL:
-            result.stopped_by = StoppedBy.GAP
+        result.note_gap_stop()
     elif result.status is Status.OPTIMAL:
         result.bound = result.objective
         result.duals = np.bincount(sides, weights=np.asarray(constraints.Pi, dtype=np.float64),

@@ -73,7 +73,6 @@ _LIMITS = {
     "kHighsInterrupt": StoppedBy.OTHER_LIMIT,
 }
 _FEASIBLE = 2  # HighsInfo.primal_solution_status / dual_solution_status: feasible point
-_GAP_TOL = 1e-9
 
 
 class HighsBackend(Backend):
@@ -316,9 +315,7 @@ def _read_result(h, model: LinearModel, row_scale: np.ndarray, col_scale: np.nda
     if model.is_mip:
         bound = float(info.mip_dual_bound)
         result.bound = bound if np.isfinite(bound) else None
-        gap = result.gap
-        if result.status is Status.OPTIMAL and gap is not None and gap > _GAP_TOL:
-            result.stopped_by = StoppedBy.GAP
+        result.note_gap_stop()
     elif result.status is Status.OPTIMAL:
         result.bound = result.objective
         if info.dual_solution_status == _FEASIBLE:

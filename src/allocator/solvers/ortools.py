@@ -48,7 +48,6 @@ from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, S
 LP_ONLY = frozenset({"glop", "pdlp"})  # these ignore integrality: refuse them for a MIP
 HONEST_MIP_BOUND = frozenset({"scip", "sat"})
 DUAL_SOLVERS = frozenset({"glop", "pdlp"})
-_GAP_TOL = 1e-9
 
 
 class OrtoolsBackend(Backend):
@@ -166,9 +165,7 @@ def _read_result(solver, solver_name: str, model: LinearModel, options: SolveOpt
         if solver_name in HONEST_MIP_BOUND:
             bound = float(solver.best_objective_bound())
             result.bound = bound if np.isfinite(bound) else None
-        gap = result.gap
-        if result.status is Status.OPTIMAL and gap is not None and gap > _GAP_TOL:
-            result.stopped_by = StoppedBy.GAP
+        result.note_gap_stop()
     elif result.status is Status.OPTIMAL:
         result.bound = result.objective
         if solver_name in DUAL_SOLVERS:

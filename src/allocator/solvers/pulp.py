@@ -51,7 +51,6 @@ from allocator.solvers.base import Backend, SolveOptions, SolveResult, Status, S
 _RESULT = re.compile(r"^Result - (.+?)\s*$", re.MULTILINE)
 _OBJECTIVE = re.compile(r"^Objective value:\s+(\S+)\s*$", re.MULTILINE)
 _BOUND = re.compile(r"^(Lower|Upper) bound:\s+(\S+)\s*$", re.MULTILINE)
-_GAP_TOL = 1e-9
 _MATCH_TOL = 1e-6  # relative agreement needed between CBC's objective and c @ x
 
 
@@ -102,9 +101,7 @@ class PulpBackend(Backend):
                 result.bound = result.objective
             elif model.is_mip:
                 result.bound = _bound_from_log(log, model, result.objective)
-            gap = result.gap
-            if result.status is Status.OPTIMAL and gap is not None and gap > _GAP_TOL:
-                result.stopped_by = StoppedBy.GAP
+            result.note_gap_stop()
         result.solve_seconds = time.perf_counter() - start
         return result
 
