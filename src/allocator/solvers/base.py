@@ -174,6 +174,25 @@ class Backend:
         raise NotImplementedError
 
 
+def solver_parameters(model: LinearModel, options: SolveOptions, names: tuple[str, str, str, str],
+                      presolve_off: object, fixed: dict | None = None) -> dict:
+    """A solver's parameters for ``options``: ``fixed`` ones, then the time limit, the MIP gap
+    (MIPs only), threads and presolve off (as ``presolve_off``) under the solver's own
+    ``names`` (time, gap, threads, presolve), then ``options.extra`` verbatim."""
+    time_name, gap_name, threads_name, presolve_name = names
+    values = dict(fixed or {})
+    if options.time_limit is not None:
+        values[time_name] = float(options.time_limit)
+    if options.mip_gap is not None and model.is_mip:
+        values[gap_name] = float(options.mip_gap)
+    if options.threads is not None:
+        values[threads_name] = int(options.threads)
+    if not options.presolve:
+        values[presolve_name] = presolve_off
+    values.update(options.extra)
+    return values
+
+
 @contextlib.contextmanager
 def stdout_closed() -> Iterator[None]:
     """File descriptor 1 on the null device for the block: solver libraries print banners and

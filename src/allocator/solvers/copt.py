@@ -59,6 +59,7 @@ from allocator.solvers.base import (
     Status,
     StoppedBy,
     settle_infeasible_or_unbounded,
+    solver_parameters,
     stdout_closed,
 )
 from allocator.solvers.highs import equilibrate
@@ -171,16 +172,7 @@ def _set_parameters(copt, model: LinearModel, options: SolveOptions) -> None:
     """Translate :class:`SolveOptions` to COPT parameters; ``extra`` goes through verbatim."""
     import coptpy
 
-    values: dict = {}
-    if options.time_limit is not None:
-        values["TimeLimit"] = float(options.time_limit)
-    if options.mip_gap is not None and model.is_mip:
-        values["RelGap"] = float(options.mip_gap)
-    if options.threads is not None:
-        values["Threads"] = int(options.threads)
-    if not options.presolve:
-        values["Presolve"] = 0
-    values.update(options.extra)
+    values = solver_parameters(model, options, ("TimeLimit", "RelGap", "Threads", "Presolve"), 0)
     for key, value in values.items():
         try:
             copt.setParam(key, value)

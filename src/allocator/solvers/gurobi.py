@@ -61,6 +61,7 @@ from allocator.solvers.base import (
     Status,
     StoppedBy,
     settle_infeasible_or_unbounded,
+    solver_parameters,
 )
 from allocator.solvers.highs import equilibrate
 
@@ -159,16 +160,8 @@ def _set_parameters(grb, model: LinearModel, options: SolveOptions) -> None:
     """Translate :class:`SolveOptions` to Gurobi parameters; ``extra`` goes through verbatim."""
     import gurobipy as gp
 
-    values: dict = {"Seed": int(options.seed)}
-    if options.time_limit is not None:
-        values["TimeLimit"] = float(options.time_limit)
-    if options.mip_gap is not None and model.is_mip:
-        values["MIPGap"] = float(options.mip_gap)
-    if options.threads is not None:
-        values["Threads"] = int(options.threads)
-    if not options.presolve:
-        values["Presolve"] = 0
-    values.update(options.extra)
+    values = solver_parameters(model, options, ("TimeLimit", "MIPGap", "Threads", "Presolve"), 0,
+                               {"Seed": int(options.seed)})
     for key, value in values.items():
         try:
             grb.setParam(key, value)

@@ -57,6 +57,7 @@ from allocator.solvers.base import (
     Status,
     StoppedBy,
     settle_infeasible_or_unbounded,
+    solver_parameters,
     stdout_closed,
 )
 
@@ -186,16 +187,8 @@ def _set_options(h, model: LinearModel, options: SolveOptions) -> None:
     """Translate :class:`SolveOptions` to HiGHS options; ``extra`` goes through verbatim."""
     import highspy
 
-    values: dict = {"output_flag": options.verbose, "random_seed": options.seed}
-    if options.time_limit is not None:
-        values["time_limit"] = float(options.time_limit)
-    if options.mip_gap is not None and model.is_mip:
-        values["mip_rel_gap"] = float(options.mip_gap)
-    if options.threads is not None:
-        values["threads"] = int(options.threads)
-    if not options.presolve:
-        values["presolve"] = "off"
-    values.update(options.extra)
+    values = solver_parameters(model, options, ("time_limit", "mip_rel_gap", "threads", "presolve"), "off",
+                               {"output_flag": options.verbose, "random_seed": options.seed})
     for key, value in values.items():
         if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
             raise ValueError(f"HiGHS rejected option {key}={value!r}")
