@@ -101,6 +101,12 @@ class SolveResult:
     def gap(self) -> float | None:
         return relative_gap(self.objective, self.bound)
 
+    def set_mip_bound(self, bound: float) -> None:
+        """A MIP run's proven bound (none where the solver reports an infinite one, |bound| >= 1e30),
+        then :meth:`note_gap_stop`."""
+        self.bound = bound if math.isfinite(bound) and abs(bound) < 1e30 else None
+        self.note_gap_stop()
+
     def note_gap_stop(self) -> None:
         """A MIP run its solver calls optimal with a relative gap above 1e-9 stopped at its gap
         target, not at the optimum: ``stopped_by`` says so."""

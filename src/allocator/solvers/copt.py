@@ -219,9 +219,7 @@ def _read_result(copt, model: LinearModel, row_scale: np.ndarray, col_scale: np.
     result.x = np.asarray(copt.getValues(), dtype=np.float64) * col_scale
     if model.is_mip:
         result.objective = float(copt.getAttr("BestObj"))
-        bound = float(copt.getAttr("BestBnd"))
-        result.bound = bound if abs(bound) < 1e30 else None
-        result.note_gap_stop()
+        result.set_mip_bound(float(copt.getAttr("BestBnd")))
     else:
         result.objective = float(copt.getAttr("LpObjVal"))
         if result.status is Status.OPTIMAL:

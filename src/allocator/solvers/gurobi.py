@@ -195,9 +195,7 @@ def _read_result(grb, x, sides: np.ndarray, constraints, model: LinearModel, row
     result.x = np.asarray(x.X, dtype=np.float64) * col_scale
     result.objective = float(grb.ObjVal)
     if model.is_mip:
-        bound = float(grb.ObjBound)
-        result.bound = bound if np.isfinite(bound) else None
-        result.note_gap_stop()
+        result.set_mip_bound(float(grb.ObjBound))
     elif result.status is Status.OPTIMAL:
         result.bound = result.objective
         result.duals = np.bincount(sides, weights=np.asarray(constraints.Pi, dtype=np.float64),

@@ -306,9 +306,7 @@ def _read_result(h, model: LinearModel, row_scale: np.ndarray, col_scale: np.nda
     result.x = np.asarray(solution.col_value, dtype=np.float64) * col_scale
     result.objective = float(info.objective_function_value)
     if model.is_mip:
-        bound = float(info.mip_dual_bound)
-        result.bound = bound if np.isfinite(bound) else None
-        result.note_gap_stop()
+        result.set_mip_bound(float(info.mip_dual_bound))
     elif result.status is Status.OPTIMAL:
         result.bound = result.objective
         if info.dual_solution_status == _FEASIBLE:

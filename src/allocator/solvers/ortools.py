@@ -163,9 +163,9 @@ def _read_result(solver, solver_name: str, model: LinearModel, options: SolveOpt
     result.objective = float(solver.objective_value())
     if model.is_mip:
         if solver_name in HONEST_MIP_BOUND:
-            bound = float(solver.best_objective_bound())
-            result.bound = bound if np.isfinite(bound) else None
-        result.note_gap_stop()
+            result.set_mip_bound(float(solver.best_objective_bound()))
+        else:
+            result.note_gap_stop()
     elif result.status is Status.OPTIMAL:
         result.bound = result.objective
         if solver_name in DUAL_SOLVERS:
