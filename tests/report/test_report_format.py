@@ -17,7 +17,7 @@ import pytest
 import allocator
 from allocator.report.charts import counties_against_threshold, pyplot
 from allocator.report.html import budget_sentence, build_report
-from allocator.report.titles import TITLES, shown, status_words
+from allocator.report.titles import TITLES, shortfall_proven_least, shortfall_text, shown, status_words
 from tests.support.tiny import starved, tiny_tables, write_folder
 
 POLICY = {"county_exit_threshold": {"default": 0.02, "western": 0.03}}
@@ -155,6 +155,20 @@ def test_values_as_a_person_reads_them():
     assert shown(float("nan"), "spend") == "" and shown(None) == "" and shown(pd.NA) == ""
     assert shown(np.bool_(True)) == "yes"
     assert shown("a" * 64) == "a" * 12
+
+
+def test_a_shortfall_not_proven_least_shows_its_bound_not_the_value_gap():
+    """A plan 20 households above the least shortfall: its value's bound (for plans with at most its
+    shortfall, at the penalty's price) is no measure of it, the shortfall bound is."""
+    behind = {"total_shortfall": 2611.8, "target_shortfall": 1883.8, "shortfall_bound": 2591.2,
+              "shortfall_gap": 20.6, "manifest": {"options": {"mip_gap": 0.001}}}
+    assert not shortfall_proven_least(behind)
+    assert shortfall_text(behind) == "2,611.8 (targets 1,883.8); no plan has less than 2,591.2"
+    least = {**behind, "shortfall_bound": 2611.6, "shortfall_gap": 0.2}
+    assert shortfall_proven_least(least) and shortfall_text(least) == "2,611.8 (targets 1,883.8)"
+    large = {**behind, "total_shortfall": 300_000.0, "shortfall_bound": 299_800.0, "shortfall_gap": 200.0}
+    assert shortfall_proven_least(large)  # within the 0.1 % gap target
+    assert not shortfall_proven_least({"total_shortfall": 0.0, "shortfall_bound": None, "shortfall_gap": None})
 
 
 def test_a_comparison_with_a_plan_that_has_no_solution_says_so(plans, no_solution):

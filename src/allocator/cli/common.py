@@ -199,7 +199,7 @@ def print_summary(summary: dict, folder: Path) -> None:
     """The plan's headline as a table, in the language in use (:func:`allocator.report.i18n.language`);
     the status in words (a run that found no plan in its time is not a crash) with the next step when
     there is one."""
-    from allocator.report.titles import status_words
+    from allocator.report.titles import shortfall_proven_least, shortfall_text, status_words
 
     words, step = status_words(summary)
     with language("en"):  # the status code is shown beside its words unless they are the same English word
@@ -211,19 +211,20 @@ def print_summary(summary: dict, folder: Path) -> None:
     if step:
         rows.append(("next step", step.replace("PLAN_DIR", str(folder)).replace("`", "")))
     if summary.get("expected_exits") is not None:
-        shortfall = f"{summary['total_shortfall']:,.1f}"
-        if summary.get("target_shortfall"):
-            shortfall += " " + tr("(targets {shortfall})").format(shortfall=f"{summary['target_shortfall']:,.1f}")
+        value = tr("n/a")
+        if summary.get("gap") is not None:
+            value = (f"{summary['value']:,.1f} / {summary['bound']:,.1f} / {summary['gap']:.3%}"
+                     if shortfall_proven_least(summary) else f"{summary['value']:,.1f} / "
+                     + tr("bound not shown: the shortfall is not proven least"))
         rows += [
             ("expected exits", f"{summary['expected_exits']:,.1f}"),
             ("sustained exits", f"{summary['sustained_exits']:,.1f} ({summary['sustained_share']:.1%})"
              if summary.get("sustained_share") is not None else tr("n/a")),
-            ("value / bound / gap", f"{summary['value']:,.1f} / {summary['bound']:,.1f} / {summary['gap']:.3%}"
-             if summary.get("gap") is not None else tr("n/a")),
+            ("value / bound / gap", value),
             ("counties on schedule", tr("{part} of {whole}").format(part=summary["counties_on_schedule"],
                                                                     whole=summary["counties_total"])),
             ("still poor by year", path_text(summary.get("path") or [])),
-            ("total shortfall (households)", shortfall),
+            ("total shortfall (households)", shortfall_text(summary)),
             ("total cost (yuan)", f"{summary['total_cost']:,.0f}"),
         ]
     rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))

@@ -49,6 +49,7 @@ from allocator.report.near import MONITOR_FOLDER, NEAR_HOUSEHOLDS, NEAR_YUAN, ne
 from allocator.report.titles import (
     FINGERPRINT_DIGITS,
     TITLES,
+    shortfall_proven_least,
     shown,
     status_words,
     title,
@@ -235,8 +236,10 @@ def _headline(plan: Plan, problem: Problem, folder: Path) -> str:
                  ("money spent", yuan(s["total_cost"])),
                  ("households with a package", shown(s.get("households_with_package"), "households_planned")),
                  ("projects built", shown(s.get("projects_built"), "projects_built"))]
-        if s.get("gap") is not None:
+        if s.get("gap") is not None and shortfall_proven_least(s):
             cards.append(("gap to the bound", f"{s['gap']:.2%}"))
+        elif s.get("shortfall_bound") is not None:  # the value's bound says little until the shortfall is least
+            cards.append(("least shortfall any plan can have", shown(s["shortfall_bound"], "shortfall")))
     else:  # no plan: what it was given, not a row of empty cards
         cards = [("status", words), ("counties", f"{len(problem.county_ids):,}"),
                  ("households", f"{len(problem.household_ids):,}"),

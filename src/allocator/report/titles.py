@@ -156,6 +156,31 @@ def status_words(summary: dict) -> tuple[str, str]:
     return tr("no plan: the solver failed"), tr("see the message below, then {explain}").format(explain=explain)
 
 
+SHORTFALL_SLACK = 0.5  # households: less shortfall above its bound than this is proven least
+
+
+def shortfall_proven_least(summary: dict) -> bool:
+    """Whether no plan has noticeably less shortfall than this one: within :data:`SHORTFALL_SLACK`
+    households, or the gap target's share, of the shortfall bound. Only then is the value's
+    bound (which holds for plans with at most this shortfall) a fair measure of the plan."""
+    gap, bound = summary.get("shortfall_gap"), summary.get("shortfall_bound")
+    if gap is None or bound is None:
+        return False
+    target = ((summary.get("manifest") or {}).get("options") or {}).get("mip_gap") or 0.0
+    return gap <= max(SHORTFALL_SLACK, target * bound)
+
+
+def shortfall_text(summary: dict) -> str:
+    """The plan's shortfall in households, with the targets' part and, when not proven least,
+    the least any plan could have (its bound)."""
+    text = f"{summary['total_shortfall']:,.1f}"
+    if summary.get("target_shortfall"):
+        text += " " + tr("(targets {shortfall})").format(shortfall=f"{summary['target_shortfall']:,.1f}")
+    if summary.get("shortfall_bound") is not None and not shortfall_proven_least(summary):
+        text += "; " + tr("no plan has less than {bound}").format(bound=f"{summary['shortfall_bound']:,.1f}")
+    return text
+
+
 def unsolved_sentence(name: str) -> str:
     """Plan ``name`` of a comparison has no solution: what that leaves out, in the language in use."""
     return tr("{name} has no solution: its outcomes are missing, not zero, and its money, spending, counties and "
