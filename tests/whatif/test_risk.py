@@ -168,3 +168,21 @@ def test_default_folder_is_inside_the_plan_and_listed_by_it(tiny_plan, tmp_path)
     assert done.returncode == 0, done.stderr
     assert (plan_dir / "risk" / RISK_CSV).is_file() and (plan_dir / "risk" / RISK_JSON).is_file()
     assert foreign_files(plan_dir) == []  # the plan's manifest lists the risk folder
+
+
+def test_a_plan_without_a_solution_and_bad_options_are_input_errors(tiny_plan, tmp_path):
+    import shutil
+
+    plan_dir = shutil.copytree(tiny_plan[0], tmp_path / "plan")
+    summary = json.loads((plan_dir / "summary.json").read_text())
+    (plan_dir / "summary.json").write_text(json.dumps({**summary, "status": "infeasible", "expected_exits": None}))
+    with pytest.raises(InputError, match="no solution"):
+        plan_risk(plan_dir, 5, workers=0)
+    for options, key in (({"draws": 0}, "draws"), ({"draws": 2.5}, "draws"), ({"draws": True}, "draws"),
+                         ({"draws": 5, "seed": -1}, "seed"),
+                         ({"draws": 5, "cost_overrun": float("inf")}, "cost_overrun"),
+                         ({"draws": 5, "correlation": -0.1}, "correlation"), ({"draws": 5, "workers": -1}, "workers"),
+                         ({"draws": 5, "chunk": 0}, "chunk")):
+        with pytest.raises(InputError) as raised:
+            plan_risk(tiny_plan[1], **{"workers": 0, **options})
+        assert [issue.key for issue in raised.value.issues] == [key], options
