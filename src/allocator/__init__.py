@@ -18,6 +18,7 @@ from allocator.optimize.pipeline import solve, solve_problem  # noqa: E402
 from allocator.plan.plan import Plan  # noqa: E402
 from allocator.targeting.pipeline import load_tables  # noqa: E402
 from allocator.version import __version__
+from allocator.whatif.risk import Risk, plan_risk  # noqa: E402
 from allocator.whatif.sweep import sweep  # noqa: E402
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "Formulation", "formulate", "Problem", "build_problem", "load_tables", "solve", "solve_problem",
     "Plan", "Policy", "Scenario", "SolverSettings", "load_scenario", "scenario_from_dict", "read_tables",
     "Progress", "read_progress", "simulate_progress", "Monitoring", "monitor_progress", "Replan", "replan_from",
-    "sweep",
+    "sweep", "plan_risk", "Risk",
 ]

@@ -25,7 +25,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allocator.api.intake import TooLarge
-from allocator.api.routes import manage, plans, regions, solve, system, ui
+from allocator.api.routes import manage, plans, regions, risk, solve, system, ui
 from allocator.api.schemas import ErrorOut, PlanRequest
 from allocator.api.settings import Settings
 from allocator.api.store import open_store
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _request_error)
     app.add_exception_handler(TooLarge, _too_large)
     app.add_exception_handler(405, _method_not_allowed)
-    for module in (plans, manage, solve, regions, system, ui):
+    for module in (plans, manage, risk, solve, regions, system, ui):
         app.include_router(module.router)
     app.include_router(system.metrics_router)
     app.openapi = lambda: _openapi(app)

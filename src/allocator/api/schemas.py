@@ -168,6 +168,37 @@ class ReplanRequest(BaseModel):
                                      "plan's; capped at ALLOCATOR_MAX_TIME_LIMIT)")
 
 
+MAX_RISK_DRAWS = 10_000  # draws one request may ask for (they run in one worker process)
+
+
+class RiskRequest(BaseModel):
+    """Sample futures of a done plan (POST /v1/plans/{id}/risk), as ``allocator risk``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"draws": 200, "seed": 1, "cost_overrun": 0.15, "correlation": 0.0}]})
+
+    draws: int = Field(ge=1, le=MAX_RISK_DRAWS, description="futures to sample")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: the same seed gives the same result")
+    cost_overrun: float = Field(0.0, ge=0, le=10, allow_inf_nan=False,
+                                description="relative sd of the cost of each county, category and year (0: as "
+                                            "planned)")
+    correlation: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False,
+                               description="share of a household's outcome that is its county's common shock "
+                                           "(0: independent households)")
+
+
+class RiskOut(BaseModel):
+    """The risk of a plan: risk.json (per year the poor, the money needed in the bad 10 % of draws,
+    draws, seed, the plan's fingerprint) and risk.csv's rows (each county's chance on time and by
+    the deadline)."""
+
+    plan_id: str
+    risk_id: str = Field(description="the request's key: the same request is answered from the same result")
+    summary: dict[str, Any] = Field(description="risk.json")
+    counties: list[dict[str, Any]] = Field(description="risk.csv as records: county_id, county_name, p_on_time, "
+                                                       "p_deadline, ...")
+
+
 class SolveOut(BaseModel):
     """The result of a synchronous solve: the job, its summary and its tables."""
 

@@ -454,6 +454,28 @@ def monitor_record(plan_dir: str, record_dir: str, out_dir: str) -> tuple[list, 
     return None
 
 
+def compute_risk(plan_dir: str, target: str, draws: int, seed: int, cost_overrun: float,
+                 correlation: float) -> tuple[list, bool] | None:
+    """Worker process of a risk request: sample the plan's futures in this process (no Dask
+    cluster inside the service) and write risk.csv and risk.json into ``target`` (written whole,
+    then moved into place); returns the problems, as :func:`monitor_record`, or None."""
+    from allocator.whatif.risk import plan_risk
+
+    os.umask(0o077)
+    partial = Path(f"{target}.{os.getpid()}.part")
+    try:
+        plan_risk(plan_dir, draws, seed=seed, cost_overrun=cost_overrun, correlation=correlation,
+                  workers=0).write(partial)
+    except InputError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        return error.issues, error.truncated
+    try:
+        partial.rename(target)
+    except OSError:  # another request wrote the same result first
+        shutil.rmtree(partial, ignore_errors=True)
+    return None
+
+
 def render_report(plan_dir: str, target: str, lang: str) -> None:
     """Worker process: render the plan's HTML report in ``lang`` once, into ``target`` (written
     whole, then moved into place, so a reader never sees half a page)."""

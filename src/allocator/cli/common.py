@@ -29,7 +29,7 @@ from allocator.version import __version__
 
 HELP = ("allocator: where poverty-alleviation money, projects and people should go.\n\n"
         "Plan: validate, solve, explain, report, compare, export. Data: generate, identify, candidates. "
-        "People: assign. A running plan: simulate, monitor, replan. What-if: sweep. "
+        "People: assign. A running plan: simulate, monitor, replan. What-if: sweep, risk. "
         "The service: serve, keys, regions.\n\n"
         "Exit codes: 0 a plan (optimal or feasible) or a valid input; 1 no plan (infeasible or a solver error); "
         "2 bad input or usage (the message names file, row, column and what was expected).")

@@ -89,3 +89,80 @@ def sweep(
         out.print(f"- warning: more money gives a worse plan: {text}", markup=False)
     if len(failed):
         raise typer.Exit(1)
+
+
+RISK_FLAGS = {"draws": "--draws", "seed": "--seed", "cost_overrun": "--cost-overrun", "correlation": "--correlation",
+              "workers": "--workers"}
+
+
+@app.command()
+def risk(
+    plan_dir: Annotated[Path, typer.Argument(help="plan folder")],
+    draws: Annotated[int, typer.Option("--draws", help="futures to sample (>= 1)")],
+    seed: Annotated[int, typer.Option("--seed", help="random seed: the same seed gives the same result, whatever "
+                                      "the workers")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="folder for risk.csv and risk.json (default "
+                                                 "PLAN_DIR/risk)")] = None,
+    cost_overrun: Annotated[float, typer.Option("--cost-overrun", help="relative sd of the cost of each county, "
+                                                "category and year (e.g. 0.15; default 0: costs as planned)")] = 0.0,
+    correlation: Annotated[float, typer.Option("--correlation", help="share of a household's outcome that is its "
+                                               "county's common shock, in [0, 1) (default 0: independent)")] = 0.0,
+    spread: Annotated[bool, typer.Option("--spread/--no-spread", help="--no-spread: every draw is the nominal plan "
+                                         "(each household at its expected value)")] = True,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="address of an existing Dask scheduler, e.g. "
+                                                  "tcp://host:8786 (default: a LocalCluster)")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="LocalCluster worker processes (default: the "
+                                                "cores; 0: no Dask, in this process)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+) -> None:
+    """Sample futures of a plan on Dask: each county's chance to meet its hat-off year and the deadline, the poor
+    per year, the money needed in the bad 10 % of draws."""
+    from allocator.whatif.risk import check_risk_options, default_folder, plan_risk
+
+    folder = out_dir or default_folder(plan_dir)
+    progress = ProgressPrinter(quiet)
+    try:
+        check_risk_options(draws, seed, cost_overrun, correlation, spread, workers)
+        check_output_folder(folder, "risk")
+        progress("read the plan and its inputs")
+        result = plan_risk(plan_dir, draws, seed=seed, cost_overrun=cost_overrun, correlation=correlation,
+                           spread=spread, workers=workers, scheduler=scheduler, progress=progress)
+        result.write(folder)
+    except InputError as error:
+        fail_input(error, RISK_FLAGS)
+    except OSError as error:  # e.g. no scheduler at --scheduler
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    _print_risk(result, folder)
+
+
+def _print_risk(result, folder: Path) -> None:
+    """The counties' chances, the poor per year and the money at risk, as tables."""
+    summary = result.summary
+    table = Table(title=f"risk of {summary['scenario']}: {summary['draws']:,} draws, seed {summary['seed']} → "
+                        f"{folder}")
+    for column in ("county", "hat-off year", "on schedule (plan)", "P(on time)", "P(deadline)",
+                   "poor at hat-off p10 / p50 / p90", "allowed"):
+        table.add_column(column, overflow="fold")
+    for row in result.counties.head(40).itertuples():
+        name = f"{row.county_name} ({row.county_id})" if row.county_name else row.county_id
+        table.add_row(name, str(row.hat_off_year), "yes" if row.on_schedule else "no", f"{row.p_on_time:.1%}",
+                      f"{row.p_deadline:.1%}", f"{row.poor_at_hat_off_p10:,.0f} / {row.poor_at_hat_off_p50:,.0f} / "
+                      f"{row.poor_at_hat_off_p90:,.0f}", f"{row.allowed_poor:,.1f}")
+    out.print(table)
+    years = Table(title="still poor at each year-end (households)")
+    for column in ("year", "plan (expected)", "mean", "p10", "p50", "p90", "share p90"):
+        years.add_column(column)
+    for row in summary["by_year"]:
+        years.add_row(str(row["year"]), f"{row['expected_poor']:,.1f}", f"{row['poor_mean']:,.1f}",
+                      f"{row['poor_p10']:,.0f}", f"{row['poor_p50']:,.0f}", f"{row['poor_p90']:,.0f}",
+                      f"{row['share_p90']:.1%}")
+    out.print(years)
+    money = summary["money"]
+    out.print(f"money: planned {money['planned_spend']:,.0f} yuan; needed in the bad 10 % of draws "
+              f"{money['p90_needed']:,.0f} (90th percentile, {money['extra_p90']:+,.0f}; mean of the worst 10 % "
+              f"{money['bad_10_mean_needed']:,.0f}); available {money['money_available']:,.0f}", markup=False)
+    counties = summary["counties"]
+    if counties["total"]:
+        out.print(f"all {counties['total']} counties on time in {counties['p_all_on_time']:.1%} of draws, by the "
+                  f"deadline in {counties['p_all_deadline']:.1%}", markup=False)
