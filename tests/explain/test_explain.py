@@ -256,3 +256,53 @@ def test_each_re_solve_shows_its_prices_and_rounds_as_bars_of_its_own(tmp_path):
             check_drawn(seen.events, phase, timed=True)
         assert check_counted(seen.of(f"deadline {year}: counties")) == 1
         check_drawn(seen.events, f"deadline {year}: counties")
+
+
+def test_the_relaxation_s_money_is_the_same_from_its_point_as_from_cold_re_solves():
+    """On models too large for the exact minimum, the verifying re-solves start from the
+    extra-money LP's point, then (none verifying, as on these eight households) re-solve cold:
+    the same answer as cold re-solves alone."""
+    import allocator
+    from allocator.explain.difficulties import what_it_would_take
+    from allocator.optimize.pipeline import solve_problem
+
+    problem = allocator.build_problem(starved(), name="t", start_year=2016, deadline_year=2018,
+                                      policy=allocator.Policy(**POLICY), validate=False)
+    settings = allocator.SolverSettings(method="lp-fix")
+    methods = []
+
+    def from_point(changed, point=None):
+        plan = solve_problem(changed, settings, point=point)
+        methods.append(plan.summary["method"])
+        return plan
+
+    warm = what_it_would_take(problem, from_point, exact_up_to=0)
+    cold = what_it_would_take(problem, lambda changed, point=None: solve_problem(changed, settings), exact_up_to=0)
+    assert warm["method"].startswith("LP relaxation") and warm["total_extra"] > 0
+    assert {k: warm.get(k) for k in ("verified", "margin", "total_extra", "extra")} == {
+        k: cold.get(k) for k in ("verified", "margin", "total_extra", "extra")}
+    tries = len(methods) // 2
+    assert methods == ["lp-fix (from a given LP point)"] * tries + ["lp-fix"] * tries
+
+
+def test_a_plan_from_a_point_of_the_relaxation_keeps_every_rule_and_claims_no_bound(tmp_path):
+    import dataclasses
+
+    import allocator
+    from allocator.model.formulation import formulate
+    from allocator.optimize.pipeline import solve_problem
+    from allocator.solvers import get_backend
+    from allocator.solvers.base import SolveOptions
+    from tests.support.plan_checker import check_plan
+
+    path = write_folder(tiny_tables(), tmp_path / "data", policy=POLICY)
+    problem = allocator.build_problem(tiny_tables(), name="t", start_year=2016, deadline_year=2018,
+                                      policy=allocator.Policy(**POLICY), validate=False)
+    relaxed = formulate(problem).model.relaxed()
+    least_money = dataclasses.replace(relaxed, c=np.zeros(relaxed.num_cols), offset=0.0)  # any vertex will do
+    point = get_backend("highs").solve(least_money, SolveOptions(extra={"solver": "ipm"})).x
+    plan = solve_problem(problem, allocator.SolverSettings(method="lp-fix"), point=point)
+    assert plan.summary["method"] == "lp-fix (from a given LP point)" and plan.summary["status"] == "feasible"
+    assert plan.summary["bound"] is None and plan.summary["gap"] is None
+    plan.write(tmp_path / "plan")
+    assert check_plan(path.parent, tmp_path / "plan", start_year=2016, deadline_year=2018, policy=POLICY) == []

@@ -7,10 +7,13 @@ reach it (fund rows that may pay there, its personnel rows, share rules, mandato
 that cannot finish, and whether even every household's best package would be enough).
 :func:`what_it_would_take` finds the least extra money per source and year that puts every
 county on schedule by solving that model (extra money as columns of the budget rows, no
-shortfall allowed), then verifies it by re-solving the scenario with the money added.
+shortfall allowed), then verifies it by re-solving the scenario with the money added: on large
+models from that LP's point (its fractional households in a MIP), the method's own search only
+when that rounding misses.
 :func:`conflict` names the smallest set of rules that cannot hold together when there is no
 plan at all (an IIS of the LP relaxation), and :func:`earliest_deadlines` the first year each
-county could be on schedule with the money there is, by re-solving with earlier deadlines.
+county could be on schedule with the money there is, by re-solving with earlier deadlines;
+:func:`explain_plan` runs those beside what it would take.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ DIFFICULTIES = "difficulties.json"  # what explain found, in the plan folder
 MONEY_UNIT = 1e6  # extra money columns are in million yuan, so the model stays well scaled
 BINDING_TOL = 1e-6  # relative: a row binds when its activity is within this of its limit
 VERIFY_MARGINS = (0.0, 0.01, 0.05, 0.2)  # for a relaxation's extra money: added on top until verified
+VERIFY_SECONDS = 60.0  # a verifying re-solve from the extra-money LP's point: its MIP's time at most
 EXPLAIN_THREADS = 2  # independent re-solves (earliest deadlines) at once, unless the scenario sets threads
 # what a re-solve shows of its progress, labelled: its plans found and its bars (prices, county groups, rounds)
 RESOLVE_PHASES = ("LP done", "MIP over the fractional rest", "prices", "counties", "improvement round", "plan ready")
@@ -231,9 +235,10 @@ def extra_money_model(fm: Formulation) -> LinearModel:
 def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit: float | None = None) -> dict:
     """The least extra money per source and year that puts every county on schedule, verified.
 
-    ``solve(problem) -> Plan`` re-solves a problem (the scenario's own settings). Models with
-    at most ``exact_up_to`` integer columns get the exact MIP minimum; larger ones the LP
-    relaxation's minimum (a lower bound), then margins on top until a re-solve verifies it.
+    ``solve(problem, point=None) -> Plan`` re-solves a problem (the scenario's own settings), from
+    ``point`` (a vertex of its LP relaxation) when given. Models with at most ``exact_up_to``
+    integer columns get the exact MIP minimum; larger ones the LP relaxation's minimum (a lower
+    bound), then margins on top until a re-solve from that LP's point verifies it.
     When that LP does not finish within ``time_limit``, :func:`least_uniform_scale` answers
     instead (an upper bound, verified). Re-solves use a soft deadline whatever the scenario
     says: every county on schedule in a soft plan is exactly a plan for the hard deadline, and
@@ -258,14 +263,18 @@ def what_it_would_take(problem: Problem, solve, *, exact_up_to: int, time_limit:
     extra = np.maximum(result.x[fm.model.num_cols:], 0.0) * MONEY_UNIT
     extra = np.where(extra > 1.0, np.ceil(extra), 0.0)  # whole yuan, and no crumbs
     lower_bound = -float(result.bound) * MONEY_UNIT if result.bound is not None else None
-    for margin in (VERIFY_MARGINS if not exact else (0.0,)):
-        added = np.ceil(extra * (1 + margin))
-        plan = solve(dataclasses.replace(problem, fund_amount=problem.fund_amount + added))
-        if on_schedule(plan):
-            return {"possible": True, "method": method, "verified": True, "margin": margin,
-                    "total_extra": float(added.sum()), "lower_bound": lower_bound,
-                    "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
-                    **_sentence(problem, added)}
+    point = None if exact else result.x[:fm.model.num_cols]  # the relaxation's plan with the extra money
+    # re-solves from that point first (its fractional households in a MIP), margins on top until one
+    # verifies; only when none does, the method's own searches, as cold re-solves
+    for start in ((point, None) if point is not None else (None,)):
+        for margin in (VERIFY_MARGINS if not exact else (0.0,)):
+            added = np.ceil(extra * (1 + margin))
+            plan = solve(dataclasses.replace(problem, fund_amount=problem.fund_amount + added), point=start)
+            if on_schedule(plan):
+                return {"possible": True, "method": method, "verified": True, "margin": margin,
+                        "total_extra": float(added.sum()), "lower_bound": lower_bound,
+                        "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
+                        **_sentence(problem, added)}
     return {"possible": True, "method": method, "verified": False, "total_extra": float(added.sum()),
             "lower_bound": lower_bound, "extra": _extra_rows(problem, added), "verified_plan": _kpis(plan),
             **say("the extra money found did not verify: re-solving with it left counties off schedule or years "
@@ -363,31 +372,43 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
     if plan.summary.get("expected_exits") is not None:
         found["marginal_values"] = marginal_section(plan, fm, LP_FIX_MAX_INTEGER_COLUMNS, progress)
 
-    def resolve(changed: Problem, label: str, warm: Plan | None = None) -> Plan:
+    def resolve(changed: Problem, label: str, warm: Plan | None = None, point: np.ndarray | None = None) -> Plan:
         """A re-solve with the scenario's settings, its progress labelled."""
         def report(phase: str, **info) -> None:
             if phase in RESOLVE_PHASES:
                 progress(f"{label}: {phase}", **info)
 
-        return solve_problem(changed, settings, progress=report, warm=warm)
+        limited = settings if point is None else settings.model_copy(update={"time_limit": min(
+            settings.time_limit or VERIFY_SECONDS, VERIFY_SECONDS)})
+        return solve_problem(changed, limited, progress=report, warm=warm, point=point)
 
-    def more_money(changed: Problem) -> Plan:  # the plan stays feasible with more money: it starts the search
-        return resolve(changed, "what it would take", warm=plan)
+    def more_money(changed: Problem, point: np.ndarray | None = None) -> Plan:
+        """The plan stays feasible with more money: it starts the search, or ``point`` does (its MIP
+        for at most VERIFY_SECONDS: with a household short its gap, at the shortfall's penalty, never closes)."""
+        return resolve(changed, "what it would take", warm=plan, point=point)
 
     def trial_deadline(changed: Problem) -> Plan:
         return resolve(changed, f"deadline {changed.deadline_year}")
 
-    if money and (found["counties_off_schedule"] or plan.summary.get("expected_exits") is None):
-        progress("what it would take: least extra money, then a re-solve to verify it")
-        found["what_it_would_take"] = what_it_would_take(problem, more_money, exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
-                                                         time_limit=settings.time_limit)
-    if earliest:
-        progress("earliest deadline per county: a re-solve per year")
+    def earliest_years() -> dict:
         solved = plan.counties if plan.summary.get("expected_exits") is not None else None
         table, runs = earliest_deadlines(problem, context.tables, trial_deadline, at_deadline=solved,
                                          threads=settings.threads or EXPLAIN_THREADS, progress=progress)
-        found["earliest_deadlines"] = {"counties": table.astype(object).where(table.notna(), None).to_dict("records"),
-                                       "runs": runs}
+        return {"counties": table.astype(object).where(table.notna(), None).to_dict("records"), "runs": runs}
+
+    # the earliest deadlines do not depend on what it would take: they run beside it, in a thread
+    # (HiGHS releases the GIL), so their LP screen and re-solves overlap its LP and verification
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        if earliest:
+            progress("earliest deadline per county: a re-solve per year")
+            earliest_job = beside.submit(earliest_years)
+        if money and (found["counties_off_schedule"] or plan.summary.get("expected_exits") is None):
+            progress("what it would take: least extra money, then a re-solve to verify it")
+            found["what_it_would_take"] = what_it_would_take(problem, more_money,
+                                                             exact_up_to=EXACT_MAX_INTEGER_COLUMNS,
+                                                             time_limit=settings.time_limit)
+        if earliest:
+            found["earliest_deadlines"] = earliest_job.result()
     if extra is not None:
         progress("extra money: a re-solve from the plan", extra=f"{extra.source_id}:{extra.year}:{extra.amount:,.0f}")
         found["extra_money"] = extra_money(context, extra)

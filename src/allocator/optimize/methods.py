@@ -155,6 +155,19 @@ def solve_lp_fix(fm: Formulation, backend: str, options: SolveOptions, progress:
     return outcome
 
 
+def solve_from_point(fm: Formulation, backend: str, point: np.ndarray, options: SolveOptions,
+                     progress: ProgressCallback) -> Outcome:
+    """lp-fix's second half from a given point of the LP relaxation (a vertex, e.g. ``explain``'s
+    least-money LP point, which is a point of this model's relaxation): the MIP over the columns
+    it leaves fractional, no improvement rounds. The point optimises something else, so no bound
+    is known: the plan is feasible, never proven optimal."""
+    started = time.perf_counter()
+    outcome = fix_and_resolve(fm, get_backend(backend), point, np.inf, None, options, started, progress, {},
+                              ["started from a given point of the LP relaxation, with no bound"], polish=False)
+    outcome.bound = None
+    return outcome
+
+
 def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, prices: np.ndarray | None,
                     options: SolveOptions, started: float, progress: ProgressCallback, phases: dict,
                     notes: list[str], polish: bool = True) -> Outcome:
@@ -193,7 +206,8 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
         if sub.bound is not None and sub.bound < bound:
             bound, prices = sub.bound, None
     if sub.status.has_solution:
-        progress("plan from the MIP", **fm.headline(sub.x), gap=(bound - sub.objective) / max(abs(sub.objective), 1.0))
+        progress("plan from the MIP", **fm.headline(sub.x),
+                 **({"gap": (bound - sub.objective) / max(abs(sub.objective), 1.0)} if np.isfinite(bound) else {}))
     if sub.status.has_solution and polish:
         sub = improve_by_county(fm, sub, point, bound, solver, options, started, progress, phases, notes)
     return Outcome(sub, bound, phases, notes, prices)
@@ -439,5 +453,5 @@ def final_status(outcome: Outcome, bounds: Bounds, mip_gap: float | None) -> tup
 
 
 __all__ = ["Bounds", "Outcome", "behind_target_columns", "close_behind_target", "final_status", "fix_and_resolve",
-           "plan_bounds", "solve_exact", "solve_lp_fix",
+           "plan_bounds", "solve_exact", "solve_from_point", "solve_lp_fix",
            "time_left"]

@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 
 from allocator.inputs.provenance import input_fingerprint, input_hashes, made_from, table_encodings
@@ -32,6 +33,7 @@ from allocator.optimize.methods import (
     plan_bounds,
     quiet,
     solve_exact,
+    solve_from_point,
     solve_lp_fix,
 )
 from allocator.optimize.parallel import dask_client
@@ -77,11 +79,14 @@ def choose_method(fm: Formulation, settings: SolverSettings, estimate: ModelSize
 
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: ProgressCallback = quiet,
                   manifest: dict | None = None, baselines: bool = False, scheduler: str | None = None,
-                  workers: int | None = None, client=None, warm: Plan | None = None) -> Plan:
+                  workers: int | None = None, client=None, warm: Plan | None = None,
+                  point: np.ndarray | None = None) -> Plan:
     """Estimate the model's size, formulate, solve with the chosen method and backend, and
     return the Plan; with ``baselines``, also the usual rules' plans (:mod:`allocator.optimize.baselines`)
     and the uplift. ``warm``: a plan of the same households and projects (another problem's,
     e.g. with more money) whose decisions start the search where the backend takes a start.
+    ``point``: a vertex of this model's LP relaxation to fix and resolve from
+    (:func:`~allocator.optimize.methods.solve_from_point`) instead of the method's own search.
 
     With ``client`` (a Dask client), ``scheduler`` (the address of a Dask scheduler) or
     ``workers`` (a new LocalCluster of that many processes), ``auto`` picks ``decompose`` and
@@ -114,7 +119,11 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
                 where = client.scheduler.address
         solve_started = time.perf_counter()
         on_dask = {"client": client} if where else {}  # only decompose runs on Dask (``where`` is set)
-        outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask)
+        if point is not None:
+            outcome = solve_from_point(fm, settings.backend, point, options, progress)
+            method_name = f"{method_name} (from a given LP point)"
+        else:
+            outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask)
         outcome = close_behind_target(fm, outcome, settings.backend, options, progress)
         solve_seconds = time.perf_counter() - solve_started
     if distributed and where is None:
