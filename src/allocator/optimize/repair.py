@@ -145,10 +145,14 @@ def _move_mandatory(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.n
     flows ``pay`` finds."""
     paid_x = x[rows.cell_x[x] >= 0]  # the packages stay: their spend once (rows.spend adds the projects' to it)
     spend_x = np.bincount(rows.cell_x[paid_x], rows.cost_x[paid_x], minlength=rows.n_cells)
+    y = np.unique(y)
     for col in y[(rows.cell_y[y] >= 0) & stuck[np.maximum(rows.cell_y[y], 0)]]:
         options = np.flatnonzero((fm.y_proj == fm.y_proj[col]) & (fm.y_year != fm.y_year[col]))
         for option in options[np.argsort(-fm.y_year[options], kind="stable")]:
-            moved = np.union1d(np.setdiff1d(y, [col]), [option])
+            moved = np.delete(y, np.searchsorted(y, col))  # y sorted and unique: y without col, with option
+            at = np.searchsorted(moved, option)
+            if at == len(moved) or moved[at] != option:
+                moved = np.insert(moved, at, option)
             paid_y = moved[rows.cell_y[moved] >= 0]
             spend = spend_x + np.bincount(rows.cell_y[paid_y], rows.cost_y[paid_y], minlength=rows.n_cells)
             cell = rows.cell_y[option]
