@@ -36,7 +36,7 @@ from allocator.model.problem import Problem
 from allocator.optimize.decompose import Flows
 from allocator.optimize.repair import TOL, PlanRows, drop_unused_projects, prerequisites_met, repair
 from allocator.plan.plan import Plan, make_plan
-from allocator.solvers.highs import _to_highs_lp, equilibrate
+from allocator.solvers.highs import _silence_banner, _to_highs_lp, equilibrate
 
 BASELINES = ("proportional", "greedy", "practice")
 BASELINE_ROUNDS = 200  # fill rounds: a household whose best package is refused proposes its next one
@@ -112,6 +112,7 @@ class FullPayment:
         self.paid = paid * self.col_scale
         self.total_row = self.n_rules + n_cells
         self.demand = np.zeros(n_cells)
+        _silence_banner()  # HiGHS prints it once per process, on stdout
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("solver", "simplex")
@@ -157,7 +158,7 @@ class FullPayment:
         h.changeRowBounds(self.total_row, -highspy.kHighsInf, highspy.kHighsInf)
         if f is None:
             return self._fresh(demand, cell)
-        return self._paid(f, cell) >= need
+        return bool(self._paid(f, cell) >= need)
 
     def _fresh(self, demand: np.ndarray, cell: int) -> bool:
         return bool(self.flows.pay(demand, None)[cell] >= demand[cell] * (1 - TOL))
