@@ -90,7 +90,7 @@ def repair(fm: Formulation, pay: Callable[..., np.ndarray], x: np.ndarray, y: np
     ``pays_in_full(demand, cell)``: whether the funds can pay ``cell`` in full among the flows paying
     the most of ``demand`` (a moved mandatory project's new cell); default: in the flows ``pay`` finds."""
     rows = PlanRows.of(fm) if rows is None else rows
-    x, y = np.unique(x), np.unique(y)
+    x, y = sorted_unique(x), sorted_unique(y)
     x = x[prerequisites_met(fm, x, y)]
     x, y = _drop_unpaid(fm, rows, pay, x, y, worth, pays_in_full)
     x = _drop_over_hours(rows, x, worth)
@@ -117,7 +117,7 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
         density = worth[in_over] / np.maximum(rows.cost_x[in_over], 1.0)  # value per yuan
         drop = _cheapest_cover(rows.cell_x[in_over], rows.cost_x[in_over], density, over)
         freed = np.bincount(rows.cell_x[in_over[drop]], rows.cost_x[in_over[drop]], minlength=rows.n_cells)
-        x = np.setdiff1d(x, in_over[drop])
+        x = np.setdiff1d(x, in_over[drop], assume_unique=True)  # x stays sorted and unique
         still = over - freed > TOL * np.maximum(spend, 1.0)
         optional = y[(rows.cell_y[y] >= 0) & ~p.proj_mandatory[fm.y_proj[y]]]
         optional = optional[still[np.maximum(rows.cell_y[optional], 0)]]
@@ -163,6 +163,13 @@ def _move_mandatory(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.n
         else:
             return None
     return y
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a)`` of a 1-d integer array, by a stable sort (fast on the mostly sorted
+    column lists the repair merges)."""
+    a = np.sort(np.asarray(a), kind="stable")
+    return a[np.flatnonzero(np.diff(a, prepend=a[:1] - 1) != 0)] if len(a) else a
 
 
 def _cheapest_cover(cell: np.ndarray, cost: np.ndarray, density: np.ndarray, need: np.ndarray) -> np.ndarray:
@@ -262,8 +269,9 @@ def _fill(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, wo
         accepted = cand[order[within]]
         accepted = _within_hours(rows, x, accepted, profit)
         available[cand[order[~within]]] = False
-        available[np.setdiff1d(cand, accepted)] = False  # a rejected column may leave room for another
-        x = np.union1d(x, accepted)
+        available[cand] = False  # a rejected column may leave room for another
+        available[accepted] = True
+        x = sorted_unique(np.concatenate([x, accepted]))
     return x
 
 
