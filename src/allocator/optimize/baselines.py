@@ -95,10 +95,14 @@ class FullPayment:
     otherwise than optimal the answer comes from :meth:`Flows.pay` as before."""
 
     def __init__(self, flows: Flows):
+        self.flows, self.h = flows, None  # the HiGHS model is built at the first question
+
+    def _build(self) -> None:
         import highspy
 
+        flows = self.flows
         m = flows.model
-        self.flows, self.cells = flows, flows.cells.tocsr()
+        self.cells = flows.cells.tocsr()
         self.n_rules, n_cells = m.num_rows, self.cells.shape[0]
         paid = np.asarray(self.cells.sum(axis=0)).ravel()  # what a yuan of each flow adds to the total paid
         finite = np.abs(np.concatenate([m.row_hi[np.isfinite(m.row_hi)], [1.0]]))
@@ -135,6 +139,10 @@ class FullPayment:
     def __call__(self, demand: np.ndarray, cell: int) -> bool:
         import highspy
 
+        if self.flows.model.num_cols == 0:
+            return self._fresh(demand, cell)
+        if self.h is None:
+            self._build()
         need = demand[cell] * (1 - TOL)
         h, changed = self.h, np.flatnonzero(demand != self.demand)
         if len(changed):
