@@ -9,12 +9,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import allocator
 from allocator.inputs.tables import split_list
-from allocator.optimize.baselines import BASELINES, baseline_plan
+from allocator.optimize.baselines import BASELINES, FullPayment, baseline_plan, proportional_flows
+from allocator.optimize.decompose import Flows
+from allocator.optimize.repair import PlanRows
 from allocator.synth import generate_preset
 from tests.support.plan_checker import check_scenario_plan
 from tests.support.tiny import write_folder
@@ -259,3 +262,34 @@ def test_three_rules_side_by_side_in_the_summary_and_the_report(scarce_raw, tmp_
     assert list(table.columns) == ["optimised", *BASELINES]
     assert table.loc["uplift in exits (optimised − rule)", "practice"] == f"{rows['practice']['uplift_exits']:+,.1f}"
     assert table.loc["money left idle (yuan)", "optimised"] == f"{budget - plan.summary['total_cost']:,.0f}"
+
+
+@pytest.mark.parametrize("rule", ["greedy", "proportional"])
+def test_full_payment_agrees_with_a_flow_lp_that_pays_the_cell(rule):
+    """The warm-started check of a moved mandatory project's cell: yes whenever a flow LP solved
+    from scratch pays the cell in full (that flow pays the most in all), and a yes is a flow
+    paying the most in all that pays it."""
+    tables = generate_preset("tiny", seed=1, start_year=2016, deadline_year=2018, money_scale=0.4)
+    problem = allocator.build_problem(tables, name="tiny", start_year=2016, deadline_year=2018,
+                                      policy=allocator.Policy(), validate=False)
+    fm = allocator.formulate(problem)
+    flows = proportional_flows(fm) if rule == "proportional" else Flows.of(fm)
+    check, rows = FullPayment(flows), PlanRows.of(fm)
+    rng = np.random.default_rng(0)
+    answers = []
+    for _ in range(40):
+        x = np.flatnonzero(rng.random(fm.nx) < 0.3)
+        demand = rows.spend(x, np.zeros(0, dtype=np.int64)) * rng.uniform(1.0, 30.0)  # from ample to overdrawn
+        cell = int(rng.choice(np.flatnonzero(demand > 0)))
+        full = check(demand, cell)
+        paid = flows.cells @ flows.flows_for(demand)
+        if paid[cell] >= demand[cell] * (1 - 1e-7):
+            assert full
+        if full:  # some flow pays the most in all and the cell in full: the cell weighed a little more finds one
+            weight = np.ones(len(demand))
+            weight[cell] = 1.0 + 1e-6
+            best = flows.cells @ flows.flows_for(demand, None, weight)
+            assert best[cell] >= demand[cell] * (1 - 1e-6)
+            assert best.sum() >= paid.sum() * (1 - 1e-7)
+        answers.append(full)
+    assert any(answers) and not all(answers)

@@ -16,9 +16,12 @@
 All start from the mandatory projects in their first possible year, build the projects
 their packages need, and are made feasible by the same repair as the decompose method
 (:mod:`allocator.optimize.repair`); the money flows follow the rule's own split of the funds, so a
-baseline is a plan like any other and passes the same checker. They are heuristics for
-comparison: the optimised plan's uplift over each is the point, and a baseline never beats
-what the optimum proves (tested).
+baseline is a plan like any other and passes the same checker. Where the repair moves a
+mandatory project the money of its first year cannot pay, the new year is the latest one at
+which some flow paying the most of every cell's spend pays the project's cell in full
+(:class:`FullPayment`: warm-started LPs on one HiGHS model, not a new flow LP per try). They
+are heuristics for comparison: the optimised plan's uplift over each is the point, and a
+baseline never beats what the optimum proves (tested).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from allocator.model.problem import Problem
 from allocator.optimize.decompose import Flows
 from allocator.optimize.repair import TOL, PlanRows, drop_unused_projects, prerequisites_met, repair
 from allocator.plan.plan import Plan, make_plan
+from allocator.solvers.highs import _silence_banner, _to_highs_lp, equilibrate
 
 BASELINES = ("proportional", "greedy", "practice")
 BASELINE_ROUNDS = 200  # fill rounds: a household whose best package is refused proposes its next one
@@ -70,8 +74,102 @@ def _each_households_pick(fm: Formulation, y: np.ndarray, score: np.ndarray) -> 
     projects are finished in time with ``y`` built: the rule's wish list before money."""
     cand = np.flatnonzero(fm.x_gain > 0)
     cand = cand[prerequisites_met(fm, cand, y)]
+    household = fm.x_household[cand]
+    best = np.full(len(fm.problem.household_ids), -np.inf)
+    np.maximum.at(best, household, score[cand])
+    cand = cand[score[cand] == best[household]]  # each household's top score (ties kept): fewer to sort
     cand = cand[np.lexsort((fm.x_year[cand], -score[cand], fm.x_household[cand]))]
     return cand[np.flatnonzero(np.diff(fm.x_household[cand], prepend=-1))]
+
+
+class FullPayment:
+    """Whether the funds pay one money cell in full among the flows paying the most of every
+    cell's spend: ``FullPayment(flows)(demand, cell)``.
+
+    The flow LP (the flows' rows, each cell's payment at most its ``demand``) stays on one
+    HiGHS model, so each question is a warm start from the last answer's basis: first the
+    most that can be paid in all (if that flow pays ``cell`` in full, yes); then, keeping the
+    total paid at that most, the most ``cell`` can be paid. A flow LP solved from scratch
+    (:meth:`Flows.pay`) answers with one of its optimal flows, which may leave the cell short
+    where another optimal one pays it; this asks whether any does. When a warm LP ends
+    otherwise than optimal the answer comes from :meth:`Flows.pay` as before."""
+
+    def __init__(self, flows: Flows):
+        self.flows, self.h = flows, None  # the HiGHS model is built at the first question
+
+    def _build(self) -> None:
+        import highspy
+
+        flows = self.flows
+        m = flows.model
+        self.cells = flows.cells.tocsr()
+        self.n_rules, n_cells = m.num_rows, self.cells.shape[0]
+        paid = np.asarray(self.cells.sum(axis=0)).ravel()  # what a yuan of each flow adds to the total paid
+        finite = np.abs(np.concatenate([m.row_hi[np.isfinite(m.row_hi)], [1.0]]))
+        self.scale = max(float(finite.max()), 1.0)  # money in units of the largest bound, as Flows does
+        lp = dataclasses.replace(
+            m, c=paid, A=sp.vstack([m.A, self.cells, sp.csr_matrix(paid)]).tocsr(),
+            row_lo=np.concatenate([m.row_lo, np.full(n_cells + 1, -np.inf)]) / self.scale,
+            row_hi=np.concatenate([m.row_hi, np.zeros(n_cells), [np.inf]]) / self.scale,
+            col_lo=m.col_lo / self.scale, col_hi=m.col_hi / self.scale)
+        self.row_scale, self.col_scale = equilibrate(lp)
+        self.paid = paid * self.col_scale
+        self.total_row = self.n_rules + n_cells
+        self.demand = np.zeros(n_cells)
+        _silence_banner()  # HiGHS prints it once per process, on stdout
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("solver", "simplex")
+        self.h.passModel(_to_highs_lp(lp, self.row_scale, self.col_scale))
+        self.cols = np.arange(m.num_cols, dtype=np.int32)
+
+    def _run(self) -> np.ndarray | None:
+        """The flows (yuan) of an optimal run, None when it is not optimal."""
+        import highspy
+
+        self.h.run()
+        if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        return np.maximum(np.asarray(self.h.getSolution().col_value) * self.col_scale * self.scale, 0.0)
+
+    def _paid(self, f: np.ndarray, cell: int) -> float:
+        row = self.cells[cell]
+        return float(row.data @ f[row.indices])
+
+    def __call__(self, demand: np.ndarray, cell: int) -> bool:
+        import highspy
+
+        if self.flows.model.num_cols == 0:
+            return self._fresh(demand, cell)
+        if self.h is None:
+            self._build()
+        need = demand[cell] * (1 - TOL)
+        h, changed = self.h, np.flatnonzero(demand != self.demand)
+        if len(changed):
+            r = (self.n_rules + changed).astype(np.int32)
+            h.changeRowsBounds(len(r), r, np.full(len(r), -highspy.kHighsInf),
+                               demand[changed] / self.scale * self.row_scale[r])
+            self.demand = demand.copy()
+        f = self._run()
+        if f is None:
+            return self._fresh(demand, cell)
+        if self._paid(f, cell) >= need:
+            return True
+        total = float(h.getSolution().row_value[self.total_row])  # the most paid, in the model's units
+        h.changeRowBounds(self.total_row, total - 1e-9 * max(abs(total), 1.0), highspy.kHighsInf)
+        row = self.cells[cell]
+        cost = np.zeros(len(self.cols))
+        cost[row.indices] = row.data * self.col_scale[row.indices]
+        h.changeColsCost(len(self.cols), self.cols, cost)
+        f = self._run()
+        h.changeColsCost(len(self.cols), self.cols, self.paid)
+        h.changeRowBounds(self.total_row, -highspy.kHighsInf, highspy.kHighsInf)
+        if f is None:
+            return self._fresh(demand, cell)
+        return bool(self._paid(f, cell) >= need)
+
+    def _fresh(self, demand: np.ndarray, cell: int) -> bool:
+        return bool(self.flows.pay(demand, None)[cell] >= demand[cell] * (1 - TOL))
 
 
 def not_applicable(fm: Formulation, rule: str) -> str | None:
@@ -99,22 +197,23 @@ def practice_order(p: Problem) -> np.ndarray:
     return 1.0 - position / max(len(served), 1)
 
 
-def _practice_picks(fm: Formulation, allowed: np.ndarray, x: np.ndarray, y: np.ndarray,
+def _practice_picks(fm: Formulation, open_: np.ndarray, household: np.ndarray, x: np.ndarray, y: np.ndarray,
                     t: int) -> tuple[np.ndarray, np.ndarray]:
-    """Year ``t`` of practice: each ``allowed`` household not served yet, its standard package
-    in the first year from ``t`` on that the projects of ``y`` allow, or that projects started
-    from ``t`` on allow; returns the picks and the projects they need that ``y`` lacks."""
+    """Year ``t`` of practice: each household of the columns ``open_`` (ascending) not served
+    yet, its standard package in the first year from ``t`` on that the projects of ``y``
+    allow, or that projects started from ``t`` on allow; returns the picks and the projects
+    they need that ``y`` lacks. ``household``: each x column's household."""
     served = np.zeros(len(fm.problem.household_ids), dtype=bool)
-    served[fm.x_household[x]] = True
+    served[household[x]] = True
     built = np.zeros(len(fm.problem.proj_ids), dtype=bool)
     built[fm.y_proj[y]] = True
     later = np.flatnonzero(~built[fm.y_proj] & (fm.y_year >= t))
     later = later[np.lexsort((fm.y_year[later], fm.y_proj[later]))]
     new = later[np.flatnonzero(np.diff(fm.y_proj[later], prepend=-1))]  # each missing project in its first year
-    cand = np.flatnonzero(allowed & ~served[fm.x_household] & (fm.x_year >= t))
+    cand = open_[~served[household[open_]] & (fm.x_year[open_] >= t)]
     cand = cand[prerequisites_met(fm, cand, np.union1d(y, new))]
-    cand = cand[np.lexsort((fm.x_year[cand], fm.x_household[cand]))]
-    picks = cand[np.flatnonzero(np.diff(fm.x_household[cand], prepend=-1))]
+    cand = cand[np.lexsort((fm.x_year[cand], household[cand]))]
+    picks = cand[np.flatnonzero(np.diff(household[cand], prepend=-1))]
     return picks, drop_unused_projects(fm, picks, new)
 
 
@@ -126,31 +225,36 @@ def _payable(rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, new: np.ndarray)
     return new[(rows.cell_y[new] < 0) | ~short[np.maximum(rows.cell_y[new], 0)]]
 
 
-def _practice(fm: Formulation, flows: Flows, allowed: np.ndarray, priority: np.ndarray) -> tuple[np.ndarray, ...]:
+def _practice(fm: Formulation, flows: Flows, allowed: np.ndarray, priority: np.ndarray, rows: PlanRows,
+              pays_in_full: FullPayment) -> tuple[np.ndarray, ...]:
     """The practice rule's packages and projects: the mandatory projects first (in their first
     year the money allows); then, year by year and slice by slice of the service order, every
     household not yet served proposes its standard package, with the projects it needs
     started then where the money allows; the repair keeps what the funds can pay, dropping
     the households served last, never one served before."""
     p = fm.problem
-    rows = PlanRows.of(fm)
+    household = fm.x_household
     first = _first_year_projects(fm)
     none = np.zeros(fm.nx)
     x, y = repair(fm, flows.pay, np.zeros(0, dtype=np.int64), first[p.proj_mandatory[fm.y_proj[first]]], none,
-                  none, fill_rounds=0)
-    position = np.argsort(np.argsort(-priority[np.unique(fm.x_household, return_index=True)[1]], kind="stable"))
+                  none, fill_rounds=0, rows=rows, pays_in_full=pays_in_full)
+    position = np.argsort(np.argsort(-priority[np.unique(household, return_index=True)[1]], kind="stable"))
     rank = np.zeros(len(p.household_ids), dtype=np.int64)
-    rank[np.unique(fm.x_household)] = position * PRACTICE_SLICES // max(len(position), 1)
+    rank[np.unique(household)] = position * PRACTICE_SLICES // max(len(position), 1)
+    slices = [np.flatnonzero(allowed & (rank[household] == part)) for part in range(PRACTICE_SLICES)]
     cost = np.maximum(rows.cost_x, 1.0)
     for t in range(len(p.years)):
         for part in range(PRACTICE_SLICES):
-            picks, new = _practice_picks(fm, allowed & (rank[fm.x_household] == part), x, y, t)
+            picks, new = _practice_picks(fm, slices[part], household, x, y, t)
             if not len(picks):
                 continue
             y_try = np.union1d(y, _payable(rows, flows.pay, x, y, new))
             picks = picks[prerequisites_met(fm, picks, y_try)]
-            worth = np.where(np.isin(np.arange(fm.nx), x), 2.0 * cost, priority * cost)  # the served stay
-            x, y = repair(fm, flows.pay, np.union1d(x, picks), y_try, worth, priority, fill_rounds=0)
+            served = np.zeros(fm.nx, dtype=bool)
+            served[x] = True
+            worth = np.where(served, 2.0 * cost, priority * cost)  # the served stay
+            x, y = repair(fm, flows.pay, np.union1d(x, picks), y_try, worth, priority, fill_rounds=0, rows=rows,
+                          pays_in_full=pays_in_full)
     return x, y
 
 
@@ -181,14 +285,15 @@ def baseline_plan(fm: Formulation, rule: str) -> Plan:
                "stopped_by": None, "start_year": p.start_year, "deadline_year": p.deadline_year,
                "bound": None, "gap": None}  # a rule proves nothing
     projects = _first_year_projects(fm)
+    rows, full = PlanRows.of(fm), FullPayment(flows)
     try:
-        x, y = _practice(fm, flows, allowed, practice_order(p)[fm.x_household]) if rule == "practice" else repair(
-            fm, flows.pay, _each_households_pick(fm, projects, wish), projects, worth, profit,
-            fill_rounds=BASELINE_ROUNDS)
+        x, y = _practice(fm, flows, allowed, practice_order(p)[fm.x_household], rows, full) if rule == "practice" \
+            else repair(fm, flows.pay, _each_households_pick(fm, projects, wish), projects, worth, profit,
+                        fill_rounds=BASELINE_ROUNDS, rows=rows, pays_in_full=full)
     except ValueError as exc:
         summary.update(status="infeasible", message=f"the {rule} rule finds no plan: {exc}")
         return make_plan(fm, None, summary)
-    spend = PlanRows.of(fm).spend(x, y)
+    spend = rows.spend(x, y)
     try:  # the rule's own money split pays the spend: the funding table shows the rule, not a solver's choice
         f = flows.flows_for(spend, floor=spend)
     except RuntimeError as exc:

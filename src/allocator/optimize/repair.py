@@ -77,28 +77,31 @@ class PlanRows:
 
 
 def repair(fm: Formulation, pay: Callable[..., np.ndarray], x: np.ndarray, y: np.ndarray,
-           worth: np.ndarray, profit: np.ndarray, fill_rounds: int = FILL_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
+           worth: np.ndarray, profit: np.ndarray, fill_rounds: int = FILL_ROUNDS, *, rows: PlanRows | None = None,
+           pays_in_full: Callable[[np.ndarray, int], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A plan (chosen x and y columns) that the funds and personnel can carry, from ``x``, ``y``.
 
     ``worth`` is each package column's value apart from money, ``profit`` its value at the
     money price too (the order of the fill). ``pay(demand, floor, weight)`` returns what the
     funds can pay per money cell of ``demand``, at least ``floor``. Raises ValueError when even
     dropping every optional choice leaves a cell unpaid (mandatory projects the money cannot
-    carry). ``fill_rounds`` caps the fill's rounds (each proposes one package per household)."""
-    rows = PlanRows.of(fm)
-    density = worth / np.maximum(rows.cost_x, 1.0)
-    x, y = np.unique(x), np.unique(y)
+    carry). ``fill_rounds`` caps the fill's rounds (each proposes one package per household).
+    ``rows``: :meth:`PlanRows.of` of ``fm`` when the caller has it (repeated repairs build it once).
+    ``pays_in_full(demand, cell)``: whether the funds can pay ``cell`` in full among the flows paying
+    the most of ``demand`` (a moved mandatory project's new cell); default: in the flows ``pay`` finds."""
+    rows = PlanRows.of(fm) if rows is None else rows
+    x, y = sorted_unique(x), sorted_unique(y)
     x = x[prerequisites_met(fm, x, y)]
-    x, y = _drop_unpaid(fm, rows, pay, x, y, density)
+    x, y = _drop_unpaid(fm, rows, pay, x, y, worth, pays_in_full)
     x = _drop_over_hours(rows, x, worth)
     y = drop_unused_projects(fm, x, y)
     x = _fill(fm, rows, pay, x, y, worth, profit, fill_rounds)
     # dropping and filling change the category mix: drop again where share rules now leave a cell unpaid
-    return _drop_unpaid(fm, rows, pay, x, y, density)
+    return _drop_unpaid(fm, rows, pay, x, y, worth, pays_in_full)
 
 
-def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray,
-                 density: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, worth: np.ndarray,
+                 pays_in_full=None) -> tuple[np.ndarray, np.ndarray]:
     """Drop the packages (then optional projects) worth least per yuan from cells the funds cannot pay."""
     p = fm.problem
     for _ in range(DROP_ROUNDS):
@@ -111,9 +114,10 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
         if not over.any():
             return x, y
         in_over = x[(rows.cell_x[x] >= 0) & (over[np.maximum(rows.cell_x[x], 0)] > 0)]
-        drop = _cheapest_cover(rows.cell_x[in_over], rows.cost_x[in_over], density[in_over], over)
+        density = worth[in_over] / np.maximum(rows.cost_x[in_over], 1.0)  # value per yuan
+        drop = _cheapest_cover(rows.cell_x[in_over], rows.cost_x[in_over], density, over)
         freed = np.bincount(rows.cell_x[in_over[drop]], rows.cost_x[in_over[drop]], minlength=rows.n_cells)
-        x = np.setdiff1d(x, in_over[drop])
+        x = np.setdiff1d(x, in_over[drop], assume_unique=True)  # x stays sorted and unique
         still = over - freed > TOL * np.maximum(spend, 1.0)
         optional = y[(rows.cell_y[y] >= 0) & ~p.proj_mandatory[fm.y_proj[y]]]
         optional = optional[still[np.maximum(rows.cell_y[optional], 0)]]
@@ -125,7 +129,7 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
             x = x[prerequisites_met(fm, x, y)]
         stuck = over - freed > TOL * np.maximum(spend, 1.0)  # only mandatory projects left to pay there
         if stuck.any():
-            moved = _move_mandatory(fm, rows, pay, x, y, stuck)
+            moved = _move_mandatory(fm, rows, pay, x, y, stuck, pays_in_full)
             if moved is None:
                 raise ValueError("the funds cannot pay for the mandatory projects in some county, category and year")
             y = moved
@@ -134,21 +138,38 @@ def _drop_unpaid(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndar
 
 
 def _move_mandatory(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray,
-                    stuck: np.ndarray) -> np.ndarray | None:
+                    stuck: np.ndarray, pays_in_full=None) -> np.ndarray | None:
     """Move each mandatory project paid from a ``stuck`` cell to the latest other start year
-    at which the funds pay everything in its new cell (None when one cannot move)."""
+    at which the funds pay everything in its new cell (None when one cannot move); whether
+    they do is ``pays_in_full(spend, cell)`` when given, else the cell is paid in full in the
+    flows ``pay`` finds."""
+    paid_x = x[rows.cell_x[x] >= 0]  # the packages stay: their spend once (rows.spend adds the projects' to it)
+    spend_x = np.bincount(rows.cell_x[paid_x], rows.cost_x[paid_x], minlength=rows.n_cells)
+    y = np.unique(y)
     for col in y[(rows.cell_y[y] >= 0) & stuck[np.maximum(rows.cell_y[y], 0)]]:
         options = np.flatnonzero((fm.y_proj == fm.y_proj[col]) & (fm.y_year != fm.y_year[col]))
         for option in options[np.argsort(-fm.y_year[options], kind="stable")]:
-            moved = np.union1d(np.setdiff1d(y, [col]), [option])
-            spend = rows.spend(x, moved)
+            moved = np.delete(y, np.searchsorted(y, col))  # y sorted and unique: y without col, with option
+            at = np.searchsorted(moved, option)
+            if at == len(moved) or moved[at] != option:
+                moved = np.insert(moved, at, option)
+            paid_y = moved[rows.cell_y[moved] >= 0]
+            spend = spend_x + np.bincount(rows.cell_y[paid_y], rows.cost_y[paid_y], minlength=rows.n_cells)
             cell = rows.cell_y[option]
-            if cell < 0 or pay(spend, None)[cell] >= spend[cell] * (1 - TOL):
+            if cell < 0 or (pays_in_full(spend, int(cell)) if pays_in_full is not None
+                            else pay(spend, None)[cell] >= spend[cell] * (1 - TOL)):
                 y = moved
                 break
         else:
             return None
     return y
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a)`` of a 1-d integer array, by a stable sort (fast on the mostly sorted
+    column lists the repair merges)."""
+    a = np.sort(np.asarray(a), kind="stable")
+    return a[np.flatnonzero(np.diff(a, prepend=a[:1] - 1) != 0)] if len(a) else a
 
 
 def _cheapest_cover(cell: np.ndarray, cost: np.ndarray, density: np.ndarray, need: np.ndarray) -> np.ndarray:
@@ -213,19 +234,29 @@ def drop_unused_projects(fm: Formulation, x: np.ndarray, y: np.ndarray) -> np.nd
 
 def _fill(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, worth: np.ndarray,
           profit: np.ndarray, rounds: int) -> np.ndarray:
-    """Add the most profitable packages that the money left and the hours left can carry, in rounds."""
+    """Add the most profitable packages that the money left and the hours left can carry, in rounds.
+
+    Each round every household without a package proposes its most profitable column still
+    available (earliest column on ties) whose projects ``y`` finishes in time. ``y`` does not
+    change here and columns only leave, so the candidates are found and ordered once (by
+    household, then profit) and each round keeps those still open."""
+    if rounds <= 0:
+        return x
     hh = fm.x_household
     available = worth > 0
     available[x] = False
+    taken = np.zeros(len(fm.problem.household_ids), dtype=bool)
+    taken[hh[x]] = True
+    open_ = np.flatnonzero(available & ~taken[hh])
+    open_ = open_[prerequisites_met(fm, open_, y)]
+    open_ = open_[np.lexsort((-profit[open_], hh[open_]))]
     for _ in range(rounds):
         taken = np.zeros(len(fm.problem.household_ids), dtype=bool)
         taken[hh[x]] = True
-        cand = np.flatnonzero(available & ~taken[hh])
-        cand = cand[prerequisites_met(fm, cand, y)]
-        if not len(cand):
+        open_ = open_[available[open_] & ~taken[hh[open_]]]
+        if not len(open_):
             break
-        cand = cand[np.lexsort((-profit[cand], hh[cand]))]
-        cand = cand[np.flatnonzero(np.diff(hh[cand], prepend=-1))]  # each household's best
+        cand = open_[np.flatnonzero(np.diff(hh[open_], prepend=-1))]  # each household's best
         spend = rows.spend(x, y)
         extra = rows.spend(cand, np.zeros(0, dtype=np.int64))
         room = pay(spend + extra, spend) - spend
@@ -238,8 +269,9 @@ def _fill(fm: Formulation, rows: PlanRows, pay, x: np.ndarray, y: np.ndarray, wo
         accepted = cand[order[within]]
         accepted = _within_hours(rows, x, accepted, profit)
         available[cand[order[~within]]] = False
-        available[np.setdiff1d(cand, accepted)] = False  # a rejected column may leave room for another
-        x = np.union1d(x, accepted)
+        available[cand] = False  # a rejected column may leave room for another
+        available[accepted] = True
+        x = sorted_unique(np.concatenate([x, accepted]))
     return x
 
 
