@@ -36,7 +36,7 @@ from allocator.model.problem import Problem
 from allocator.optimize.decompose import Flows
 from allocator.optimize.repair import TOL, PlanRows, drop_unused_projects, prerequisites_met, repair
 from allocator.plan.plan import Plan, make_plan
-from allocator.solvers.highs import _silence_banner, _to_highs_lp, equilibrate
+from allocator.solvers.highs import silence_banner, to_highs_lp, equilibrate
 
 BASELINES = ("proportional", "greedy", "practice")
 BASELINE_ROUNDS = 200  # fill rounds: a household whose best package is refused proposes its next one
@@ -116,11 +116,11 @@ class FullPayment:
         self.paid = paid * self.col_scale
         self.total_row = self.n_rules + n_cells
         self.demand = np.zeros(n_cells)
-        _silence_banner()  # HiGHS prints it once per process, on stdout
+        silence_banner()  # HiGHS prints it once per process, on stdout
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("solver", "simplex")
-        self.h.passModel(_to_highs_lp(lp, self.row_scale, self.col_scale))
+        self.h.passModel(to_highs_lp(lp, self.row_scale, self.col_scale))
         self.cols = np.arange(m.num_cols, dtype=np.int32)
 
     def _run(self) -> np.ndarray | None:

@@ -98,13 +98,13 @@ class HighsBackend(Backend):
         import highspy
 
         start = time.perf_counter()
-        _silence_banner()
+        silence_banner()
         h = highspy.Highs()
         _set_options(h, model, options)
         if options.progress is not None and model.is_mip:
             _report_progress(h, options.progress)
         row_scale, col_scale = equilibrate(model)
-        if h.passModel(_to_highs_lp(model, row_scale, col_scale)) == highspy.HighsStatus.kError:
+        if h.passModel(to_highs_lp(model, row_scale, col_scale)) == highspy.HighsStatus.kError:
             raise ValueError("HiGHS rejected the model (see its log with verbose=True)")
         if options.start is not None and model.is_mip:
             start_point = highspy.HighsSolution()
@@ -149,7 +149,7 @@ def _report_progress(h, report) -> None:
     h.cbMipInterrupt.subscribe(on_event)
 
 
-def _silence_banner() -> None:
+def silence_banner() -> None:
     """Create the process's first Highs object with stdout closed, so its banner does not
     mix with a command's output."""
     global _BANNER_SILENCED
@@ -246,7 +246,7 @@ def _representable(model: LinearModel, rows: np.ndarray, cols: np.ndarray) -> bo
             and fits(model.c, model.c * cols, 1e19) and fits(entries.data, scaled, 1e14))
 
 
-def _to_highs_lp(model: LinearModel, row_scale: np.ndarray | None = None, col_scale: np.ndarray | None = None):
+def to_highs_lp(model: LinearModel, row_scale: np.ndarray | None = None, col_scale: np.ndarray | None = None):
     """Build a ``HighsLp`` from the model's arrays (column-wise matrix, offset included),
     rows and columns multiplied by ``row_scale`` and ``col_scale`` (default: unscaled)."""
     import highspy
@@ -336,13 +336,13 @@ def highs_iis(model: LinearModel, time_limit: float | None = None) -> Conflict:
     of them and the rest can."""
     import highspy
 
-    _silence_banner()
+    silence_banner()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("iis_strategy", int(highspy._core.IisStrategy.kIisStrategyIrreducible))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    h.passModel(_to_highs_lp(model.relaxed()))
+    h.passModel(to_highs_lp(model.relaxed()))
     h.run()
     lp_status = h.modelStatusToString(h.getModelStatus())
     none = Conflict(np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=np.int64), [], lp_status)
