@@ -155,6 +155,8 @@ def _print_difficulties(found: dict, folder: Path) -> None:
                                              households=f"{county['shortfall_households']:,.1f}",
                                              incidence=f"{county['expected_incidence']:.2%}",
                                              threshold=f"{county['threshold']:.0%}"), markup=False)
+        if county.get("sentence"):  # the shortfall is at its hat-off year, the incidence above at the deadline
+            say(f"    {said(county, tr)}", markup=False)
         for reason in county["reasons"]:
             say(f"    {said(reason, tr)}", markup=False)
     values = found.get("marginal_values") or {}

@@ -295,6 +295,8 @@ def _difficulties_section(found: dict, from_file: bool, folder: Path, tables: di
         items.append(said(found["conflict"], tr))
     for county in found.get("counties_off_schedule", []):
         why = tr("; ").join(said(r, tr) for r in county["reasons"]) or tr("no single rule binds it alone")
+        if county.get("sentence"):  # the shortfall is at its hat-off year, the incidence at the deadline
+            why = why + tr("; ") + said(county, tr)
         items.append(tr("{county} is {households} households short (expected incidence {incidence} against "
                         "{threshold}): {why}").format(county=named(county["county_id"], regions),
                                                       households=f"{county['shortfall_households']:,.1f}",
