@@ -371,6 +371,18 @@ class Flows:
                 raise
             return solve_with(unfloored, np.minimum(m.row_lo, 0.0))
 
+    def feasible(self) -> bool:
+        """Whether some flows keep every flow row (budgets, shares, floors, pace) at all."""
+        if self.model.num_rows == 0:
+            return True
+        if self.model.num_cols == 0:
+            return bool(np.all((self.model.row_lo <= 0) & (self.model.row_hi >= 0)))
+        try:
+            self._solve(self.model, np.zeros(self.model.num_cols))
+        except RuntimeError:
+            return False
+        return True
+
     def meets_rules(self, f: np.ndarray) -> bool:
         """Whether flows ``f`` keep every flow row (budgets, shares, floors, pace) within tolerance."""
         if self.model.num_cols == 0:
@@ -616,6 +628,10 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
                                    backend=backend), None, {}, [f"{missing} mandatory projects cannot start in time"])
     progress("prices: setting up", households=len(fm.problem.household_ids))
     relax, villages, flows = Relaxation.of(fm), Villages.of(fm), Flows.of(fm)
+    if not flows.feasible():  # budgets, shares, floors and pace cannot all hold, whatever is planned
+        return Outcome(SolveResult(Status.INFEASIBLE, raw_status="the money rules cannot all hold",
+                                   backend=backend), None, {}, ["the money rules (source budgets, category shares, "
+                                                                "county floors, pace) cannot all hold"])
     phases = {"setup": round(time.perf_counter() - started, 4)}
     budget = PRICING_SECONDS if options.time_limit is None else PRICING_SHARE * options.time_limit
     pricing = find_prices(fm, relax, villages, flows, budget, progress)
