@@ -550,9 +550,10 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int, regions: p
                    need=float(key["need"]), poor=float(p.county_registered_poor[c]))
     if family in ("exit_rate_low", "exit_rate_high"):
         c = int(key["county"])
-        text = ("county {county}'s exit rate is at least the lowest county exit rate held by the max-min objective"
-                if family == "exit_rate_low" else
-                "county {county}'s exit rate is within the spread cap of the others (policy.equity.max_exit_rate_spread)")
+        low = "county {county}'s exit rate is at least the lowest county exit rate held by the max-min objective"
+        high = ("county {county}'s exit rate is within the spread cap of the others "
+                "(policy.equity.max_exit_rate_spread)")
+        text = low if family == "exit_rate_low" else high
         return say(text, county=named(p.county_ids[c], regions))
     if family == "exit_rate_spread":
         return say("county exit rates differ by at most {cap:.1%} (policy.equity.max_exit_rate_spread)",

@@ -478,5 +478,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["CATEGORIES", "EQUITY_RULES", "POVERTY_LINE", "Equity", "Scenario", "Policy", "SolverSettings", "Targeting", "apply_money",
-           "apply_overrides", "expand_keys", "load_scenario", "scenario_files", "scenario_from_dict"]
+__all__ = ["CATEGORIES", "EQUITY_RULES", "POVERTY_LINE", "Equity", "Scenario", "Policy", "SolverSettings",
+           "Targeting", "apply_money", "apply_overrides", "expand_keys", "load_scenario", "scenario_files",
+           "scenario_from_dict"]
