@@ -407,7 +407,7 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
             if phase in RESOLVE_PHASES:
                 progress(f"{label}: {phase}", **info)
 
-        return solve_problem(changed, settings, progress=report, warm=warm)
+        return solve_problem(changed, settings, progress=report, warm=warm, price_of_fairness=False)
 
     def more_money(changed: Problem) -> Plan:  # the plan stays feasible with more money: it starts the search
         return resolve(changed, "what it would take", warm=plan)
