@@ -14,12 +14,15 @@ optimal; the heuristics' stage 1 is their best plan, and its bound is reported.
 
 **Price of fairness**: the expected exits each rule in force costs. On models up to
 :data:`RESOLVE_MAX_INTEGER_COLUMNS` integer columns (``auto``), or always with ``resolve``, the
-problem is solved again without the rule with the same method and settings, and the price is
-the difference in expected exits (a heuristic's re-solve can make it slightly negative: it is
+problem is solved again without the rule with the same method and settings (so also on
+larger models that exact or lp-fix solve whole: a re-solve costs one more solve), and the price
+is the difference in expected exits (a heuristic's re-solve can make it slightly negative: it is
 shown as found). Above it (or with ``duals``), an estimate from the rule's row prices (LP duals
 or decompose's multipliers): sum over its rows of |price| x |row bound|, the first-order change
 in the objective of dropping the rows, in objective units (about exits); an estimate, not a
-bound, and said so.
+bound, and said so. Heuristic runs (lp-fix, decompose) stop within their gap, so a rule
+that does not bind can show a price of a few exits either way: the two plans' gaps say how
+much of it is noise.
 """
 
 from __future__ import annotations
@@ -91,10 +94,14 @@ def estimate_from_prices(fm: Formulation, rule: str, prices: np.ndarray | None) 
     return total
 
 
-def use_resolve(fm: Formulation) -> bool:
-    """Whether the price of fairness comes from re-solves (policy and model size)."""
+def use_resolve(fm: Formulation, method: str) -> bool:
+    """Whether the price of fairness comes from re-solves: ``resolve``, or ``auto`` when the
+    model is small (at most :data:`RESOLVE_MAX_INTEGER_COLUMNS` integer columns) or solved by a
+    whole-model method (exact, lp-fix: a re-solve takes as long as the solve); ``auto`` with
+    decompose on a larger model estimates it from row prices."""
     how = fm.problem.policy.equity.price_of_fairness
-    return how == "resolve" or (how == "auto" and int(fm.model.integrality.sum()) <= RESOLVE_MAX_INTEGER_COLUMNS)
+    small = int(fm.model.integrality.sum()) <= RESOLVE_MAX_INTEGER_COLUMNS
+    return how == "resolve" or (how == "auto" and (small or method != "decompose"))
 
 
 def rules_in_force(fm: Formulation) -> list[str]:

@@ -211,7 +211,7 @@ def fairness_price(plan: Plan, fm: Formulation, outcome: Outcome, settings: Solv
     it costs, by a re-solve without it with the same method, or estimated from its row prices
     (:mod:`allocator.optimize.equity`); ``price_of_fairness_method`` says which."""
     problem = fm.problem
-    resolve = use_resolve(fm)
+    resolve = use_resolve(fm, method)
     prices = outcome.row_prices
     if not resolve and prices is None and int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
         prices = lp_prices(fm)
