@@ -8,6 +8,7 @@ the difference of a re-solve without it. The checker catches a plan that breaks 
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -15,6 +16,12 @@ import pytest
 import allocator
 from allocator.errors import ScenarioError
 from allocator.explain.difficulties import explain_plan
+from allocator.inputs.scenario import Policy
+from allocator.model.formulation import formulate
+from allocator.model.problem import build_problem
+from allocator.optimize.methods import equity_room, has_equity_rows
+from allocator.solvers import get_backend
+from allocator.solvers.base import SolveOptions, SolveResult, Status
 from tests.support.commands import run
 from tests.support.plan_checker import check_plan
 from tests.support.tiny import tiny_tables, write_folder
@@ -154,3 +161,20 @@ def test_the_price_can_be_estimated_from_row_prices_or_skipped(tables, solve_che
     off = solve_checked(tiny_tables(), policy={"equity": {"county_floor_per_poor": 100,
                                                                "price_of_fairness": "off"}})
     assert off.summary["price_of_fairness"] == {} and off.summary["equity"]["rules"] == ["county_floor_per_poor"]
+
+
+def test_lp_fix_retries_from_an_lp_with_room_for_the_equity_rules(tables):
+    """When the MIP over the LP's fractional rest has no plan (the LP sits on the spread cap or a
+    floor), lp-fix solves it again from an LP with the cap tightened and the floors raised: that
+    second try keeps every row."""
+    policy = Policy(equity={"max_exit_rate_spread": 0.1})
+    fm = formulate(build_problem(money(tables, 0.5), name="t", start_year=2016, deadline_year=2018, policy=policy))
+    assert has_equity_rows(fm)
+    failed = SolveResult(Status.ERROR, raw_status="no plan", backend="highs")
+    notes: list[str] = []
+    result = equity_room(fm, get_backend("highs"), SolveOptions(), time.perf_counter(), lambda *a, **k: None, {},
+                         notes, failed)
+    assert result.status.has_solution and "room for rounding" in notes[-1]
+    m = fm.model
+    activity = m.A @ result.x
+    assert (activity >= m.row_lo - 1e-6).all() and (activity <= m.row_hi + 1e-6).all()
