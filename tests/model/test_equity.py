@@ -19,7 +19,7 @@ from allocator.explain.difficulties import explain_plan
 from allocator.inputs.scenario import Policy
 from allocator.model.formulation import formulate
 from allocator.model.problem import build_problem
-from allocator.optimize.methods import equity_room, has_equity_rows
+from allocator.optimize.methods import equity_first, equity_room, has_equity_rows
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, SolveResult, Status
 from tests.support.commands import run
@@ -178,3 +178,21 @@ def test_lp_fix_retries_from_an_lp_with_room_for_the_equity_rules(tables):
     m = fm.model
     activity = m.A @ result.x
     assert (activity >= m.row_lo - 1e-6).all() and (activity <= m.row_hi + 1e-6).all()
+
+
+@pytest.mark.parametrize("equity", [{"max_exit_rate_spread": 0.1}, {"county_floor_per_poor": 1500}])
+def test_lp_fix_falls_back_to_an_equity_first_plan(tables, equity):
+    """The last try before the whole MIP: a plan with the equity rules as the objective (even
+    rates, money spent), which keeps every row and is worth the usual objective's value (a
+    heuristic: with both rules on this tiny case it finds none, and the whole MIP decides)."""
+    fm = formulate(build_problem(money(tables, 0.5), name="t", start_year=2016, deadline_year=2018,
+                                 policy=Policy(equity=equity)))
+    failed = SolveResult(Status.ERROR, raw_status="no plan", backend="highs")
+    notes: list[str] = []
+    result = equity_first(fm, get_backend("highs"), SolveOptions(), time.perf_counter(), lambda *a, **k: None, {},
+                          notes, failed)
+    assert result.status.has_solution and "equity rules first" in notes[-1]
+    m = fm.model
+    activity = m.A @ result.x
+    assert (activity >= m.row_lo - 1e-6).all() and (activity <= m.row_hi + 1e-6).all()
+    assert result.objective == pytest.approx(m.objective_value(result.x))

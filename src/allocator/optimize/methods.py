@@ -209,6 +209,12 @@ EQUITY_FIRST_SECONDS = 120.0  # ... and without a time limit
 EQUITY_ROOM = 0.1  # the spread cap tightened by this share, the floors raised by a fifth of it
 
 
+def lp_options(solver, options: SolveOptions, started: float) -> SolveOptions:
+    """Options of an LP relaxation in the time left (HiGHS: interior point, as lp-fix's own LP)."""
+    return dataclasses.replace(options, mip_gap=None, progress=None, time_limit=time_left(options, started),
+                               extra={"solver": "ipm", **options.extra} if solver.name == "highs" else options.extra)
+
+
 def has_equity_rows(fm: Formulation) -> bool:
     """Whether the model has equity rows a rounding can break (floors, the spread cap, the
     max-min stage's lowest rate)."""
@@ -232,8 +238,7 @@ def equity_room(fm: Formulation, solver, options: SolveOptions, started: float, 
     row_hi[spread] = row_hi[spread] * (1.0 - EQUITY_ROOM)
     progress("MIP over the fractional rest has no plan: LP relaxation with room for the equity rules")
     roomy = dataclasses.replace(model, row_lo=row_lo, row_hi=row_hi).relaxed()
-    lp = solver.solve(roomy, dataclasses.replace(options, mip_gap=None, progress=None,
-                                                 time_limit=time_left(options, started)))
+    lp = solver.solve(roomy, lp_options(solver, options, started))
     phases["equity_room_lp"] = round(lp.solve_seconds, 4)
     if lp.status != Status.OPTIMAL:
         notes.append(f"the LP with room for the equity rules ended {lp.status.value}")
@@ -245,7 +250,41 @@ def equity_room(fm: Formulation, solver, options: SolveOptions, started: float, 
     notes.append("the MIP over the fractional rest had no plan: it was solved again from an LP with room for "
                  f"rounding the equity rules (spread cap {1 - EQUITY_ROOM:.0%} of its value, floors "
                  f"{1 + EQUITY_ROOM / 5:.0%})" + ("" if sub.status.has_solution else ", without a plan either"))
-    return sub if sub.status.has_solution else failed
+    if sub.status.has_solution:
+        return sub
+    return equity_first(fm, solver, options, started, progress, phases, notes, failed)
+
+
+def equity_first(fm: Formulation, solver, options: SolveOptions, started: float, progress: ProgressCallback,
+                 phases: dict, notes: list[str], failed: SolveResult) -> SolveResult:
+    """A plan that keeps the equity rules, found with them as the objective: the lowest county
+    exit rate (with rate rows) plus the money spent over all the money (with floors), by the LP
+    relaxation and a MIP over its fractional rest. Its rates are as even and its spend as high as
+    that finds, so the spread cap and the floors have room; the caller's improvement rounds then
+    raise its exits with every rule kept. ``failed`` when it finds none."""
+    c = np.zeros(fm.model.num_cols)
+    low = fm.rate_col(0)
+    if low is not None:
+        c[low] = 1.0
+    if fm.family("county_floor_per_poor").rows.stop > fm.family("county_floor_per_poor").rows.start:
+        c[fm.f_cols] = 1.0 / max(float(fm.problem.fund_amount.sum()), 1.0)
+    stage = dataclasses.replace(fm, model=dataclasses.replace(fm.model, c=c, offset=0.0), penalty=0.0)
+    progress("no plan yet: a plan with the equity rules first (even rates, money spent)")
+    lp = solver.solve(stage.model.relaxed(), lp_options(solver, options, started))
+    phases["equity_first_lp"] = round(lp.solve_seconds, 4)
+    if lp.status != Status.OPTIMAL:
+        notes.append(f"the equity-first LP ended {lp.status.value}")
+        return failed
+    free = free_columns(stage, lp.x)
+    sub = solve_restricted(stage, solver, lp.x, free, dataclasses.replace(options, time_limit=time_left(options,
+                                                                                                       started)))
+    phases["equity_first_mip"] = round(sub.solve_seconds, 4)
+    if not sub.status.has_solution:
+        notes.append("the equity-first plan was not found either")
+        return failed
+    notes.append("a plan with the equity rules first (even county exit rates, money spent) started the search")
+    return dataclasses.replace(sub, objective=fm.model.objective_value(sub.x), bound=None,
+                               stopped_by=None if sub.stopped_by is None else sub.stopped_by)
 
 
 def behind_target_columns(fm: Formulation, x: np.ndarray, tol: float = 1e-6) -> np.ndarray:
