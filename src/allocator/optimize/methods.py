@@ -179,8 +179,10 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
     sub = solve_restricted(fm, solver, point, free, dataclasses.replace(options, time_limit=first))
     phases["restricted_mip"] = round(sub.solve_seconds, 4)
     notes = notes + [f"{n_free} households fractional in the relaxation; the rest fixed at its values"]
-    if equity and not sub.status.has_solution:
-        sub = equity_room(fm, solver, options, started, progress, phases, notes, sub)
+    if equity and not sub.status.has_solution:  # an equity-first plan, else room for rounding
+        sub = equity_first(fm, solver, options, started, progress, phases, notes, sub)
+        if not sub.status.has_solution:
+            sub = equity_room(fm, solver, options, started, progress, phases, notes, sub)
     if sub.status == Status.INFEASIBLE:  # a fractional project can need the money fixed households use
         wider = free | money_neighbours(fm, point, free)
         progress("restricted MIP infeasible; freeing households that share its projects' money",
@@ -204,7 +206,7 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
     return Outcome(sub, bound, phases, notes, prices)
 
 
-EQUITY_FIRST_SHARE = 0.4  # of the time left, for the first MIP over the fractional rest when equity rows exist
+EQUITY_FIRST_SHARE = 0.25  # of the time left, for the first MIP over the fractional rest when equity rows exist
 EQUITY_FIRST_SECONDS = 120.0  # ... and without a time limit
 EQUITY_ROOM = 0.1  # the spread cap tightened by this share, the floors raised by a fifth of it
 
@@ -250,9 +252,7 @@ def equity_room(fm: Formulation, solver, options: SolveOptions, started: float, 
     notes.append("the MIP over the fractional rest had no plan: it was solved again from an LP with room for "
                  f"rounding the equity rules (spread cap {1 - EQUITY_ROOM:.0%} of its value, floors "
                  f"{1 + EQUITY_ROOM / 5:.0%})" + ("" if sub.status.has_solution else ", without a plan either"))
-    if sub.status.has_solution:
-        return sub
-    return equity_first(fm, solver, options, started, progress, phases, notes, failed)
+    return sub if sub.status.has_solution else failed
 
 
 def equity_first(fm: Formulation, solver, options: SolveOptions, started: float, progress: ProgressCallback,
@@ -261,7 +261,8 @@ def equity_first(fm: Formulation, solver, options: SolveOptions, started: float,
     exit rate (with rate rows) plus the money spent over all the money (with floors), by the LP
     relaxation and a MIP over its fractional rest. Its rates are as even and its spend as high as
     that finds, so the spread cap and the floors have room; the caller's improvement rounds then
-    raise its exits with every rule kept. ``failed`` when it finds none."""
+    raise its exits with every rule kept. ``failed`` when it finds none (then
+    :func:`equity_room` tries)."""
     c = np.zeros(fm.model.num_cols)
     low = fm.rate_col(0)
     if low is not None:
