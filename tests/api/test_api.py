@@ -437,6 +437,30 @@ def test_the_schedule_rules_reach_the_service(service, tmp_path):
     assert bad.status_code == 422 and "policy.annual_targets" in bad.text, bad.text
 
 
+def test_the_equity_rules_reach_the_service(service, tmp_path):
+    """policy.equity sent to /v1/solve plans as the library does: the spread cap holds, the
+    summary carries equity and price_of_fairness; a negative cap is a 422 naming its key (issue 19)."""
+    svc = service()
+    admin = svc.headers()
+    c = svc.client
+    scenario = {**TINY, "policy": {"equity": {"max_exit_rate_spread": 0.05, "county_floor_per_poor": 100,
+                                              "price_of_fairness": "duals"}}}
+    solved = c.post("/v1/solve", json={"scenario": scenario}, headers=admin)
+    assert solved.status_code == 200, solved.text
+    summary = solved.json()["summary"]
+    equity = summary["equity"]
+    assert equity["rules"] == ["county_floor_per_poor", "max_exit_rate_spread"] and equity["broken"] == []
+    assert equity["max_exit_rate"] - equity["min_exit_rate"] <= 0.05 + 1e-6
+    assert sorted(summary["price_of_fairness"]) == ["county_floor_per_poor", "max_exit_rate_spread"]
+    assert all(how.startswith("estimate") for how in summary["price_of_fairness_method"].values())
+    (tmp_path / "s.yaml").write_text(json.dumps(scenario))
+    library = allocator.solve(allocator.load_scenario(tmp_path / "s.yaml"))
+    assert library.summary["equity"]["rules"] == equity["rules"]
+    bad = c.post("/v1/solve", json={"scenario": {**TINY, "policy": {"equity": {"max_exit_rate_spread": -0.1}}}},
+                 headers=admin)
+    assert bad.status_code == 422 and "policy.equity.max_exit_rate_spread" in bad.text, bad.text
+
+
 def test_a_bar_phase_facts_reach_the_service_within_its_progress_schema(tmp_path):
     """The facts a CLI bar is drawn from (step, budget, done, of, finished) go into ``details``
     as JSON scalars; the fields of Progress stay as they are (api/openapi.json unchanged)."""

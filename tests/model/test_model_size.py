@@ -17,6 +17,7 @@ from allocator.synth import generate_preset
 from allocator.targeting.pipeline import load_tables
 
 SHARES = {"min_category_share": {"infrastructure": 0.1}, "max_category_share": {"housing": 0.6}}
+EQUITY = {"equity": {"county_floor_per_poor": 100, "max_exit_rate_spread": 0.2, "objective": "maxmin"}}
 
 
 def _assert_close(problem, tolerance=0.3):
@@ -29,13 +30,14 @@ def _assert_close(problem, tolerance=0.3):
     assert estimate.memory_bytes > 100 * actual["nonzeros"]
 
 
-@pytest.mark.parametrize(("preset", "deadline", "policy"), [("demo", 2020, {}), ("tight", 2018, SHARES)])
+@pytest.mark.parametrize(("preset", "deadline", "policy"), [("demo", 2020, {}), ("tight", 2018, SHARES),
+                                                            ("demo", 2020, EQUITY)])
 def test_estimate_is_close_to_the_canonical_model(preset, deadline, policy):
     tables = generate_preset(preset, seed=3, start_year=2016, deadline_year=deadline, households=1500)
     _assert_close(build_problem(tables, name="t", start_year=2016, deadline_year=deadline, policy=Policy(**policy)))
 
 
-@pytest.mark.parametrize("policy", [{}, SHARES])
+@pytest.mark.parametrize("policy", [{}, SHARES, EQUITY])
 def test_estimate_is_close_on_irregular_tables(tables, policy):
     """The tiny set: personnel rows in some years only, a fund for one category and county."""
     _assert_close(build_problem(tables, name="t", start_year=2016, deadline_year=2018, policy=Policy(**policy)))

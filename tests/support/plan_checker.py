@@ -715,6 +715,8 @@ def _removal_is_safe(ctx: dict, category: str) -> bool:
     policy = ctx["policy"]
     if policy.get("min_category_share") or policy.get("max_category_share") or policy.get("county_floor_share"):
         return False
+    if (policy.get("equity") or {}).get("county_floor_per_poor") is not None:
+        return False
     if policy.get("max_source_category_share"):
         return False
     if any(category in (shares or {}) for shares in (policy.get("min_source_category_share") or {}).values()):
@@ -767,6 +769,9 @@ def _check_idle_money(ctx: dict, summary: dict, hh: pd.DataFrame, built: pd.Data
     hours to spare, and every share and floor rule kept. Money the old package frees is not counted."""
     if str(summary.get("method", "")).startswith("baseline") or summary.get("stopped_by") == "time_limit":
         return  # the usual rules are not optimised; a plan cut short by its time limit reports its gap instead
+    equity = ctx["policy"].get("equity") or {}
+    if equity.get("max_exit_rate_spread") is not None or equity.get("objective") == "maxmin":
+        return  # a swap changes county exit rates, which the spread cap or the max-min stage may forbid
     behind = [t for t in _target_shortfalls(ctx, hh) if t.short > SHORT_TOL]
     if not behind:
         return
@@ -915,6 +920,59 @@ def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFra
         rep.add(f"rule 11 summary: value {_g(got)} != sustained exits + {weight} x household-years = {_g(value)}")
 
 
+EQUITY_RATE_TOL = 1e-6
+
+
+def _check_equity(ctx: dict, summary: dict, counties: pd.DataFrame, fl: pd.DataFrame, rep: _Report) -> None:
+    """Rule 14: equity (policy.equity). Every county's flows over all sources and years >=
+    county_floor_per_poor x its registered poor; max - min of the county exit rates (recomputed
+    expected exits at the deadline / registered poor) <= max_exit_rate_spread; summary.json's
+    equity.min_exit_rate and max_exit_rate equal the recomputed ones; with the max-min objective,
+    the plan's lowest rate is at least its first stage's; price_of_fairness names the rules in force."""
+    tol, equity = ctx["tol"], ctx["policy"].get("equity") or {}
+    c = counties[counties["r_rp"] > 0]
+    rates = (c["r_exits"] / c["r_rp"]).to_numpy(dtype=float)
+    low, high = (float(rates.min()), float(rates.max())) if len(rates) else (None, None)
+    rules = [name for name, on in (("county_floor_per_poor", equity.get("county_floor_per_poor") is not None),
+                                   ("max_exit_rate_spread", equity.get("max_exit_rate_spread") is not None),
+                                   ("maxmin", equity.get("objective") == "maxmin")) if on]
+    facts = summary.get("equity")
+    if not isinstance(facts, dict):
+        if rules or "equity" in summary:  # plans of an engine without equity rules may lack it
+            rep.add("rule 14 equity: summary.json has no equity object")
+        facts = {}
+    for key, ref in (("min_exit_rate", low), ("max_exit_rate", high)):
+        got = facts.get(key)
+        if facts and ref is not None and (got is None or not abs(float(got) - ref) <= EQUITY_RATE_TOL):
+            rep.add(f"rule 14 equity: summary equity.{key} {got!r} != recomputed {_g(ref)}")
+    floor = equity.get("county_floor_per_poor")
+    if floor is not None:
+        paid = fl.groupby("county_id")["amount"].sum()
+        for r in c.itertuples():
+            got = float(paid.get(r.county_id, 0.0))
+            need = float(floor) * float(r.r_rp)
+            if got < need - 0.01 - tol * need:
+                rep.add(f"rule 14 equity floor: county {r.county_id} gets {_m(got)} over all sources and years "
+                        f"< {_m(need)} ({float(floor):,.2f} x {int(r.r_rp)} registered poor)")
+    cap = equity.get("max_exit_rate_spread")
+    if cap is not None and low is not None and high - low > float(cap) + EQUITY_RATE_TOL:
+        rep.add(f"rule 14 equity spread: county exit rates range {low:.6f}..{high:.6f}, spread "
+                f"{high - low:.6f} > cap {float(cap):.6f}")
+    stage = facts.get("maxmin_stage") or {}
+    if equity.get("objective") == "maxmin" and stage.get("lowest_exit_rate") is not None and low is not None \
+            and low < float(stage["lowest_exit_rate"]) - EQUITY_RATE_TOL:
+        rep.add(f"rule 14 equity max-min: the lowest county exit rate {low:.6f} is below the max-min stage's "
+                f"{float(stage['lowest_exit_rate']):.6f}")
+    prices = summary.get("price_of_fairness")
+    if not rules and prices is None:
+        return
+    if not isinstance(prices, dict):
+        rep.add("rule 14 equity: summary.json has no price_of_fairness object")
+    elif summary.get("method") and not str(summary.get("method")).startswith("baseline") \
+            and equity.get("price_of_fairness", "auto") != "off" and sorted(prices) != sorted(rules):
+        rep.add(f"rule 14 equity: price_of_fairness names {sorted(prices)}, the rules in force are {sorted(rules)}")
+
+
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
@@ -955,6 +1013,7 @@ def check_plan(data_dir, plan_dir, *, start_year, deadline_year, policy=None, to
     target_short = _check_path(ctx, hh, rep)
     _check_idle_money(ctx, summary, hh, built, flows, spend, rep)
     _check_summary(ctx, summary, hh, spend, counties, target_short, rep)
+    _check_equity(ctx, summary, counties, flows, rep)
     return rep.msgs
 
 

@@ -227,6 +227,14 @@ def print_summary(summary: dict, folder: Path) -> None:
             ("total shortfall (households)", shortfall_text(summary)),
             ("total cost (yuan)", f"{summary['total_cost']:,.0f}"),
         ]
+        equity = summary.get("equity") or {}
+        if equity.get("rules"):
+            rows.append(("county exit rates", tr("{low} to {high}").format(
+                low=f"{equity['min_exit_rate']:.1%}", high=f"{equity['max_exit_rate']:.1%}")))
+            prices = summary.get("price_of_fairness") or {}
+            if prices:
+                rows.append(("price of fairness (exits)", ", ".join(
+                    f"{tr(rule)} {cell(value) if value is not None else tr('n/a')}" for rule, value in prices.items())))
     rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))
     if summary.get("message"):
         rows.append(("note", summary["message"]))

@@ -165,6 +165,11 @@ def _print_difficulties(found: dict, folder: Path) -> None:
             objective=tr(values["objective"]), file=folder / values["file"]), markup=False)
     for row in values.get("top", [])[:5]:
         say(f"    {sentence(row, tr)}", markup=False)
+    equity = found.get("equity") or {}
+    if equity.get("rules") and equity.get("sentence"):
+        say(f"- {said(equity, tr)}", markup=False)
+        for rule in equity["rules"]:
+            say(f"    {said(rule, tr)}", markup=False)
     if found.get("conflict"):
         say(f"- {said(found['conflict'], tr)}", markup=False)
     take = found.get("what_it_would_take")

@@ -146,6 +146,43 @@ def difficulties(fm: Formulation, plan: Plan) -> dict:
                                "year": int(p.years[windows[r][2]])} for r in binding_funds]}
 
 
+def equity_section(plan: Plan) -> dict:
+    """The plan's equity in planner words (``difficulties.json``'s ``equity``): the range of county
+    exit rates, and per equity rule in force what it costs in expected exits (the price of
+    fairness, by re-solve or estimated from row prices) and whether the plan breaks it."""
+    facts = plan.summary.get("equity") or {}
+    prices = plan.summary.get("price_of_fairness") or {}
+    how = plan.summary.get("price_of_fairness_method") or {}
+    policy = ((plan.summary.get("manifest") or {}).get("policy") or {}).get("equity") or {}
+    low, high = facts.get("min_exit_rate"), facts.get("max_exit_rate")
+    found = {"min_exit_rate": low, "max_exit_rate": high, "rules": []}
+    if low is not None:
+        found.update(say("county exit rates range from {low:.1%} to {high:.1%} (spread {spread:.1%})",
+                         low=float(low), high=float(high), spread=float(high) - float(low)))
+    names = {"county_floor_per_poor": words("the county floor of {floor:,.0f} yuan per registered poor household",
+                                            floor=float(policy.get("county_floor_per_poor") or 0.0)),
+             "max_exit_rate_spread": words("the cap of {cap:.1%} on the spread of county exit rates",
+                                           cap=float(policy.get("max_exit_rate_spread") or 0.0)),
+             "maxmin": words("the max-min objective (the lowest county exit rate first)")}
+    for rule in facts.get("rules") or []:
+        price = prices.get(rule)
+        method = how.get(rule, "")
+        if price is None:
+            text = say("{rule}: its price was not computed", rule=names[rule])
+        elif method.startswith("re-solve"):
+            text = say("{rule} costs {exits:,.2f} expected exits (a re-solve without it)", rule=names[rule],
+                       exits=float(price))
+        else:
+            text = say("{rule} costs about {exits:,.2f} in the objective (estimated from its row prices, "
+                       "not a bound)", rule=names[rule], exits=float(price))
+        found["rules"].append({"rule": rule, "exits_lost": price, "method": method, **text})
+    for broken in facts.get("broken") or []:
+        found["rules"].append({"rule": broken["rule"], "broken": broken["by"],
+                               **say("the plan breaks {rule}: {why}", rule=names.get(broken["rule"], broken["rule"]),
+                                     why=broken["message"])})
+    return found
+
+
 def plan_difficulties(plan: Plan) -> dict:
     """:func:`difficulties` of a plan, from the problem solved or, for a plan read from a
     folder, the problem its scenario rebuilds (:func:`allocator.plan.context.load_plan_context`)."""
@@ -371,6 +408,7 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
         found["conflict"] = conflict(fm, time_limit=settings.time_limit)
     if plan.summary.get("expected_exits") is not None:
         found["marginal_values"] = marginal_section(plan, fm, LP_FIX_MAX_INTEGER_COLUMNS, progress)
+        found["equity"] = equity_section(plan)
 
     def resolve(changed: Problem, label: str, warm: Plan | None = None, point: np.ndarray | None = None) -> Plan:
         """A re-solve with the scenario's settings, its progress labelled."""
@@ -380,7 +418,7 @@ def explain_plan(folder: str | Path, *, money: bool = True, earliest: bool = Tru
 
         limited = settings if point is None else settings.model_copy(update={"time_limit": min(
             settings.time_limit or VERIFY_SECONDS, VERIFY_SECONDS)})
-        return solve_problem(changed, limited, progress=report, warm=warm, point=point)
+        return solve_problem(changed, limited, progress=report, warm=warm, point=point, price_of_fairness=False)
 
     def more_money(changed: Problem, point: np.ndarray | None = None) -> Plan:
         """The plan stays feasible with more money: it starts the search, or ``point`` does (its MIP
@@ -525,6 +563,22 @@ def _rule_sentence(fm: Formulation, family: str, key: dict, row: int, regions: p
         return say("county {county} gets at least {share:.0%} of source {source}'s spend",
                    county=named(p.county_ids[int(key["county"])], regions), share=float(key["share"]),
                    source=str(p.source_ids[int(key["source"])]))
+    if family == "county_floor_per_poor":
+        c = int(key["county"])
+        return say("county {county} gets at least {floor:,.0f} yuan per registered poor household over all sources "
+                   "and years ({need:,.0f} yuan for {poor:,.0f} households; policy.equity.county_floor_per_poor)",
+                   county=named(p.county_ids[c], regions), floor=float(p.policy.equity.county_floor_per_poor or 0.0),
+                   need=float(key["need"]), poor=float(p.county_registered_poor[c]))
+    if family in ("exit_rate_low", "exit_rate_high"):
+        c = int(key["county"])
+        low = "county {county}'s exit rate is at least the lowest county exit rate held by the max-min objective"
+        high = ("county {county}'s exit rate is within the spread cap of the others "
+                "(policy.equity.max_exit_rate_spread)")
+        text = low if family == "exit_rate_low" else high
+        return say(text, county=named(p.county_ids[c], regions))
+    if family == "exit_rate_spread":
+        return say("county exit rates differ by at most {cap:.1%} (policy.equity.max_exit_rate_spread)",
+                   cap=float(key["cap"]))
     if family == "project_once":
         q = int(key["project"])
         if not p.proj_mandatory[q]:

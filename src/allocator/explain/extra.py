@@ -98,7 +98,8 @@ def extra_money(context, extra: ExtraMoney, progress=None) -> dict:
     problem = build_problem(with_extra(context.tables, extra), name=p.name, start_year=p.start_year,
                             deadline_year=p.deadline_year, policy=p.policy, validate=False)
     started = time.perf_counter()
-    new = solve_problem(problem, scenario.solver, progress=progress or (lambda *a, **k: None), warm=plan)
+    new = solve_problem(problem, scenario.solver, progress=progress or (lambda *a, **k: None), warm=plan,
+                        price_of_fairness=False)
     seconds = time.perf_counter() - started
     predicted = _predicted(plan, extra)
     out = {"source_id": extra.source_id, "year": extra.year, "amount": extra.amount,

@@ -47,6 +47,43 @@ POVERTY_LINE = {2010: 2300.0, 2011: 2536.0, 2012: 2625.0, 2013: 2736.0, 2014: 28
 NATIONAL_STILL_POOR = {2014: 1.0, 2015: 0.79, 2016: 0.62, 2017: 0.43, 2018: 0.24, 2019: 0.08, 2020: 0.0}
 
 
+EQUITY_RULES = ("county_floor_per_poor", "max_exit_rate_spread", "maxmin")  # the equity rules, by name
+
+
+class Equity(_Strict):
+    """Equity rules (docs/model.md, "Equity rules"): a money floor per registered poor household
+    in every county, a cap on the spread of county exit rates, and a max-min objective."""
+
+    # yuan per registered poor household every county receives, over all sources and years
+    county_floor_per_poor: float | None = Field(None, ge=0)
+    # largest max - min of county exit rates (expected exits / registered poor at the deadline)
+    max_exit_rate_spread: float | None = Field(None, ge=0, le=1)
+    # "maxmin": the lowest county exit rate first (a stage of its own), then the usual objective
+    objective: Literal["usual", "maxmin"] = "usual"
+    # how the price of fairness is found: "auto" re-solves without each rule on models up to the
+    # lp-fix size and estimates it from the rule's row prices above; "off" skips it
+    price_of_fairness: Literal["auto", "resolve", "duals", "off"] = "auto"
+
+    @property
+    def rules(self) -> list[str]:
+        """The equity rules in force, by name (:data:`EQUITY_RULES`)."""
+        return [name for name, on in zip(EQUITY_RULES, (self.county_floor_per_poor is not None,
+                                                        self.max_exit_rate_spread is not None,
+                                                        self.objective == "maxmin"), strict=True) if on]
+
+    @property
+    def uses_rates(self) -> bool:
+        """The exit-rate columns (lowest and highest county rate) are needed."""
+        return self.max_exit_rate_spread is not None or self.objective == "maxmin"
+
+    def without(self, rule: str) -> Equity:
+        """These rules with ``rule`` taken out (for the price of fairness)."""
+        change = {"county_floor_per_poor": {"county_floor_per_poor": None},
+                  "max_exit_rate_spread": {"max_exit_rate_spread": None},
+                  "maxmin": {"objective": "usual"}}[rule]
+        return self.model_copy(update=change)
+
+
 class Policy(_Strict):
     """The policy rules of a scenario."""
 
@@ -66,6 +103,7 @@ class Policy(_Strict):
     max_source_category_share: dict[str, dict[Category, Share]] = {}
     # county floors: every county a source may pay gets at least this share of the source's spend
     county_floor_share: dict[str, Share] = {}
+    equity: Equity = Equity()  # equity rules and their price (Equity)
 
     @field_validator("min_category_share", "max_category_share")
     @classmethod
@@ -440,5 +478,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["CATEGORIES", "POVERTY_LINE", "Scenario", "Policy", "SolverSettings", "Targeting", "apply_money",
-           "apply_overrides", "expand_keys", "load_scenario", "scenario_files", "scenario_from_dict"]
+__all__ = ["CATEGORIES", "EQUITY_RULES", "POVERTY_LINE", "Equity", "Scenario", "Policy", "SolverSettings",
+           "Targeting", "apply_money", "apply_overrides", "expand_keys", "load_scenario", "scenario_files",
+           "scenario_from_dict"]

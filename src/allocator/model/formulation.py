@@ -11,7 +11,11 @@ Columns (each a block of numpy index arrays):
 - ``f[r, c, g]`` >= 0: fund row r (a source in a year) pays county c for category g;
 - ``s[c]`` >= 0: shortfall of county c at its hat-off year, in households;
 - ``s[k]`` >= 0: shortfall of annual target k (a region and a year-end), in households
-  (both fixed at 0 when the deadline is hard).
+  (both fixed at 0 when the deadline is hard);
+- ``e`` in [0, 1], only with a spread cap or the max-min objective (``policy.equity``): the
+  lowest and the highest county exit rate (expected exits at the deadline over registered
+  poor), held by the rows ``exit_rate_low`` and ``exit_rate_high`` and capped by
+  ``exit_rate_spread`` (hi - lo <= cap).
 
 A household is out of poverty at the end of year t with its package's ``exit_probability``
 once t >= start + lag, else with its baseline chance by then (:meth:`Problem.baseline_at`).
@@ -84,6 +88,7 @@ class Formulation:
     penalty: float = 0.0  # objective units lost per household of county or target shortfall
     s_county: np.ndarray | None = None  # counties with a shortfall column (None: all, in order)
     t_target: np.ndarray | None = None  # annual targets with a shortfall column (None: all, in order)
+    e_kind: np.ndarray | None = None  # exit-rate columns: 0 the lowest county rate, 1 the highest (None: none)
 
     @property
     def nx(self) -> int:
@@ -132,6 +137,22 @@ class Formulation:
         return slice(start, start + len(self.shortfall_targets))
 
     @property
+    def equity_kinds(self) -> np.ndarray:
+        """What each exit-rate column is: 0 the lowest county exit rate, 1 the highest."""
+        return np.zeros(0, dtype=np.int64) if self.e_kind is None else self.e_kind
+
+    @property
+    def e_cols(self) -> slice:
+        """Exit-rate columns (after the target shortfalls): lowest, then highest county rate."""
+        start = self.t_cols.stop
+        return slice(start, start + len(self.equity_kinds))
+
+    def rate_col(self, kind: int) -> int | None:
+        """The column of the lowest (0) or highest (1) county exit rate, or None."""
+        hit = np.flatnonzero(self.equity_kinds == kind)
+        return int(self.e_cols.start + hit[0]) if len(hit) else None
+
+    @property
     def shortfall_cols(self) -> slice:
         """Every penalised shortfall column: counties', then targets'."""
         return slice(self.s_cols.start, self.t_cols.stop)
@@ -144,7 +165,7 @@ class Formulation:
         t_county = np.argmax(p.target_county_ok[self.shortfall_targets], axis=1) if len(p.county_ids) else \
             np.zeros(len(self.shortfall_targets), dtype=np.int64)
         return np.concatenate([self.x_county, p.proj_county[self.y_proj], self.f_county, self.shortfall_counties,
-                               t_county])
+                               t_county, np.zeros(len(self.equity_kinds), dtype=np.int64)])
 
     @property
     def x_household(self) -> np.ndarray:
@@ -211,7 +232,8 @@ class Formulation:
         x, y = columns[columns < nx], columns[(columns >= nx) & (columns < nx + ny)] - nx
         f = columns[(columns >= nx + ny) & (columns < nx + ny + nf)] - nx - ny
         s = columns[(columns >= self.s_cols.start) & (columns < self.s_cols.stop)] - self.s_cols.start
-        t = columns[columns >= self.t_cols.start] - self.t_cols.start
+        t = columns[(columns >= self.t_cols.start) & (columns < self.t_cols.stop)] - self.t_cols.start
+        e = columns[columns >= self.e_cols.start] - self.e_cols.start
         families, start = [], 0
         for family in self.families:
             inside = rows[(rows >= family.rows.start) & (rows < family.rows.stop)]
@@ -224,13 +246,27 @@ class Formulation:
                             sense=m.sense, offset=0.0)
         return Formulation(self.problem, model, self.x_pkg[x], self.x_year[x], self.y_proj[y], self.y_year[y],
                            self.f_fund[f], self.f_county[f], self.f_category[f], families, self.penalty,
-                           self.shortfall_counties[s], self.shortfall_targets[t])
+                           self.shortfall_counties[s], self.shortfall_targets[t],
+                           self.equity_kinds[e] if self.e_kind is not None else None)
 
     def shortfall_model(self) -> LinearModel:
         """Stage 1 of the lexicographic objective: minimise total shortfall (maximise its negative)."""
         c = np.zeros(self.model.num_cols)
         c[self.shortfall_cols] = -1.0
         return dataclasses.replace(self.model, c=c, offset=0.0)
+
+    def maxmin_model(self) -> LinearModel:
+        """The max-min objective's first stage: maximise the lowest county exit rate, every rule kept."""
+        c = np.zeros(self.model.num_cols)
+        c[self.rate_col(0)] = 1.0
+        return dataclasses.replace(self.model, c=c, offset=0.0)
+
+    def with_lowest_rate(self, rate: float) -> Formulation:
+        """The formulation with the lowest county exit rate held at least at ``rate`` (the max-min
+        objective's second stage)."""
+        col_lo = self.model.col_lo.copy()
+        col_lo[self.rate_col(0)] = rate
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, col_lo=col_lo))
 
     def exits_model(self, shortfall_cap: float) -> LinearModel:
         """Stage 2: maximise the plan's value with total shortfall <= ``shortfall_cap``."""
@@ -283,7 +319,7 @@ def has_share_rules(p: Problem) -> bool:
     disbursement pace — make any spend useful (it changes the shares or the pace), so nothing
     is pruned."""
     return bool(p.policy.min_category_share or p.policy.max_category_share or p.policy.has_source_shares
-                or np.any(p.fund_min_spend > 0))
+                or np.any(p.fund_min_spend > 0) or p.policy.equity.county_floor_per_poor)
 
 
 def project_columns(p: Problem, fundable: np.ndarray, x_pkg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -518,6 +554,64 @@ def county_floors(fm: Formulation) -> Block:
                         "share": np.array([g[2] for g in groups], dtype=float)})
 
 
+def county_floor_per_poor(fm: Formulation) -> Block:
+    """Equity floor: every county's spend over all sources and years (its flows) >=
+    ``policy.equity.county_floor_per_poor`` x its registered poor households. A county no fund
+    can pay gets an empty row with a positive bound: the model is then infeasible."""
+    p = fm.problem
+    floor = p.policy.equity.county_floor_per_poor
+    C = len(p.county_ids) if floor is not None else 0
+    members = np.flatnonzero(fm.f_county < C)
+    need = (floor or 0.0) * p.county_registered_poor[:C].astype(float)
+    return Block("county_floor_per_poor", "Equity floor: a county's spend per registered poor household",
+                 fm.f_county[members], fm.f_cols.start + members, np.ones(len(members)), need, np.full(C, np.inf),
+                 {"county": np.arange(C), "need": need})
+
+
+def _rate_rows(fm: Formulation, kind: int, name: str, title: str) -> Block:
+    """exits_c(deadline) - poor_c x e >= 0 (kind 0, e the lowest rate) or <= 0 (kind 1, the
+    highest), in households: sum_x gain_x x - poor_c e >= (or <=) -baseline_c."""
+    p = fm.problem
+    col = fm.rate_col(kind)
+    C = len(p.county_ids) if col is not None and (kind == 0 or p.policy.equity.max_exit_rate_spread is not None) \
+        else 0
+    if C == 0:
+        return Block(name, title, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0),
+                     np.zeros(0), np.zeros(0), {"county": np.zeros(0, dtype=np.int64)})
+    gain = fm.x_gain
+    hit = np.flatnonzero(gain != 0)
+    base = np.bincount(p.household_county, weights=p.household_baseline, minlength=C)
+    poor = p.county_registered_poor.astype(float)
+    row = np.concatenate([fm.x_county[hit], np.arange(C)])
+    cols = np.concatenate([hit, np.full(C, col)])
+    val = np.concatenate([gain[hit], -poor])
+    bound = -base
+    lo, hi = (bound, np.full(C, np.inf)) if kind == 0 else (np.full(C, -np.inf), bound)
+    return Block(name, title, row, cols, val, lo, hi, {"county": np.arange(C)})
+
+
+def exit_rate_low(fm: Formulation) -> Block:
+    """The lowest county exit rate: lo <= exits_c / poor_c for every county."""
+    return _rate_rows(fm, 0, "exit_rate_low", "Lowest county exit rate")
+
+
+def exit_rate_high(fm: Formulation) -> Block:
+    """The highest county exit rate (with a spread cap): exits_c / poor_c <= hi for every county."""
+    return _rate_rows(fm, 1, "exit_rate_high", "Highest county exit rate")
+
+
+def exit_rate_spread(fm: Formulation) -> Block:
+    """Spread cap: hi - lo <= ``policy.equity.max_exit_rate_spread``."""
+    cap = fm.problem.policy.equity.max_exit_rate_spread
+    lo_col, hi_col = fm.rate_col(0), fm.rate_col(1)
+    if cap is None or lo_col is None or hi_col is None:
+        return Block("exit_rate_spread", "Spread of county exit rates", np.zeros(0, dtype=np.int64),
+                     np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0), {})
+    return Block("exit_rate_spread", "Spread of county exit rates", np.zeros(2, dtype=np.int64),
+                 np.array([hi_col, lo_col]), np.array([1.0, -1.0]), np.array([-np.inf]), np.array([float(cap)]),
+                 {"cap": np.array([float(cap)])})
+
+
 def category_shares(fm: Formulation) -> Block:
     """Category shares: min_g * total <= spend_g <= max_g * total over all years and counties."""
     p = fm.problem
@@ -644,9 +738,16 @@ def keep_bonus(fm: Formulation) -> np.ndarray:
 
 FAMILIES = (one_plan_per_household, project_at_most_once, prerequisites, money_balance, source_budget,
             category_shares, source_category_shares, county_floors, spend_pace, personnel_hours, county_exit,
-            annual_target, total_shortfall)
+            annual_target, total_shortfall, county_floor_per_poor, exit_rate_low, exit_rate_high, exit_rate_spread)
 # families whose rows hold flow columns only (the money piece of decompose's relaxation)
-FLOW_FAMILIES = ("source_budget", "category_share", "source_category_share", "county_floor", "spend_pace")
+FLOW_FAMILIES = ("source_budget", "category_share", "source_category_share", "county_floor", "spend_pace",
+                 "county_floor_per_poor")
+# the equity rules' families (policy.equity), by rule
+EQUITY_FAMILIES = {"county_floor_per_poor": ("county_floor_per_poor",),
+                   "max_exit_rate_spread": ("exit_rate_high", "exit_rate_spread"),
+                   "maxmin": ("exit_rate_low",)}
+# families of the exit-rate columns' rows (decompose prices those with package columns)
+RATE_FAMILIES = ("exit_rate_low", "exit_rate_high")
 # families with a penalised shortfall column per row, in the order of the shortfall columns
 SHORTFALL_FAMILIES = ("county_exit", "annual_target")
 
@@ -665,10 +766,12 @@ def formulate(p: Problem) -> Formulation:
     spend_possible[p.proj_category[y_proj[paid_y]], p.proj_county[y_proj[paid_y]], y_year[paid_y]] = True
     f_fund, f_county, f_category = flow_columns(p, spend_possible)
     fm = Formulation(p, None, x_pkg, x_year, y_proj, y_year, f_fund, f_county, f_category, [])  # type: ignore[arg-type]
+    if p.policy.equity.uses_rates:
+        fm.e_kind = np.array([0, 1], dtype=np.int64)
 
     blocks = [build(fm) for build in FAMILIES]
     offsets = np.cumsum([0] + [len(b.lo) for b in blocks])
-    n = fm.t_cols.stop
+    n = fm.e_cols.stop
     A = sp.csr_matrix(
         (np.concatenate([b.val for b in blocks]),
          (np.concatenate([b.row + off for b, off in zip(blocks, offsets, strict=False)]),

@@ -159,8 +159,17 @@ def estimate_size(p: Problem) -> ModelSize:
     mandatory_or_built = int(((n_y > 0) | p.proj_mandatory).sum())
     rows = (int(np.unique(p.pkg_household[has_x]).size) + mandatory_or_built + prereq_rows + money_rows
             + len(windows) + rules + source_rows + len(pace) + len(p.pers_hours) + C + K + 1)
+    # equity rules (policy.equity): the floor's row per county over its flows; the exit-rate rows
+    # (lowest; highest with a spread cap) over the package columns, the cap and two rate columns
+    equity = p.policy.equity
+    rate_families = (equity.objective == "maxmin" or equity.max_exit_rate_spread is not None) + (
+        equity.max_exit_rate_spread is not None)
+    if equity.county_floor_per_poor is not None:
+        rows, nonzeros = rows + C, nonzeros + n_f
+    rows += rate_families * C + (equity.max_exit_rate_spread is not None)
+    nonzeros += rate_families * (int(n_x.sum()) + C) + 2 * (equity.max_exit_rate_spread is not None)
     integer = int(n_x.sum() + n_y.sum())
-    columns = integer + n_f + C + K
+    columns = integer + n_f + C + K + (2 if equity.uses_rates else 0)
     memory = nonzeros * BYTES_PER_NONZERO + (rows + columns) * BYTES_PER_LINE
     return ModelSize(rows, columns, integer, nonzeros, memory)
 

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import scipy.sparse as sp
 
-from allocator.model.formulation import FLOW_FAMILIES, SHORTFALL_FAMILIES, Formulation, expand_ranges
+from allocator.model.formulation import FLOW_FAMILIES, RATE_FAMILIES, SHORTFALL_FAMILIES, Formulation, expand_ranges
 from allocator.model.linear import LinearModel
 from allocator.model.problem import Problem
 from allocator.optimize.methods import (
@@ -58,7 +58,8 @@ from allocator.optimize.repair import advance, repair
 from allocator.solvers import get_backend
 from allocator.solvers.base import SolveOptions, SolveResult, Status, StoppedBy
 
-RELAXED_FAMILIES = ("money_balance", "personnel") + SHORTFALL_FAMILIES  # the shortfall rows last
+# the county exit-rate rows (equity) are priced like the schedule's; the shortfall rows last
+RELAXED_FAMILIES = ("money_balance", "personnel") + RATE_FAMILIES + SHORTFALL_FAMILIES
 INDEX = np.int32  # the village pieces' index arrays: half the memory of int64 (a province has > 10^8 entries)
 PAIR_CHUNK = 1 << 23  # entries gathered at once when pricing the (schedule, household) pairs
 MAX_SCHEDULES = 4096  # project start-year combinations enumerated per village
@@ -382,6 +383,18 @@ class Flows:
                 raise
             return solve_with(unfloored, np.minimum(m.row_lo, 0.0))
 
+    def feasible(self) -> bool:
+        """Whether some flows keep every flow row (budgets, shares, floors, pace) at all."""
+        if self.model.num_rows == 0:
+            return True
+        if self.model.num_cols == 0:
+            return bool(np.all((self.model.row_lo <= 0) & (self.model.row_hi >= 0)))
+        try:
+            self._solve(self.model, np.zeros(self.model.num_cols))
+        except RuntimeError:
+            return False
+        return True
+
     def meets_rules(self, f: np.ndarray) -> bool:
         """Whether flows ``f`` keep every flow row (budgets, shares, floors, pace) within tolerance."""
         if self.model.num_cols == 0:
@@ -436,7 +449,29 @@ def relaxed_plan(fm: Formulation, relax: Relaxation, villages: Villages, flows: 
     pays = d_s > 1e-9 * np.maximum(np.abs(m.c[fm.shortfall_cols]), 1.0)
     z[fm.shortfall_cols] = np.where(pays, s_hi, 0.0)
     s_value = float(d_s[pays] @ s_hi[pays])
-    return value + flow_value + s_value + float(u @ relax.rhs) + m.offset, z, d
+    e_value, z[fm.e_cols] = rate_piece(fm, d[fm.e_cols])
+    return value + flow_value + s_value + e_value + float(u @ relax.rhs) + m.offset, z, d
+
+
+def rate_piece(fm: Formulation, d_e: np.ndarray) -> tuple[float, np.ndarray]:
+    """The exit-rate columns' piece of L(u): the best vertex of their box [col_lo, col_hi] cut by
+    the spread cap (hi - lo <= cap), at reduced profits ``d_e`` (a tiny LP solved by its vertices)."""
+    n = len(fm.equity_kinds)
+    if n == 0:
+        return 0.0, np.zeros(0)
+    m = fm.model
+    lo_b, hi_b = m.col_lo[fm.e_cols], m.col_hi[fm.e_cols]
+    cap = fm.problem.policy.equity.max_exit_rate_spread
+    values = [np.array(v, dtype=float) for v in itertools.product(*zip(lo_b, hi_b, strict=True))]
+    if cap is not None and n == 2:  # (lo, hi): the cap's edge meets the box where hi = lo + cap
+        for low in (lo_b[0], hi_b[0]):
+            values.append(np.array([low, low + cap]))
+        for high in (lo_b[1], hi_b[1]):
+            values.append(np.array([high - cap, high]))
+        values = [v for v in values if lo_b[0] - 1e-12 <= v[0] <= hi_b[0] + 1e-12
+                  and lo_b[1] - 1e-12 <= v[1] <= hi_b[1] + 1e-12 and v[1] - v[0] <= cap + 1e-12]
+    best = max(values, key=lambda v: float(d_e @ v))
+    return float(d_e @ best), best
 
 
 def initial_prices(fm: Formulation, relax: Relaxation, villages: Villages) -> np.ndarray:
@@ -605,6 +640,10 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
                                    backend=backend), None, {}, [f"{missing} mandatory projects cannot start in time"])
     progress("prices: setting up", households=len(fm.problem.household_ids))
     relax, villages, flows = Relaxation.of(fm), Villages.of(fm), Flows.of(fm)
+    if not flows.feasible():  # budgets, shares, floors and pace cannot all hold, whatever is planned
+        return Outcome(SolveResult(Status.INFEASIBLE, raw_status="the money rules cannot all hold",
+                                   backend=backend), None, {}, ["the money rules (source budgets, category shares, "
+                                                                "county floors, pace) cannot all hold"])
     phases = {"setup": round(time.perf_counter() - started, 4)}
     budget = PRICING_SECONDS if options.time_limit is None else PRICING_SHARE * options.time_limit
     pricing = find_prices(fm, relax, villages, flows, budget, progress)

@@ -185,10 +185,17 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
         if plan.status.has_solution:
             return Outcome(plan, bound, phases, notes + ["the relaxation's optimum was integral"], prices)
     progress("MIP over the fractional rest", fractional_households=n_free, free_columns=int(free.sum()))
-    sub = solve_restricted(fm, solver, point, free, dataclasses.replace(options, time_limit=time_left(options,
-                                                                                                      started)))
+    equity = polish and has_equity_rows(fm)
+    first = time_left(options, started)
+    if equity:  # leave time for a second try with room for rounding (:func:`equity_room`)
+        first = EQUITY_FIRST_SECONDS if first is None else max(EQUITY_FIRST_SHARE * first, 1.0)
+    sub = solve_restricted(fm, solver, point, free, dataclasses.replace(options, time_limit=first))
     phases["restricted_mip"] = round(sub.solve_seconds, 4)
     notes = notes + [f"{n_free} households fractional in the relaxation; the rest fixed at its values"]
+    if equity and not sub.status.has_solution:  # an equity-first plan, else room for rounding
+        sub = equity_first(fm, solver, options, started, progress, phases, notes, sub)
+        if not sub.status.has_solution:
+            sub = equity_room(fm, solver, options, started, progress, phases, notes, sub)
     if sub.status == Status.INFEASIBLE:  # a fractional project can need the money fixed households use
         wider = free | money_neighbours(fm, point, free)
         progress("restricted MIP infeasible; freeing households that share its projects' money",
@@ -211,6 +218,88 @@ def fix_and_resolve(fm: Formulation, solver, point: np.ndarray, bound: float, pr
     if sub.status.has_solution and polish:
         sub = improve_by_county(fm, sub, point, bound, solver, options, started, progress, phases, notes)
     return Outcome(sub, bound, phases, notes, prices)
+
+
+EQUITY_FIRST_SHARE = 0.25  # of the time left, for the first MIP over the fractional rest when equity rows exist
+EQUITY_FIRST_SECONDS = 120.0  # ... and without a time limit
+EQUITY_ROOM = 0.1  # the spread cap tightened by this share, the floors raised by a fifth of it
+
+
+def lp_options(solver, options: SolveOptions, started: float) -> SolveOptions:
+    """Options of an LP relaxation in the time left (HiGHS: interior point, as lp-fix's own LP)."""
+    return dataclasses.replace(options, mip_gap=None, progress=None, time_limit=time_left(options, started),
+                               extra={"solver": "ipm", **options.extra} if solver.name == "highs" else options.extra)
+
+
+def has_equity_rows(fm: Formulation) -> bool:
+    """Whether the model has equity rows a rounding can break (floors, the spread cap, the
+    max-min stage's lowest rate)."""
+    names = {f.name for f in fm.families}
+    rows = sum(fm.family(n).rows.stop - fm.family(n).rows.start
+               for n in ("county_floor_per_poor", "exit_rate_spread", "exit_rate_low") if n in names)
+    return rows > 0
+
+
+def equity_room(fm: Formulation, solver, options: SolveOptions, started: float, progress: ProgressCallback,
+                phases: dict, notes: list[str], failed: SolveResult) -> SolveResult:
+    """A second MIP over the fractional rest, from the LP relaxation with room for rounding: the
+    spread cap tightened by :data:`EQUITY_ROOM`, the floors raised by a fifth of it. The LP's
+    optimum sits on the equity rows, and the households it leaves whole can pin a county's rate
+    or spend where no rounding of the rest keeps the row; the room lets one. The bound stays the
+    first LP's (this LP is only a guide)."""
+    model = fm.model
+    row_lo, row_hi = model.row_lo.copy(), model.row_hi.copy()
+    floors, spread = fm.family("county_floor_per_poor").rows, fm.family("exit_rate_spread").rows
+    row_lo[floors] = row_lo[floors] * (1.0 + EQUITY_ROOM / 5)
+    row_hi[spread] = row_hi[spread] * (1.0 - EQUITY_ROOM)
+    progress("MIP over the fractional rest has no plan: LP relaxation with room for the equity rules")
+    roomy = dataclasses.replace(model, row_lo=row_lo, row_hi=row_hi).relaxed()
+    lp = solver.solve(roomy, lp_options(solver, options, started))
+    phases["equity_room_lp"] = round(lp.solve_seconds, 4)
+    if lp.status != Status.OPTIMAL:
+        notes.append(f"the LP with room for the equity rules ended {lp.status.value}")
+        return failed
+    free = free_columns(fm, lp.x)
+    sub = solve_restricted(fm, solver, lp.x, free, dataclasses.replace(options, time_limit=time_left(options,
+                                                                                                     started)))
+    phases["equity_room_mip"] = round(sub.solve_seconds, 4)
+    notes.append("the MIP over the fractional rest had no plan: it was solved again from an LP with room for "
+                 f"rounding the equity rules (spread cap {1 - EQUITY_ROOM:.0%} of its value, floors "
+                 f"{1 + EQUITY_ROOM / 5:.0%})" + ("" if sub.status.has_solution else ", without a plan either"))
+    return sub if sub.status.has_solution else failed
+
+
+def equity_first(fm: Formulation, solver, options: SolveOptions, started: float, progress: ProgressCallback,
+                 phases: dict, notes: list[str], failed: SolveResult) -> SolveResult:
+    """A plan that keeps the equity rules, found with them as the objective: the lowest county
+    exit rate (with rate rows) plus the money spent over all the money (with floors), by the LP
+    relaxation and a MIP over its fractional rest. Its rates are as even and its spend as high as
+    that finds, so the spread cap and the floors have room; the caller's improvement rounds then
+    raise its exits with every rule kept. ``failed`` when it finds none (then
+    :func:`equity_room` tries)."""
+    c = np.zeros(fm.model.num_cols)
+    low = fm.rate_col(0)
+    if low is not None:
+        c[low] = 1.0
+    if fm.family("county_floor_per_poor").rows.stop > fm.family("county_floor_per_poor").rows.start:
+        c[fm.f_cols] = 1.0 / max(float(fm.problem.fund_amount.sum()), 1.0)
+    stage = dataclasses.replace(fm, model=dataclasses.replace(fm.model, c=c, offset=0.0), penalty=0.0)
+    progress("no plan yet: a plan with the equity rules first (even rates, money spent)")
+    lp = solver.solve(stage.model.relaxed(), lp_options(solver, options, started))
+    phases["equity_first_lp"] = round(lp.solve_seconds, 4)
+    if lp.status != Status.OPTIMAL:
+        notes.append(f"the equity-first LP ended {lp.status.value}")
+        return failed
+    free = free_columns(stage, lp.x)
+    sub = solve_restricted(stage, solver, lp.x, free, dataclasses.replace(options, time_limit=time_left(options,
+                                                                                                       started)))
+    phases["equity_first_mip"] = round(sub.solve_seconds, 4)
+    if not sub.status.has_solution:
+        notes.append("the equity-first plan was not found either")
+        return failed
+    notes.append("a plan with the equity rules first (even county exit rates, money spent) started the search")
+    return dataclasses.replace(sub, objective=fm.model.objective_value(sub.x), bound=None,
+                               stopped_by=None if sub.stopped_by is None else sub.stopped_by)
 
 
 def behind_target_columns(fm: Formulation, x: np.ndarray, tol: float = 1e-6) -> np.ndarray:

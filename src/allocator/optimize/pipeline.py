@@ -23,6 +23,15 @@ from allocator.model.problem import Problem, build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
 from allocator.optimize.baselines import BASELINES, baseline_plan, compare_baselines, not_applicable
 from allocator.optimize.decompose import solve_decompose
+from allocator.optimize.equity import (
+    ESTIMATED,
+    RESOLVED,
+    estimate_from_prices,
+    hold_lowest_rate,
+    maxmin_stage,
+    rules_in_force,
+    use_resolve,
+)
 from allocator.optimize.marginal import LP_DUAL, lp_prices, marginal_values, summarise
 from allocator.optimize.methods import (
     Bounds,
@@ -80,7 +89,7 @@ def choose_method(fm: Formulation, settings: SolverSettings, estimate: ModelSize
 def solve_problem(problem: Problem, settings: SolverSettings, *, progress: ProgressCallback = quiet,
                   manifest: dict | None = None, baselines: bool = False, scheduler: str | None = None,
                   workers: int | None = None, client=None, warm: Plan | None = None,
-                  point: np.ndarray | None = None) -> Plan:
+                  point: np.ndarray | None = None, price_of_fairness: bool = True) -> Plan:
     """Estimate the model's size, formulate, solve with the chosen method and backend, and
     return the Plan; with ``baselines``, also the usual rules' plans (:mod:`allocator.optimize.baselines`)
     and the uplift. ``warm``: a plan of the same households and projects (another problem's,
@@ -90,7 +99,11 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
 
     With ``client`` (a Dask client), ``scheduler`` (the address of a Dask scheduler) or
     ``workers`` (a new LocalCluster of that many processes), ``auto`` picks ``decompose`` and
-    its groups of counties run as Dask tasks there (:func:`allocator.optimize.parallel.dask_client`)."""
+    its groups of counties run as Dask tasks there (:func:`allocator.optimize.parallel.dask_client`).
+
+    With equity rules in force (``policy.equity``), the max-min objective runs as a first stage
+    and ``price_of_fairness`` (when true) re-solves without each rule or estimates its price
+    (:mod:`allocator.optimize.equity`)."""
     estimate = estimate_size(problem)
     progress("estimate", rows=estimate.rows, columns=estimate.columns, nonzeros=estimate.nonzeros,
              memory_MB=round(estimate.memory_bytes / 1e6))
@@ -119,11 +132,20 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
                 where = client.scheduler.address
         solve_started = time.perf_counter()
         on_dask = {"client": client} if where else {}  # only decompose runs on Dask (``where`` is set)
+        stage = None
         if point is not None:
             outcome = solve_from_point(fm, settings.backend, point, options, progress)
             method_name = f"{method_name} (from a given LP point)"
         else:
+            if problem.policy.equity.objective == "maxmin" and fm.rate_col(0) is not None:
+                stage = maxmin_stage(fm, method_name, METHODS, settings.backend, options, progress, **on_dask)
+                if stage.rate is not None:
+                    fm = hold_lowest_rate(fm, stage)
+                    options = dataclasses.replace(options, start=stage.x)
             outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask)
+        if stage is not None:
+            outcome.notes.insert(0, stage.message)
+            outcome.phases["maxmin_stage"] = round(stage.seconds, 4)
         outcome = close_behind_target(fm, outcome, settings.backend, options, progress)
         solve_seconds = time.perf_counter() - solve_started
     if distributed and where is None:
@@ -156,6 +178,15 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
                         shortfall_gap=bounds.shortfall_gap)
     if status == Status.INFEASIBLE:
         plan.summary["message"] = "; ".join(filter(None, [plan.summary["message"], infeasibility_hint(fm)]))
+    if stage is not None:
+        plan.summary["equity"]["maxmin_stage"] = {"lowest_exit_rate": stage.rate, "bound": stage.bound}
+    broken = plan.summary["equity"]["broken"]
+    if broken:  # no method should leave one: said loudly if one does
+        plan.summary["message"] = "; ".join(filter(None, [plan.summary["message"]] + [
+            f"equity rule {b['rule']} broken: {b['message']} (by {b['by']:.6g})" for b in broken]))
+    plan.summary["price_of_fairness"], plan.summary["price_of_fairness_method"] = {}, {}
+    if price_of_fairness and x is not None and problem.policy.equity.price_of_fairness != "off":
+        fairness_price(plan, fm, outcome, settings, method_name, progress)
     plan.summary["manifest"] = {
         "allocator_version": __version__, "backend": settings.backend, "backend_version": backend.version(),
         "python": sys.version.split()[0], "platform": platform.platform(),
@@ -179,6 +210,36 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
             progress(f"baseline {rule}: not applicable", reason=why)
         plan.summary["baselines"] = compare_baselines(plan, plan.baselines, skipped)
     return plan
+
+
+def fairness_price(plan: Plan, fm: Formulation, outcome: Outcome, settings: SolverSettings, method: str,
+                   progress: ProgressCallback) -> None:
+    """``price_of_fairness`` in the plan's summary: per equity rule in force, the expected exits
+    it costs, by a re-solve without it with the same method, or estimated from its row prices
+    (:mod:`allocator.optimize.equity`); ``price_of_fairness_method`` says which."""
+    problem = fm.problem
+    resolve = use_resolve(fm, method)
+    prices = outcome.row_prices
+    if not resolve and prices is None and int(fm.model.integrality.sum()) <= LP_FIX_MAX_INTEGER_COLUMNS:
+        prices = lp_prices(fm)
+    same = settings.model_copy(update={"method": method})
+    for rule in rules_in_force(fm):
+        if resolve:
+            progress("price of fairness: re-solve without the rule", rule=rule)
+            policy = problem.policy.model_copy(update={"equity": problem.policy.equity.without(rule)})
+            other = solve_problem(dataclasses.replace(problem, policy=policy), same, price_of_fairness=False)
+            exits = other.summary.get("expected_exits")
+            lost = None if exits is None else float(exits) - float(plan.summary["expected_exits"])
+            plan.summary["price_of_fairness"][rule] = lost
+            plan.summary["price_of_fairness_method"][rule] = RESOLVED
+            plan.summary["equity"].setdefault("without", {})[rule] = {
+                "expected_exits": exits, "status": other.summary.get("status"),
+                "min_exit_rate": other.summary["equity"]["min_exit_rate"],
+                "max_exit_rate": other.summary["equity"]["max_exit_rate"]}
+            progress("price of fairness", rule=rule, exits_lost=lost)
+        else:
+            plan.summary["price_of_fairness"][rule] = estimate_from_prices(fm, rule, prices)
+            plan.summary["price_of_fairness_method"][rule] = ESTIMATED
 
 
 def marginal_table(fm: Formulation, outcome: Outcome, progress: ProgressCallback = quiet) -> pd.DataFrame | None:
@@ -210,6 +271,22 @@ def infeasibility_hint(fm: Formulation) -> str:
                      f"even if started in {p.start_year}")
     if len(no_start) > 5:
         hints.append(f"and {len(no_start) - 5} more mandatory projects")
+    floor = p.policy.equity.county_floor_per_poor
+    if floor:
+        need = floor * p.county_registered_poor.astype(float)
+        money = float(p.fund_amount.sum())
+        payable = (p.fund_county_ok.astype(float).T @ p.fund_amount) if len(p.fund_amount) else \
+            np.zeros(len(p.county_ids))
+        short = np.flatnonzero(payable < need - 1e-6)
+        if need.sum() > money + 1e-6:
+            hints.append(f"policy.equity.county_floor_per_poor: {floor:,.0f} yuan per registered poor household "
+                         f"asks {need.sum():,.0f} yuan in all, above the {money:,.0f} yuan of every fund")
+        for c in short[:5]:
+            hints.append(f"policy.equity.county_floor_per_poor: county {p.county_ids[c]} needs {need[c]:,.0f} yuan "
+                         f"and its funds hold {payable[c]:,.0f}")
+        if not hints:
+            hints.append(f"policy.equity.county_floor_per_poor ({floor:,.0f} yuan per registered poor household) "
+                         "may not be payable with these packages, projects and rules")
     if p.policy.deadline == "hard" and not hints:
         hints.append("the deadline is hard: no plan puts every county on schedule with this money, "
                      "these personnel hours and these rules")

@@ -16,7 +16,7 @@ from allocator.inputs.scenario import Scenario, load_scenario
 from allocator.inputs.tables import CATEGORIES
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
-from allocator.plan.plan import Plan, shortfall_vector
+from allocator.plan.plan import Plan, exit_rates, shortfall_vector
 from allocator.targeting.pipeline import load_tables
 
 
@@ -83,6 +83,9 @@ def plan_vector(fm: Formulation, plan: Plan) -> np.ndarray:
                                             f["county_id"].astype(str), f["category"].astype(str)])
         x[fm.f_cols.start + pd.Index(fund_key).get_indexer(wanted)] = f["amount"].to_numpy(dtype=float)
     x[fm.shortfall_cols] = shortfall_vector(fm, plan)
+    if len(fm.equity_kinds) and len(plan.counties):  # the lowest and highest county exit rate
+        rates = exit_rates(plan.counties)
+        x[fm.e_cols] = np.where(fm.equity_kinds == 0, rates.min(), rates.max())
     return x
 
 

@@ -320,7 +320,9 @@ def make_plan(fm: Formulation, x: np.ndarray | None, summary: dict) -> Plan:
     if x is None:
         summary.update(expected_exits=None, sustained_exits=None, value=None, total_cost=None,
                        total_shortfall=None, objective=None, counties_on_schedule=None,
-                       counties_total=len(p.county_ids), budget_use=[], path=[])
+                       counties_total=len(p.county_ids), budget_use=[], path=[],
+                       equity={"min_exit_rate": None, "max_exit_rate": None, "spread": None,
+                               "rules": p.policy.equity.rules, "broken": []})
         return Plan(summary)
     chosen_x, chosen_y = chosen_columns(fm, x)
     exits = exit_matrix(fm, chosen_x)
@@ -353,6 +355,7 @@ def make_plan(fm: Formulation, x: np.ndarray | None, summary: dict) -> Plan:
         households_with_package=int(len(chosen_x)),
         projects_built=int(len(chosen_y)),
         budget_use=budget_use(fm, funding),
+        equity=equity_facts(p, counties),
         path=[{"year": int(r.year), "expected_poor": float(r.expected_poor),
                "share": float(r.expected_poor) / max(int(r.registered_poor), 1),
                "target": None if pd.isna(r.target) else float(r.target),
@@ -360,6 +363,43 @@ def make_plan(fm: Formulation, x: np.ndarray | None, summary: dict) -> Plan:
               for r in scenario_path.itertuples()],
     )
     return Plan(summary, households, projects_table(fm, chosen_y), funding, counties, path)
+
+
+EQUITY_TOL = 1e-6  # exit rates, and yuan per registered poor household, within solver tolerance
+
+
+def exit_rates(counties: pd.DataFrame) -> pd.Series:
+    """Each county's exit rate (counties.csv: expected exits / registered poor), by county id."""
+    poor = counties["registered_poor"].astype(float)
+    rates = counties["expected_exits"].astype(float) / poor.where(poor > 0)
+    return pd.Series(rates.to_numpy(), index=counties["county_id"].astype(str)).dropna()
+
+
+def equity_facts(p: Problem, counties: pd.DataFrame) -> dict:
+    """The equity summary of a plan (``summary.json``'s ``equity``): the lowest and highest
+    county exit rate and their spread, the equity rules in force, and each rule the plan breaks
+    with by how much (empty for a plan that keeps them: every method's plan should)."""
+    rates = exit_rates(counties)
+    equity = p.policy.equity
+    low = float(rates.min()) if len(rates) else None
+    high = float(rates.max()) if len(rates) else None
+    spread = None if low is None else high - low
+    broken = []
+    if equity.max_exit_rate_spread is not None and spread is not None \
+            and spread > equity.max_exit_rate_spread + EQUITY_TOL:
+        broken.append({"rule": "max_exit_rate_spread", "by": spread - equity.max_exit_rate_spread,
+                       "message": f"the spread of county exit rates is {spread:.6f}, above the cap "
+                                  f"{equity.max_exit_rate_spread:.6f}"})
+    if equity.county_floor_per_poor is not None:
+        per_poor = counties["spend"].astype(float) / counties["registered_poor"].astype(float)
+        short = equity.county_floor_per_poor - per_poor
+        for county, by in zip(counties["county_id"], short, strict=True):
+            if by > EQUITY_TOL * max(1.0, equity.county_floor_per_poor) + 0.01:
+                broken.append({"rule": "county_floor_per_poor", "county_id": str(county), "by": float(by),
+                               "message": f"county {county} gets {equity.county_floor_per_poor - by:,.2f} yuan per "
+                                          f"registered poor household, below the floor "
+                                          f"{equity.county_floor_per_poor:,.2f}"})
+    return {"min_exit_rate": low, "max_exit_rate": high, "spread": spread, "rules": equity.rules, "broken": broken}
 
 
 def shortfall_vector(fm: Formulation, plan: Plan) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allocator.explain.difficulties import difficulties, marginal_section
+from allocator.explain.difficulties import difficulties, equity_section, marginal_section
 from allocator.inputs.names import named, region_names, village_names
 from allocator.inputs.provenance import plan_inputs
 from allocator.inputs.scenario import NATIONAL_STILL_POOR
@@ -400,6 +400,20 @@ def _baselines_section(plan: Plan) -> str:
             + skipped)
 
 
+def _equity_section(plan: Plan) -> str:
+    """The range of county exit rates and, per equity rule in force, what it costs (the price of
+    fairness, :func:`allocator.explain.difficulties.equity_section`)."""
+    found = equity_section(plan)
+    if found.get("min_exit_rate") is None:
+        return ""
+    head = _heading("Equity and the price of fairness") + f"<p>{_esc(said(found, tr))}{tr('.')}</p>"
+    if not found["rules"]:
+        return head + _note(tr("No equity rule in force: `policy.equity` sets a county floor per registered poor "
+                               "household, a cap on the spread of county exit rates or the max-min objective."))
+    items = "".join(f"<li>{_esc(said(rule, tr))}</li>" for rule in found["rules"])
+    return head + f"<ul>{items}</ul>"
+
+
 def _monitor_section(folder: Path) -> str:
     """The plan-against-actual section, from ``allocator monitor``'s self-describing monitor.json."""
     summary = json.loads((folder / "monitor.json").read_text())
@@ -597,6 +611,7 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
                      "<p>" + _esc(tr("No county is within {within:.0f} households of its threshold.").format(
                          within=near_households)) + "</p>"),
                   _near_line_section(context.folder, near_yuan, context.tables),
+                  _equity_section(plan),
                   _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),
