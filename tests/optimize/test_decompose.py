@@ -281,3 +281,35 @@ def test_short_time_runs_the_groups_furthest_behind_and_all_of_them_when_it_can(
     assert run.tolist() == [1, 3] and np.allclose(limits, [20.0, 40.0])
     run, limits = groups_to_run(behind, needs, 10.0, 2)  # less than the furthest behind needs: it alone
     assert run.tolist() == [3] and np.allclose(limits, [20.0])
+
+
+def test_the_greedy_rule_s_plan_is_the_start_when_the_repaired_one_is_worse():
+    """decompose goes on from the greedy rule's plan (the pipeline's ``incumbent``) when the repaired
+    relaxed plan is worse or missing, never when it is better; the pipeline passes it."""
+    import allocator
+    from allocator.optimize.baselines import baseline_plan
+    from allocator.optimize.decompose import better_start
+    from allocator.optimize.methods import solve_restricted
+    from allocator.optimize.pipeline import solve_problem
+    from allocator.plan.context import plan_vector
+    from allocator.solvers import get_backend
+    from allocator.solvers.base import SolveOptions
+
+    tables = generate_preset("tiny", seed=2, start_year=2016, deadline_year=2019, money_scale=0.4)
+    problem = build_problem(tables, name="tiny", start_year=2016, deadline_year=2019,
+                            policy=Policy(annual_targets={2017: 0.6, 2018: 0.3}), validate=False)
+    fm, solver, options = formulate(problem), get_backend("highs"), SolveOptions()
+    greedy = plan_vector(fm, baseline_plan(fm, "greedy"))
+    projects_only = np.where(np.arange(fm.model.num_cols) < fm.nx, 0.0, greedy)
+    nothing = solve_restricted(fm, solver, projects_only, np.zeros(fm.model.num_cols, dtype=bool),
+                               options)  # the rule's projects and no package: a plan far behind the rule's
+    assert nothing.status.has_solution
+    taken = better_start(fm, solver, nothing, greedy, options)
+    assert taken is not None and taken.objective > nothing.objective
+    assert np.array_equal(taken.x[fm.model.integrality], np.round(greedy[fm.model.integrality]))
+    assert better_start(fm, solver, None, greedy, options) is not None  # no repaired plan at all
+    assert better_start(fm, solver, solver.solve(fm.model, options), greedy, options) is None  # the optimum
+    phases = []
+    solve_problem(problem, allocator.SolverSettings(method="decompose", time_limit=20),
+                  progress=lambda phase, **info: phases.append(phase))
+    assert "greedy rule's plan: a start for decompose" in phases

@@ -627,10 +627,11 @@ def round_point(fm: Formulation, point: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progress: ProgressCallback, *,
-                    client=None) -> Outcome:
+                    client=None, incumbent: np.ndarray | None = None) -> Outcome:
     """Prices (the bound), the weighted relaxed plans rounded and repaired into a plan, groups
     of counties (as tasks on ``client``, a Dask client, when given), then improvement rounds
-    (module docstring)."""
+    (module docstring). ``incumbent``: another plan's solution vector (the pipeline passes the
+    greedy rule's): the search goes on from it when it is better than the repaired plan."""
     started = time.perf_counter()
     model = fm.model
     solver = get_backend(backend)
@@ -670,6 +671,12 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     except ValueError as exc:
         failure = f"the relaxed plan could not be repaired: {exc}"
     phases["repair"] = round(time.perf_counter() - repair_started, 4)
+    if incumbent is not None:
+        better = better_start(fm, solver, None if failure is not None else plan, incumbent, options)
+        if better is not None:
+            plan, failure = better, None
+            notes.append("the greedy rule's plan was better than the repaired relaxed plan: the search went on "
+                         "from it")
     if failure is not None:  # a heuristic's failure proves nothing: the whole MIP decides, in the time left
         progress("repair failed; solving the whole MIP", reason=failure)
         # presolve off: HiGHS 1.16's MIP presolve ignored a 60 s limit for 4 minutes on the default
@@ -693,6 +700,17 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     if pricing.stopped_by is not None and plan.stopped_by is None:
         plan.stopped_by = pricing.stopped_by
     return Outcome(plan, pricing.bound, phases, notes, prices, row_prices=rows, price_method=LAGRANGIAN)
+
+
+def better_start(fm: Formulation, solver, plan: SolveResult | None, incumbent: np.ndarray,
+                 options: SolveOptions) -> SolveResult | None:
+    """``incumbent``'s packages and projects with the money flows solved again under every rule,
+    when that is a plan better than ``plan`` (or there is none); else None."""
+    trial = solve_restricted(fm, solver, incumbent, np.zeros(fm.model.num_cols, dtype=bool),
+                             dataclasses.replace(options, progress=None, start=None))
+    if not trial.status.has_solution or (plan is not None and trial.objective <= plan.objective):
+        return None
+    return trial
 
 
 def advance_plan(fm: Formulation, flows: Flows, plan: SolveResult, solver, options: SolveOptions, started: float,

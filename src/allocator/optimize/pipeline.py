@@ -132,6 +132,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
                 where = client.scheduler.address
         solve_started = time.perf_counter()
         on_dask = {"client": client} if where else {}  # only decompose runs on Dask (``where`` is set)
+        greedy = None
         stage = None
         if point is not None:
             outcome = solve_from_point(fm, settings.backend, point, options, progress)
@@ -142,7 +143,17 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
                 if stage.rate is not None:
                     fm = hold_lowest_rate(fm, stage)
                     options = dataclasses.replace(options, start=stage.x)
-            outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask)
+            from_rule = {}
+            if method_name == "decompose" and not_applicable(fm, "greedy") is None:
+                progress("greedy rule's plan: a start for decompose")
+                rule_started = time.perf_counter()
+                greedy = baseline_plan(fm, "greedy")
+                if greedy.summary.get("expected_exits") is not None:
+                    from_rule["incumbent"] = plan_vector(fm, greedy)
+                if options.time_limit is not None:  # its seconds count in the method's time limit
+                    options = dataclasses.replace(options, time_limit=max(
+                        options.time_limit - (time.perf_counter() - rule_started), 1.0))
+            outcome = METHODS[method_name](fm, settings.backend, options, progress, **on_dask, **from_rule)
         if stage is not None:
             outcome.notes.insert(0, stage.message)
             outcome.phases["maxmin_stage"] = round(stage.seconds, 4)
@@ -202,7 +213,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     if baselines:
         skipped = {rule: why for rule in BASELINES if (why := not_applicable(fm, rule))}
         for rule in (r for r in BASELINES if r not in skipped):
-            plan.baselines[rule] = baseline_plan(fm, rule)
+            plan.baselines[rule] = greedy if rule == "greedy" and greedy is not None else baseline_plan(fm, rule)
             plan.baselines[rule].summary["manifest"] = {**plan.summary["manifest"], "method": f"baseline:{rule}"}
             progress(f"baseline {rule}", expected_exits=plan.baselines[rule].summary.get("expected_exits"),
                      counties_on_schedule=plan.baselines[rule].summary.get("counties_on_schedule"))
