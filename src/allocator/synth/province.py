@@ -78,6 +78,11 @@ infrastructure gaps         poor / non-poor: no paved road .30/.08, no tap water
                             .15/.05; x (0.4 + 1.2 r) / (0.4 + 1.2 E[r]) with E[r] = .6/.4
 forest                      probability 0.25 + 0.30 x remoteness                                A
 tourism_potential           Beta(2, 5)                                                           A
+asset_income_assets         'none' unless ``asset_share`` > 0 (every preset: 0); then a village  A
+                            holds assets with probability asset_share x (0.5 + r) / (0.5 +
+                            mean r), x 0.6 in a central province; kinds pv .55, hydropower
+                            .30, mining .15; drawn from the 8th child generator, so nothing
+                            else changes with it
 coordinates                 24–29 N, 103–109 E (Guizhou/Yunnan-like); prefecture centre,        A
                             county N(0, .35°), township N(0, .12°), village N(0, .04°)
 main_cause                  illness .40, disability .10, funds .15, skills .10, labour .08,     S/A
@@ -142,6 +147,11 @@ east_west         industry;ability             the counties  false  from start_y
                                                prefectures
 social_donation   welfare;ability;industry     '*'           true   0.02 x central                      A
 ================  ===========================  ============  =====  ==================================  ===
+
+With ``asset_share`` > 0, ``asset_compensation`` (categories ``industry``, regions the counties
+of the hydropower and mining villages, carried over): 25,000 x 0.6 yuan per registered household
+of those villages, evenly over the years [A: enterprise and resource-development compensation
+converted into the equity of asset-income support; no row without such villages].
 
 Amounts are rounded to whole yuan; only the years start_year..deadline_year are kept and a
 source with no (non-zero-weight) year in the horizon has no row.
