@@ -201,3 +201,13 @@ def test_report_names_the_households_reached(asset_plan):
     assert str(table["household_id"].iloc[0]) in page
     assert "资产收益扶贫" in build_report(plan_dir, lang="zh")
     assert np.isin(table["household_id"], packages["household_id"]).all()
+
+
+def test_cli_generate_province_draws_asset_villages(tmp_path):
+    result = run("generate", "province", tmp_path / "out", "--preset", "county", "--seed", "3",
+                 "--years", "2016:2017", "--asset-share", "0.3")
+    assert result.returncode == 0, result.stderr
+    villages = pd.read_csv(tmp_path / "out" / "villages_raw.csv", dtype=str, keep_default_na=False)
+    assert (villages["asset_income_assets"] != "none").mean() == pytest.approx(0.3, abs=0.08)
+    bad = run("generate", "province", tmp_path / "bad", "--asset-share", "1.5")
+    assert bad.returncode == 2
