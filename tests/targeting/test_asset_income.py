@@ -211,3 +211,11 @@ def test_cli_generate_province_draws_asset_villages(tmp_path):
     assert (villages["asset_income_assets"] != "none").mean() == pytest.approx(0.3, abs=0.08)
     bad = run("generate", "province", tmp_path / "bad", "--asset-share", "1.5")
     assert bad.returncode == 2
+
+
+def test_holds_assets_reads_kinds_and_booleans():
+    from allocator.targeting.candidates import holds_assets
+
+    kinds = holds_assets(np.array(["none", "pv", "", "hydropower", "None", "mining"], dtype=object))
+    assert kinds.tolist() == [False, True, False, True, False, True]
+    assert holds_assets(np.array([True, False, True])).tolist() == [True, False, True]
