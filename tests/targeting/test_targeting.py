@@ -36,6 +36,7 @@ def eligible(measure: str, h: pd.Series, v: pd.Series) -> bool:
         "public_welfare_job": labour >= 1 and (labour == 1 or h["chronic_illness_members"] + h["disabled_members"] > 0),
         "forest_ranger": bool(v["forest"]) and labour >= 1,
         "tourism_homestay": v["tourism_potential"] >= 0.6 and labour >= 1,
+        "asset_income": v["asset_income_assets"] != "none",
         "dibao_topup": labour == 0 or h["household_type"] != "ordinary",
         "health_package": h["uninsured_members"] > 0 or h["chronic_illness_members"] > 0,
         "education_subsidy": h["children_out_of_school"] > 0 or h["main_cause"] == "schooling",

@@ -200,6 +200,9 @@ def generate_province(
     central: Annotated[bool, typer.Option("--central", help="a central province (2 % threshold), not western")]
     = False,
     fmt: Annotated[str, typer.Option("--format", help="csv | parquet")] = "csv",
+    asset_share: Annotated[float, typer.Option("--asset-share", min=0.0, max=1.0,
+                                               help="share of villages holding hydropower, mining or PV assets "
+                                                    "(asset-income support; default none)")] = 0.0,
 ) -> None:
     """Write a seeded synthetic province as raw registry data, plus a scenario that plans it."""
     from allocator.synth.province import PROVINCE_PRESETS, generate_province_preset
@@ -211,7 +214,7 @@ def generate_province(
         raise typer.Exit(2)
     err.print(f"generating {preset} (seed {seed})")
     tables = generate_province_preset(preset, seed=seed, start_year=start, deadline_year=deadline,
-                                      money_scale=money_scale, western=not central)
+                                      money_scale=money_scale, western=not central, asset_share=asset_share)
     scenario = {"name": out_dir.name or preset, "start_year": start, "deadline_year": deadline, "data": ".",
                 "policy": {"county_exit_threshold": {"default": 0.02, "western": 0.03}, "deadline": "soft"},
                 "targeting": {"basis": "rule"},

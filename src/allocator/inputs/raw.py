@@ -32,6 +32,9 @@ CAUSES = ("illness", "disability", "lack_of_funds", "lack_of_skills", "lack_of_l
           "lack_of_motivation", "disaster", "transport", "lack_of_land", "lack_of_water", "other")
 HOUSEHOLD_TYPES = ("ordinary", "dibao", "tekun")
 SHOCKS = ("illness", "disability", "disaster", "accident", "other")
+# assets a village holds on its land in which its poor households may take collective equity
+# shares (asset-income support, docs/effect-model.md): none, or the kind of project
+ASSET_KINDS = ("none", "hydropower", "mining", "pv")
 
 RAW_SPECS: dict[str, TableSpec] = {
     "households_raw": TableSpec(
@@ -77,6 +80,7 @@ RAW_SPECS: dict[str, TableSpec] = {
             Column("hazard_zone", "bool"),
             Column("income_per_capita", "float", required=False, minimum=-1e6, maximum=1e8, allow_empty=True,
                    default=np.nan),
+            Column("asset_income_assets", "str", required=False, choices=ASSET_KINDS, default="none"),
         ),
         key=("village_id",),
     ),
@@ -149,5 +153,5 @@ def check_raw_tables(tables: dict[str, pd.DataFrame], issues: IssueCollector) ->
         issues.add("households_raw.csv", "no households", expected="at least one household row")
 
 
-__all__ = ["CAUSES", "HOUSEHOLD_TYPES", "RAW_SPECS", "RAW_TABLES", "SHOCKS", "check_raw_tables", "is_raw_folder",
-           "read_raw_tables"]
+__all__ = ["ASSET_KINDS", "CAUSES", "HOUSEHOLD_TYPES", "RAW_SPECS", "RAW_TABLES", "SHOCKS", "check_raw_tables",
+           "is_raw_folder", "read_raw_tables"]

@@ -156,6 +156,9 @@ class Generate(_Strict):
     households: int | None = Field(None, ge=1)
     money_scale: float | None = Field(None, gt=0)
     western: bool | None = None
+    # province presets only: share of villages holding hydropower, mining or PV assets
+    # (asset-income support; the presets draw none by default)
+    asset_share: float | None = Field(None, ge=0, le=1)
 
 
 class Targeting(_Strict):

@@ -56,6 +56,8 @@ from allocator.report.titles import (
     unsolved_sentence,
     yuan,
 )
+from allocator.targeting.catalog import load_catalog
+from allocator.targeting.pipeline import is_raw_scenario
 
 # Share of the end-2014 stock of rural poor still poor at the end of each year (DOMAIN.md §7.5,
 # derived from NBS counts); the report rescales it to the stock at the start of the plan.
@@ -151,6 +153,47 @@ def village_table(plan: Plan, villages: pd.DataFrame) -> pd.DataFrame:
     frame["spend"] = frame["village_id"].map(spend.groupby("village_id")["cost"].sum()).fillna(0.0)
     frame["main_category"] = frame["village_id"].map(main).fillna(NOTHING)
     return frame
+
+
+ASSET_ROWS = 200  # households listed in the asset-income section; the count covers them all
+
+
+def asset_income_table(plan: Plan, packages: pd.DataFrame, measure_names: list[str]) -> pd.DataFrame:
+    """The households whose chosen package holds one of ``measure_names`` (the catalogue's
+    asset-income measures): household, village, county, package, start year and cost."""
+    columns = ["household_id", "village_id", "county_id", "package_id", "start_year", "cost"]
+    chosen = plan.households[plan.households["package_id"].astype(str) != ""]
+    if not measure_names or chosen.empty or "measures" not in packages:
+        return pd.DataFrame(columns=columns)
+    names = set(measure_names)
+    holds = packages["measures"].fillna("").astype(str).str.split("; ").map(lambda ms: bool(names & set(ms)))
+    keys = set(zip(packages.loc[holds, "household_id"].astype(str), packages.loc[holds, "package_id"].astype(str),
+                   strict=True))
+    reached = [(h, p) in keys for h, p in zip(chosen["household_id"].astype(str), chosen["package_id"].astype(str),
+                                                strict=True)]
+    return chosen.loc[reached, columns].reset_index(drop=True)
+
+
+def _asset_section(context: PlanContext) -> str:
+    """Asset-income support: how many households the plan gives collective equity shares, and
+    which (from the catalogue's measures naming a village asset column); nothing when the
+    scenario's catalogue has no such measure."""
+    if not is_raw_scenario(context.scenario):
+        return ""
+    catalog = load_catalog(context.scenario.catalog_path())
+    names = [m.name for m in catalog.measures.values() if m.village_assets is not None]
+    if not names:
+        return ""
+    table = asset_income_table(context.plan, context.tables["packages"], names)
+    parts = [_heading("Asset-income support"),
+             "<p>" + _esc(tr("Households given collective equity shares in hydropower, mining or PV projects on "
+                             "their village's land: {count:,}").format(count=len(table))) + tr(".") + "</p>"]
+    if table.empty:
+        return "".join(parts)
+    if len(table) > ASSET_ROWS:
+        parts.append(_note(tr("The first {rows:,} are listed; households.csv of the plan folder holds them all.")
+                           .format(rows=ASSET_ROWS)))
+    return "".join(parts) + _table(with_names(table.head(ASSET_ROWS), context.tables))
 
 
 NAMED = (("county_id", "county_name", region_names), ("region_id", "region_name", region_names),
@@ -611,6 +654,7 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
                      "<p>" + _esc(tr("No county is within {within:.0f} households of its threshold.").format(
                          within=near_households)) + "</p>"),
                   _near_line_section(context.folder, near_yuan, context.tables),
+                  _asset_section(context),
                   _equity_section(plan),
                   _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
@@ -632,5 +676,5 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
     parts.append("</body></html>")
     return "\n".join(parts)
 
-__all__ = ["budget_sentence", "budget_table", "build_report", "county_incidence_by_year", "hat_off_years",
-           "near_line", "near_misses", "poor_by_year", "spend_table", "village_table", "with_names"]
+__all__ = ["asset_income_table", "budget_sentence", "budget_table", "build_report", "county_incidence_by_year",
+           "hat_off_years", "near_line", "near_misses", "poor_by_year", "spend_table", "village_table", "with_names"]

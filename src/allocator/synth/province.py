@@ -78,6 +78,11 @@ infrastructure gaps         poor / non-poor: no paved road .30/.08, no tap water
                             .15/.05; x (0.4 + 1.2 r) / (0.4 + 1.2 E[r]) with E[r] = .6/.4
 forest                      probability 0.25 + 0.30 x remoteness                                A
 tourism_potential           Beta(2, 5)                                                           A
+asset_income_assets         'none' unless ``asset_share`` > 0 (every preset: 0); then a village  A
+                            holds assets with probability asset_share x (0.5 + r) / (0.5 +
+                            mean r), x 0.6 in a central province; kinds pv .55, hydropower
+                            .30, mining .15; drawn from the 8th child generator, so nothing
+                            else changes with it
 coordinates                 24–29 N, 103–109 E (Guizhou/Yunnan-like); prefecture centre,        A
                             county N(0, .35°), township N(0, .12°), village N(0, .04°)
 main_cause                  illness .40, disability .10, funds .15, skills .10, labour .08,     S/A
@@ -142,6 +147,11 @@ east_west         industry;ability             the counties  false  from start_y
                                                prefectures
 social_donation   welfare;ability;industry     '*'           true   0.02 x central                      A
 ================  ===========================  ============  =====  ==================================  ===
+
+With ``asset_share`` > 0, ``asset_compensation`` (categories ``industry``, regions the counties
+of the hydropower and mining villages, carried over): 25,000 x 0.6 yuan per registered household
+of those villages, evenly over the years [A: enterprise and resource-development compensation
+converted into the equity of asset-income support; no row without such villages].
 
 Amounts are rounded to whole yuan; only the years start_year..deadline_year are kept and a
 source with no (non-zero-weight) year in the horizon has no row.
@@ -232,6 +242,11 @@ SOCIAL_DONATION_SHARE = 0.02
 FISCAL_SOURCES = ("central", "provincial", "integrated", "east_west")  # budget money: recalled when idle
 RECALL_YEARS = 2  # DOMAIN §4.4: carry-over funds not spent within two years are recalled
 
+ASSET_KIND_P = {"pv": 0.55, "hydropower": 0.30, "mining": 0.15}  # [A] kinds of the villages holding assets
+ASSET_CENTRAL_FACTOR = 0.6  # [A] a central province's villages hold assets 0.6x as often as a western one's
+ASSET_SHARE_COST = 25_000.0  # [A] the catalogue's asset_income cost per household
+ASSET_COMPENSATION_SHARE = 0.6  # [A] share of those shares in hydropower/mining villages the enterprises pay
+
 # --- schedule ---------------------------------------------------------------------------
 COUNTY_BATCHES = {2016: 28, 2017: 125, 2018: 283, 2019: 344, 2020: 52}  # poor counties delisted (DOMAIN §2.3)
 
@@ -315,7 +330,7 @@ def _combo_vocab(items) -> list[str]:
 def generate_province(households: int, start_year: int = 2016, deadline_year: int = 2020, seed: int = 0, *,
                       counties: int | None = None, poor_county_share: float = 0.58,
                       poor_villages: int | None = None, money_scale: float = 1.0,
-                      western: bool = True) -> dict[str, pd.DataFrame]:
+                      western: bool = True, asset_share: float = 0.0) -> dict[str, pd.DataFrame]:
     """The raw registry tables of a synthetic province with ``households`` registered poor
     households (plus ~8 % non-registered rows), planning ``start_year``..``deadline_year``.
 
@@ -323,7 +338,10 @@ def generate_province(households: int, start_year: int = 2016, deadline_year: in
     households); ``poor_county_share`` is the share of national poor counties;
     ``poor_villages`` overrides the number of poor villages (default registered poor people
     / 670); ``money_scale`` multiplies every fund amount; ``western`` marks the province
-    western (3 % exit threshold) or central (2 %). See the module doc for every number.
+    western (3 % exit threshold) or central (2 %). ``asset_share`` is the share of villages
+    (at average remoteness, in a western province) holding hydropower, mining or PV assets for
+    asset-income support (default 0: none, and no ``asset_compensation`` fund). See the module
+    doc for every number.
     """
     households = int(households)
     if households < 1:
@@ -334,6 +352,9 @@ def generate_province(households: int, start_year: int = 2016, deadline_year: in
     money_scale = float(money_scale)
     if not (math.isfinite(money_scale) and money_scale >= 0):
         raise ValueError(f"money_scale must be a finite number >= 0 (got {money_scale})")
+    asset_share = float(asset_share)
+    if not 0 <= asset_share <= 1:
+        raise ValueError(f"asset_share must be in [0, 1] (got {asset_share})")
     poor_county_share = float(poor_county_share)
     if not 0 <= poor_county_share <= 1:
         raise ValueError(f"poor_county_share must be in [0, 1] (got {poor_county_share})")
@@ -351,13 +372,15 @@ def generate_province(households: int, start_year: int = 2016, deadline_year: in
 
     years = np.arange(start_year, deadline_year + 1)
     data_year = start_year - 1
-    rngs = np.random.default_rng(seed).spawn(7)
+    rngs = np.random.default_rng(seed).spawn(8)  # children 0-6 as before the asset stage was added
     geo = _geography(rngs[0], households, n_counties, poor_county_share, n_poor, n_villages)
     vil = _villages(rngs[1], geo, data_year)
+    vil["assets"] = _assets(rngs[7], vil, asset_share, western)
     hh = _households(rngs[2], vil, households, data_year)
     _finish_villages(rngs[3], vil, hh)
     cad = _cadres(rngs[4], vil)
     funds = _funds(rngs[5], geo, vil, hh, years, money_scale)
+    funds = pd.concat([funds, _asset_fund(geo, vil, years, money_scale, funds)], ignore_index=True)
     names = rngs[6]
     regions = regions_table(names, geo, vil, western, province_id="PROV", prefecture_prefix="P")
     hat_off = np.full(len(regions), pd.NA, dtype=object)
@@ -747,6 +770,50 @@ def _funds(rng: np.random.Generator, geo: dict, vil: dict, hh: dict, years: np.n
     })
 
 
+def _assets(rng: np.random.Generator, vil: dict, share: float, western: bool) -> np.ndarray:
+    """The kind of assets each village holds ('none' mostly): probability ``share`` x (0.5 + r)
+    / (0.5 + mean r) (mountain villages hold more hydropower and mining land), x 0.6 in a
+    central province; kinds pv .55, hydropower .30, mining .15 [A]. Nothing is drawn when
+    ``share`` is 0, so the other stages' draws never depend on it."""
+    n_v = vil["n"]
+    kinds = np.full(n_v, "none", dtype=object)
+    if share <= 0:
+        return kinds
+    remote = vil["remote"]
+    p = share * (0.5 + remote) / (0.5 + remote.mean()) * (1.0 if western else ASSET_CENTRAL_FACTOR)
+    holds = rng.random(n_v) < np.clip(p, 0, 1)
+    names = np.array(list(ASSET_KIND_P), dtype=object)
+    drawn = names[rng.choice(len(names), n_v, p=np.array(list(ASSET_KIND_P.values())))]
+    kinds[holds] = drawn[holds]
+    return kinds
+
+
+def _asset_fund(geo: dict, vil: dict, years: np.ndarray, money_scale: float, like: pd.DataFrame) -> pd.DataFrame:
+    """The ``asset_compensation`` source: enterprise and resource-development compensation of
+    the hydropower and mining projects, converted into the equity shares of asset-income
+    support: ASSET_SHARE_COST x ASSET_COMPENSATION_SHARE per registered household of the
+    villages holding such assets, spread evenly over the horizon; restricted to the
+    ``industry`` category (the asset_income measure's) and to the counties of those villages;
+    carried over. No row when no village holds hydropower or mining assets."""
+    compensated = np.isin(vil["assets"], ("hydropower", "mining"))
+    total = ASSET_SHARE_COST * ASSET_COMPENSATION_SHARE * float(vil["registered"][compensated].sum())
+    if total <= 0 or len(years) == 0:
+        return like.iloc[:0]
+    county_ids = np.asarray(numbered_ids("C", geo["n_counties"], 3).to_pylist())
+    regions = LIST_SEPARATOR.join(county_ids[np.unique(vil["county"][compensated])])
+    n = len(years)
+    return pd.DataFrame({
+        "source_id": text_array(np.full(n, "asset_compensation", dtype=object)),
+        "year": years.astype(np.int64),
+        "amount": np.full(n, float(np.round(total / n * money_scale))),
+        "categories": text_array(np.full(n, "industry", dtype=object)),
+        "regions": text_array(np.full(n, regions, dtype=object)),
+        "carry_over": np.ones(n, dtype=bool),
+        "carry_over_years": pd.array([pd.NA] * n, dtype="Int64"),
+        "min_spend_share": np.full(n, np.nan),
+    })
+
+
 # --- tables -----------------------------------------------------------------------------
 def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
     town_ids = numbered_ids("T", vil["n_towns"], 4)
@@ -766,6 +833,7 @@ def _villages_table(rng: np.random.Generator, vil: dict) -> pd.DataFrame:
     frame["remoteness"] = np.round(vil["remote"], 4)
     frame["hazard_zone"] = vil["hazard"].astype(bool)
     frame["income_per_capita"] = vil["income"].astype(float)
+    frame["asset_income_assets"] = text_array(vil["assets"])
     return frame
 
 

@@ -87,7 +87,41 @@ def household_frame(cards: pd.DataFrame, households_raw: pd.DataFrame, villages:
         frame["village_" + column] = villages[column].to_numpy()[v]
     frame["village_relocation_zone"] = (frame["village_remoteness"] > RELOCATION_REMOTENESS) | frame[
         "village_hazard_zone"]
+    for column in asset_columns(catalog, villages):  # asset-income support: the village's assets
+        frame["village_" + column] = villages[column].to_numpy()[v]
     return frame
+
+
+def asset_columns(catalog: Catalog, villages: pd.DataFrame) -> list[str]:
+    """The village columns the catalogue's asset measures name (``village_assets``), in order.
+
+    Raises ScenarioError naming the village file, the catalogue key and the column when one is
+    absent from the village file."""
+    issues, columns = [], []
+    for key, measure in catalog.measures.items():
+        column = measure.village_assets
+        if column is None:
+            continue
+        if column not in villages.columns:
+            issues.append(Issue("villages_raw", f"column '{column}' named by asset measure '{key}' is absent",
+                                column=column, key=f"measures.{key}.village_assets",
+                                expected="a column of villages_raw saying which villages hold the assets "
+                                         "(e.g. asset_income_assets: none, hydropower, mining or pv)"))
+        elif column not in columns:
+            columns.append(column)
+    if issues:
+        raise ScenarioError(issues)
+    return columns
+
+
+def holds_assets(values) -> np.ndarray:
+    """True where a village asset column says the village holds assets: a true boolean, or a
+    kind other than empty, 'none', 'false', 'no' or '0'."""
+    values = pd.Series(np.asarray(values, dtype=object))
+    if values.map(lambda x: isinstance(x, (bool, np.bool_))).all():
+        return values.astype(bool).to_numpy()
+    text = values.fillna("").astype(str).str.strip().str.lower()
+    return (~text.isin(["", "none", "false", "no", "0", "nan", "<na>"])).to_numpy()
 
 
 def _above(mean: np.ndarray, var: np.ndarray, line: float) -> np.ndarray:
@@ -207,6 +241,10 @@ def _measure_arrays(sub: pd.DataFrame, hv: np.ndarray, villages: pd.DataFrame, c
     shape = (len(sub), len(keys))
     eligible = np.column_stack([evaluate(sub, catalog.measures[k].eligible, f"measures.{k}.eligible", bool)
                                 for k in keys]) if keys else np.zeros(shape, dtype=bool)
+    for m, key in enumerate(keys):  # an asset measure only where the household's village holds the assets
+        column = catalog.measures[key].village_assets
+        if column is not None:
+            eligible[:, m] &= holds_assets(sub["village_" + column].to_numpy())
     v_frame = villages.assign(road_scale=np.clip(np.sqrt(villages["population"].to_numpy() / 2000.0), 0.25, 1.5))
     v_frame.attrs = {}
     # people per village eligible for a measure needing each project (e.g. relocation_site_people)
@@ -648,4 +686,4 @@ def _projects(v_frame: pd.DataFrame, gap: np.ndarray, required: np.ndarray, cata
     return projects.iloc[order].reset_index(drop=True)
 
 
-__all__ = ["Candidates", "build_candidates", "household_frame"]
+__all__ = ["Candidates", "asset_columns", "build_candidates", "holds_assets", "household_frame"]

@@ -79,6 +79,9 @@ class Measure(_Strict):
     return_risk: float = Field(ge=0, le=1)
     protects_illness: bool = False
     requires: list[str] = []
+    # asset-income support: the village column (villages_raw) naming the assets the village holds;
+    # the measure is eligible only in villages where it is neither false, empty nor 'none'
+    village_assets: str | None = None
     sources: dict[str, str]
 
     @model_validator(mode="after")

@@ -112,6 +112,10 @@ def _read_or_generate(scenario: Scenario) -> dict[str, pd.DataFrame]:
     if scenario.generate is not None:
         overrides = {k: v for k, v in scenario.generate.model_dump().items()
                      if k not in ("preset", "seed") and v is not None}
+        if "asset_share" in overrides:
+            raise ScenarioError([Issue(_file_name(scenario), "asset_share is for the province presets",
+                                       key="generate.asset_share", expected="a preset among "
+                                       + ", ".join(PROVINCE_PRESETS), found=scenario.generate.preset)])
         tables = generate_preset(scenario.generate.preset, seed=scenario.generate.seed,
                                  start_year=scenario.start_year, deadline_year=scenario.deadline_year, **overrides)
         check_tables(tables, scenario.years, policy=scenario.policy, scenario_file=_file_name(scenario))
