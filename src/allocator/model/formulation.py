@@ -28,8 +28,9 @@ start..deadline; with ``policy.targeting_weights`` each household's part of V is
 its ``poverty_probability`` q (a household poor with probability q contributes q x its exit
 gain: money spent on a household that is not poor buys no exit). The county exit rows, the
 annual targets and the exit-rate rows stay on the registered households, unweighted: the
-registered poor count is the official yardstick for taking off the hat. The penalty is above every possible gain in V (one household of shortfall
-outweighs everything else), so the least total shortfall comes first, then sustained exits,
+registered poor count is the official yardstick for taking off the hat. The penalty is
+above every possible gain in V (one household of shortfall outweighs everything else), so
+the least total shortfall comes first, then sustained exits,
 with earlier exits worth a little more. The exact method solves the lexicographic objective
 in two stages instead (:meth:`Formulation.shortfall_model`, then
 :meth:`Formulation.exits_model` with total shortfall capped).

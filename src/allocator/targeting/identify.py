@@ -201,4 +201,5 @@ def _summary(cards: pd.DataFrame, villages: pd.DataFrame, line: float, edge_fact
     return summary
 
 
-__all__ = ["EDGE_FACTOR", "INCOME_ERROR_SCALE", "Identification", "poverty_probability", "REASONS", "county_of_townships", "identify"]
+__all__ = ["EDGE_FACTOR", "INCOME_ERROR_SCALE", "REASONS", "Identification", "county_of_townships", "identify",
+           "poverty_probability"]
