@@ -223,3 +223,17 @@ def test_identify_writes_probabilities_with_edge_households_between():
     cands = candidates_of(raw, ident, basis="registry")
     table = cands.tables["households"].set_index("household_id")["poverty_probability"]
     assert table.to_dict() == cards.set_index("household_id")["poverty_probability"].to_dict()
+
+
+# --- shown briefly ----------------------------------------------------------------------
+def test_the_targeting_line_in_english_and_chinese():
+    from allocator.report.i18n import language
+    from allocator.report.titles import targeting_text
+
+    facts = {"expected_inclusion_error": 12.5, "expected_inclusion_error_share": 0.125,
+             "expected_exclusion_error": 3.0, "expected_exclusion_error_share": 0.03}
+    with language("en"):
+        assert targeting_text(facts) == "inclusion 12.5 households (12.5%), exclusion 3.0 households (3.0%)"
+        assert "exclusion n/a" in targeting_text({**facts, "expected_exclusion_error": None})
+    with language("zh"):
+        assert targeting_text(facts) == "错评12.5户（12.5%），漏评3.0户（3.0%）"
