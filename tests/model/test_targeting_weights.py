@@ -210,6 +210,8 @@ def test_identify_writes_probabilities_with_edge_households_between():
     assert (cards.loc[guarantees, "poverty_probability"] == 1.0).all()
     near = cards[cards["edge_reasons"].str.contains("near_line")]
     assert len(near) and ((near["poverty_probability"] > 0) & (near["poverty_probability"] < 0.5)).all()
+    beyond = cards[~cards["poor"] & ~cards["edge"]]
+    assert len(beyond) and (beyond["poverty_probability"] == 0.0).all()
     income_only = cards[cards["reasons"] == "income"]
     assert ((income_only["poverty_probability"] > 0.5) & (income_only["poverty_probability"] <= 1)).all()
     # the documented logistic of the margin: at the line 0.5, scale INCOME_ERROR_SCALE x line

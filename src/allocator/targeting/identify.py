@@ -15,7 +15,8 @@ Each household also gets ``poverty_probability``, the chance it is truly poor gi
 income is measured with error: a household failing a guarantee (observed directly) has 1; the
 others have the logistic 1 / (1 + exp(-(line - income) / (INCOME_ERROR_SCALE x line))) of
 the margin to the line, so an income at the line gives 0.5, 10 % below it 0.73, 30 % below
-0.95, far below ~1, and 30 % above 0.05 (rounded to 4 decimals). The scale, 0.1 of the line,
+0.95, far below ~1, and 30 % above 0.05 (rounded to 4 decimals); a household neither poor
+nor at the edge (income at least ``edge_factor`` x the line, no shock) has 0. The scale, 0.1 of the line,
 is the logistic matching a relative measurement error of about 18 % of the line in the
 surveyed income (a logistic of scale s has standard deviation s x pi / sqrt(3)).
 
@@ -116,7 +117,9 @@ def identify(regions: pd.DataFrame, villages_raw: pd.DataFrame, households_raw: 
         "reasons": _flag_text(flags, REASONS),
         "edge": edge,
         "edge_reasons": edge_reason,
-        "poverty_probability": poverty_probability(income, poverty_line, flags[:, 1:].any(axis=1)),
+        # the chance to be truly poor: for the poor and the edge households; 0 beyond the edge
+        "poverty_probability": np.where(poor | edge, poverty_probability(income, poverty_line,
+                                                                         flags[:, 1:].any(axis=1)), 0.0),
     })
     if registry_given:
         registered = hh["registered_poor"].to_numpy()
