@@ -199,6 +199,8 @@ def _load_inputs(data_dir: Path, policy: dict) -> dict:
     households = households.assign(
         registered_poor=_bool(households["registered_poor"], False, "households.registered_poor"),
         baseline_exit_probability=_num(_col(households, "baseline_exit_probability")).fillna(0.0),
+        # the chance the household is truly poor; empty or absent: 1 for the registered
+        poverty_in=_num(_col(households, "poverty_probability")),
     ).merge(villages[["village_id", "township_id", "county_id"]], on="village_id", how="left")
     households[["township_id", "county_id"]] = households[["township_id", "county_id"]].fillna("")
 
@@ -290,7 +292,8 @@ def _check_households(ctx: dict, rep: _Report) -> pd.DataFrame:
     rep.rows(missing, lambda r: f"rule 1 households: registered poor household {r.household_id} missing", "rule 1")
 
     p1 = ph.drop_duplicates("household_id").merge(
-        rp[["household_id", "village_id", "county_id", "township_id", "baseline_exit_probability"]].rename(
+        rp[["household_id", "village_id", "county_id", "township_id", "baseline_exit_probability",
+            "poverty_in"]].rename(
             columns={"village_id": "village_id_in", "county_id": "county_id_in", "township_id": "township_in",
                      "baseline_exit_probability": "baseline_in"}),
         on="household_id")
@@ -340,6 +343,13 @@ def _check_households(ctx: dict, rep: _Report) -> pd.DataFrame:
     bad = p1[~(np.abs(got - p1["sustained"]) <= EXIT_TOL)]
     rep.rows(bad, lambda r: f"rule 3 sustained: household {r.household_id} sustained_probability "
              f"{r.sustained_probability!r} != expected {_g(r.sustained)}", "rule 3")
+    # rule 3: the household's poverty probability q (empty: 1) as in the inputs
+    p1["q"] = p1["poverty_in"].fillna(1.0)
+    if "poverty_probability" in p1.columns:
+        got = _num(p1["poverty_probability"])
+        bad = p1[~(np.abs(got - p1["q"]) <= EXIT_TOL)]
+        rep.rows(bad, lambda r: f"rule 3 poverty probability: household {r.household_id} poverty_probability "
+                 f"{r.poverty_probability!r} != input {_g(r.q)}", "rule 3")
     got = _int_year(p1["exit_year"])
     bad = p1[~((got == p1["exit_from"]) | (got.isna() & p1["exit_from"].isna()))]
     rep.rows(bad, lambda r: f"rule 3 exit year: household {r.household_id} exit_year {r.exit_year!r} != "
@@ -914,10 +924,52 @@ def _check_summary(ctx: dict, summary: dict, hh: pd.DataFrame, spend: pd.DataFra
     if not abs(got - years_out) <= tol * max(1.0, years_out):
         rep.add(f"rule 11 summary: household_years {_g(got)} != recomputed {_g(years_out)}")
     weight = float(ctx["policy"].get("earliness_weight", 0.02))
-    value = sustained + weight * years_out
+    q = hh["q"].to_numpy(dtype=float)
+    if ctx["policy"].get("targeting_weights"):  # each household's part weighed by its poverty probability
+        value = float(hh["sustained"].to_numpy(dtype=float) @ q) + weight * float(
+            ctx["exits_by_year"].to_numpy().sum(axis=1) @ q)
+        words = "q-weighted sustained exits + {weight} x q-weighted household-years"
+    else:
+        value = sustained + weight * years_out
+        words = "sustained exits + {weight} x household-years"
     got = num("value")
     if not abs(got - value) <= tol * max(1.0, value):
-        rep.add(f"rule 11 summary: value {_g(got)} != sustained exits + {weight} x household-years = {_g(value)}")
+        rep.add(f"rule 11 summary: value {_g(got)} != {words.format(weight=weight)} = {_g(value)}")
+    if "weighted_expected_exits" in summary:
+        weighted = float(hh["exit"].to_numpy(dtype=float) @ q)
+        got = num("weighted_expected_exits")
+        if not abs(got - weighted) <= tol * max(1.0, abs(weighted)):
+            rep.add(f"rule 11 summary: weighted_expected_exits {_g(got)} != recomputed sum of q x exit "
+                    f"{_g(weighted)}")
+    if "targeting" in summary:
+        _check_targeting(ctx, summary.get("targeting") or {}, rep)
+
+
+def _check_targeting(ctx: dict, facts: dict, rep: _Report) -> None:
+    """Rule 11 targeting: expected inclusion error = sum over registered households of 1 - q (and
+    its share of the registered); expected exclusion error = sum of q over non-registered
+    households with q given and above 0 (and its share of the expected poor), else null."""
+    tol = ctx["tol"]
+    hh = ctx["inp"]["households"]
+    registered = hh[hh["registered_poor"]].drop_duplicates("household_id")
+    q = registered["poverty_in"].fillna(1.0).to_numpy(dtype=float)
+    inclusion = float((1.0 - q).sum())
+    outside = hh[~hh["registered_poor"]]["poverty_in"].dropna().to_numpy(dtype=float)
+    exclusion = float(outside[outside > 0].sum()) if len(outside) else None
+    expected_poor = float(q.sum()) + (exclusion or 0.0)
+    want = {"expected_inclusion_error": inclusion,
+            "expected_inclusion_error_share": inclusion / len(q) if len(q) else None,
+            "expected_exclusion_error": exclusion,
+            "expected_exclusion_error_share": None if exclusion is None or expected_poor <= 0
+            else exclusion / expected_poor}
+    for key, value in want.items():
+        got = facts.get(key)
+        if value is None or got is None:
+            if (value is None) != (got is None):
+                rep.add(f"rule 11 targeting: {key} {got!r} != recomputed {value!r}")
+            continue
+        if not abs(float(got) - value) <= tol * max(1.0, abs(value)):
+            rep.add(f"rule 11 targeting: {key} {_g(got)} != recomputed {_g(value)}")
 
 
 EQUITY_RATE_TOL = 1e-6

@@ -235,6 +235,11 @@ def print_summary(summary: dict, folder: Path) -> None:
             if prices:
                 rows.append(("price of fairness (exits)", ", ".join(
                     f"{tr(rule)} {cell(value) if value is not None else tr('n/a')}" for rule, value in prices.items())))
+        targeting = summary.get("targeting") or {}
+        if targeting.get("expected_inclusion_error") or targeting.get("expected_exclusion_error") is not None:
+            from allocator.report.titles import targeting_text
+
+            rows.append(("expected targeting error", targeting_text(targeting)))
     rows.append(("build / solve seconds", f"{summary['build_seconds']:.2f} / {summary['solve_seconds']:.2f}"))
     if summary.get("message"):
         rows.append(("note", summary["message"]))

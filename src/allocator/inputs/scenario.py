@@ -104,6 +104,10 @@ class Policy(_Strict):
     # county floors: every county a source may pay gets at least this share of the source's spend
     county_floor_share: dict[str, Share] = {}
     equity: Equity = Equity()  # equity rules and their price (Equity)
+    # weigh each household's exits in the objective by its households.poverty_probability q
+    # (targeting error: money spent on a household that is not poor buys no exit); the county
+    # exit rows and annual targets stay on the registered households, unweighted
+    targeting_weights: bool = False
 
     @field_validator("min_category_share", "max_category_share")
     @classmethod

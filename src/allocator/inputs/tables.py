@@ -166,6 +166,9 @@ SPECS: dict[str, TableSpec] = {
             Column("size", "int", minimum=1),
             Column("registered_poor", "bool"),
             Column("baseline_exit_probability", "float", **PROB),
+            # the chance the household is truly poor (targeting error; empty or absent: 1); it
+            # weighs the household's exits in the objective only with policy.targeting_weights
+            Column("poverty_probability", "float", required=False, allow_empty=True, default=np.nan, **PROB),
         ),
         key=("household_id",),
     ),

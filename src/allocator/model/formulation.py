@@ -24,8 +24,13 @@ Objective (``Formulation.model``): maximise the plan's value minus a shortfall p
 V - penalty * (sum_c s_c + sum_k s_k), where V = sustained exits (each household's
 ``sustained_probability`` when its exit counts by the deadline, else its baseline) plus
 ``policy.earliness_weight`` x the expected household-years out of poverty at the year-ends
-start..deadline. The penalty is above every possible gain in V (one household of shortfall
-outweighs everything else), so the least total shortfall comes first, then sustained exits,
+start..deadline; with ``policy.targeting_weights`` each household's part of V is weighed by
+its ``poverty_probability`` q (a household poor with probability q contributes q x its exit
+gain: money spent on a household that is not poor buys no exit). The county exit rows, the
+annual targets and the exit-rate rows stay on the registered households, unweighted: the
+registered poor count is the official yardstick for taking off the hat. The penalty is
+above every possible gain in V (one household of shortfall outweighs everything else), so
+the least total shortfall comes first, then sustained exits,
 with earlier exits worth a little more. The exact method solves the lexicographic objective
 in two stages instead (:meth:`Formulation.shortfall_model`, then
 :meth:`Formulation.exits_model` with total shortfall capped).
@@ -215,6 +220,8 @@ class Formulation:
         if weight:
             for t in range(len(p.years)):
                 value = value + weight * self.x_exit_at(t)
+        if p.policy.targeting_weights:  # a household poor with probability q gains q x its exits
+            value = value * p.household_weight[self.x_household]
         return value
 
     def unstartable_mandatory(self) -> np.ndarray:
@@ -715,6 +722,10 @@ def total_shortfall(fm: Formulation) -> Block:
 def baseline_value(p: Problem) -> float:
     """The plan's value V with no package: baseline exits, plus the earliness weight times
     the baseline household-years out of poverty."""
+    if p.policy.targeting_weights:  # each household's part weighed by its poverty probability q
+        q = p.household_weight
+        years = float((p.baseline_at(np.arange(len(p.years))) * q).sum()) if len(p.household_ids) else 0.0
+        return float(p.household_baseline @ q) + p.policy.earliness_weight * years
     years = float(p.baseline_at(np.arange(len(p.years))).sum()) if len(p.household_ids) else 0.0
     return float(p.household_baseline.sum()) + p.policy.earliness_weight * years
 

@@ -98,6 +98,17 @@ class Problem:
     target_county_ok: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     pkg_practice: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the standard package
     keep: Keep | None = None  # a re-plan's stability option (allocator.manage.replan), or none
+    # each registered household's chance to be truly poor (households.poverty_probability,
+    # empty or absent: 1); the objective weight is this with policy.targeting_weights, else 1
+    household_poverty: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def household_weight(self) -> np.ndarray:
+        """Each household's weight in the objective: its poverty probability q when
+        ``policy.targeting_weights`` is on, else 1 (the registry taken as certain)."""
+        if self.policy.targeting_weights and len(self.household_poverty) == len(self.household_ids):
+            return self.household_poverty
+        return np.ones(len(self.household_ids))
 
     @property
     def start_year(self) -> int:
@@ -286,7 +297,15 @@ def build_problem(tables: dict[str, pd.DataFrame], *, name: str, start_year: int
         pers_hours=personnel["hours"].to_numpy(dtype=float)[keep_pers],
         target_region=target_region, target_year=target_year, target_share=target_share,
         target_county_ok=target_ok, pkg_practice=pkg_rows["practice"].to_numpy(dtype=bool),
+        household_poverty=poverty_probability(poor),
     )
+
+
+def poverty_probability(households: pd.DataFrame) -> np.ndarray:
+    """The ``poverty_probability`` column of ``households`` with empty cells (or no column) as 1."""
+    if "poverty_probability" not in households.columns:
+        return np.ones(len(households))
+    return pd.to_numeric(households["poverty_probability"], errors="coerce").fillna(1.0).to_numpy(dtype=float)
 
 
 def _targets(targets: pd.DataFrame, policy: Policy, regions: pd.DataFrame, county_ids: np.ndarray,

@@ -26,7 +26,8 @@ BASELINES_FOLDER = "baselines"  # the usual rules' plans, one plan folder each
 MARGINAL_VALUES = "marginal_values.csv"  # what one more unit of each resource is worth (allocator.optimize.marginal)
 COLUMNS = {
     "households": ["household_id", "village_id", "county_id", "package_id", "category", "start_year", "cost",
-                   "exit_probability", "sustained_probability", "exit_year", "responsible_cadre_id"],
+                   "exit_probability", "sustained_probability", "exit_year", "responsible_cadre_id",
+                   "poverty_probability"],
     "projects": ["village_id", "project_id", "category", "start_year", "cost", "mandatory"],
     "funding": ["source_id", "county_id", "category", "year", "amount"],
     "counties": ["county_id", "registered_poor", "expected_exits", "expected_incidence", "threshold",
@@ -161,6 +162,7 @@ def households_table(fm: Formulation, chosen_x: np.ndarray, exits: np.ndarray) -
         "sustained_probability": np.where(counted, p.pkg_sustained[safe], p.household_baseline),
         "exit_year": pd.Series(p.start_year + exit_year, dtype="Int64").mask(~counted),
         "responsible_cadre_id": "",
+        "poverty_probability": p.household_poverty if len(p.household_poverty) == H else np.ones(H),
     })
 
 
@@ -335,12 +337,20 @@ def make_plan(fm: Formulation, x: np.ndarray | None, summary: dict) -> Plan:
     sustained = float(households["sustained_probability"].sum())
     household_years = float(exits.sum())
     value = sustained + p.policy.earliness_weight * household_years
+    # expected exits of households truly poor: each weighed by its poverty probability (reported
+    # whether or not policy.targeting_weights puts the weights in the objective)
+    q = p.household_poverty if len(p.household_poverty) == len(p.household_ids) else np.ones(len(p.household_ids))
+    weighted = float(exits[:, -1] @ q) if len(q) else 0.0
+    if p.policy.targeting_weights:  # the objective's value: each household's part x its poverty probability
+        value = float(households["sustained_probability"].to_numpy(dtype=float) @ q) \
+            + p.policy.earliness_weight * float((exits.sum(axis=1) @ q) if len(q) else 0.0)
     county_short = float(counties["shortfall_households"].sum())
     target_short = target_shortfalls(p, exits)
     shortfall = county_short + float(target_short.sum())
     scenario_path = path[path["region_id"] == ""]
     summary.update(
         expected_exits=expected,
+        weighted_expected_exits=weighted,
         sustained_exits=sustained,
         sustained_share=sustained / expected if expected > 0 else None,
         household_years=household_years,
@@ -356,6 +366,7 @@ def make_plan(fm: Formulation, x: np.ndarray | None, summary: dict) -> Plan:
         projects_built=int(len(chosen_y)),
         budget_use=budget_use(fm, funding),
         equity=equity_facts(p, counties),
+        targeting=targeting_facts(p),
         path=[{"year": int(r.year), "expected_poor": float(r.expected_poor),
                "share": float(r.expected_poor) / max(int(r.registered_poor), 1),
                "target": None if pd.isna(r.target) else float(r.target),
@@ -363,6 +374,38 @@ def make_plan(fm: Formulation, x: np.ndarray | None, summary: dict) -> Plan:
               for r in scenario_path.itertuples()],
     )
     return Plan(summary, households, projects_table(fm, chosen_y), funding, counties, path)
+
+
+def targeting_facts(p: Problem) -> dict:
+    """The registry's expected targeting errors from ``poverty_probability`` q: inclusion, the
+    sum over registered households of 1 - q (registered but probably not poor), and its share
+    of the registered; exclusion, the sum of q over the households table's non-registered
+    households with a probability above 0 (not registered but probably poor), and its share of
+    the expected poor; null when the table holds no such probability (identify writes them for
+    its edge households)."""
+    q = p.household_poverty if len(p.household_poverty) == len(p.household_ids) else np.ones(len(p.household_ids))
+    inclusion = float((1.0 - q).sum())
+    registered = len(q)
+    facts = {"weights": bool(p.policy.targeting_weights),
+             "expected_inclusion_error": inclusion,
+             "expected_inclusion_error_share": inclusion / registered if registered else None,
+             "expected_exclusion_error": None, "expected_exclusion_error_share": None, "note": None}
+    households = p.tables.get("households") if p.tables else None
+    others = None
+    if households is not None and "poverty_probability" in households.columns:
+        outside = households[~households["registered_poor"].to_numpy(dtype=bool)]
+        values = pd.to_numeric(outside["poverty_probability"], errors="coerce").to_numpy(dtype=float)
+        values = values[~np.isnan(values)]
+        others = values[values > 0] if len(values) else None
+    if others is None:
+        facts["note"] = ("no poverty_probability for households outside the registry: the expected "
+                         "exclusion error is unknown")
+        return facts
+    exclusion = float(others.sum())
+    expected_poor = float(q.sum()) + exclusion
+    facts["expected_exclusion_error"] = exclusion
+    facts["expected_exclusion_error_share"] = exclusion / expected_poor if expected_poor > 0 else None
+    return facts
 
 
 EQUITY_TOL = 1e-6  # exit rates, and yuan per registered poor household, within solver tolerance

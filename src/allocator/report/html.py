@@ -457,6 +457,21 @@ def _equity_section(plan: Plan) -> str:
     return head + f"<ul>{items}</ul>"
 
 
+def _targeting_section(plan: Plan) -> str:
+    """The registry's expected targeting errors (summary.json ``targeting``) and whether the
+    objective weighs exits by the households' poverty probability."""
+    facts = plan.summary.get("targeting") or {}
+    if not facts.get("expected_inclusion_error") and facts.get("expected_exclusion_error") is None:
+        return ""
+    from allocator.report.titles import targeting_text
+
+    weights = tr("Exits are weighed by each household's poverty probability (policy.targeting_weights).") \
+        if facts.get("weights") else tr("Exits are not weighed by the poverty probability: every registered "
+                                       "household counts as poor (policy.targeting_weights is off).")
+    return (_heading("Targeting error") + "<p>" + _esc(tr("Expected targeting error: {text}.").format(
+        text=targeting_text(facts))) + " " + _esc(weights) + "</p>")
+
+
 def _monitor_section(folder: Path) -> str:
     """The plan-against-actual section, from ``allocator monitor``'s self-describing monitor.json."""
     summary = json.loads((folder / "monitor.json").read_text())
@@ -655,7 +670,7 @@ def _build(plan_dir: str | Path, compare_with: str | Path | None, context: PlanC
                          within=near_households)) + "</p>"),
                   _near_line_section(context.folder, near_yuan, context.tables),
                   _asset_section(context),
-                  _equity_section(plan),
+                  _equity_section(plan), _targeting_section(plan),
                   _heading("Money spent"), _png(money_by_year(plan.funding)),
                   _png(money_by_year(plan.funding, by="source_id")),
                   _table(spend.reset_index(), money=tuple(spend.columns)),

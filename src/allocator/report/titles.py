@@ -190,3 +190,15 @@ def unsolved_sentence(name: str) -> str:
 def title(key: str) -> str:
     """The title of a column (or any :data:`TITLES` key) in the language in use; an unknown key as it is."""
     return tr(TITLES.get(key, key))
+
+
+def targeting_text(targeting: dict) -> str:
+    """The plan's expected inclusion and exclusion errors (summary.json ``targeting``) in a line."""
+    def share(key: str) -> str:
+        return tr("n/a") if targeting.get(key) is None else format(targeting[key], ".1%")
+    exclusion = targeting.get("expected_exclusion_error")
+    return tr("inclusion {inclusion} households ({inclusion_share}), exclusion {exclusion}").format(
+        inclusion=f"{targeting.get('expected_inclusion_error') or 0.0:,.1f}",
+        inclusion_share=share("expected_inclusion_error_share"),
+        exclusion=tr("n/a") if exclusion is None else tr("{count} households ({share})").format(
+            count=f"{exclusion:,.1f}", share=share("expected_exclusion_error_share")))

@@ -510,6 +510,14 @@ def _baseline(frame: pd.DataFrame, catalog: Catalog, line: float) -> np.ndarray:
     return np.round(np.clip(income * ~gaps.any(axis=1) * (1 - risk), 0.0, 1.0), 4)
 
 
+def _poverty_probability(cards: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """identify's ``poverty_probability`` of each household of ``frame`` (empty when absent)."""
+    if "poverty_probability" not in cards.columns:
+        return np.full(len(frame), np.nan)
+    q = pd.Series(cards["poverty_probability"].to_numpy(dtype=float), index=cards["household_id"].to_numpy())
+    return q.reindex(frame["household_id"].to_numpy()).to_numpy(dtype=float)
+
+
 def build_candidates(ident: Identification, households_raw: pd.DataFrame, regions: pd.DataFrame,
                      funds: pd.DataFrame, personnel: pd.DataFrame, catalog: Catalog, *, basis: str,
                      data_year: int, start_year: int, deadline_year: int, line_deadline: float,
@@ -588,7 +596,8 @@ def build_candidates(ident: Identification, households_raw: pd.DataFrame, region
 
     households = pd.DataFrame({"household_id": frame["household_id"].to_numpy(),
                                "village_id": frame["village_id"].to_numpy(), "size": frame["size"].to_numpy(),
-                               "registered_poor": planned, "baseline_exit_probability": baseline})
+                               "registered_poor": planned, "baseline_exit_probability": baseline,
+                               "poverty_probability": _poverty_probability(ident.cards, frame)})
     tables = {"regions": regions, "villages": villages, "households": households, "packages": packages,
               "projects": projects, "funds": funds, "personnel": personnel,
               "targets": targets if targets is not None else empty_table(SPECS["targets"])}
