@@ -163,35 +163,25 @@ def test_the_price_can_be_estimated_from_row_prices_or_skipped(tables, solve_che
     assert off.summary["price_of_fairness"] == {} and off.summary["equity"]["rules"] == ["county_floor_per_poor"]
 
 
-def test_lp_fix_retries_from_an_lp_with_room_for_the_equity_rules(tables):
+@pytest.mark.parametrize("fallback, equity, note", [
+    (equity_room, {"max_exit_rate_spread": 0.1}, "room for rounding"),
+    (equity_first, {"max_exit_rate_spread": 0.1}, "equity rules first"),
+    (equity_first, {"county_floor_per_poor": 1500}, "equity rules first")])
+def test_lp_fix_falls_back_to_plans_that_keep_the_equity_rules(tables, fallback, equity, note):
     """When the MIP over the LP's fractional rest has no plan (the LP sits on the spread cap or a
-    floor), lp-fix solves it again from an LP with the cap tightened and the floors raised: that
-    second try keeps every row."""
-    policy = Policy(equity={"max_exit_rate_spread": 0.1})
-    fm = formulate(build_problem(money(tables, 0.5), name="t", start_year=2016, deadline_year=2018, policy=policy))
+    floor), lp-fix tries again: from an LP with the cap tightened and the floors raised
+    (``equity_room``), then, before the whole MIP, from a plan with the equity rules as the
+    objective (``equity_first``: even rates, money spent; a heuristic: with both rules on this
+    tiny case it finds none, and the whole MIP decides). Each keeps every row and is worth the
+    usual objective's value."""
+    fm = formulate(build_problem(money(tables, 0.5), name="t", start_year=2016, deadline_year=2018,
+                                 policy=Policy(equity=equity)))
     assert has_equity_rows(fm)
     failed = SolveResult(Status.ERROR, raw_status="no plan", backend="highs")
     notes: list[str] = []
-    result = equity_room(fm, get_backend("highs"), SolveOptions(), time.perf_counter(), lambda *a, **k: None, {},
-                         notes, failed)
-    assert result.status.has_solution and "room for rounding" in notes[-1]
-    m = fm.model
-    activity = m.A @ result.x
-    assert (activity >= m.row_lo - 1e-6).all() and (activity <= m.row_hi + 1e-6).all()
-
-
-@pytest.mark.parametrize("equity", [{"max_exit_rate_spread": 0.1}, {"county_floor_per_poor": 1500}])
-def test_lp_fix_falls_back_to_an_equity_first_plan(tables, equity):
-    """The last try before the whole MIP: a plan with the equity rules as the objective (even
-    rates, money spent), which keeps every row and is worth the usual objective's value (a
-    heuristic: with both rules on this tiny case it finds none, and the whole MIP decides)."""
-    fm = formulate(build_problem(money(tables, 0.5), name="t", start_year=2016, deadline_year=2018,
-                                 policy=Policy(equity=equity)))
-    failed = SolveResult(Status.ERROR, raw_status="no plan", backend="highs")
-    notes: list[str] = []
-    result = equity_first(fm, get_backend("highs"), SolveOptions(), time.perf_counter(), lambda *a, **k: None, {},
-                          notes, failed)
-    assert result.status.has_solution and "equity rules first" in notes[-1]
+    result = fallback(fm, get_backend("highs"), SolveOptions(), time.perf_counter(), lambda *a, **k: None, {},
+                      notes, failed)
+    assert result.status.has_solution and note in notes[-1]
     m = fm.model
     activity = m.A @ result.x
     assert (activity >= m.row_lo - 1e-6).all() and (activity <= m.row_hi + 1e-6).all()

@@ -240,6 +240,20 @@ def has_equity_rows(fm: Formulation) -> bool:
     return rows > 0
 
 
+def _lp_then_fix(fm: Formulation, model, solver, options: SolveOptions, started: float, phases: dict,
+                 name: str) -> SolveResult | str:
+    """``model``'s LP relaxation, then the MIP of ``fm`` over the columns it leaves fractional
+    (phases ``name``_lp and ``name``_mip); the LP's status when it is not optimal."""
+    lp = solver.solve(model.relaxed(), lp_options(solver, options, started))
+    phases[f"{name}_lp"] = round(lp.solve_seconds, 4)
+    if lp.status != Status.OPTIMAL:
+        return lp.status.value
+    sub = solve_restricted(fm, solver, lp.x, free_columns(fm, lp.x),
+                           dataclasses.replace(options, time_limit=time_left(options, started)))
+    phases[f"{name}_mip"] = round(sub.solve_seconds, 4)
+    return sub
+
+
 def equity_room(fm: Formulation, solver, options: SolveOptions, started: float, progress: ProgressCallback,
                 phases: dict, notes: list[str], failed: SolveResult) -> SolveResult:
     """A second MIP over the fractional rest, from the LP relaxation with room for rounding: the
@@ -253,16 +267,11 @@ def equity_room(fm: Formulation, solver, options: SolveOptions, started: float, 
     row_lo[floors] = row_lo[floors] * (1.0 + EQUITY_ROOM / 5)
     row_hi[spread] = row_hi[spread] * (1.0 - EQUITY_ROOM)
     progress("MIP over the fractional rest has no plan: LP relaxation with room for the equity rules")
-    roomy = dataclasses.replace(model, row_lo=row_lo, row_hi=row_hi).relaxed()
-    lp = solver.solve(roomy, lp_options(solver, options, started))
-    phases["equity_room_lp"] = round(lp.solve_seconds, 4)
-    if lp.status != Status.OPTIMAL:
-        notes.append(f"the LP with room for the equity rules ended {lp.status.value}")
+    roomy = dataclasses.replace(model, row_lo=row_lo, row_hi=row_hi)
+    sub = _lp_then_fix(fm, roomy, solver, options, started, phases, "equity_room")
+    if isinstance(sub, str):
+        notes.append(f"the LP with room for the equity rules ended {sub}")
         return failed
-    free = free_columns(fm, lp.x)
-    sub = solve_restricted(fm, solver, lp.x, free, dataclasses.replace(options, time_limit=time_left(options,
-                                                                                                     started)))
-    phases["equity_room_mip"] = round(sub.solve_seconds, 4)
     notes.append("the MIP over the fractional rest had no plan: it was solved again from an LP with room for "
                  f"rounding the equity rules (spread cap {1 - EQUITY_ROOM:.0%} of its value, floors "
                  f"{1 + EQUITY_ROOM / 5:.0%})" + ("" if sub.status.has_solution else ", without a plan either"))
@@ -285,15 +294,10 @@ def equity_first(fm: Formulation, solver, options: SolveOptions, started: float,
         c[fm.f_cols] = 1.0 / max(float(fm.problem.fund_amount.sum()), 1.0)
     stage = dataclasses.replace(fm, model=dataclasses.replace(fm.model, c=c, offset=0.0), penalty=0.0)
     progress("no plan yet: a plan with the equity rules first (even rates, money spent)")
-    lp = solver.solve(stage.model.relaxed(), lp_options(solver, options, started))
-    phases["equity_first_lp"] = round(lp.solve_seconds, 4)
-    if lp.status != Status.OPTIMAL:
-        notes.append(f"the equity-first LP ended {lp.status.value}")
+    sub = _lp_then_fix(stage, stage.model, solver, options, started, phases, "equity_first")
+    if isinstance(sub, str):
+        notes.append(f"the equity-first LP ended {sub}")
         return failed
-    free = free_columns(stage, lp.x)
-    sub = solve_restricted(stage, solver, lp.x, free, dataclasses.replace(options, time_limit=time_left(options,
-                                                                                                       started)))
-    phases["equity_first_mip"] = round(sub.solve_seconds, 4)
     if not sub.status.has_solution:
         notes.append("the equity-first plan was not found either")
         return failed
