@@ -257,7 +257,8 @@ def test_prices_and_improvement_rounds_report_seconds_of_their_budget():
     allocator.solve_problem(problem, SolverSettings(method="decompose", time_limit=10, mip_gap=0.0), progress=seen)
     prices, rounds = seen.of("prices"), seen.of("improvement round")
     check_timed(prices)
-    assert prices[0]["budget"] == pytest.approx(4.0)  # PRICING_SHARE of the time limit
+    # PRICING_SHARE of the time limit, less the greedy rule's plan (decompose's start) made within it
+    assert 3.0 < prices[0]["budget"] <= 4.0
     steps = [r["step"] for r in prices]
     assert steps == sorted(steps) and steps[-1] <= MAX_ITERATIONS and prices[-1]["seconds"] <= 4.0 + 1.0
     check_timed(rounds)

@@ -22,7 +22,7 @@ def tiny() -> dict[str, pd.DataFrame]:
 
 # optional contract columns the canonical presets leave out (their defaults apply)
 UNDRAWN = ("hat_off_year", "sustained_probability", "earned_share", "safety_net_share", "cost_by_category",
-           "carry_over_years", "min_spend_share", "practice")
+           "carry_over_years", "min_spend_share", "practice", "poverty_probability")
 
 
 @pytest.fixture(scope="module")

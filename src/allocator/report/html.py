@@ -52,6 +52,7 @@ from allocator.report.titles import (
     shortfall_proven_least,
     shown,
     status_words,
+    targeting_text,
     title,
     unsolved_sentence,
     yuan,
@@ -463,8 +464,6 @@ def _targeting_section(plan: Plan) -> str:
     facts = plan.summary.get("targeting") or {}
     if not facts.get("expected_inclusion_error") and facts.get("expected_exclusion_error") is None:
         return ""
-    from allocator.report.titles import targeting_text
-
     weights = tr("Exits are weighed by each household's poverty probability (policy.targeting_weights).") \
         if facts.get("weights") else tr("Exits are not weighed by the poverty probability: every registered "
                                        "household counts as poor (policy.targeting_weights is off).")
