@@ -330,8 +330,8 @@ def _summarise(context: PlanContext, inputs: RiskInputs, samples: dict, *, draws
     names = region_names(context.tables)
     planned = plan.counties.set_index("county_id") if len(plan.counties) else pd.DataFrame()
     hat_stats = _stats(hat) if C else {k: np.zeros(0) for k in ("mean", "p10", "p50", "p90")}
-    nominal_hat = inputs.registered - np.array([inputs.exits[inputs.county == c, inputs.hat_off[c]].sum()
-                                                for c in range(C)]) if C else np.zeros(0)
+    out_at_hat_off = inputs.exits[np.arange(H), inputs.hat_off[inputs.county]] if H else np.zeros(0)
+    nominal_hat = inputs.registered - np.bincount(inputs.county, weights=out_at_hat_off, minlength=C)
     counties = pd.DataFrame({
         "county_id": p.county_ids.astype(str),
         "county_name": [names.get(str(c), "") for c in p.county_ids],
