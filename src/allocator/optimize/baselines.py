@@ -36,7 +36,7 @@ from allocator.model.problem import Problem
 from allocator.optimize.decompose import Flows
 from allocator.optimize.repair import TOL, PlanRows, drop_unused_projects, prerequisites_met, repair
 from allocator.plan.plan import Plan, make_plan
-from allocator.solvers.highs import equilibrate, silence_banner, to_highs_lp
+from allocator.solvers.highs import silence_banner, to_highs_lp, equilibrate
 
 BASELINES = ("proportional", "greedy", "practice")
 BASELINE_ROUNDS = 200  # fill rounds: a household whose best package is refused proposes its next one
@@ -259,20 +259,14 @@ def _practice(fm: Formulation, flows: Flows, allowed: np.ndarray, priority: np.n
 
 
 def baseline_plan(fm: Formulation, rule: str) -> Plan:
-    """The plan of one usual rule (:func:`baseline_vector`)."""
-    return make_plan(fm, *baseline_vector(fm, rule))
-
-
-def baseline_vector(fm: Formulation, rule: str) -> tuple[np.ndarray | None, dict]:
-    """The solution vector of one usual rule (``proportional``, ``greedy`` or ``practice``) on this model.
+    """The plan of one usual rule (``proportional``, ``greedy`` or ``practice``) on this model.
 
     Every household first takes the package the rule prefers (greedy: most exit probability
     per yuan; proportional: its best package), with every project built in its first year;
     the repair then drops what the (county's share of the) money and the hours cannot carry
     — greedy the least cost-effective first, proportional the latest in registry order — and
     fills what is left in the rule's order. Practice goes year by year (:func:`_practice`),
-    dropping the households served last where the money is short. With the plan's summary
-    (None and the reason when the rule finds no plan)."""
+    dropping the households served last where the money is short."""
     if rule not in BASELINES:
         raise ValueError(f"unknown baseline {rule!r}; expected one of {', '.join(BASELINES)}")
     p = fm.problem
@@ -298,28 +292,28 @@ def baseline_vector(fm: Formulation, rule: str) -> tuple[np.ndarray | None, dict
                         fill_rounds=BASELINE_ROUNDS, rows=rows, pays_in_full=full)
     except ValueError as exc:
         summary.update(status="infeasible", message=f"the {rule} rule finds no plan: {exc}")
-        return None, summary
+        return make_plan(fm, None, summary)
     spend = rows.spend(x, y)
     try:  # the rule's own money split pays the spend: the funding table shows the rule, not a solver's choice
         f = flows.flows_for(spend, floor=spend)
     except RuntimeError as exc:
         summary.update(status="infeasible", message=f"the {rule} rule's choices cannot be paid ({exc})")
-        return None, summary
+        return make_plan(fm, None, summary)
     if not flows.meets_rules(f):
         summary.update(status="infeasible", message=f"the {rule} rule's choices cannot be paid within the funds' "
                                                     "rules (a disbursement pace asks for more spend than they make)")
-        return None, summary
+        return make_plan(fm, None, summary)
     unpaid = spend - flows.cells @ f
     if np.any(unpaid > TOL * np.maximum(spend, 1.0)):
         summary.update(status="infeasible", message=f"the {rule} rule's choices cannot be paid "
                                                     f"({float(unpaid.max()):,.0f} yuan short in one cell)")
-        return None, summary
+        return make_plan(fm, None, summary)
     vector = np.zeros(fm.model.num_cols)
     vector[x] = 1.0
     vector[fm.nx + y] = 1.0
     vector[fm.f_cols] = f
     summary.update(status="feasible", message=f"the {rule} rule (a heuristic baseline; nothing is proven)")
-    return vector, summary
+    return make_plan(fm, vector, summary)
 
 
 def money_idle(summary: dict) -> float | None:

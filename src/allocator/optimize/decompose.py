@@ -671,17 +671,15 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
     except ValueError as exc:
         failure = f"the relaxed plan could not be repaired: {exc}"
     phases["repair"] = round(time.perf_counter() - repair_started, 4)
-
-    def reached(phase: str, plan: SolveResult) -> None:
-        progress(phase, **fm.headline(plan.x), gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
-
-    if failure is None:
-        reached("repaired plan", plan)
-    if incumbent is not None and (better := better_start(fm, solver, None if failure else plan, incumbent,
-                                                         options)) is not None:
-        plan, failure = better, None
-        notes.append("the greedy rule's plan was better than the repaired relaxed plan: the search went on from it")
-        reached("greedy rule's plan, better: the start", plan)
+    start = "repaired plan"
+    if incumbent is not None:
+        if failure is None:
+            progress(start, **fm.headline(plan.x))
+        better = better_start(fm, solver, None if failure is not None else plan, incumbent, options)
+        if better is not None:
+            plan, failure, start = better, None, "greedy rule's plan, better: the start"
+            notes.append("the greedy rule's plan was better than the repaired relaxed plan: the search went on "
+                         "from it")
     if failure is not None:  # a heuristic's failure proves nothing: the whole MIP decides, in the time left
         progress("repair failed; solving the whole MIP", reason=failure)
         # presolve off: HiGHS 1.16's MIP presolve ignored a 60 s limit for 4 minutes on the default
@@ -695,6 +693,7 @@ def solve_decompose(fm: Formulation, backend: str, options: SolveOptions, progre
         return Outcome(whole, bound if whole.status.has_solution else None, phases,
                        notes + [failure, "the whole MIP was solved instead"], prices, row_prices=rows,
                        price_method=LAGRANGIAN)
+    progress(start, **fm.headline(plan.x), gap=(pricing.bound - plan.objective) / max(abs(plan.objective), 1.0))
     plan = advance_plan(fm, flows, plan, solver, options, started, progress, phases, notes)
     plan = county_plans(fm, pricing.point, plan, solver, options, started, progress, phases, notes, client)
     plan = improve_by_county(fm, plan, pricing.point, pricing.bound, solver, options, started, progress, phases,

@@ -21,7 +21,7 @@ from allocator.inputs.scenario import Scenario, SolverSettings
 from allocator.model.formulation import Formulation, formulate
 from allocator.model.problem import Problem, build_problem
 from allocator.model.size import MODEL_MEMORY_LIMIT, ModelSize, estimate_size
-from allocator.optimize.baselines import BASELINES, baseline_plan, baseline_vector, compare_baselines, not_applicable
+from allocator.optimize.baselines import BASELINES, baseline_plan, compare_baselines, not_applicable
 from allocator.optimize.decompose import solve_decompose
 from allocator.optimize.equity import (
     ESTIMATED,
@@ -147,9 +147,9 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
             if method_name == "decompose" and not_applicable(fm, "greedy") is None:
                 progress("greedy rule's plan: a start for decompose")
                 rule_started = time.perf_counter()
-                greedy = baseline_vector(fm, "greedy")
-                if greedy[0] is not None:
-                    from_rule["incumbent"] = greedy[0]
+                greedy = baseline_plan(fm, "greedy")
+                if greedy.summary.get("expected_exits") is not None:
+                    from_rule["incumbent"] = plan_vector(fm, greedy)
                 if options.time_limit is not None:  # its seconds count in the method's time limit
                     options = dataclasses.replace(options, time_limit=max(
                         options.time_limit - (time.perf_counter() - rule_started), 1.0))
@@ -213,8 +213,7 @@ def solve_problem(problem: Problem, settings: SolverSettings, *, progress: Progr
     if baselines:
         skipped = {rule: why for rule in BASELINES if (why := not_applicable(fm, rule))}
         for rule in (r for r in BASELINES if r not in skipped):
-            plan.baselines[rule] = make_plan(fm, *greedy) if rule == "greedy" and greedy is not None \
-                else baseline_plan(fm, rule)
+            plan.baselines[rule] = greedy if rule == "greedy" and greedy is not None else baseline_plan(fm, rule)
             plan.baselines[rule].summary["manifest"] = {**plan.summary["manifest"], "method": f"baseline:{rule}"}
             progress(f"baseline {rule}", expected_exits=plan.baselines[rule].summary.get("expected_exits"),
                      counties_on_schedule=plan.baselines[rule].summary.get("counties_on_schedule"))
